@@ -1,0 +1,57 @@
+//! The foundation shared by the ipc-rs crates: one error type, validated names for named
+//! objects, creation modes and permissions, deadlines, and the message traits.
+//!
+//! Every mechanism crate (`ipc-pipe`, `ipc-socket`, `ipc-shm`, `ipc-sem`, `ipc-mq`,
+//! `ipc-signal`) re-exports what it uses from here, so most programs never name this crate.
+//! Depend on it directly to write code that is generic over mechanisms, through
+//! [`MessageSender`] and [`MessageReceiver`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use ipc_core::{CreationMode, Deadline, Error, IpcName, Permissions};
+//!
+//! // A name for a new object that no other process is using.
+//! let name = IpcName::unique("example")?;
+//! assert!(name.as_str().starts_with("/example-"));
+//!
+//! // The defaults are the safe choices: exclusive creation, owner-only access.
+//! assert_eq!(CreationMode::default(), CreationMode::CreateExclusive);
+//! assert_eq!(Permissions::default().mode(), 0o600);
+//!
+//! // A blocking call retries EINTR against one deadline.
+//! let deadline = Deadline::after(Duration::from_secs(1));
+//! let got = deadline.retry(|_left| Ok::<_, Error>(7))?;
+//! assert_eq!(got, 7);
+//!
+//! // Errors name the call and the object, and convert to `std::io::Error`.
+//! let err = Error::from_raw_os_error("shm_open", libc::ENOENT).with_subject(&name);
+//! assert!(err.to_string().starts_with("shm_open(/example-"));
+//! let io: std::io::Error = err.into();
+//! assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+//! # Ok::<(), ipc_core::Error>(())
+//! ```
+//!
+//! # Linux specifics
+//!
+//! POSIX shared-memory objects and semaphores live in `/dev/shm` (a semaphore `/x` is the file
+//! `sem.x`); message queues live in the `mqueue` file system, usually mounted at
+//! `/dev/mqueue`. [`IpcName`] accepts names that work for all three.
+//!
+//! # Safety model
+//!
+//! This crate contains no `unsafe` code. The mechanism crates keep theirs in private `sys`
+//! modules and treat anything a peer process writes as untrusted input.
+
+#![deny(unsafe_code)]
+
+mod deadline;
+mod error;
+mod message;
+mod mode;
+mod name;
+
+pub use deadline::{Clock, Deadline, retry_eintr};
+pub use error::{Error, Limit, Result, SyscallReturn, cvt};
+pub use message::{MessageReceiver, MessageSender};
+pub use mode::{Access, CreationMode, OpenIntent, Opened, Permissions, Unlink, UnlinkOnDrop};
+pub use name::IpcName;

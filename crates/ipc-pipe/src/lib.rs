@@ -1,0 +1,6 @@
+//! Anonymous pipes, named FIFOs, duplex pairs, message framing and zero-copy splice.
+//!
+//! **Not built yet.** This crate is a placeholder in the ipc-rs workspace and has no public
+//! API; see its README for the plan. It re-exports nothing, so depending on it gives nothing.
+
+#![deny(unsafe_code)]
