@@ -112,7 +112,7 @@ impl IpcName {
             // Fold the seconds into the nanoseconds so that the nonce changes every
             // nanosecond and does not repeat for centuries.
             let folded = now.as_secs().wrapping_mul(1_000_000_007) ^ u64::from(now.subsec_nanos());
-            (folded ^ (folded >> 32)) as u32
+            u32::try_from((folded ^ (folded >> 32)) & 0xffff_ffff).unwrap_or_default()
         });
         let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let prefix = prefix.strip_prefix('/').unwrap_or(prefix);

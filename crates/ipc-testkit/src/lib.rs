@@ -1,1 +1,99 @@
-//! placeholder
+//! The ipc-rs test kit: two-process tests, unique names, deadlines, leak checks, signal
+//! storms and privilege dropping. Every crate of the workspace tests with it.
+//!
+//! A two-process test re-executes its own test binary in a *peer role*. Declare the roles
+//! once at the root of the test crate, then start peers from any test:
+//!
+//! ```no_run
+//! // tests/it/main.rs
+//! use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult};
+//!
+//! ipc_testkit::peer_roles! {
+//!     "echo" => echo,
+//! }
+//!
+//! fn echo(ctx: &mut PeerContext) -> PeerResult {
+//!     let greeting = ctx.arg(0)?.to_owned();
+//!     ctx.ready_with(&greeting)?;
+//!     let line = ctx.recv()?;
+//!     ctx.send(&line)?;
+//!     Ok(())
+//! }
+//!
+//! #[test]
+//! fn echoes() {
+//!     let _guard = LeakGuard::new();
+//!     let mut peer = Peer::spawn("echo", &["hello"]);
+//!     assert_eq!(peer.ready_payload(), "hello");
+//!     peer.send("ping").unwrap();
+//!     assert_eq!(peer.recv().unwrap(), "ping");
+//!     peer.wait_success().unwrap();
+//! }
+//! ```
+//!
+//! Rules the kit enforces or makes easy:
+//!
+//! - no `fork` in the multi-threaded test harness: peers are new processes (`exec`);
+//! - no sleeping as a handshake: the peer says it is ready over a pipe;
+//! - every wait has a deadline ([`test_timeout`], scaled by `IPC_TEST_TIMEOUT_SCALE`), and a
+//!   peer that misses it is killed and its output shown;
+//! - a peer never outlives its test: killed on drop, and by the kernel when the test thread
+//!   ends;
+//! - names are unique across threads and processes ([`unique_name`]) and nothing is left
+//!   behind ([`LeakGuard`]);
+//! - permission tests run the peer as `nobody` ([`PeerBuilder::unprivileged`],
+//!   [`run_unprivileged`]).
+
+#![deny(unsafe_code)]
+
+mod clean;
+mod leak;
+mod lines;
+mod peer;
+mod storm;
+#[allow(unsafe_code)]
+mod sys;
+mod timeout;
+
+pub use clean::{CleanReport, PROJECT_PREFIX, clean_stale};
+pub use leak::{LeakGuard, LeakReport};
+#[doc(hidden)]
+pub use peer::__peer_entry;
+pub use peer::{
+    NOBODY, PEER_ENTRY_TEST, Peer, PeerBuilder, PeerContext, PeerError, PeerResult, Role,
+    run_unprivileged,
+};
+pub use storm::{STORM_SIGNAL, SignalStorm};
+pub use timeout::{TIMEOUT_SCALE_ENV, test_deadline, test_timeout};
+
+use ipc_core::IpcName;
+
+/// The prefix of every name the test kit makes: `ipcrs-test`.
+pub const TEST_PREFIX: &str = "ipcrs-test";
+
+/// A fresh name `/ipcrs-test-<tag>-<pid>-<nonce>-<n>` for an object of a test.
+///
+/// Prefer [`LeakGuard::name`], which also checks that the object is gone at the end.
+///
+/// # Panics
+///
+/// If `tag` contains `/` or NUL or is too long for a name: a bug in the test.
+pub fn unique_name(tag: &str) -> IpcName {
+    IpcName::unique(&format!("{TEST_PREFIX}-{tag}"))
+        .unwrap_or_else(|err| panic!("bad test name tag {tag:?}: {err}"))
+}
+
+/// Waits until the process `pid` (not necessarily a child) has exited, at most until
+/// `deadline`.
+///
+/// # Errors
+///
+/// `TimedOut` if it is still alive at the deadline; other errors of `pidfd_open`. A process
+/// that is already gone is not an error.
+pub fn wait_for_exit_of(pid: u32, deadline: ipc_core::Deadline) -> std::io::Result<()> {
+    match sys::pidfd_open(pid) {
+        Ok(pidfd) => lines::wait_readable(&pidfd, deadline),
+        Err(err) if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        Err(err) => Err(err),
+    }
+}

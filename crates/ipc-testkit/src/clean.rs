@@ -1,0 +1,112 @@
+//! Removing objects that crashed tests and benchmarks left behind.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use ipc_core::IpcName;
+
+/// The prefix of every object name the project's tests, examples and benchmarks create.
+/// [`clean_stale`] touches nothing else.
+pub const PROJECT_PREFIX: &str = "ipcrs-";
+
+/// What [`clean_stale`] found.
+#[derive(Debug, Default)]
+pub struct CleanReport {
+    /// Objects whose creator is gone and that no live process uses: removed (or, in a dry
+    /// run, to be removed).
+    pub removed: Vec<PathBuf>,
+    /// Project objects kept because their creator is alive or a process still uses them.
+    pub kept: Vec<PathBuf>,
+    /// Objects that should have been removed but could not be, with the reason.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+/// Removes the project's leftover objects from `dirs` (for example `/dev/shm`, a mounted
+/// `mqueue` file system, and the temporary directory with the tests' scratch directories).
+///
+/// An entry is removed only if all of these hold:
+///
+/// - its name (after an optional `sem.`) starts with [`PROJECT_PREFIX`];
+/// - the name has the form of [`IpcName::unique`], so it names its creator's pid;
+/// - no process with that pid exists (a pid that was reused keeps the object: safe);
+/// - no live process has it open or mapped (`/proc/*/fd`, `/proc/*/maps`), so that an
+///   object created by a crashed peer and still used by the test that started it stays.
+///
+/// With `dry_run`, nothing is removed and the report says what would be.
+///
+/// # Errors
+///
+/// Only if `/proc` cannot be read; unreadable directories in `dirs` are skipped.
+pub fn clean_stale(dirs: &[&Path], dry_run: bool) -> io::Result<CleanReport> {
+    let in_use = objects_in_use()?;
+    let mut report = CleanReport::default();
+    for dir in dirs {
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str() else {
+                continue;
+            };
+            let bare = name.strip_prefix("sem.").unwrap_or(name);
+            if !bare.starts_with(PROJECT_PREFIX) {
+                continue;
+            }
+            let Some(pid) = IpcName::creator_pid_of(bare) else {
+                continue;
+            };
+            let path = entry.path();
+            let creator_alive = Path::new(&format!("/proc/{pid}")).exists();
+            if creator_alive
+                || in_use.contains(&path)
+                || in_use.contains(Path::new(&format!("/{name}")))
+            {
+                report.kept.push(path);
+                continue;
+            }
+            if !dry_run {
+                let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+                if let Err(err) = removed {
+                    report.failed.push((path, err.to_string()));
+                    continue;
+                }
+            }
+            report.removed.push(path);
+        }
+    }
+    Ok(report)
+}
+
+/// Everything any process has open or mapped, as the paths `/proc` shows: `/dev/shm/x` for
+/// segments and semaphores, `/x` for message queues.
+fn objects_in_use() -> io::Result<BTreeSet<PathBuf>> {
+    let mut used = BTreeSet::new();
+    for process in fs::read_dir("/proc")?.flatten() {
+        let is_pid = process
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_pid {
+            continue;
+        }
+        if let Ok(fds) = fs::read_dir(process.path().join("fd")) {
+            used.extend(fds.flatten().filter_map(|fd| fs::read_link(fd.path()).ok()));
+        }
+        if let Ok(maps) = fs::read_to_string(process.path().join("maps")) {
+            for line in maps.lines() {
+                // The path is the sixth field; it may be followed by " (deleted)".
+                if let Some(path) = line.split_whitespace().nth(5) {
+                    used.insert(PathBuf::from(path));
+                }
+            }
+        }
+    }
+    Ok(used)
+}
