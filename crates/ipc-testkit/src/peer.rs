@@ -344,9 +344,9 @@ impl PeerBuilder {
                 }
                 None => Err(peer.failure(&format!("sent {line:?} before reporting ready"))),
             },
-            Ok(None) => Err(peer.failure(&format!(
-                "exited before reporting ready (is `peer_roles!` invoked at the root of the test crate?)"
-            ))),
+            Ok(None) => Err(peer.failure(
+                "exited before reporting ready (is `peer_roles!` invoked at the root of the test crate?)",
+            )),
             Err(err) if err.kind() == io::ErrorKind::TimedOut => {
                 let timeout = peer.timeout;
                 Err(peer.failure(&format!("did not report ready within {timeout:?}")))

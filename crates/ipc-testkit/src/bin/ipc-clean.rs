@@ -71,8 +71,10 @@ fn print(report: &CleanReport, dry_run: bool) {
 }
 
 fn is_mqueue(dir: &Path) -> bool {
-    const MQUEUE_MAGIC: i64 = 0x1980_0202;
-    nix::sys::statfs::statfs(dir).is_ok_and(|fs| fs.filesystem_type().0 as i64 == MQUEUE_MAGIC)
+    // The file system magic number of `mqueue`, which nix does not name.
+    const MQUEUE_MAGIC: u32 = 0x1980_0202;
+    nix::sys::statfs::statfs(dir)
+        .is_ok_and(|fs| u32::try_from(fs.filesystem_type().0) == Ok(MQUEUE_MAGIC))
 }
 
 fn mount_private_mqueue() -> Result<PathBuf, String> {
