@@ -1,1 +1,52 @@
-fn main() {}
+//! Project automation: `cargo xtask <command>`.
+//!
+//! - `test`: formatting, clippy, the whole test suite (nextest when installed) and doc tests;
+//! - `ci`: what CI runs: `test`, plus `cargo doc` with warnings denied and the benchmarks
+//!   compiled;
+//! - `bench [--quick] [runner options]`: the comparison runner (`ipc-bench-runner`);
+//! - `clean-ipc [--dry-run]`: removes objects left behind by crashed tests and benchmarks.
+//!
+//! Every command prints each step before running it and fails naming the step that failed.
+
+mod bench;
+mod ci;
+mod clean;
+mod cmd;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  test                     fmt check, clippy -D warnings, all tests, doc tests
+  ci                       test + cargo doc (warnings denied) + benchmarks compiled
+  bench [--quick] [ARGS]   run the comparison benchmark runner and print the table
+  clean-ipc [--dry-run]    remove leftover ipcrs-* objects whose creator is gone
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::FAILURE;
+    };
+    let result = match command.as_str() {
+        "test" => test::run(rest),
+        "ci" => ci::run(rest),
+        "bench" => bench::run(rest),
+        "clean-ipc" => clean::run(rest),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask {command}: FAILED: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

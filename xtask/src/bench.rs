@@ -1,0 +1,23 @@
+//! `cargo xtask bench`: the comparison runner.
+
+use crate::cmd::{cargo, step};
+
+/// Builds the runner in release mode and runs it with `args` (for example `--quick`).
+///
+/// # Errors
+///
+/// The name of the step that failed.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let mut all = vec![
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "ipc-bench",
+        "--bin",
+        "ipc-bench-runner",
+        "--",
+    ];
+    all.extend(args.iter().map(String::as_str));
+    step("bench runner", &mut cargo(&all))
+}

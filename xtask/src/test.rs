@@ -1,0 +1,59 @@
+//! `cargo xtask test`: everything a change must pass.
+
+use crate::cmd::{cargo, has_cargo_subcommand, step};
+
+/// Runs formatting, clippy, the test suite and the doc tests.
+///
+/// # Errors
+///
+/// The name of the first step that failed.
+pub fn run_steps() -> Result<(), String> {
+    step("fmt", &mut cargo(&["fmt", "--all", "--check"]))?;
+    step(
+        "clippy",
+        &mut cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    if has_cargo_subcommand("nextest") {
+        // One process per test: the leak checker can then also watch descriptors, and a
+        // hung test is killed by the slow-test limit in .config/nextest.toml.
+        step(
+            "tests (nextest)",
+            &mut cargo(&[
+                "nextest",
+                "run",
+                "--workspace",
+                "--all-targets",
+                "--profile",
+                "ci",
+            ]),
+        )?;
+    } else {
+        eprintln!("==> cargo-nextest is not installed; running the tests with cargo test");
+        step(
+            "tests",
+            &mut cargo(&["test", "--workspace", "--all-targets"]),
+        )?;
+    }
+    step("doc tests", &mut cargo(&["test", "--workspace", "--doc"]))
+}
+
+/// `cargo xtask test`.
+///
+/// # Errors
+///
+/// Unknown arguments, or the name of the step that failed.
+pub fn run(args: &[String]) -> Result<(), String> {
+    if let Some(arg) = args.first() {
+        return Err(format!("`test` takes no arguments, got `{arg}`"));
+    }
+    run_steps()?;
+    eprintln!("==> xtask test: all steps passed");
+    Ok(())
+}
