@@ -52,3 +52,41 @@ fn clean_removes_only_dead_creators_unused_objects() {
     }
     drop(in_use);
 }
+
+#[test]
+fn ipc_clean_finds_stale_queues_without_a_mounted_mqueue() {
+    use nix::mqueue::{MQ_OFlag, MqAttr, mq_close, mq_open, mq_unlink};
+    use nix::sys::stat::Mode;
+
+    let guard = LeakGuard::new();
+    let mut peer = Peer::spawn("idle", &[]);
+    let dead = peer.pid();
+    peer.kill().unwrap();
+    let name = ipc_core::IpcName::new(format!("/ipcrs-test-queue-{dead}-0000abcd-1")).unwrap();
+    guard.track(&name);
+    let attr = MqAttr::new(0, 1, 16, 0);
+    let mqd = mq_open(
+        name.as_cstr(),
+        MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_RDONLY,
+        Mode::S_IRUSR,
+        Some(&attr),
+    )
+    .unwrap();
+    mq_close(mqd).unwrap();
+
+    // A dry run, so that a concurrent test's objects are never at risk from this one.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ipc-clean"))
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("would remove ") && l.ends_with(name.file_name())),
+        "{stdout}{stderr}"
+    );
+    mq_unlink(name.as_cstr()).unwrap();
+}
