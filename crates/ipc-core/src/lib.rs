@@ -46,12 +46,16 @@
 
 mod deadline;
 mod error;
+mod frame;
 mod message;
 mod mode;
 mod name;
+mod stream;
 
 pub use deadline::{Clock, Deadline, retry_eintr};
 pub use error::{Error, Limit, Result, SyscallReturn, cvt};
+pub use frame::{DEFAULT_MAX_MESSAGE_SIZE, FRAME_HEADER_LEN, FramedReader, FramedWriter, PIPE_BUF};
 pub use message::{MessageReceiver, MessageSender};
 pub use mode::{Access, CreationMode, OpenIntent, Opened, Permissions, Unlink, UnlinkOnDrop};
 pub use name::IpcName;
+pub use stream::{ReadReady, WriteReady};

@@ -1,0 +1,68 @@
+//! Byte streams that can be used without blocking and waited on with a deadline.
+
+use std::io::{IoSlice, Read, Write};
+
+use crate::{Deadline, Result};
+
+/// A byte stream that can also read without blocking and wait for input until a deadline:
+/// a pipe, a FIFO, a stream socket. [`FramedReader`](crate::FramedReader) needs it for
+/// `try_recv` and `recv_timeout`.
+pub trait ReadReady: Read {
+    /// Reads what is available now, without waiting; fails with
+    /// [`WouldBlock`](std::io::ErrorKind::WouldBlock) if nothing is. `Ok(0)` is end of
+    /// file.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock`, or the read error.
+    fn try_read(&mut self, buf: &mut [u8]) -> Result<usize>;
+
+    /// Waits until a read would not block (data or end of file is there) or the deadline
+    /// passes ([`TimedOut`](std::io::ErrorKind::TimedOut)).
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut`, or the error of the wait.
+    fn wait_readable(&self, deadline: Deadline) -> Result<()>;
+}
+
+/// A byte stream that can also write without blocking and wait for room until a deadline.
+/// [`FramedWriter`](crate::FramedWriter) needs it for `try_send` and `send_timeout`.
+pub trait WriteReady: Write {
+    /// Writes what fits now, without waiting; fails with
+    /// [`WouldBlock`](std::io::ErrorKind::WouldBlock) if nothing does. On a pipe, a write
+    /// of at most `PIPE_BUF` bytes is all or nothing.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock`, or the write error (peer gone if no reader is left).
+    fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize>;
+
+    /// Waits until a write would not block or the deadline passes
+    /// ([`TimedOut`](std::io::ErrorKind::TimedOut)).
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut`, or the error of the wait (peer gone if no reader is left).
+    fn wait_writable(&self, deadline: Deadline) -> Result<()>;
+}
+
+impl<T: ReadReady + ?Sized> ReadReady for &mut T {
+    fn try_read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        (**self).try_read(buf)
+    }
+
+    fn wait_readable(&self, deadline: Deadline) -> Result<()> {
+        (**self).wait_readable(deadline)
+    }
+}
+
+impl<T: WriteReady + ?Sized> WriteReady for &mut T {
+    fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize> {
+        (**self).try_write_vectored(bufs)
+    }
+
+    fn wait_writable(&self, deadline: Deadline) -> Result<()> {
+        (**self).wait_writable(deadline)
+    }
+}
