@@ -1,0 +1,249 @@
+//! What both ends of a pipe share: waiting, blocking mode, capacity.
+
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use ipc_core::{Deadline, Error, Limit, Result};
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::sys;
+
+/// The file that holds the largest capacity an unprivileged process may give a pipe.
+pub(crate) const PIPE_MAX_SIZE: &str = "/proc/sys/fs/pipe-max-size";
+
+/// How a read or write may wait.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wait {
+    Block,
+    Try,
+    Until(Deadline),
+}
+
+/// A description of a pipe end for error messages: `pipe (fd 5)`.
+pub(crate) fn subject(fd: BorrowedFd<'_>) -> String {
+    use std::os::fd::AsRawFd;
+    format!("pipe (fd {})", fd.as_raw_fd())
+}
+
+/// Waits until `fd` has one of `events` (or an error or hang-up) or the deadline passes.
+/// Returns the events that occurred.
+pub(crate) fn wait_for(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    deadline: Deadline,
+    op: &'static str,
+) -> Result<PollFlags> {
+    deadline.retry(|deadline| {
+        let timeout = PollTimeout::try_from(deadline.poll_timeout_ms()).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd, events)];
+        match poll(&mut fds, timeout) {
+            Ok(0) => Err(Error::timed_out(op)),
+            Ok(_) => Ok(fds[0].revents().unwrap_or(PollFlags::empty())),
+            Err(errno) => Err(Error::from_errno(op, errno)),
+        }
+    })
+}
+
+/// `F_DUPFD_CLOEXEC`: a second descriptor for the same pipe end.
+pub(crate) fn try_clone(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
+    fd.try_clone_to_owned().map_err(|e| {
+        Error::from(e)
+            .with_op("fcntl(F_DUPFD_CLOEXEC)")
+            .with_subject(subject(fd))
+    })
+}
+
+/// Turns `O_NONBLOCK` on or off. The flag belongs to the open file description, so it
+/// also changes the mode of duplicates of the descriptor, including ones in other
+/// processes.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> Result<()> {
+    let flags = fcntl(fd, FcntlArg::F_GETFL)
+        .map_err(|e| Error::from_errno("fcntl(F_GETFL)", e).with_subject(subject(fd)))?;
+    let mut flags = OFlag::from_bits_truncate(flags);
+    flags.set(OFlag::O_NONBLOCK, on);
+    fcntl(fd, FcntlArg::F_SETFL(flags))
+        .map(drop)
+        .map_err(|e| Error::from_errno("fcntl(F_SETFL)", e).with_subject(subject(fd)))
+}
+
+/// Whether `O_NONBLOCK` is set.
+pub(crate) fn is_nonblocking(fd: BorrowedFd<'_>) -> Result<bool> {
+    let flags = fcntl(fd, FcntlArg::F_GETFL)
+        .map_err(|e| Error::from_errno("fcntl(F_GETFL)", e).with_subject(subject(fd)))?;
+    Ok(OFlag::from_bits_truncate(flags).contains(OFlag::O_NONBLOCK))
+}
+
+/// `F_GETPIPE_SZ`.
+pub(crate) fn capacity(fd: BorrowedFd<'_>) -> Result<usize> {
+    let size = fcntl(fd, FcntlArg::F_GETPIPE_SZ)
+        .map_err(|e| Error::from_errno("fcntl(F_GETPIPE_SZ)", e).with_subject(subject(fd)))?;
+    usize::try_from(size).map_err(|_| Error::corrupted("fcntl(F_GETPIPE_SZ)", "negative capacity"))
+}
+
+/// Reads `/proc/sys/fs/pipe-max-size`.
+pub(crate) fn max_capacity() -> Result<u64> {
+    let text = std::fs::read_to_string(PIPE_MAX_SIZE)
+        .map_err(|e| Error::from(e).with_op("read").with_subject(PIPE_MAX_SIZE))?;
+    text.trim().parse().map_err(|_| {
+        Error::corrupted(
+            "read",
+            format!("{PIPE_MAX_SIZE} holds {text:?}, not a number"),
+        )
+    })
+}
+
+/// `F_SETPIPE_SZ`, refusing sizes above `pipe-max-size` with an error that names it.
+pub(crate) fn set_capacity(fd: BorrowedFd<'_>, bytes: usize) -> Result<usize> {
+    const OP: &str = "fcntl(F_SETPIPE_SZ)";
+    let max = max_capacity()?;
+    let requested = u64::try_from(bytes).unwrap_or(u64::MAX);
+    if requested > max {
+        return Err(Error::limit_exceeded(
+            OP,
+            "pipe capacity",
+            requested,
+            Limit::new(PIPE_MAX_SIZE, max),
+        )
+        .with_subject(subject(fd)));
+    }
+    let arg = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    match fcntl(fd, FcntlArg::F_SETPIPE_SZ(arg)) {
+        Ok(size) => usize::try_from(size).map_err(|_| Error::corrupted(OP, "negative capacity")),
+        Err(nix::errno::Errno::EPERM) => Err(Error::new(
+            OP,
+            io::ErrorKind::PermissionDenied,
+            "this user's pipes already hold as much memory as /proc/sys/fs/pipe-user-pages-soft (or -hard) allows",
+        )
+        .with_subject(subject(fd))),
+        Err(nix::errno::Errno::EBUSY) => Err(Error::new(
+            OP,
+            io::ErrorKind::ResourceBusy,
+            format!("the pipe holds more data than {bytes} bytes"),
+        )
+        .with_subject(subject(fd))),
+        Err(errno) => Err(Error::from_errno(OP, errno).with_subject(subject(fd))),
+    }
+}
+
+/// `FIONREAD`: bytes written to the pipe and not read yet.
+pub(crate) fn unread_bytes(fd: BorrowedFd<'_>) -> Result<usize> {
+    sys::unread_bytes(fd).map_err(|e| {
+        Error::from(e)
+            .with_op("ioctl(FIONREAD)")
+            .with_subject(subject(fd))
+    })
+}
+
+/// The methods and conversions both pipe ends have.
+macro_rules! pipe_end {
+    ($ty:ident) => {
+        impl $ty {
+            /// A second handle to the same pipe end (`F_DUPFD_CLOEXEC`).
+            ///
+            /// # Errors
+            ///
+            /// The `fcntl` error, such as `EMFILE` when the process has too many
+            /// descriptors.
+            pub fn try_clone(&self) -> Result<Self> {
+                Ok(Self::from(crate::end::try_clone(self.fd.as_fd())?))
+            }
+
+            /// Turns non-blocking mode (`O_NONBLOCK`) on or off.
+            ///
+            /// In non-blocking mode the `std::io` methods fail with `WouldBlock` instead
+            /// of waiting. The `try_` and `_timeout` methods work the same in either mode.
+            /// The mode belongs to the open pipe end, not to this handle: clones and copies
+            /// given to other processes change with it.
+            ///
+            /// # Errors
+            ///
+            /// The `fcntl` error.
+            pub fn set_nonblocking(&self, nonblocking: bool) -> Result<()> {
+                crate::end::set_nonblocking(self.fd.as_fd(), nonblocking)
+            }
+
+            /// Whether non-blocking mode is on.
+            ///
+            /// # Errors
+            ///
+            /// The `fcntl` error.
+            pub fn is_nonblocking(&self) -> Result<bool> {
+                crate::end::is_nonblocking(self.fd.as_fd())
+            }
+
+            /// The pipe's capacity in bytes (`F_GETPIPE_SZ`); 64 KiB for a new pipe.
+            ///
+            /// # Errors
+            ///
+            /// The `fcntl` error.
+            #[doc(alias = "F_GETPIPE_SZ")]
+            pub fn capacity(&self) -> Result<usize> {
+                crate::end::capacity(self.fd.as_fd())
+            }
+
+            /// Sets the pipe's capacity (`F_SETPIPE_SZ`) to at least `bytes` and returns the
+            /// capacity set, which the kernel rounds up to a power-of-two number of pages.
+            ///
+            /// Requests above `/proc/sys/fs/pipe-max-size` (1 MiB by default) are refused,
+            /// also for privileged processes that the kernel would let exceed it, so that a
+            /// program behaves alike under every user.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::is_limit_exceeded`] above `pipe-max-size`, with the limit named;
+            /// `PermissionDenied` when the user's pipes hold too much memory
+            /// (`pipe-user-pages-soft`); `ResourceBusy` when the pipe holds more data than
+            /// the new size.
+            #[doc(alias = "F_SETPIPE_SZ")]
+            pub fn set_capacity(&self, bytes: usize) -> Result<usize> {
+                crate::end::set_capacity(self.fd.as_fd(), bytes)
+            }
+
+            /// Bytes in the pipe that no one has read yet (`FIONREAD`).
+            ///
+            /// # Errors
+            ///
+            /// The `ioctl` error.
+            #[doc(alias = "FIONREAD")]
+            pub fn unread_bytes(&self) -> Result<usize> {
+                crate::end::unread_bytes(self.fd.as_fd())
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.fd.as_fd()
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+            }
+        }
+
+        impl From<std::os::fd::OwnedFd> for $ty {
+            /// Wraps a descriptor that must be the matching end of a pipe or FIFO; other
+            /// descriptors make every call fail or misbehave.
+            fn from(fd: std::os::fd::OwnedFd) -> Self {
+                $ty { fd }
+            }
+        }
+
+        impl From<$ty> for std::os::fd::OwnedFd {
+            fn from(end: $ty) -> Self {
+                end.fd
+            }
+        }
+
+        impl From<$ty> for std::process::Stdio {
+            /// Hands the pipe end to a child process as its stdin, stdout or stderr.
+            fn from(end: $ty) -> Self {
+                std::process::Stdio::from(end.fd)
+            }
+        }
+    };
+}
+
+pub(crate) use pipe_end;

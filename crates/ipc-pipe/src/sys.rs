@@ -1,0 +1,159 @@
+//! The crate's only unsafe code: vectored reads and writes with `RWF_NOWAIT`, the `SIGPIPE`
+//! guard, `FIONREAD`, and the descriptor set-up between `fork` and `exec` of a child.
+
+use std::cell::Cell;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+
+fn iov_count(len: usize) -> libc::c_int {
+    // More than `IOV_MAX` (1024) slices fail with EINVAL in the kernel; clamping keeps the
+    // count representable and lets the write be partial instead.
+    libc::c_int::try_from(len.min(1024)).unwrap_or(1024)
+}
+
+/// `preadv2(fd, bufs, -1, flags)`: a read at the current position, `RWF_NOWAIT` making it
+/// fail with `EAGAIN` instead of waiting, whatever the descriptor's own blocking mode.
+pub(crate) fn readv(
+    fd: BorrowedFd<'_>,
+    bufs: &mut [IoSliceMut<'_>],
+    nowait: bool,
+) -> io::Result<usize> {
+    let flags = if nowait { libc::RWF_NOWAIT } else { 0 };
+    // SAFETY: `IoSliceMut` is ABI-compatible with `struct iovec` on Unix, and every slice
+    // is valid for writes of its length for the duration of the call; the count is at
+    // most the number of slices.
+    let ret = unsafe {
+        libc::preadv2(
+            fd.as_raw_fd(),
+            bufs.as_mut_ptr().cast(),
+            iov_count(bufs.len()),
+            -1,
+            flags,
+        )
+    };
+    usize::try_from(ret).map_err(|_| io::Error::last_os_error())
+}
+
+/// `pwritev2(fd, bufs, -1, flags)`, see [`readv`], protected against `SIGPIPE`: a write
+/// to a pipe without readers fails with `EPIPE` and never kills the process.
+pub(crate) fn writev(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>], nowait: bool) -> io::Result<usize> {
+    block_sigpipe();
+    let flags = if nowait { libc::RWF_NOWAIT } else { 0 };
+    // SAFETY: `IoSlice` is ABI-compatible with `struct iovec` on Unix, and every slice is
+    // valid for reads of its length for the duration of the call.
+    let ret = unsafe {
+        libc::pwritev2(
+            fd.as_raw_fd(),
+            bufs.as_ptr().cast(),
+            iov_count(bufs.len()),
+            -1,
+            flags,
+        )
+    };
+    usize::try_from(ret).map_err(|_| after_write_error())
+}
+
+/// Takes the error of a write, consuming the `SIGPIPE` that an `EPIPE` left pending.
+pub(crate) fn after_write_error() -> io::Error {
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EPIPE) {
+        consume_sigpipe();
+    }
+    err
+}
+
+thread_local! {
+    /// Whether this crate has blocked `SIGPIPE` on the current thread.
+    static SIGPIPE_BLOCKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Blocks `SIGPIPE` on the calling thread, once per thread.
+///
+/// The kernel sends `SIGPIPE` to a thread that writes to a pipe without readers, and its
+/// default action kills the process. Blocking it on the writing thread keeps the signal
+/// pending instead; [`consume_sigpipe`] then removes it. The mask stays blocked afterwards
+/// (checking and restoring it around every write would cost two system calls per write).
+/// Children started with `std::process::Command` get a clean mask; the crate documentation
+/// says what this means for other ways of starting programs.
+pub(crate) fn block_sigpipe() {
+    SIGPIPE_BLOCKED.with(|blocked| {
+        if !blocked.get() {
+            let mut set = SigSet::empty();
+            set.add(Signal::SIGPIPE);
+            // `pthread_sigmask` fails only for an invalid `how`, which this is not.
+            if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).is_ok() {
+                blocked.set(true);
+            }
+        }
+    });
+}
+
+/// Removes a pending `SIGPIPE` from the calling thread, without waiting.
+pub(crate) fn consume_sigpipe() {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGPIPE);
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `set` is a valid signal set, `zero` a valid timespec, and a null `siginfo`
+    // pointer is allowed. With a zero timeout the call never blocks; `EAGAIN` (nothing
+    // pending, for example because SIGPIPE is ignored) is the expected failure.
+    unsafe {
+        libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &zero);
+    }
+}
+
+/// The number of unread bytes in a pipe (`FIONREAD`).
+pub(crate) fn unread_bytes(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: `FIONREAD` writes one `int` through the pointer, which points to `n`.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    usize::try_from(n).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
+/// Arranges for `fds[i].0` to appear at descriptor number `fds[i].1` in the child that
+/// `cmd` starts, without close-on-exec; every other descriptor keeps its own flag (so a
+/// close-on-exec one stays closed in the child).
+///
+/// The descriptors are moved into the command and closed in the parent when it is dropped.
+pub(crate) fn map_child_fds(cmd: &mut Command, fds: Vec<(OwnedFd, RawFd)>) {
+    // Every target is also a possible source: first move each source to a number above all
+    // targets (close-on-exec, so the copies vanish at exec), then put the copies in place.
+    let highest = fds.iter().map(|&(_, target)| target).max().unwrap_or(0);
+    let mut temps: Vec<RawFd> = vec![-1; fds.len()];
+    let hook = move || -> io::Result<()> {
+        // Only async-signal-safe calls below, and no allocation: `temps` was allocated
+        // before the fork and is only written here.
+        for (i, (fd, _)) in fds.iter().enumerate() {
+            // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` only manipulates the descriptor table; `fd`
+            // is open, as the closure owns it.
+            let temp = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, highest + 1) };
+            if temp == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            temps[i] = temp;
+        }
+        for (i, &(_, target)) in fds.iter().enumerate() {
+            // SAFETY: `dup2` only manipulates the descriptor table; `temps[i]` was just
+            // created and is distinct from every target, so `dup2` never receives equal
+            // arguments and always clears close-on-exec on `target`.
+            if unsafe { libc::dup2(temps[i], target) } == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook calls only async-signal-safe functions (`fcntl`, `dup2`) and does
+    // not allocate, as `pre_exec` requires.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+}
