@@ -2,6 +2,7 @@
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipc_core::{Deadline, Error, Limit, Result};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -135,6 +136,85 @@ pub(crate) fn unread_bytes(fd: BorrowedFd<'_>) -> Result<usize> {
     })
 }
 
+/// How an end waits. Anonymous pipes support `RWF_NOWAIT`, so their descriptors stay in
+/// the blocking mode the user chose and the `try_` forms pass the flag per call. FIFOs
+/// opened by path do not (`EOPNOTSUPP`), so theirs are kept in `O_NONBLOCK` mode and a
+/// blocking call waits with `poll`; the user's choice of mode is then kept here.
+#[derive(Debug, Default)]
+pub(crate) struct Mode {
+    /// The descriptor is `O_NONBLOCK` and blocking is emulated.
+    emulated: AtomicBool,
+    /// With emulation: whether the user asked for non-blocking mode.
+    user_nonblocking: AtomicBool,
+}
+
+impl Mode {
+    /// The mode of an end whose descriptor is already `O_NONBLOCK` and should stay so.
+    pub(crate) fn emulated() -> Self {
+        Mode {
+            emulated: AtomicBool::new(true),
+            user_nonblocking: AtomicBool::new(false),
+        }
+    }
+
+    /// The mode for a duplicate of the descriptor, which shares its flags.
+    pub(crate) fn duplicate(&self) -> Self {
+        Mode {
+            emulated: AtomicBool::new(self.is_emulated()),
+            user_nonblocking: AtomicBool::new(self.user_nonblocking.load(Ordering::Relaxed)),
+        }
+    }
+
+    pub(crate) fn is_emulated(&self) -> bool {
+        self.emulated.load(Ordering::Relaxed)
+    }
+
+    /// Switches to emulation after the kernel refused `RWF_NOWAIT`.
+    pub(crate) fn emulate(&self, fd: BorrowedFd<'_>) -> Result<()> {
+        let user_nonblocking = is_nonblocking(fd)?;
+        set_nonblocking(fd, true)?;
+        self.user_nonblocking
+            .store(user_nonblocking, Ordering::Relaxed);
+        self.emulated.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn set_nonblocking(&self, fd: BorrowedFd<'_>, on: bool) -> Result<()> {
+        if self.is_emulated() {
+            self.user_nonblocking.store(on, Ordering::Relaxed);
+            Ok(())
+        } else {
+            set_nonblocking(fd, on)
+        }
+    }
+
+    pub(crate) fn is_nonblocking(&self, fd: BorrowedFd<'_>) -> Result<bool> {
+        if self.is_emulated() {
+            Ok(self.user_nonblocking.load(Ordering::Relaxed))
+        } else {
+            is_nonblocking(fd)
+        }
+    }
+
+    /// Whether a call with `wait` may pass `RWF_NOWAIT`.
+    pub(crate) fn nowait(&self, wait: Wait) -> bool {
+        !matches!(wait, Wait::Block) && !self.is_emulated()
+    }
+
+    /// What a call with `wait` does when the descriptor said `EAGAIN`: `None` to fail with
+    /// `WouldBlock`, or the deadline to wait for.
+    pub(crate) fn on_would_block(&self, wait: Wait) -> Option<Deadline> {
+        match wait {
+            Wait::Try => None,
+            Wait::Until(deadline) => Some(deadline),
+            Wait::Block if self.is_emulated() && !self.user_nonblocking.load(Ordering::Relaxed) => {
+                Some(Deadline::NEVER)
+            }
+            Wait::Block => None,
+        }
+    }
+}
+
 /// The methods and conversions both pipe ends have.
 macro_rules! pipe_end {
     ($ty:ident) => {
@@ -146,7 +226,10 @@ macro_rules! pipe_end {
             /// The `fcntl` error, such as `EMFILE` when the process has too many
             /// descriptors.
             pub fn try_clone(&self) -> Result<Self> {
-                Ok(Self::from(crate::end::try_clone(self.fd.as_fd())?))
+                Ok($ty {
+                    fd: crate::end::try_clone(self.fd.as_fd())?,
+                    mode: self.mode.duplicate(),
+                })
             }
 
             /// Turns non-blocking mode (`O_NONBLOCK`) on or off.
@@ -160,7 +243,7 @@ macro_rules! pipe_end {
             ///
             /// The `fcntl` error.
             pub fn set_nonblocking(&self, nonblocking: bool) -> Result<()> {
-                crate::end::set_nonblocking(self.fd.as_fd(), nonblocking)
+                self.mode.set_nonblocking(self.fd.as_fd(), nonblocking)
             }
 
             /// Whether non-blocking mode is on.
@@ -169,7 +252,7 @@ macro_rules! pipe_end {
             ///
             /// The `fcntl` error.
             pub fn is_nonblocking(&self) -> Result<bool> {
-                crate::end::is_nonblocking(self.fd.as_fd())
+                self.mode.is_nonblocking(self.fd.as_fd())
             }
 
             /// The pipe's capacity in bytes (`F_GETPIPE_SZ`); 64 KiB for a new pipe.
@@ -227,7 +310,10 @@ macro_rules! pipe_end {
             /// Wraps a descriptor that must be the matching end of a pipe or FIFO; other
             /// descriptors make every call fail or misbehave.
             fn from(fd: std::os::fd::OwnedFd) -> Self {
-                $ty { fd }
+                $ty {
+                    fd,
+                    mode: crate::end::Mode::default(),
+                }
             }
         }
 

@@ -16,7 +16,7 @@ use nix::poll::PollFlags;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::stat::Mode;
 
-use crate::end::{Wait, set_nonblocking, wait_for};
+use crate::end::{Wait, wait_for};
 use crate::{PipeReader, PipeWriter};
 
 /// Options for creating a [`Fifo`]: permissions (owner-only by default) and what to do
@@ -319,9 +319,10 @@ impl Fifo {
     ///
     /// The `open` error, or an error if the path no longer leads to this FIFO.
     pub fn open_reader(&self) -> Result<PipeReader> {
+        // The descriptor stays non-blocking: FIFOs lack `RWF_NOWAIT`, so blocking is
+        // emulated with `poll` (see `PipeReader::set_nonblocking`).
         let fd = self.owner.get().open(OFlag::O_RDONLY)?;
-        set_nonblocking(fd.as_fd(), false)?;
-        Ok(PipeReader::from(fd))
+        Ok(PipeReader::from_fifo(fd))
     }
 
     /// Opens the writing end, waiting as long as it takes for a reader.
@@ -369,10 +370,7 @@ impl Fifo {
         let mut interval = Duration::from_millis(1);
         loop {
             match id.open(OFlag::O_WRONLY) {
-                Ok(fd) => {
-                    set_nonblocking(fd.as_fd(), false)?;
-                    return Ok(PipeWriter::from(fd));
-                }
+                Ok(fd) => return Ok(PipeWriter::from_fifo(fd)),
                 Err(err) if err.raw_os_error() == Some(libc::ENXIO) => {}
                 Err(err) => return Err(err),
             }

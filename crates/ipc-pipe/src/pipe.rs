@@ -8,7 +8,7 @@ use ipc_core::{Deadline, Error, ReadReady, Result, WriteReady};
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
 
-use crate::end::{Wait, pipe_end, subject, wait_for};
+use crate::end::{Mode, Wait, pipe_end, subject, wait_for};
 use crate::sys;
 
 /// Creates a pipe (`pipe2` with `O_CLOEXEC`): bytes written to the [`PipeWriter`] come out
@@ -32,7 +32,7 @@ use crate::sys;
 #[doc(alias = "pipe2")]
 pub fn pipe() -> Result<(PipeReader, PipeWriter)> {
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::from_errno("pipe2", e))?;
-    Ok((PipeReader { fd: r }, PipeWriter { fd: w }))
+    Ok((PipeReader::from(r), PipeWriter::from(w)))
 }
 
 /// The reading end of a pipe or FIFO.
@@ -47,11 +47,20 @@ pub fn pipe() -> Result<(PipeReader, PipeWriter)> {
 #[derive(Debug)]
 pub struct PipeReader {
     fd: OwnedFd,
+    mode: Mode,
 }
 
 pipe_end!(PipeReader);
 
 impl PipeReader {
+    /// A FIFO's reading end whose descriptor is `O_NONBLOCK` (see [`Mode`]).
+    pub(crate) fn from_fifo(fd: OwnedFd) -> Self {
+        PipeReader {
+            fd,
+            mode: Mode::emulated(),
+        }
+    }
+
     /// Reads what is there now without waiting, whatever the blocking mode (`preadv2` with
     /// `RWF_NOWAIT`).
     ///
@@ -94,7 +103,7 @@ impl PipeReader {
         let fd = self.fd.as_fd();
         let want: usize = bufs.iter().map(|b| b.len()).sum();
         loop {
-            let nowait = !matches!(wait, Wait::Block);
+            let nowait = self.mode.nowait(wait);
             match sys::readv(fd, bufs, nowait) {
                 Ok(0) if want > 0 => match self.after_empty_read(wait, op)? {
                     Some(n) => return Ok(n),
@@ -103,13 +112,14 @@ impl PipeReader {
                 Ok(n) => return Ok(n),
                 Err(err) => match err.raw_os_error() {
                     Some(libc::EINTR) => {}
-                    Some(libc::EAGAIN) => match wait {
-                        Wait::Try | Wait::Block => return Err(Error::would_block(op)),
-                        Wait::Until(deadline) => {
+                    Some(libc::EAGAIN) => match self.mode.on_would_block(wait) {
+                        None => return Err(Error::would_block(op)),
+                        Some(deadline) => {
                             wait_for(fd, PollFlags::POLLIN, deadline, op)
                                 .map_err(|e| with_subject(e, fd))?;
                         }
                     },
+                    Some(libc::EOPNOTSUPP) if nowait => self.mode.emulate(fd)?,
                     _ => return Err(Error::from(err).with_op(op).with_subject(subject(fd))),
                 },
             }
@@ -131,7 +141,7 @@ impl PipeReader {
         }
         let deadline = match wait {
             Wait::Try => return Err(Error::would_block(op)),
-            Wait::Block if crate::end::is_nonblocking(fd)? => return Err(Error::would_block(op)),
+            Wait::Block if self.mode.is_nonblocking(fd)? => return Err(Error::would_block(op)),
             Wait::Block => Deadline::NEVER,
             Wait::Until(deadline) => deadline,
         };
@@ -195,11 +205,20 @@ impl ReadReady for PipeReader {
 #[derive(Debug)]
 pub struct PipeWriter {
     fd: OwnedFd,
+    mode: Mode,
 }
 
 pipe_end!(PipeWriter);
 
 impl PipeWriter {
+    /// A FIFO's writing end whose descriptor is `O_NONBLOCK` (see [`Mode`]).
+    pub(crate) fn from_fifo(fd: OwnedFd) -> Self {
+        PipeWriter {
+            fd,
+            mode: Mode::emulated(),
+        }
+    }
+
     /// Writes what fits now without waiting, whatever the blocking mode (`pwritev2` with
     /// `RWF_NOWAIT`).
     ///
@@ -241,18 +260,19 @@ impl PipeWriter {
     ) -> Result<usize> {
         let fd = self.fd.as_fd();
         loop {
-            let nowait = !matches!(wait, Wait::Block);
+            let nowait = self.mode.nowait(wait);
             match sys::writev(fd, bufs, nowait) {
                 Ok(n) => return Ok(n),
                 Err(err) => match err.raw_os_error() {
                     Some(libc::EINTR) => {}
-                    Some(libc::EAGAIN) => match wait {
-                        Wait::Try | Wait::Block => return Err(Error::would_block(op)),
-                        Wait::Until(deadline) => {
+                    Some(libc::EAGAIN) => match self.mode.on_would_block(wait) {
+                        None => return Err(Error::would_block(op)),
+                        Some(deadline) => {
                             wait_for(fd, PollFlags::POLLOUT, deadline, op)
                                 .map_err(|e| with_subject(e, fd))?;
                         }
                     },
+                    Some(libc::EOPNOTSUPP) if nowait => self.mode.emulate(fd)?,
                     _ => return Err(Error::from(err).with_op(op).with_subject(subject(fd))),
                 },
             }

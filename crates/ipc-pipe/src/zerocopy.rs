@@ -4,11 +4,31 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use ipc_core::{Error, Result, retry_eintr};
+use ipc_core::{Deadline, Error, Result};
 use nix::fcntl::SpliceFFlags;
+use nix::poll::PollFlags;
 
-use crate::end::subject;
+use crate::end::{subject, wait_for};
 use crate::{PipeReader, PipeWriter, sys};
+
+/// Waits until a splice from `from` to `to` can make progress, for descriptors in
+/// non-blocking mode (FIFO ends are): first for room in `to`, then for data in `from`.
+fn wait_splice(from: Option<BorrowedFd<'_>>, to: BorrowedFd<'_>, op: &'static str) -> Result<()> {
+    let room = wait_for(
+        to,
+        PollFlags::POLLOUT,
+        Deadline::after(std::time::Duration::ZERO),
+        op,
+    );
+    match (room, from) {
+        (Ok(_), Some(from)) => wait_for(from, PollFlags::POLLIN, Deadline::NEVER, op).map(drop),
+        (Ok(_), None) => Ok(()),
+        (Err(err), _) if err.is_timeout() => {
+            wait_for(to, PollFlags::POLLOUT, Deadline::NEVER, op).map(drop)
+        }
+        (Err(err), _) => Err(err),
+    }
+}
 
 fn splice_error(op: &'static str, errno: nix::errno::Errno, fd: BorrowedFd<'_>) -> Error {
     if errno == nix::errno::Errno::EPIPE {
@@ -45,10 +65,14 @@ fn splice_error(op: &'static str, errno: nix::errno::Errno, fd: BorrowedFd<'_>) 
 pub fn splice(from: impl AsFd, to: impl AsFd, len: usize) -> Result<usize> {
     sys::block_sigpipe();
     let (from, to) = (from.as_fd(), to.as_fd());
-    retry_eintr(|| {
-        nix::fcntl::splice(from, None, to, None, len, SpliceFFlags::SPLICE_F_MOVE)
-            .map_err(|errno| splice_error("splice", errno, to))
-    })
+    loop {
+        match nix::fcntl::splice(from, None, to, None, len, SpliceFFlags::SPLICE_F_MOVE) {
+            Ok(n) => return Ok(n),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => wait_splice(Some(from), to, "splice")?,
+            Err(errno) => return Err(splice_error("splice", errno, to)),
+        }
+    }
 }
 
 /// Copies up to `len` bytes from one pipe to another without consuming them (`tee(2)`):
@@ -59,10 +83,14 @@ pub fn splice(from: impl AsFd, to: impl AsFd, len: usize) -> Result<usize> {
 /// `BrokenPipe` if `to` has no readers; other `tee` errors.
 pub fn tee(from: &PipeReader, to: &PipeWriter, len: usize) -> Result<usize> {
     sys::block_sigpipe();
-    retry_eintr(|| {
-        nix::fcntl::tee(from, to, len, SpliceFFlags::empty())
-            .map_err(|errno| splice_error("tee", errno, to.as_fd()))
-    })
+    loop {
+        match nix::fcntl::tee(from, to, len, SpliceFFlags::empty()) {
+            Ok(n) => return Ok(n),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => wait_splice(Some(from.as_fd()), to.as_fd(), "tee")?,
+            Err(errno) => return Err(splice_error("tee", errno, to.as_fd())),
+        }
+    }
 }
 
 /// Sends buffers through a pipe without copying them (`vmsplice(2)`): the pipe refers to
@@ -136,6 +164,11 @@ impl VmspliceWriter {
             match nix::fcntl::vmsplice(&self.writer, &iov, SpliceFFlags::empty()) {
                 Ok(n) => done += n,
                 Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => {
+                    if let Err(err) = wait_splice(None, self.writer.as_fd(), "vmsplice") {
+                        break Err(err);
+                    }
+                }
                 Err(errno) => break Err(splice_error("vmsplice", errno, self.writer.as_fd())),
             }
         };

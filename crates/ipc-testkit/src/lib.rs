@@ -97,3 +97,23 @@ pub fn wait_for_exit_of(pid: u32, deadline: ipc_core::Deadline) -> std::io::Resu
         Err(err) => Err(err),
     }
 }
+
+/// The descriptors of this process above stdio that `exec` would pass on to a child: those
+/// without close-on-exec. Anything a test runner inherited this way (such as cargo's
+/// jobserver pipe) reaches every child, so inheritance tests discount these.
+pub fn inherited_fds() -> Vec<std::os::fd::RawFd> {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let fd: std::os::fd::RawFd = entry.file_name().to_str()?.parse().ok()?;
+            let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+            let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?.trim();
+            let flags = u32::from_str_radix(flags, 8).ok()?;
+            let cloexec = flags & u32::try_from(libc::O_CLOEXEC).ok()? != 0;
+            (fd > 2 && !cloexec).then_some(fd)
+        })
+        .collect()
+}

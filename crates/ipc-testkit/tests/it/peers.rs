@@ -200,7 +200,10 @@ fn peers_inherit_only_their_control_channel() {
         .collect();
     // Descriptors this test process itself inherited without close-on-exec (a jobserver
     // pipe from cargo, say) pass on to every child; they are not the kit's doing.
-    let inherited = inheritable_fds();
+    let inherited: Vec<String> = ipc_testkit::inherited_fds()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     // 0-2 are stdio, 3 is the control pipe, and one more is the peer's duplicate of its
     // stdin (the same pipe as fd 0).
     let stdin = fds.iter().find(|(fd, _)| *fd == "0").unwrap().1;
@@ -216,23 +219,4 @@ fn peers_inherit_only_their_control_channel() {
         "{listing} (inherited by the test itself: {inherited:?})"
     );
     assert_eq!(extra[0].1, stdin, "{listing}");
-}
-
-/// The descriptors of this process, above stdio, that `exec` would pass on.
-fn inheritable_fds() -> Vec<String> {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let fd: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
-            let flags = info
-                .lines()
-                .find_map(|l| l.strip_prefix("flags:"))?
-                .trim()
-                .to_owned();
-            let flags = u32::from_str_radix(&flags, 8).ok()?;
-            (fd > 2 && flags & libc::O_CLOEXEC as u32 == 0).then(|| fd.to_string())
-        })
-        .collect()
 }

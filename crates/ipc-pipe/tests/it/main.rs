@@ -1,0 +1,16 @@
+//! ipc-pipe across real processes.
+
+mod anon;
+mod child;
+mod fifo;
+mod framing;
+mod sigpipe;
+mod zerocopy;
+
+ipc_testkit::peer_roles! {
+    "sigpipe-default" => sigpipe::sigpipe_default_role,
+    "fifo-reader" => fifo::fifo_reader_role,
+    "fifo-open-foreign" => fifo::open_foreign_role,
+    "frame-then-die" => framing::frame_then_die_role,
+    "many-writers" => framing::many_writers_role,
+}
