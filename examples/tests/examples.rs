@@ -1,0 +1,56 @@
+//! The examples run as a user would run them, and say what they should.
+
+use std::process::Command;
+
+#[test]
+fn pipeline_filters_and_counts() {
+    let output = Command::new(env!("CARGO_BIN_EXE_pipe_pipeline"))
+        .arg("2000")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout,
+        "consumer: 1000 records\nfirst: RECORD 0: 0\nlast: RECORD 1998: 3992004\n"
+    );
+}
+
+#[test]
+fn fifo_server_hears_every_client() {
+    let output = Command::new(env!("CARGO_BIN_EXE_fifo_events"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for client in ["alpha", "beta", "gamma"] {
+        assert!(
+            stdout.contains(&format!("server: {client} sent 100 events")),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn fifo_client_without_a_server_fails_cleanly() {
+    let path = std::env::temp_dir().join(format!("ipcrs-test-nofifo-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_fifo_events"))
+        .args(["client", path.to_str().unwrap(), "x", "1"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("lstat") && stderr.contains("No such file"),
+        "{stderr}"
+    );
+}
