@@ -2,7 +2,6 @@
 //! (busy polling) and by a pipe (plain `read`/`write`). Every mechanism is reported as a
 //! ratio to the floor measured in the same run.
 
-use std::fs::File;
 use std::hint::spin_loop;
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::Stdio;
@@ -19,8 +18,6 @@ use crate::{affinity, sys};
 
 /// The peer role of [`ShmPingPong`].
 pub const SHM_PONG: &str = "shm-pong";
-/// The peer role of [`PipePingPong`].
-pub const PIPE_PONG: &str = "pipe-pong";
 
 const MAP_LEN: usize = 4096;
 const PING: usize = 0;
@@ -176,82 +173,6 @@ pub fn shm_pong(name: &str) -> Result<()> {
     }
 }
 
-/// One-way latency through a pair of pipes with plain `read` and `write` of `size` bytes:
-/// the floor of every kernel-mediated mechanism, including the wake-up of a sleeping peer.
-#[derive(Debug)]
-pub struct PipePingPong {
-    // Field order matters: the pipes close first, so that the peer sees end of file and
-    // exits on its own before `BenchPeer` kills it.
-    to_peer: OwnedFd,
-    from_peer: OwnedFd,
-    buf: Vec<u8>,
-    _peer: BenchPeer,
-}
-
-impl PipePingPong {
-    /// Starts the peer on `peer_cpu` with pipes as its stdin and stdout, and makes one round
-    /// trip to be sure it runs.
-    ///
-    /// # Errors
-    ///
-    /// If the peer cannot be started or does not answer.
-    pub fn start(size: usize, peer_cpu: Option<usize>) -> Result<Self> {
-        let (peer_in, to_peer) =
-            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::from_errno("pipe2", e))?;
-        let (from_peer, peer_out) =
-            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::from_errno("pipe2", e))?;
-        let peer = BenchPeer::spawn(
-            PIPE_PONG,
-            [size.to_string()],
-            peer_cpu,
-            Stdio::from(File::from(peer_in)),
-            Stdio::from(File::from(peer_out)),
-        )?;
-        let mut pingpong = PipePingPong {
-            to_peer,
-            from_peer,
-            buf: vec![0x5a; size],
-            _peer: peer,
-        };
-        pingpong.round_trip()?;
-        Ok(pingpong)
-    }
-
-    /// One round trip of `size` bytes each way.
-    ///
-    /// # Errors
-    ///
-    /// The `read` or `write` error; peer-gone at end of file.
-    pub fn round_trip(&mut self) -> Result<()> {
-        sys::write_all(self.to_peer.as_fd(), &self.buf)?;
-        if !sys::read_exact(self.from_peer.as_fd(), &mut self.buf)? {
-            return Err(Error::peer_gone(
-                "PipePingPong::round_trip",
-                "the peer closed its pipe",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// The peer side of [`PipePingPong`]: echoes `size`-byte messages from stdin to stdout until
-/// end of file.
-///
-/// # Errors
-///
-/// If `size` is not a number, or a read or write fails.
-pub fn pipe_pong(size: &str) -> Result<()> {
-    let size: usize = size
-        .parse()
-        .map_err(|_| Error::new("pipe_pong", std::io::ErrorKind::InvalidInput, "bad size"))?;
-    let mut buf = vec![0u8; size];
-    let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
-    while sys::read_exact(stdin.as_fd(), &mut buf)? {
-        sys::write_all(stdout.as_fd(), &buf)?;
-    }
-    Ok(())
-}
-
 /// Runs the peer role this process was started in, after pinning it to the requested CPU.
 ///
 /// # Errors
@@ -264,7 +185,8 @@ pub fn run_peer(role: &str, args: &[String]) -> Result<()> {
     let arg = args.first().map(String::as_str).unwrap_or_default();
     match role {
         SHM_PONG => shm_pong(arg),
-        PIPE_PONG => pipe_pong(arg),
+        crate::pipes::PIPE_PONG => crate::pipes::pipe_pong(args),
+        crate::pipes::PRODUCER => crate::pipes::producer(args),
         other => Err(Error::new(
             "run_peer",
             std::io::ErrorKind::InvalidInput,

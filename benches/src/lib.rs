@@ -21,6 +21,7 @@
 pub mod affinity;
 pub mod floor;
 pub mod peer;
+pub mod pipes;
 pub mod report;
 pub mod stats;
 #[allow(unsafe_code)]

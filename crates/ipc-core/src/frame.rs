@@ -318,6 +318,9 @@ pub struct FramedReader<R> {
     start: usize,
     end: usize,
     poisoned: Option<Error>,
+    /// The last message was large: read headers alone and payloads straight into the
+    /// caller's buffer, rather than reading ahead.
+    direct: bool,
 }
 
 impl<R: Read> FramedReader<R> {
@@ -330,6 +333,7 @@ impl<R: Read> FramedReader<R> {
             start: 0,
             end: 0,
             poisoned: None,
+            direct: false,
         }
     }
 
@@ -382,19 +386,26 @@ impl<R: Read> FramedReader<R> {
             self.start = 0;
             self.end = 0;
         }
-        if self.end + want > self.buf.len() {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            let size = (self.end + want).max(READ_CHUNK.min(self.max + FRAME_HEADER_LEN));
-            if size > self.buf.len() {
-                self.buf.resize(size, 0);
-            }
+        // Keep room for a good-sized read: a partial frame left near the end of the buffer
+        // must not shrink the reads that follow to a few bytes each.
+        if self.start > 0 && self.buf.len() - self.end < want.max(READ_CHUNK / 2) {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
         }
+        if self.end + want > self.buf.len() {
+            let size = (self.end + want).max(READ_CHUNK.min(self.max + FRAME_HEADER_LEN));
+            self.buf.resize(size, 0);
+        }
+        // With large messages, read only what is asked for, so that payloads go straight
+        // into the caller's buffer instead of through this one.
         let end = self.end;
-        let n = read(&mut self.inner, &mut self.buf[end..])?;
+        let limit = if self.direct {
+            end + want
+        } else {
+            self.buf.len()
+        };
+        let n = read(&mut self.inner, &mut self.buf[end..limit])?;
         self.end += n;
         Ok(n > 0)
     }
@@ -430,6 +441,7 @@ impl<R: Read> FramedReader<R> {
         if len > out.len() {
             return Err(Error::buffer_too_small(op, len, out.len()));
         }
+        self.direct = len >= READ_CHUNK / 2;
         let have = (self.unread() - FRAME_HEADER_LEN).min(len);
         if len - have < READ_CHUNK / 2 {
             // The rest is small: read it (and whatever follows) into the internal buffer.

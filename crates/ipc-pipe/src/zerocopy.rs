@@ -133,6 +133,8 @@ pub struct VmspliceWriter {
     in_flight: VecDeque<(u64, Vec<u8>)>,
     /// Bytes given to the pipe so far.
     sent: u64,
+    /// Bytes known to have left the pipe, as of the last `FIONREAD`; it only grows.
+    consumed: u64,
 }
 
 impl VmspliceWriter {
@@ -142,6 +144,7 @@ impl VmspliceWriter {
             writer,
             in_flight: VecDeque::new(),
             sent: 0,
+            consumed: 0,
         }
     }
 
@@ -188,9 +191,13 @@ impl VmspliceWriter {
         let Some(&(end, _)) = self.in_flight.front() else {
             return Ok(None);
         };
-        let unread = self.writer.unread_bytes()? as u64;
-        let consumed = self.sent.saturating_sub(unread);
-        if end <= consumed {
+        // Ask the kernel only when what is already known does not settle it, so that
+        // draining several buffers costs one `FIONREAD`.
+        if end > self.consumed {
+            let unread = self.writer.unread_bytes()? as u64;
+            self.consumed = self.sent.saturating_sub(unread);
+        }
+        if end <= self.consumed {
             return Ok(self.in_flight.pop_front().map(|(_, buf)| buf));
         }
         Ok(None)

@@ -1,0 +1,75 @@
+//! Criterion benchmarks of pipes between two pinned processes: round-trip latency for each
+//! flavour next to the libc floor, and one-way throughput.
+//!
+//! The bench binary re-executes itself as the peer, so `main` first checks for a peer role.
+
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use ipc_bench::floor::run_peer;
+use ipc_bench::pipes::{Flavour, PipePingPong, throughput};
+use ipc_bench::{affinity, peer};
+
+fn pipes(c: &mut Criterion) {
+    let pair = affinity::cpu_pair().expect("sched_getaffinity");
+    if let Some((own, _)) = pair {
+        affinity::pin_to(own).expect("pin");
+    }
+    let peer_cpu = pair.map(|(_, peer)| peer);
+
+    let mut latency = c.benchmark_group("pipe_latency_one_way");
+    for size in [64usize, 4096] {
+        for flavour in [Flavour::Raw, Flavour::Pipe, Flavour::Framed] {
+            let mut pingpong =
+                PipePingPong::start(size, flavour, peer_cpu).expect("start ping-pong");
+            latency.bench_function(BenchmarkId::new(flavour.name(), size), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        pingpong.round_trip().expect("round trip");
+                    }
+                    start.elapsed() / 2
+                });
+            });
+        }
+    }
+    latency.finish();
+
+    let mut bulk = c.benchmark_group("pipe_throughput");
+    bulk.sample_size(10)
+        .measurement_time(Duration::from_secs(3));
+    for size in [4096usize, 64 * 1024, 1 << 20] {
+        bulk.throughput(Throughput::Bytes(size as u64));
+        for (flavour, capacity) in [
+            (Flavour::Raw, 64 * 1024),
+            (Flavour::Pipe, 64 * 1024),
+            (Flavour::Framed, 64 * 1024),
+            (Flavour::Raw, 1 << 20),
+            (Flavour::Pipe, 1 << 20),
+            (Flavour::RawVmsplice, 1 << 20),
+            (Flavour::Vmsplice, 1 << 20),
+        ] {
+            let id = format!("{}/cap{}k", flavour.name(), capacity / 1024);
+            bulk.bench_function(BenchmarkId::new(id, size), |b| {
+                b.iter_custom(|iters| {
+                    throughput(flavour, size, capacity, iters.max(1), peer_cpu).expect("transfer")
+                });
+            });
+        }
+    }
+    bulk.finish();
+}
+
+fn main() {
+    if let Some(role) = peer::role() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if let Err(err) = run_peer(&role, &args) {
+            eprintln!("peer {role}: {err}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    pipes(&mut c);
+    c.final_summary();
+}
