@@ -239,6 +239,10 @@ fn make_fifo(path: &Path, permissions: Permissions) -> Result<FifoId> {
 /// refuses a symbolic link, anything but a FIFO, and a FIFO owned by another user; every
 /// open of an end checks again that the path still leads to the same FIFO.
 ///
+/// A reader sees end of file each time the last writer leaves. A server that serves one
+/// client after another keeps a writer of its own open (`fifo.open_writer()` after
+/// `open_reader`), so that its reads wait for the next client instead.
+///
 /// Opening never blocks the way `open(2)` of a FIFO does:
 /// [`open_reader`](Fifo::open_reader) returns at once (reads then wait for a writer), and
 /// [`open_writer`](Fifo::open_writer) waits for a reader with `try_` and `_timeout` forms.

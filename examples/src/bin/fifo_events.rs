@@ -56,6 +56,10 @@ fn server(path: &Path, clients: usize) -> Result<()> {
     let fifo = Fifo::create(path)?;
     // Opening the reading end never blocks; reads wait for the first client.
     let mut events = FramedReader::new(fifo.open_reader()?);
+    // A FIFO reports end of file whenever its last writer leaves, which would end the
+    // server between two clients. Holding a writer of our own keeps it open: the server
+    // decides when it is done (here: after every client said goodbye).
+    let _keep_open = fifo.open_writer()?;
     println!("server: listening on {}", path.display());
     let mut per_client: BTreeMap<String, usize> = BTreeMap::new();
     let mut goodbyes = 0;
