@@ -87,7 +87,7 @@ pub use child::ChildFds;
 pub use duplex::{Duplex, duplex};
 pub use fifo::{Fifo, FifoOptions};
 pub use pipe::{PipeReader, PipeWriter, pipe};
-pub use zerocopy::{VmspliceWriter, splice, tee};
+pub use zerocopy::{VmspliceWriter, splice, splice_timeout, tee, tee_timeout, try_splice, try_tee};
 
 pub use ipc_core::{
     CreationMode, Deadline, Error, FramedReader, FramedWriter, IpcName, MessageReceiver,

@@ -4,29 +4,54 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd};
 
+use std::time::Duration;
+
 use ipc_core::{Deadline, Error, Result};
 use nix::fcntl::SpliceFFlags;
 use nix::poll::PollFlags;
 
-use crate::end::{subject, wait_for};
+use crate::end::{Wait, subject, wait_for};
 use crate::{PipeReader, PipeWriter, sys};
 
-/// Waits until a splice from `from` to `to` can make progress, for descriptors in
-/// non-blocking mode (FIFO ends are): first for room in `to`, then for data in `from`.
-fn wait_splice(from: Option<BorrowedFd<'_>>, to: BorrowedFd<'_>, op: &'static str) -> Result<()> {
-    let room = wait_for(
-        to,
-        PollFlags::POLLOUT,
-        Deadline::after(std::time::Duration::ZERO),
-        op,
-    );
+/// Waits until a splice from `from` to `to` can make progress, or the deadline passes:
+/// first for room in `to`, then for data in `from`.
+fn wait_splice(
+    from: Option<BorrowedFd<'_>>,
+    to: BorrowedFd<'_>,
+    deadline: Deadline,
+    op: &'static str,
+) -> Result<()> {
+    let room = wait_for(to, PollFlags::POLLOUT, Deadline::after(Duration::ZERO), op);
     match (room, from) {
-        (Ok(_), Some(from)) => wait_for(from, PollFlags::POLLIN, Deadline::NEVER, op).map(drop),
+        (Ok(_), Some(from)) => wait_for(from, PollFlags::POLLIN, deadline, op).map(drop),
         (Ok(_), None) => Ok(()),
         (Err(err), _) if err.is_timeout() => {
-            wait_for(to, PollFlags::POLLOUT, Deadline::NEVER, op).map(drop)
+            wait_for(to, PollFlags::POLLOUT, deadline, op).map(drop)
         }
         (Err(err), _) => Err(err),
+    }
+}
+
+/// The flags for a call with `wait`: non-blocking pipe operations unless it may block.
+fn flags(wait: Wait, base: SpliceFFlags) -> SpliceFFlags {
+    match wait {
+        Wait::Block => base,
+        Wait::Try | Wait::Until(_) => base | SpliceFFlags::SPLICE_F_NONBLOCK,
+    }
+}
+
+/// What to do after `EAGAIN`: fail with `WouldBlock`, or wait (as long as `wait` allows).
+fn after_eagain(
+    from: Option<BorrowedFd<'_>>,
+    to: BorrowedFd<'_>,
+    wait: Wait,
+    op: &'static str,
+) -> Result<()> {
+    match wait {
+        Wait::Try => Err(Error::would_block(op)),
+        // Blocking calls meet EAGAIN only on descriptors in non-blocking mode (FIFO ends).
+        Wait::Block => wait_splice(from, to, Deadline::NEVER, op),
+        Wait::Until(deadline) => wait_splice(from, to, deadline, op),
     }
 }
 
@@ -35,6 +60,19 @@ fn splice_error(op: &'static str, errno: nix::errno::Errno, fd: BorrowedFd<'_>) 
         sys::consume_sigpipe();
     }
     Error::from_errno(op, errno).with_subject(subject(fd))
+}
+
+fn splice_with(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize, wait: Wait) -> Result<usize> {
+    sys::block_sigpipe();
+    let flags = flags(wait, SpliceFFlags::SPLICE_F_MOVE);
+    loop {
+        match nix::fcntl::splice(from, None, to, None, len, flags) {
+            Ok(n) => return Ok(n),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => after_eagain(Some(from), to, wait, "splice")?,
+            Err(errno) => return Err(splice_error("splice", errno, to)),
+        }
+    }
 }
 
 /// Moves up to `len` bytes from `from` to `to` inside the kernel (`splice(2)`); one of the
@@ -63,14 +101,50 @@ fn splice_error(op: &'static str, errno: nix::errno::Errno, fd: BorrowedFd<'_>) 
 /// `InvalidInput` if neither side is a pipe or a side does not support splicing;
 /// `BrokenPipe` if `to` is a pipe without readers; other `splice` errors.
 pub fn splice(from: impl AsFd, to: impl AsFd, len: usize) -> Result<usize> {
+    splice_with(from.as_fd(), to.as_fd(), len, Wait::Block)
+}
+
+/// [`splice`] without waiting: the pipe side is used in non-blocking mode
+/// (`SPLICE_F_NONBLOCK`). A socket or file on the other side waits unless it is itself in
+/// non-blocking mode.
+///
+/// # Errors
+///
+/// `WouldBlock` if the pipe is empty (or full); otherwise as [`splice`].
+pub fn try_splice(from: impl AsFd, to: impl AsFd, len: usize) -> Result<usize> {
+    splice_with(from.as_fd(), to.as_fd(), len, Wait::Try)
+}
+
+/// [`splice`], waiting at most `timeout` for data in `from` and room in `to`.
+///
+/// # Errors
+///
+/// `TimedOut` if nothing could be moved in time; otherwise as [`splice`].
+pub fn splice_timeout(
+    from: impl AsFd,
+    to: impl AsFd,
+    len: usize,
+    timeout: Duration,
+) -> Result<usize> {
+    splice_with(
+        from.as_fd(),
+        to.as_fd(),
+        len,
+        Wait::Until(Deadline::after(timeout)),
+    )
+}
+
+fn tee_with(from: &PipeReader, to: &PipeWriter, len: usize, wait: Wait) -> Result<usize> {
     sys::block_sigpipe();
-    let (from, to) = (from.as_fd(), to.as_fd());
+    let flags = flags(wait, SpliceFFlags::empty());
     loop {
-        match nix::fcntl::splice(from, None, to, None, len, SpliceFFlags::SPLICE_F_MOVE) {
+        match nix::fcntl::tee(from, to, len, flags) {
             Ok(n) => return Ok(n),
             Err(nix::errno::Errno::EINTR) => {}
-            Err(nix::errno::Errno::EAGAIN) => wait_splice(Some(from), to, "splice")?,
-            Err(errno) => return Err(splice_error("splice", errno, to)),
+            Err(nix::errno::Errno::EAGAIN) => {
+                after_eagain(Some(from.as_fd()), to.as_fd(), wait, "tee")?
+            }
+            Err(errno) => return Err(splice_error("tee", errno, to.as_fd())),
         }
     }
 }
@@ -82,15 +156,30 @@ pub fn splice(from: impl AsFd, to: impl AsFd, len: usize) -> Result<usize> {
 ///
 /// `BrokenPipe` if `to` has no readers; other `tee` errors.
 pub fn tee(from: &PipeReader, to: &PipeWriter, len: usize) -> Result<usize> {
-    sys::block_sigpipe();
-    loop {
-        match nix::fcntl::tee(from, to, len, SpliceFFlags::empty()) {
-            Ok(n) => return Ok(n),
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(nix::errno::Errno::EAGAIN) => wait_splice(Some(from.as_fd()), to.as_fd(), "tee")?,
-            Err(errno) => return Err(splice_error("tee", errno, to.as_fd())),
-        }
-    }
+    tee_with(from, to, len, Wait::Block)
+}
+
+/// [`tee`] without waiting.
+///
+/// # Errors
+///
+/// `WouldBlock` if `from` is empty or `to` is full; otherwise as [`tee`].
+pub fn try_tee(from: &PipeReader, to: &PipeWriter, len: usize) -> Result<usize> {
+    tee_with(from, to, len, Wait::Try)
+}
+
+/// [`tee`], waiting at most `timeout`.
+///
+/// # Errors
+///
+/// `TimedOut` if nothing could be copied in time; otherwise as [`tee`].
+pub fn tee_timeout(
+    from: &PipeReader,
+    to: &PipeWriter,
+    len: usize,
+    timeout: Duration,
+) -> Result<usize> {
+    tee_with(from, to, len, Wait::Until(Deadline::after(timeout)))
 }
 
 /// Sends buffers through a pipe without copying them (`vmsplice(2)`): the pipe refers to
@@ -157,19 +246,48 @@ impl VmspliceWriter {
     /// there; the buffer is kept until it is consumed); other `vmsplice` errors.
     #[doc(alias = "vmsplice")]
     pub fn send(&mut self, buf: Vec<u8>) -> Result<()> {
+        self.send_with(buf, Wait::Block).map(drop)
+    }
+
+    /// Gives as much of `buf` to the pipe as fits now and returns how many bytes that was;
+    /// the rest of `buf` is not sent. The buffer is kept until its sent part is consumed
+    /// (at once, if nothing was sent), like every sent buffer.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if nothing fits; otherwise as [`send`](VmspliceWriter::send).
+    pub fn try_send(&mut self, buf: Vec<u8>) -> Result<usize> {
+        self.send_with(buf, Wait::Try)
+    }
+
+    /// Gives `buf` to the pipe, waiting at most `timeout` for room; returns how many bytes
+    /// went in, fewer than `buf.len()` if the time ran out part-way (the rest is not sent).
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if nothing went in; otherwise as [`send`](VmspliceWriter::send).
+    pub fn send_timeout(&mut self, buf: Vec<u8>, timeout: Duration) -> Result<usize> {
+        self.send_with(buf, Wait::Until(Deadline::after(timeout)))
+    }
+
+    fn send_with(&mut self, buf: Vec<u8>, wait: Wait) -> Result<usize> {
         sys::block_sigpipe();
+        let flags = flags(wait, SpliceFFlags::empty());
         let mut done = 0;
         let result = loop {
             if done == buf.len() {
-                break Ok(());
+                break Ok(done);
             }
             let iov = [IoSlice::new(&buf[done..])];
-            match nix::fcntl::vmsplice(&self.writer, &iov, SpliceFFlags::empty()) {
+            match nix::fcntl::vmsplice(&self.writer, &iov, flags) {
                 Ok(n) => done += n,
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(nix::errno::Errno::EAGAIN) => {
-                    if let Err(err) = wait_splice(None, self.writer.as_fd(), "vmsplice") {
-                        break Err(err);
+                    match after_eagain(None, self.writer.as_fd(), wait, "vmsplice") {
+                        Ok(()) => {}
+                        // Part of the buffer is in: report that, as a short write does.
+                        Err(_) if done > 0 => break Ok(done),
+                        Err(err) => break Err(err),
                     }
                 }
                 Err(errno) => break Err(splice_error("vmsplice", errno, self.writer.as_fd())),

@@ -113,3 +113,85 @@ fn vmsplice_through_a_reader_thread_reuses_buffers() {
     // The pipe holds 64 KiB: four buffers in flight, plus the one being filled.
     assert!(allocated <= 6, "allocated {allocated} buffers");
 }
+
+#[test]
+fn splice_moves_between_a_pipe_and_a_socket() {
+    use std::os::unix::net::UnixStream;
+    let (mut left, right) = UnixStream::pair().unwrap();
+    let (r, mut w) = pipe().unwrap();
+    w.write_all(b"to the socket").unwrap();
+    assert_eq!(splice(&r, &right, 64).unwrap(), 13);
+    let mut buf = [0u8; 13];
+    left.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"to the socket");
+    left.write_all(b"and back").unwrap();
+    let (mut r2, w2) = pipe().unwrap();
+    assert_eq!(splice(&right, &w2, 64).unwrap(), 8);
+    let mut back = [0u8; 8];
+    r2.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"and back");
+}
+
+#[test]
+fn zero_copy_calls_have_try_and_timeout_forms() {
+    use std::time::{Duration, Instant};
+    let (r1, mut w1) = pipe().unwrap();
+    let (r2, w2) = pipe().unwrap();
+    // Nothing to move yet.
+    assert!(
+        ipc_pipe::try_splice(&r1, &w2, 10)
+            .unwrap_err()
+            .is_would_block()
+    );
+    assert!(
+        ipc_pipe::try_tee(&r1, &w2, 10)
+            .unwrap_err()
+            .is_would_block()
+    );
+    let start = Instant::now();
+    let err = ipc_pipe::splice_timeout(&r1, &w2, 10, Duration::from_millis(50)).unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    assert!(
+        ipc_pipe::tee_timeout(&r1, &w2, 10, Duration::from_millis(10))
+            .unwrap_err()
+            .is_timeout()
+    );
+    w1.write_all(b"abc").unwrap();
+    assert_eq!(ipc_pipe::try_tee(&r1, &w2, 10).unwrap(), 3);
+    assert_eq!(
+        ipc_pipe::splice_timeout(&r1, &w2, 10, Duration::from_secs(5)).unwrap(),
+        3
+    );
+    assert_eq!(r2.unread_bytes().unwrap(), 6);
+
+    // A full pipe: vmsplice says how much went in, and nothing when nothing fits.
+    let (r3, w3) = pipe().unwrap();
+    let capacity = w3.capacity().unwrap();
+    let mut sender = VmspliceWriter::new(w3);
+    let sent = sender
+        .send_timeout(vec![7u8; capacity + 4096], Duration::from_millis(50))
+        .unwrap();
+    assert!(sent > 0 && sent <= capacity, "{sent}");
+    let err = sender.try_send(vec![1u8; 4096]).unwrap_err();
+    assert!(err.is_would_block(), "{err}");
+    let err = sender
+        .send_timeout(vec![1u8; 4096], Duration::from_millis(20))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    // Unsent buffers come back at once; the sent one only after the reader has it.
+    let mut reclaimed = Vec::new();
+    while let Some(b) = sender.reclaim().unwrap() {
+        reclaimed.push(b);
+    }
+    assert!(
+        reclaimed.is_empty(),
+        "the first buffer is still in the pipe"
+    );
+    let mut sink = vec![0u8; sent];
+    (&r3).read_exact(&mut sink).unwrap();
+    while let Some(b) = sender.reclaim().unwrap() {
+        reclaimed.push(b);
+    }
+    assert_eq!(reclaimed.len(), 3);
+}
