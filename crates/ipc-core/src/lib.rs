@@ -58,4 +58,4 @@ pub use frame::{DEFAULT_MAX_MESSAGE_SIZE, FRAME_HEADER_LEN, FramedReader, Framed
 pub use message::{MessageReceiver, MessageSender};
 pub use mode::{Access, CreationMode, OpenIntent, Opened, Permissions, Unlink, UnlinkOnDrop};
 pub use name::IpcName;
-pub use stream::{ReadReady, WriteReady};
+pub use stream::{ReadReady, WriteReady, poll_fd, poll_now};

@@ -1,8 +1,66 @@
 //! Byte streams that can be used without blocking and waited on with a deadline.
 
 use std::io::{IoSlice, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
-use crate::{Deadline, Result};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::MsgFlags;
+
+use crate::{Deadline, Error, Result};
+
+/// Waits until `fd` reports one of `events` (or an error or hang-up, which `poll` always
+/// reports) or `deadline` passes, and returns the events that occurred. `EINTR` is retried
+/// against the same deadline.
+///
+/// The building block of every `_timeout` form in the mechanism crates.
+///
+/// ```
+/// use std::time::Duration;
+/// use nix::poll::PollFlags;
+/// use ipc_core::{Deadline, poll_fd};
+///
+/// let (a, b) = std::os::unix::net::UnixStream::pair()?;
+/// let err = poll_fd(&a, PollFlags::POLLIN, Deadline::after(Duration::from_millis(1)), "poll").unwrap_err();
+/// assert!(err.is_timeout());
+/// assert!(poll_fd(&b, PollFlags::POLLOUT, Deadline::NEVER, "poll")?.contains(PollFlags::POLLOUT));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// `TimedOut` at the deadline (for the operation `op`), or the `poll` error.
+pub fn poll_fd(
+    fd: impl AsFd,
+    events: PollFlags,
+    deadline: Deadline,
+    op: &'static str,
+) -> Result<PollFlags> {
+    let fd = fd.as_fd();
+    deadline.retry(|deadline| {
+        let timeout = PollTimeout::try_from(deadline.poll_timeout_ms()).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd, events)];
+        match poll(&mut fds, timeout) {
+            Ok(0) => Err(Error::timed_out(op)),
+            Ok(_) => Ok(fds[0].revents().unwrap_or(PollFlags::empty())),
+            Err(errno) => Err(Error::from_errno(op, errno)),
+        }
+    })
+}
+
+/// Whether `fd` has one of `events` right now, without waiting.
+///
+/// # Errors
+///
+/// The `poll` error.
+pub fn poll_now(fd: impl AsFd, events: PollFlags, op: &'static str) -> Result<PollFlags> {
+    match poll_fd(fd, events, Deadline::after(Duration::ZERO), op) {
+        Err(err) if err.is_timeout() => Ok(PollFlags::empty()),
+        other => other,
+    }
+}
 
 /// A byte stream that can also read without blocking and wait for input until a deadline:
 /// a pipe, a FIFO, a stream socket. [`FramedReader`](crate::FramedReader) needs it for
@@ -66,3 +124,56 @@ impl<T: WriteReady + ?Sized> WriteReady for &mut T {
         (**self).wait_writable(deadline)
     }
 }
+
+/// `recv(MSG_DONTWAIT)` on a stream socket: a read that never waits, whatever the socket's
+/// blocking mode.
+fn socket_try_read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
+    loop {
+        match nix::sys::socket::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => return Err(Error::would_block("recv")),
+            other => return other.map_err(|e| Error::from_errno("recv", e)),
+        }
+    }
+}
+
+/// `sendmsg(MSG_DONTWAIT | MSG_NOSIGNAL)` on a stream socket: a write that never waits and
+/// never raises `SIGPIPE`.
+fn socket_try_write(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> Result<usize> {
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+    loop {
+        match nix::sys::socket::sendmsg::<()>(fd.as_raw_fd(), bufs, &[], flags, None) {
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => return Err(Error::would_block("sendmsg")),
+            other => return other.map_err(|e| Error::from_errno("sendmsg", e)),
+        }
+    }
+}
+
+/// Stream sockets are byte streams with non-blocking reads and writes available per call.
+macro_rules! socket_ready {
+    ($ty:ty) => {
+        impl ReadReady for $ty {
+            fn try_read(&mut self, buf: &mut [u8]) -> Result<usize> {
+                socket_try_read(self.as_fd(), buf)
+            }
+
+            fn wait_readable(&self, deadline: Deadline) -> Result<()> {
+                poll_fd(self, PollFlags::POLLIN, deadline, "poll").map(drop)
+            }
+        }
+
+        impl WriteReady for $ty {
+            fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize> {
+                socket_try_write(self.as_fd(), bufs)
+            }
+
+            fn wait_writable(&self, deadline: Deadline) -> Result<()> {
+                poll_fd(self, PollFlags::POLLOUT, deadline, "poll").map(drop)
+            }
+        }
+    };
+}
+
+socket_ready!(UnixStream);
+socket_ready!(TcpStream);

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipc_core::{Deadline, Error, Limit, Result};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::sys;
 
@@ -27,24 +26,8 @@ pub(crate) fn subject(fd: BorrowedFd<'_>) -> String {
     format!("pipe (fd {})", fd.as_raw_fd())
 }
 
-/// Waits until `fd` has one of `events` (or an error or hang-up) or the deadline passes.
-/// Returns the events that occurred.
-pub(crate) fn wait_for(
-    fd: BorrowedFd<'_>,
-    events: PollFlags,
-    deadline: Deadline,
-    op: &'static str,
-) -> Result<PollFlags> {
-    deadline.retry(|deadline| {
-        let timeout = PollTimeout::try_from(deadline.poll_timeout_ms()).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(fd, events)];
-        match poll(&mut fds, timeout) {
-            Ok(0) => Err(Error::timed_out(op)),
-            Ok(_) => Ok(fds[0].revents().unwrap_or(PollFlags::empty())),
-            Err(errno) => Err(Error::from_errno(op, errno)),
-        }
-    })
-}
+/// Waits for events on a descriptor with a deadline, retrying `EINTR`.
+pub(crate) use ipc_core::poll_fd as wait_for;
 
 /// `F_DUPFD_CLOEXEC`: a second descriptor for the same pipe end.
 pub(crate) fn try_clone(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
