@@ -1,6 +1,97 @@
-//! Unix-domain stream, datagram and seqpacket sockets with fd passing and peer credentials; TCP and UDP.
+//! Sockets for IPC on Linux: Unix stream, datagram and seqpacket sockets with descriptor
+//! passing and peer credentials, plus TCP and UDP with the options people tune.
 //!
-//! **Not built yet.** This crate is a placeholder in the ipc-rs workspace and has no public
-//! API; see its README for the plan. It re-exports nothing, so depending on it gives nothing.
+//! It builds on std rather than replacing it: stream connections are std's
+//! [`UnixStream`](std::os::unix::net::UnixStream) and [`TcpStream`](std::net::TcpStream),
+//! extended by [`UnixSocketExt`] (descriptors and credentials) and [`UdpSocketExt`]; what
+//! std lacks comes as new types: [`Seqpacket`] sockets, listeners that are safe to run as
+//! services ([`StreamListener`], [`SeqpacketListener`]), [`Datagram`] with message
+//! semantics, a thread-per-client [`Server`].
+//!
+//! ```
+//! use ipc_socket::{Seqpacket, SeqpacketListener, UnixAddr, UnixSocketExt};
+//!
+//! # let dir = std::env::temp_dir().join(format!("socket-crate-doc-{}", std::process::id()));
+//! # std::fs::create_dir(&dir)?;
+//! let addr = UnixAddr::path(dir.join("service.sock"));
+//! let listener = SeqpacketListener::bind(&addr)?; // owner-only socket file
+//!
+//! let client = Seqpacket::connect(&addr)?;
+//! let (server, peer) = listener.accept()?;
+//! assert_eq!(peer.uid, nix::unistd::geteuid().as_raw());
+//!
+//! // Whole messages, with an open file riding along.
+//! let file = std::fs::File::open("/dev/null")?;
+//! use std::os::fd::AsFd;
+//! client.send_with_fds(b"take this", &[file.as_fd()])?;
+//! let mut buf = [0u8; 64];
+//! let (n, fds) = server.recv_with_fds(&mut buf, 1)?;
+//! assert_eq!((&buf[..n], fds.len()), (&b"take this"[..], 1));
+//!
+//! drop(listener); // removes service.sock
+//! # std::fs::remove_dir(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What this crate takes care of
+//!
+//! - **Every descriptor is close-on-exec**, including received ones (`MSG_CMSG_CLOEXEC`).
+//! - **No `SIGPIPE`**: sends use `MSG_NOSIGNAL`; std's stream writes do too.
+//! - **Socket files** get exact permissions at bind (bound in a private directory, given
+//!   their mode there, then moved into place), are removed by the listener on drop, and a
+//!   stale one left by a crash is removed only after a connect proves nobody listens, under
+//!   a lock file (`<path>.lock`) that keeps two starters from removing each other's socket.
+//!   Abstract addresses ([`UnixAddr::Abstract`]) have no file and **no permissions**: anyone
+//!   in the network namespace can connect; check credentials.
+//! - **Descriptor passing** never leaks: more descriptors than the receiver allows
+//!   (`MSG_CTRUNC`) is an error, and every descriptor that did arrive is closed.
+//! - **Peer identity**: credentials at every accept, `SO_PEERPIDFD` pidfds, `SCM_CREDENTIALS`
+//!   on datagrams, and listeners that let in only allowed users.
+//! - **Messages**: [`Seqpacket`] and [`Datagram`] implement
+//!   [`MessageSender`]/[`MessageReceiver`] natively; stream sockets get them through
+//!   [`FramedWriter`]/[`FramedReader`] (lengths checked before allocating, a malformed frame
+//!   ends the stream with an error, never a panic). A message that does not fit the
+//!   caller's buffer stays queued, and the error says what size it needs.
+//! - **Deadlines**: `accept`, `connect` and every send and receive have `try_` and
+//!   `_timeout` forms; `EINTR` is retried.
+//!
+//! # Limits
+//!
+//! - A socket path is at most 107 bytes (`sun_path`).
+//! - At most 253 descriptors per message (`SCM_MAX_FD`).
+//! - Seqpacket and datagram messages are limited by the send buffer (`SO_SNDBUF`, about
+//!   200 KiB by default); this crate's default maximum is 64 KiB.
+//!
+//! # Safety
+//!
+//! The unsafe code (owning received descriptors, `SO_PEERPIDFD`, a byte-slice view for
+//! socket2) is in one private module, each block with its reasoning.
 
 #![deny(unsafe_code)]
+
+mod addr;
+mod bind;
+mod datagram;
+mod ext;
+mod inet;
+mod message;
+mod seqpacket;
+mod server;
+mod stream;
+#[allow(unsafe_code)]
+mod sys;
+
+pub use addr::{MAX_PATH_LEN, UnixAddr};
+pub use bind::{ListenerOptions, StalePolicy};
+pub use datagram::Datagram;
+pub use ext::{MAX_FDS_PER_MESSAGE, PeerCredentials, UnixSocketExt};
+pub use inet::{TcpAcceptor, TcpOptions, UdpOptions, UdpSocketExt};
+pub use message::DEFAULT_MAX_MESSAGE_SIZE;
+pub use seqpacket::{Seqpacket, SeqpacketListener};
+pub use server::Server;
+pub use stream::{StreamListener, connect_stream, connect_stream_timeout};
+
+pub use ipc_core::{
+    Deadline, Error, FramedReader, FramedWriter, MessageReceiver, MessageSender, Permissions,
+    Result,
+};

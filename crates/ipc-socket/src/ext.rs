@@ -1,0 +1,233 @@
+//! What Unix sockets can do beyond bytes: pass descriptors and tell who the peer is.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+
+use ipc_core::{Error, Limit, Result};
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, sockopt};
+
+use crate::sys;
+
+/// The most descriptors one message can carry on Linux (`SCM_MAX_FD`).
+pub const MAX_FDS_PER_MESSAGE: usize = 253;
+
+/// Who is at the other end of a Unix socket, as the kernel recorded it when the
+/// connection was made (`SO_PEERCRED`) or the datagram was sent (`SCM_CREDENTIALS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerCredentials {
+    /// The peer's process id. It can be reused once the peer exits; use
+    /// [`UnixSocketExt::peer_pidfd`] to refer to the process itself.
+    pub pid: u32,
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's effective group id.
+    pub gid: u32,
+}
+
+impl From<nix::sys::socket::UnixCredentials> for PeerCredentials {
+    fn from(c: nix::sys::socket::UnixCredentials) -> Self {
+        PeerCredentials {
+            pid: u32::try_from(c.pid()).unwrap_or(0),
+            uid: c.uid(),
+            gid: c.gid(),
+        }
+    }
+}
+
+/// The bytes of control-message space for `payload` bytes of data (`CMSG_SPACE`).
+pub(crate) fn cmsg_space(payload: usize) -> usize {
+    let align = std::mem::size_of::<usize>();
+    let round = |n: usize| n.div_ceil(align) * align;
+    round(std::mem::size_of::<libc::cmsghdr>()) + round(payload)
+}
+
+/// Sends `data` with `fds` attached (`sendmsg` with `SCM_RIGHTS` and `MSG_NOSIGNAL`).
+pub(crate) fn send_with_fds(
+    socket: BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+    flags: MsgFlags,
+) -> Result<usize> {
+    const OP: &str = "sendmsg";
+    if fds.len() > MAX_FDS_PER_MESSAGE {
+        let limit = Limit::new("SCM_MAX_FD", MAX_FDS_PER_MESSAGE as u64);
+        return Err(Error::limit_exceeded(
+            OP,
+            "descriptors per message",
+            fds.len() as u64,
+            limit,
+        ));
+    }
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &rights };
+    let iov = [IoSlice::new(data)];
+    loop {
+        match nix::sys::socket::sendmsg::<()>(
+            socket.as_raw_fd(),
+            &iov,
+            cmsgs,
+            flags | MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => return Err(Error::would_block(OP)),
+            other => return other.map_err(|e| Error::from_errno(OP, e)),
+        }
+    }
+}
+
+/// What one `recvmsg` delivered.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) len: usize,
+    pub(crate) fds: Vec<OwnedFd>,
+    pub(crate) credentials: Option<PeerCredentials>,
+    pub(crate) truncated: bool,
+}
+
+/// `recvmsg` with room for `max_fds` descriptors (and credentials), received close-on-exec.
+/// More descriptors than that is an error, and every one that arrived is closed.
+pub(crate) fn recv_with_fds(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+    max_fds: usize,
+    flags: MsgFlags,
+) -> Result<Received> {
+    const OP: &str = "recvmsg";
+    let max_fds = max_fds.min(MAX_FDS_PER_MESSAGE);
+    let space = cmsg_space(max_fds * std::mem::size_of::<RawFd>())
+        + cmsg_space(std::mem::size_of::<libc::ucred>());
+    let mut cmsg = vec![0u8; space];
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = loop {
+        match nix::sys::socket::recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            flags | MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => return Err(Error::would_block(OP)),
+            other => break other.map_err(|e| Error::from_errno(OP, e))?,
+        }
+    };
+    let mut fds = Vec::new();
+    let mut credentials = None;
+    // Own every descriptor first, so that each is closed on every error path below.
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for cmsg in cmsgs {
+            match cmsg {
+                ControlMessageOwned::ScmRights(received) => {
+                    fds.extend(sys::own_received(&received))
+                }
+                ControlMessageOwned::ScmCredentials(c) => {
+                    credentials = Some(PeerCredentials::from(c))
+                }
+                _ => {}
+            }
+        }
+    }
+    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+        drop(fds);
+        let limit = Limit::new("max_fds of this receive", max_fds as u64);
+        return Err(Error::limit_exceeded(
+            OP,
+            "descriptors in the message (some were dropped by the kernel)",
+            (max_fds + 1) as u64,
+            limit,
+        ));
+    }
+    Ok(Received {
+        len: msg.bytes,
+        fds,
+        credentials,
+        truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+    })
+}
+
+/// Descriptor passing and peer identity for connected Unix sockets: std's
+/// [`UnixStream`] and [`UnixDatagram`], and this crate's [`Seqpacket`](crate::Seqpacket)
+/// and [`Datagram`](crate::Datagram).
+///
+/// ```
+/// use std::io::{Read, Seek, Write};
+/// use std::os::fd::AsFd;
+/// use std::os::unix::net::UnixStream;
+/// use ipc_socket::UnixSocketExt;
+///
+/// let (a, b) = UnixStream::pair()?;
+/// let mut file = std::fs::File::open("/proc/self/status")?;
+/// a.send_with_fds(b"here", &[file.as_fd()])?;
+///
+/// let mut buf = [0u8; 4];
+/// let (n, fds) = b.recv_with_fds(&mut buf, 4)?;
+/// assert_eq!((&buf[..n], fds.len()), (&b"here"[..], 1));
+/// // The received descriptor is a new handle to the same open file.
+/// let mut text = String::new();
+/// std::fs::File::from(fds.into_iter().next().unwrap()).read_to_string(&mut text)?;
+/// assert!(text.starts_with("Name:"));
+///
+/// assert_eq!(a.peer_credentials()?.pid, std::process::id());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait UnixSocketExt: AsFd {
+    /// Sends `data` with the descriptors `fds` attached (`SCM_RIGHTS`), never raising
+    /// `SIGPIPE`. On a stream socket the descriptors travel with the first byte, and a short
+    /// send is possible: send the rest without descriptors.
+    ///
+    /// # Errors
+    ///
+    /// A limit error for more than [`MAX_FDS_PER_MESSAGE`] descriptors; `BrokenPipe` if the
+    /// peer is gone; other `sendmsg` errors.
+    #[doc(alias = "SCM_RIGHTS")]
+    fn send_with_fds(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> Result<usize> {
+        send_with_fds(self.as_fd(), data, fds, MsgFlags::empty())
+    }
+
+    /// Receives bytes into `buf` and up to `max_fds` descriptors (close-on-exec).
+    ///
+    /// # Errors
+    ///
+    /// A limit error if the message carried more than `max_fds` descriptors: the kernel
+    /// dropped the surplus, and the ones that did arrive are closed, so nothing leaks. On a
+    /// datagram or seqpacket socket, a message longer than `buf` is an error saying the
+    /// size it needed; that message and its descriptors are gone. Other `recvmsg` errors.
+    fn recv_with_fds(&self, buf: &mut [u8], max_fds: usize) -> Result<(usize, Vec<OwnedFd>)> {
+        let received = recv_with_fds(self.as_fd(), buf, max_fds, MsgFlags::empty())?;
+        if received.truncated {
+            return Err(Error::buffer_too_small("recvmsg", received.len, buf.len()));
+        }
+        Ok((received.len, received.fds))
+    }
+
+    /// The peer's pid, uid and gid when the connection was made (`SO_PEERCRED`).
+    ///
+    /// # Errors
+    ///
+    /// `ENOTCONN` on an unconnected socket.
+    #[doc(alias = "SO_PEERCRED")]
+    fn peer_credentials(&self) -> Result<PeerCredentials> {
+        nix::sys::socket::getsockopt(&self.as_fd(), sockopt::PeerCredentials)
+            .map(PeerCredentials::from)
+            .map_err(|e| Error::from_errno("getsockopt(SO_PEERCRED)", e))
+    }
+
+    /// A pidfd for the peer process (`SO_PEERPIDFD`, Linux 6.5): unlike the pid in
+    /// [`peer_credentials`](UnixSocketExt::peer_credentials), it cannot come to mean
+    /// another process after the peer exits, so signals sent through it never reach a
+    /// stranger.
+    ///
+    /// # Errors
+    ///
+    /// `ENOPROTOOPT` on kernels before 6.5; `ENOTCONN` on an unconnected socket.
+    #[doc(alias = "SO_PEERPIDFD")]
+    fn peer_pidfd(&self) -> Result<OwnedFd> {
+        sys::peer_pidfd(self.as_fd())
+            .map_err(|e| Error::from(e).with_op("getsockopt(SO_PEERPIDFD)"))
+    }
+}
+
+impl UnixSocketExt for UnixStream {}
+impl UnixSocketExt for UnixDatagram {}
