@@ -129,7 +129,9 @@ pub(crate) fn recv_with_fds(
             }
         }
     }
-    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+    // The control buffer has room for credentials too, which a few more descriptors could
+    // use instead: count them as well as asking the kernel.
+    if msg.flags.contains(MsgFlags::MSG_CTRUNC) || fds.len() > max_fds {
         drop(fds);
         let limit = Limit::new("max_fds of this receive", max_fds as u64);
         return Err(Error::limit_exceeded(
@@ -195,7 +197,16 @@ pub trait UnixSocketExt: AsFd {
     /// datagram or seqpacket socket, a message longer than `buf` is an error saying the
     /// size it needed; that message and its descriptors are gone. Other `recvmsg` errors.
     fn recv_with_fds(&self, buf: &mut [u8], max_fds: usize) -> Result<(usize, Vec<OwnedFd>)> {
-        let received = recv_with_fds(self.as_fd(), buf, max_fds, MsgFlags::empty())?;
+        // On message sockets MSG_TRUNC makes the kernel report a cut message's real size;
+        // on stream sockets it would discard data instead, so ask which this is.
+        let kind = nix::sys::socket::getsockopt(&self.as_fd(), sockopt::SockType)
+            .map_err(|e| Error::from_errno("getsockopt(SO_TYPE)", e))?;
+        let flags = if kind == nix::sys::socket::SockType::Stream {
+            MsgFlags::empty()
+        } else {
+            MsgFlags::MSG_TRUNC
+        };
+        let received = recv_with_fds(self.as_fd(), buf, max_fds, flags)?;
         if received.truncated {
             return Err(Error::buffer_too_small("recvmsg", received.len, buf.len()));
         }

@@ -1,0 +1,26 @@
+//! ipc-socket across real processes.
+
+mod fds;
+mod framing;
+mod identity;
+mod inet;
+mod kinds;
+mod listener;
+mod server;
+
+ipc_testkit::peer_roles! {
+    "hold-listener" => listener::hold_listener_role,
+    "race-bind" => listener::race_bind_role,
+    "send-fd" => fds::send_fd_role,
+    "fd-leak" => fds::fd_leak_role,
+    "hostile" => framing::hostile_role,
+    "connect-as" => identity::connect_role,
+    "echo-client" => server::echo_client_role,
+}
+
+/// The open descriptors of this process, to prove that nothing leaked.
+pub fn open_fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
