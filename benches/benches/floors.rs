@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipc_bench::floor::{ShmPingPong, run_peer};
-use ipc_bench::pipes::{Flavour, PipePingPong};
+use ipc_bench::pipes::Flavour;
+use ipc_bench::transport::{Case, PingPong};
 use ipc_bench::{affinity, peer};
 
 /// Times `iters` round trips and returns the one-way time (half of it).
@@ -34,8 +35,8 @@ fn floors(c: &mut Criterion) {
     drop(shm);
 
     for size in [64usize, 4096] {
-        let mut pipe =
-            PipePingPong::start(size, Flavour::Raw, peer_cpu).expect("start pipe ping-pong");
+        let mut pipe = PingPong::start(Case::Pipe(Flavour::Raw), size, peer_cpu)
+            .expect("start pipe ping-pong");
         group.bench_function(BenchmarkId::new("pipe_one_way", size), |b| {
             b.iter_custom(|iters| one_way(iters, || pipe.round_trip()));
         });

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipc_bench::floor::run_peer;
-use ipc_bench::pipes::{Flavour, PipePingPong, throughput};
+use ipc_bench::pipes::Flavour;
+use ipc_bench::transport::{Case, PingPong, throughput};
 use ipc_bench::{affinity, peer};
 
 fn pipes(c: &mut Criterion) {
@@ -21,7 +22,7 @@ fn pipes(c: &mut Criterion) {
     for size in [64usize, 4096] {
         for flavour in [Flavour::Raw, Flavour::Pipe, Flavour::Framed] {
             let mut pingpong =
-                PipePingPong::start(size, flavour, peer_cpu).expect("start ping-pong");
+                PingPong::start(Case::Pipe(flavour), size, peer_cpu).expect("start ping-pong");
             latency.bench_function(BenchmarkId::new(flavour.name(), size), |b| {
                 b.iter_custom(|iters| {
                     let start = Instant::now();
@@ -52,7 +53,8 @@ fn pipes(c: &mut Criterion) {
             let id = format!("{}/cap{}k", flavour.name(), capacity / 1024);
             bulk.bench_function(BenchmarkId::new(id, size), |b| {
                 b.iter_custom(|iters| {
-                    throughput(flavour, size, capacity, iters.max(1), peer_cpu).expect("transfer")
+                    throughput(Case::Pipe(flavour), size, capacity, iters.max(1), peer_cpu)
+                        .expect("transfer")
                 });
             });
         }

@@ -23,6 +23,8 @@ pub mod floor;
 pub mod peer;
 pub mod pipes;
 pub mod report;
+pub mod sockets;
 pub mod stats;
 #[allow(unsafe_code)]
 mod sys;
+pub mod transport;

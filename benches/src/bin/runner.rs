@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use ipc_bench::floor::{ShmPingPong, clock_overhead, run_peer, sample_one_way};
-use ipc_bench::pipes::{Flavour, PipePingPong, throughput};
+use ipc_bench::pipes::Flavour;
 use ipc_bench::report::{Machine, Metric, Report, Row};
+use ipc_bench::sockets::Flavour as SocketFlavour;
 use ipc_bench::stats::Summary;
+use ipc_bench::transport::{Case, PingPong, throughput};
 use ipc_bench::{affinity, peer};
 use ipc_core::Result;
 
@@ -95,10 +97,10 @@ struct LatencyCase<'a> {
     target: Option<&'static str>,
 }
 
-/// A throughput case: what streams through which pipe, and the rate of each round.
+/// A throughput case: what streams through which channel, and the rate of each round.
 struct ThroughputCase {
     name: String,
-    flavour: Flavour,
+    case: Case,
     size: usize,
     capacity: usize,
     rounds: Vec<f64>,
@@ -110,72 +112,110 @@ struct ThroughputCase {
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 
-fn latency_cases<'a>(
-    shm: &'a mut ShmPingPong,
-    pipes: &'a mut [(usize, Flavour, PipePingPong)],
-    scale: usize,
-) -> Vec<LatencyCase<'a>> {
-    let mut cases = vec![LatencyCase {
-        name: "shm spin ping-pong (floor)".into(),
-        size: 8,
-        per_round: 20_000 * scale,
-        round_trip: Box::new(|| shm.round_trip()),
-        samples: Vec::new(),
-        baseline: None,
-        target: None,
-    }];
-    let mut floor = 0;
-    for (size, flavour, pingpong) in pipes.iter_mut() {
-        let index = cases.len();
-        let (baseline, target) = match flavour {
-            Flavour::Raw => {
-                floor = index;
-                (None, None)
+/// The latency plan: for each size, each channel next to its floor.
+fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
+    let mut plan = Vec::new();
+    for size in [64, 4096] {
+        let floor = Case::Pipe(Flavour::Raw);
+        plan.push((floor, size, None, None));
+        plan.push((Case::Pipe(Flavour::Pipe), size, Some(floor), Some("≤ 1.05")));
+        plan.push((Case::Pipe(Flavour::Framed), size, Some(floor), None));
+        for flavour in SocketFlavour::ALL {
+            let floor = flavour.floor();
+            if floor == flavour {
+                plan.push((Case::Socket(flavour), size, None, None));
+            } else {
+                plan.push((
+                    Case::Socket(flavour),
+                    size,
+                    Some(Case::Socket(floor)),
+                    Some("≤ 1.05"),
+                ));
             }
-            Flavour::Pipe => (Some(floor), Some("≤ 1.05")),
-            _ => (Some(floor), None),
-        };
-        cases.push(LatencyCase {
-            name: flavour.label().into(),
-            size: *size,
-            per_round: 2_000 * scale,
-            round_trip: Box::new(|| pingpong.round_trip()),
-            samples: Vec::new(),
-            baseline,
-            target,
-        });
-    }
-    cases
-}
-
-fn throughput_cases() -> Vec<ThroughputCase> {
-    let mut cases = Vec::new();
-    for size in [4 * KIB, 64 * KIB, MIB] {
-        let at_64k = |target| if size == 64 * KIB { Some(target) } else { None };
-        let start = cases.len();
-        // (flavour, pipe capacity, index of the baseline within this size's group, target)
-        let plan = [
-            (Flavour::Raw, 64 * KIB, None, None),
-            (Flavour::Pipe, 64 * KIB, Some(0), Some("≥ 0.95")),
-            (Flavour::Framed, 64 * KIB, Some(0), at_64k("≥ 0.90")),
-            (Flavour::Raw, MIB, None, None),
-            (Flavour::Pipe, MIB, Some(3), Some("≥ 0.95")),
-            (Flavour::RawVmsplice, MIB, None, None),
-            (Flavour::Vmsplice, MIB, Some(5), at_64k("≥ 0.80")),
-        ];
-        for (flavour, capacity, baseline, target) in plan {
-            cases.push(ThroughputCase {
-                name: format!("{}, {} KiB pipe", flavour.label(), capacity / KIB),
-                flavour,
-                size,
-                capacity,
-                rounds: Vec::new(),
-                baseline: baseline.map(|b| start + b),
-                target,
-            });
         }
     }
-    cases
+    plan
+}
+
+/// The throughput plan: (case, message size, pipe capacity, baseline, target).
+fn throughput_plan() -> Vec<(
+    Case,
+    usize,
+    usize,
+    Option<(Case, usize)>,
+    Option<&'static str>,
+)> {
+    let mut plan = Vec::new();
+    for size in [4 * KIB, 64 * KIB, MIB] {
+        let at_64k = |target| if size == 64 * KIB { Some(target) } else { None };
+        let pipe = |f| Case::Pipe(f);
+        plan.push((pipe(Flavour::Raw), size, 64 * KIB, None, None));
+        plan.push((
+            pipe(Flavour::Pipe),
+            size,
+            64 * KIB,
+            Some((pipe(Flavour::Raw), 64 * KIB)),
+            Some("≥ 0.95"),
+        ));
+        plan.push((
+            pipe(Flavour::Framed),
+            size,
+            64 * KIB,
+            Some((pipe(Flavour::Raw), 64 * KIB)),
+            at_64k("≥ 0.90"),
+        ));
+        plan.push((pipe(Flavour::Raw), size, MIB, None, None));
+        plan.push((
+            pipe(Flavour::Pipe),
+            size,
+            MIB,
+            Some((pipe(Flavour::Raw), MIB)),
+            Some("≥ 0.95"),
+        ));
+        plan.push((pipe(Flavour::RawVmsplice), size, MIB, None, None));
+        plan.push((
+            pipe(Flavour::Vmsplice),
+            size,
+            MIB,
+            Some((pipe(Flavour::RawVmsplice), MIB)),
+            at_64k("≥ 0.80"),
+        ));
+        for flavour in SocketFlavour::ALL {
+            if size > flavour.max_message() {
+                continue;
+            }
+            let floor = flavour.floor();
+            let framed = matches!(
+                flavour,
+                SocketFlavour::UdsStreamFramed | SocketFlavour::TcpFramed
+            );
+            let target = if framed {
+                at_64k("≥ 0.90")
+            } else {
+                Some("≥ 0.95")
+            };
+            if floor == flavour {
+                plan.push((Case::Socket(flavour), size, 0, None, None));
+            } else {
+                plan.push((
+                    Case::Socket(flavour),
+                    size,
+                    0,
+                    Some((Case::Socket(floor), 0)),
+                    target,
+                ));
+            }
+        }
+    }
+    plan
+}
+
+fn label(case: Case, capacity: usize) -> String {
+    if capacity == 0 {
+        case.label().to_owned()
+    } else {
+        format!("{}, {} KiB pipe", case.label(), capacity / KIB)
+    }
 }
 
 fn run(options: &Options) -> Result<Report> {
@@ -193,14 +233,54 @@ fn run(options: &Options) -> Result<Report> {
     };
 
     let mut shm = ShmPingPong::start(peer_cpu)?;
-    let mut pipes = Vec::new();
-    for size in [64, 4096] {
-        for flavour in [Flavour::Raw, Flavour::Pipe, Flavour::Framed] {
-            pipes.push((size, flavour, PipePingPong::start(size, flavour, peer_cpu)?));
-        }
+    let plan = latency_plan();
+    let mut pingpongs = Vec::new();
+    for &(case, size, _, _) in &plan {
+        pingpongs.push(PingPong::start(case, size, peer_cpu)?);
     }
-    let mut latency = latency_cases(&mut shm, &mut pipes, scale);
-    let mut bulk = throughput_cases();
+    let mut latency = vec![LatencyCase {
+        name: "shm spin ping-pong (floor)".into(),
+        size: 8,
+        per_round: 20_000 * scale,
+        round_trip: Box::new(|| shm.round_trip()),
+        samples: Vec::new(),
+        baseline: None,
+        target: None,
+    }];
+    for (&(case, size, baseline, target), pingpong) in plan.iter().zip(pingpongs.iter_mut()) {
+        let baseline = baseline
+            .and_then(|floor| {
+                plan.iter()
+                    .position(|&(c, s, _, _)| c == floor && s == size)
+            })
+            .map(|i| i + 1);
+        latency.push(LatencyCase {
+            name: case.label().to_owned(),
+            size,
+            per_round: 2_000 * scale,
+            round_trip: Box::new(|| pingpong.round_trip()),
+            samples: Vec::new(),
+            baseline,
+            target,
+        });
+    }
+    let tplan = throughput_plan();
+    let mut bulk: Vec<ThroughputCase> = tplan
+        .iter()
+        .map(|&(case, size, capacity, baseline, target)| ThroughputCase {
+            name: label(case, capacity),
+            case,
+            size,
+            capacity,
+            rounds: Vec::new(),
+            baseline: baseline.and_then(|(floor, cap)| {
+                tplan
+                    .iter()
+                    .position(|&(c, s, k, _, _)| c == floor && s == size && k == cap)
+            }),
+            target,
+        })
+        .collect();
 
     // Warm up, then interleave every case round by round, so that a period in which the
     // host runs the two vCPUs slower affects every case alike.
@@ -215,7 +295,8 @@ fn run(options: &Options) -> Result<Report> {
         }
         for case in &mut bulk {
             let count = (bytes_per_round / case.size).max(16) as u64;
-            let elapsed = throughput(case.flavour, case.size, case.capacity, count, peer_cpu)?;
+            let elapsed = throughput(case.case, case.size, case.capacity, count, peer_cpu)
+                .map_err(|e| e.with_subject(format!("{} at {} bytes", case.name, case.size)))?;
             case.rounds
                 .push((count as f64 * case.size as f64) / elapsed.as_secs_f64());
         }
@@ -246,7 +327,7 @@ fn run(options: &Options) -> Result<Report> {
             baseline: None,
             target: case.target,
         });
-        if case.flavour == Flavour::Vmsplice && case.size == 64 * KIB {
+        if case.case == Case::Pipe(Flavour::Vmsplice) && case.size == 64 * KIB {
             extra.push(rows.len());
             rows.push(Row {
                 case: format!("{} vs plain pipe", case.name),
@@ -262,7 +343,9 @@ fn run(options: &Options) -> Result<Report> {
     }
     let plain_pipe_64k = bulk
         .iter()
-        .position(|c| c.flavour == Flavour::Pipe && c.size == 64 * KIB && c.capacity == 64 * KIB)
+        .position(|c| {
+            c.case == Case::Pipe(Flavour::Pipe) && c.size == 64 * KIB && c.capacity == 64 * KIB
+        })
         .map(|i| row_of[i]);
     for row in extra {
         rows[row].baseline = plain_pipe_64k;

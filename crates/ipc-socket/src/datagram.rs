@@ -295,6 +295,20 @@ impl AsRawFd for Datagram {
     }
 }
 
+impl From<UnixDatagram> for Datagram {
+    /// Wraps a std socket, bound or not, connected or not.
+    fn from(socket: UnixDatagram) -> Self {
+        Datagram::new(socket, None)
+    }
+}
+
+impl From<OwnedFd> for Datagram {
+    /// Wraps a descriptor that must be a Unix datagram socket.
+    fn from(fd: OwnedFd) -> Self {
+        Datagram::new(UnixDatagram::from(fd), None)
+    }
+}
+
 impl From<Datagram> for OwnedFd {
     fn from(socket: Datagram) -> Self {
         OwnedFd::from(socket.socket)

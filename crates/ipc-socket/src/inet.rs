@@ -437,6 +437,9 @@ pub trait UdpSocketExt: AsFd {
 
 impl UdpSocketExt for UdpSocket {}
 
+/// The largest UDP payload (over IPv6; 65,507 bytes over IPv4).
+const MAX_UDP_PAYLOAD: usize = 65_527;
+
 fn udp_recv(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
@@ -445,23 +448,28 @@ fn udp_recv(
     const OP: &str = "recvfrom";
     let socket = SockRef::from(&fd);
     let flags = libc::MSG_DONTWAIT;
+    let wait = |deadline: Option<Deadline>| match deadline {
+        None => Err(Error::would_block(OP)),
+        Some(deadline) => poll_fd(fd, PollFlags::POLLIN, deadline, OP).map(drop),
+    };
     loop {
-        // The size of the next datagram, without taking it.
-        let mut probe: [MaybeUninit<u8>; 0] = [];
-        match socket.recv_from_with_flags(&mut probe, flags | libc::MSG_PEEK | libc::MSG_TRUNC) {
-            Ok((size, _)) if size > buf.len() => {
-                return Err(Error::buffer_too_small(OP, size, buf.len()));
+        // The size of the next datagram, without taking it; a buffer that holds the
+        // largest possible datagram needs no look.
+        if buf.len() < MAX_UDP_PAYLOAD {
+            let mut probe: [MaybeUninit<u8>; 0] = [];
+            match socket.recv_from_with_flags(&mut probe, flags | libc::MSG_PEEK | libc::MSG_TRUNC)
+            {
+                Ok((size, _)) if size > buf.len() => {
+                    return Err(Error::buffer_too_small(OP, size, buf.len()));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait(deadline)?;
+                    continue;
+                }
+                Err(e) => return Err(Error::from(e).with_op(OP)),
             }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                match deadline {
-                    None => return Err(Error::would_block(OP)),
-                    Some(deadline) => poll_fd(fd, PollFlags::POLLIN, deadline, OP)?,
-                };
-                continue;
-            }
-            Err(e) => return Err(Error::from(e).with_op(OP)),
         }
         match socket.recv_from_with_flags(crate::sys::as_uninit(buf), flags) {
             Ok((n, addr)) => {
@@ -470,11 +478,8 @@ fn udp_recv(
                 })?;
                 return Ok((n, addr));
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                ) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(deadline)?,
             Err(e) => return Err(Error::from(e).with_op(OP)),
         }
     }

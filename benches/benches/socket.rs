@@ -1,0 +1,68 @@
+//! Criterion benchmarks of sockets between two pinned processes: round-trip latency and
+//! one-way throughput for every socket kind, each next to its libc floor.
+//!
+//! The bench binary re-executes itself as the peer, so `main` first checks for a peer role.
+
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use ipc_bench::floor::run_peer;
+use ipc_bench::sockets::Flavour;
+use ipc_bench::transport::{Case, PingPong, throughput};
+use ipc_bench::{affinity, peer};
+
+fn sockets(c: &mut Criterion) {
+    let pair = affinity::cpu_pair().expect("sched_getaffinity");
+    if let Some((own, _)) = pair {
+        affinity::pin_to(own).expect("pin");
+    }
+    let peer_cpu = pair.map(|(_, peer)| peer);
+
+    let mut latency = c.benchmark_group("socket_latency_one_way");
+    for size in [64usize, 4096] {
+        for flavour in Flavour::ALL {
+            let mut pingpong =
+                PingPong::start(Case::Socket(flavour), size, peer_cpu).expect("start ping-pong");
+            latency.bench_function(BenchmarkId::new(flavour.name(), size), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        pingpong.round_trip().expect("round trip");
+                    }
+                    start.elapsed() / 2
+                });
+            });
+        }
+    }
+    latency.finish();
+
+    let mut bulk = c.benchmark_group("socket_throughput");
+    bulk.sample_size(10)
+        .measurement_time(Duration::from_secs(3));
+    for size in [4096usize, 64 * 1024, 1 << 20] {
+        bulk.throughput(Throughput::Bytes(size as u64));
+        for flavour in Flavour::ALL.into_iter().filter(|f| size <= f.max_message()) {
+            bulk.bench_function(BenchmarkId::new(flavour.name(), size), |b| {
+                b.iter_custom(|iters| {
+                    throughput(Case::Socket(flavour), size, 0, iters.max(1), peer_cpu)
+                        .expect("transfer")
+                });
+            });
+        }
+    }
+    bulk.finish();
+}
+
+fn main() {
+    if let Some(role) = peer::role() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if let Err(err) = run_peer(&role, &args) {
+            eprintln!("peer {role}: {err}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    sockets(&mut c);
+    c.final_summary();
+}

@@ -1,0 +1,354 @@
+//! Socket flavours: for each kind, the raw libc calls (the floor) and `ipc-socket`'s way.
+
+use std::net::{TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::Stdio;
+
+use ipc_core::{Error, FramedReader, FramedWriter, Result};
+use ipc_socket::{Datagram, Seqpacket, TcpOptions, UdpSocketExt};
+use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, sockopt};
+
+use crate::pipes::{FramedRx, FramedTx, RawRx, RawTx};
+use crate::transport::{Link, MsgRx, MsgTx, Setup, arg, message, stamp, stdio_fds, whole};
+
+/// A socket kind and who drives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    /// Unix stream socket, libc `write`/`read` (floor).
+    UdsStreamRaw,
+    /// Unix stream socket with `FramedWriter`/`FramedReader`.
+    UdsStreamFramed,
+    /// Unix seqpacket socket, libc `send`/`recv` (floor).
+    SeqpacketRaw,
+    /// `ipc_socket::Seqpacket`.
+    Seqpacket,
+    /// Unix datagram socket, libc `send`/`recv` (floor).
+    DatagramRaw,
+    /// `ipc_socket::Datagram`.
+    Datagram,
+    /// TCP over loopback with `TCP_NODELAY`, libc `write`/`read` (floor).
+    TcpRaw,
+    /// TCP over loopback with `FramedWriter`/`FramedReader`.
+    TcpFramed,
+    /// UDP over loopback, libc `send`/`recv` (floor).
+    UdpRaw,
+    /// UDP with std's `send` and `UdpSocketExt::recv_from_checked`.
+    Udp,
+}
+
+impl Flavour {
+    /// Every flavour, floors first within each kind.
+    pub const ALL: [Flavour; 10] = [
+        Flavour::UdsStreamRaw,
+        Flavour::UdsStreamFramed,
+        Flavour::SeqpacketRaw,
+        Flavour::Seqpacket,
+        Flavour::DatagramRaw,
+        Flavour::Datagram,
+        Flavour::TcpRaw,
+        Flavour::TcpFramed,
+        Flavour::UdpRaw,
+        Flavour::Udp,
+    ];
+
+    /// The short name used on the command line of the peer.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::UdsStreamRaw => "uds-stream-raw",
+            Flavour::UdsStreamFramed => "uds-stream-framed",
+            Flavour::SeqpacketRaw => "seqpacket-raw",
+            Flavour::Seqpacket => "seqpacket",
+            Flavour::DatagramRaw => "dgram-raw",
+            Flavour::Datagram => "dgram",
+            Flavour::TcpRaw => "tcp-raw",
+            Flavour::TcpFramed => "tcp-framed",
+            Flavour::UdpRaw => "udp-raw",
+            Flavour::Udp => "udp",
+        }
+    }
+
+    /// How the report names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Flavour::UdsStreamRaw => "UDS stream: libc write/read (floor)",
+            Flavour::UdsStreamFramed => "UDS stream: FramedReader/FramedWriter",
+            Flavour::SeqpacketRaw => "UDS seqpacket: libc send/recv (floor)",
+            Flavour::Seqpacket => "UDS seqpacket: Seqpacket",
+            Flavour::DatagramRaw => "UDS datagram: libc send/recv (floor)",
+            Flavour::Datagram => "UDS datagram: Datagram",
+            Flavour::TcpRaw => "TCP loopback: libc write/read (floor)",
+            Flavour::TcpFramed => "TCP loopback: FramedReader/FramedWriter",
+            Flavour::UdpRaw => "UDP loopback: libc send/recv (floor)",
+            Flavour::Udp => "UDP loopback: send/recv_from_checked",
+        }
+    }
+
+    /// The floor this flavour is compared with (itself for a floor).
+    pub fn floor(self) -> Flavour {
+        match self {
+            Flavour::UdsStreamFramed => Flavour::UdsStreamRaw,
+            Flavour::Seqpacket => Flavour::SeqpacketRaw,
+            Flavour::Datagram => Flavour::DatagramRaw,
+            Flavour::TcpFramed => Flavour::TcpRaw,
+            Flavour::Udp => Flavour::UdpRaw,
+            floor => floor,
+        }
+    }
+
+    /// The largest message this kind carries in one piece: message sockets are limited by
+    /// their send buffer (about 200 KiB by default) and UDP by its 64 KiB datagrams.
+    pub fn max_message(self) -> usize {
+        match self {
+            Flavour::SeqpacketRaw
+            | Flavour::Seqpacket
+            | Flavour::DatagramRaw
+            | Flavour::Datagram => 64 * 1024,
+            Flavour::UdpRaw | Flavour::Udp => 60 * 1024,
+            _ => usize::MAX,
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Result<Flavour> {
+        Flavour::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                Error::new(
+                    "Flavour::parse",
+                    std::io::ErrorKind::InvalidInput,
+                    format!("unknown socket flavour {name}"),
+                )
+            })
+    }
+}
+
+/// libc `send` of whole messages on a message socket, without `SIGPIPE`.
+struct RawMsgTx(OwnedFd, Vec<u8>);
+
+impl MsgTx for RawMsgTx {
+    fn send(&mut self, seq: u64) -> Result<()> {
+        stamp(&mut self.1, seq);
+        loop {
+            match nix::sys::socket::send(self.0.as_raw_fd(), &self.1, MsgFlags::MSG_NOSIGNAL) {
+                Err(nix::errno::Errno::EINTR) => {}
+                other => return other.map(drop).map_err(|e| Error::from_errno("send", e)),
+            }
+        }
+    }
+}
+
+/// libc `recv` of whole messages; a zero-length read is end of stream.
+struct RawMsgRx(OwnedFd);
+
+impl MsgRx for RawMsgRx {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
+        loop {
+            match nix::sys::socket::recv(self.0.as_raw_fd(), buf, MsgFlags::empty()) {
+                Ok(0) => return Ok(false),
+                Ok(n) => return whole(n, buf),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(errno) => return Err(Error::from_errno("recv", errno)),
+            }
+        }
+    }
+}
+
+/// A Seqpacket or Datagram through `MessageSender`/`MessageReceiver`.
+struct MessageTx<S: ipc_core::MessageSender>(S, Vec<u8>);
+
+impl<S: ipc_core::MessageSender> MsgTx for MessageTx<S> {
+    fn send(&mut self, seq: u64) -> Result<()> {
+        stamp(&mut self.1, seq);
+        self.0.send(&self.1)
+    }
+}
+
+struct MessageRx<R: ipc_core::MessageReceiver>(R);
+
+impl<R: ipc_core::MessageReceiver> MsgRx for MessageRx<R> {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
+        match self.0.recv(buf) {
+            Ok(n) => whole(n, buf),
+            Err(err) if err.is_peer_gone() => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// std's `UdpSocket::send` on a connected socket.
+struct UdpTx(UdpSocket, Vec<u8>);
+
+impl MsgTx for UdpTx {
+    fn send(&mut self, seq: u64) -> Result<()> {
+        stamp(&mut self.1, seq);
+        self.0
+            .send(&self.1)
+            .map(drop)
+            .map_err(|e| Error::from(e).with_op("send"))
+    }
+}
+
+/// `recv_from_checked` into a buffer as large as any datagram, as a receiver that cannot
+/// know the size of the next datagram sets it up.
+struct UdpRx(UdpSocket, Vec<u8>);
+
+impl MsgRx for UdpRx {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
+        let (n, _) = self.0.recv_from_checked(&mut self.1)?;
+        let keep = n.min(buf.len());
+        buf[..keep].copy_from_slice(&self.1[..keep]);
+        whole(n, buf)
+    }
+}
+
+fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
+    fd.try_clone().map_err(|e| Error::from(e).with_op("dup"))
+}
+
+/// The link over one connected socket of `flavour` (a Unix socket or a TCP stream).
+fn link(flavour: Flavour, fd: OwnedFd, size: usize) -> Result<Link> {
+    let buf = message(size);
+    Ok(match flavour {
+        Flavour::UdsStreamRaw | Flavour::TcpRaw => Link {
+            tx: Box::new(RawTx(dup(&fd)?, buf)),
+            rx: Box::new(RawRx(fd)),
+        },
+        Flavour::SeqpacketRaw | Flavour::DatagramRaw | Flavour::UdpRaw => Link {
+            tx: Box::new(RawMsgTx(dup(&fd)?, buf)),
+            rx: Box::new(RawMsgRx(fd)),
+        },
+        Flavour::UdsStreamFramed => {
+            let tx = FramedWriter::new(UnixStream::from(dup(&fd)?)).with_max_message_size(size);
+            let rx = FramedReader::new(UnixStream::from(fd)).with_max_message_size(size);
+            Link {
+                tx: Box::new(FramedTx(tx, buf)),
+                rx: Box::new(FramedRx(rx)),
+            }
+        }
+        Flavour::TcpFramed => {
+            let tx = FramedWriter::new(TcpStream::from(dup(&fd)?)).with_max_message_size(size);
+            let rx = FramedReader::new(TcpStream::from(fd)).with_max_message_size(size);
+            Link {
+                tx: Box::new(FramedTx(tx, buf)),
+                rx: Box::new(FramedRx(rx)),
+            }
+        }
+        // The message size is known, so the maximum is set to it, as a program that
+        // knows its messages would: receives then need no size check first.
+        Flavour::Seqpacket => Link {
+            tx: Box::new(MessageTx(
+                Seqpacket::from(dup(&fd)?).with_max_message_size(size),
+                buf,
+            )),
+            rx: Box::new(MessageRx(Seqpacket::from(fd).with_max_message_size(size))),
+        },
+        Flavour::Datagram => Link {
+            tx: Box::new(MessageTx(
+                Datagram::from(dup(&fd)?).with_max_message_size(size),
+                buf,
+            )),
+            rx: Box::new(MessageRx(Datagram::from(fd).with_max_message_size(size))),
+        },
+        Flavour::Udp => Link {
+            tx: Box::new(UdpTx(UdpSocket::from(dup(&fd)?), buf)),
+            rx: Box::new(UdpRx(UdpSocket::from(fd), vec![0; 64 * 1024])),
+        },
+    })
+}
+
+fn kind(flavour: Flavour) -> Option<SockType> {
+    match flavour {
+        Flavour::UdsStreamRaw | Flavour::UdsStreamFramed => Some(SockType::Stream),
+        Flavour::SeqpacketRaw | Flavour::Seqpacket => Some(SockType::SeqPacket),
+        Flavour::DatagramRaw | Flavour::Datagram => Some(SockType::Datagram),
+        _ => None,
+    }
+}
+
+/// Big kernel buffers for UDP, so that a burst is queued rather than dropped (UDP has no
+/// flow control); as root the system maximum does not apply (`SO_RCVBUFFORCE`).
+fn big_buffers(socket: &UdpSocket) {
+    let _ = nix::sys::socket::setsockopt(socket, sockopt::RcvBufForce, &(256 << 20));
+    let _ = nix::sys::socket::setsockopt(socket, sockopt::SndBufForce, &(4 << 20));
+}
+
+/// The parent's side: a socketpair whose other end is the peer's stdin, or a TCP or UDP
+/// socket whose address the peer gets as an argument.
+pub(crate) fn setup(flavour: Flavour, size: usize, _capacity: usize) -> Result<Setup> {
+    if let Some(kind) = kind(flavour) {
+        let (ours, theirs) =
+            nix::sys::socket::socketpair(AddressFamily::Unix, kind, None, SockFlag::SOCK_CLOEXEC)
+                .map_err(|e| Error::from_errno("socketpair", e))?;
+        return Ok(Setup {
+            stdin: Stdio::from(theirs),
+            stdout: Stdio::null(),
+            args: Vec::new(),
+            finish: Box::new(move || link(flavour, ours, size)),
+        });
+    }
+    let loopback = "127.0.0.1:0"
+        .parse()
+        .map_err(|_| Error::new("parse", std::io::ErrorKind::InvalidInput, "loopback"))?;
+    if matches!(flavour, Flavour::TcpRaw | Flavour::TcpFramed) {
+        let acceptor = TcpOptions::new().nodelay(true).listen(loopback)?;
+        let addr = acceptor.local_addr()?;
+        return Ok(Setup {
+            stdin: Stdio::null(),
+            stdout: Stdio::null(),
+            args: vec![addr.to_string()],
+            finish: Box::new(move || {
+                let (stream, _) = acceptor.accept_timeout(std::time::Duration::from_secs(10))?;
+                link(flavour, OwnedFd::from(stream), size)
+            }),
+        });
+    }
+    let socket = UdpSocket::bind(loopback).map_err(|e| Error::from(e).with_op("bind"))?;
+    big_buffers(&socket);
+    let addr = socket
+        .local_addr()
+        .map_err(|e| Error::from(e).with_op("getsockname"))?;
+    Ok(Setup {
+        stdin: Stdio::null(),
+        stdout: Stdio::null(),
+        args: vec![addr.to_string()],
+        finish: Box::new(move || {
+            // The peer says hello first, so that this side learns where it is.
+            let mut hello = [0u8; 8];
+            let (_, peer) =
+                socket.recv_from_timeout(&mut hello, std::time::Duration::from_secs(10))?;
+            socket
+                .connect(peer)
+                .map_err(|e| Error::from(e).with_op("connect"))?;
+            link(flavour, OwnedFd::from(socket), size)
+        }),
+    })
+}
+
+/// The peer's side: its stdin for Unix sockets, or a connection to the address given.
+pub(crate) fn peer_link(flavour: Flavour, size: usize, args: &[String]) -> Result<Link> {
+    if kind(flavour).is_some() {
+        let (input, _) = stdio_fds()?;
+        return link(flavour, input, size);
+    }
+    let addr = arg(args, 0)?.parse().map_err(|_| {
+        Error::new(
+            "peer",
+            std::io::ErrorKind::InvalidInput,
+            "not a socket address",
+        )
+    })?;
+    if matches!(flavour, Flavour::TcpRaw | Flavour::TcpFramed) {
+        let stream = TcpOptions::new().nodelay(true).connect(addr)?;
+        return link(flavour, OwnedFd::from(stream), size);
+    }
+    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| Error::from(e).with_op("bind"))?;
+    big_buffers(&socket);
+    socket
+        .connect(addr)
+        .map_err(|e| Error::from(e).with_op("connect"))?;
+    socket
+        .send(b"hello!!!")
+        .map_err(|e| Error::from(e).with_op("send"))?;
+    link(flavour, OwnedFd::from(socket), size)
+}
