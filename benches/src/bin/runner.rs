@@ -137,14 +137,12 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
     plan
 }
 
-/// The throughput plan: (case, message size, pipe capacity, baseline, target).
-fn throughput_plan() -> Vec<(
-    Case,
-    usize,
-    usize,
-    Option<(Case, usize)>,
-    Option<&'static str>,
-)> {
+/// One planned throughput case: (case, message size, pipe capacity, baseline case and
+/// capacity, target).
+type Planned = (Case, usize, usize, Option<(Case, usize)>, Option<&'static str>);
+
+/// The throughput plan.
+fn throughput_plan() -> Vec<Planned> {
     let mut plan = Vec::new();
     for size in [4 * KIB, 64 * KIB, MIB] {
         let at_64k = |target| if size == 64 * KIB { Some(target) } else { None };
