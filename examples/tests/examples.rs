@@ -54,3 +54,54 @@ fn fifo_client_without_a_server_fails_cleanly() {
         "{stderr}"
     );
 }
+
+#[test]
+fn uds_echo_serves_every_client_and_cleans_up() {
+    let output = Command::new(env!("CARGO_BIN_EXE_uds_echo"))
+        .arg("6")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.matches("requests answered").count(), 6, "{stdout}");
+    assert!(stdout.contains("served 6 clients"), "{stdout}");
+    assert!(stdout.contains("socket file removed: true"), "{stdout}");
+}
+
+#[test]
+fn fd_passing_shares_one_open_file() {
+    let output = Command::new(env!("CARGO_BIN_EXE_fd_passing"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "child: got \"here is the report\" with a file that says: written by the parent"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("appended by the child"), "{stdout}");
+}
+
+#[test]
+fn tcp_echo_round_trips() {
+    let output = Command::new(env!("CARGO_BIN_EXE_tcp_echo"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("answered 4 messages"), "{stdout}");
+}

@@ -139,7 +139,13 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
 
 /// One planned throughput case: (case, message size, pipe capacity, baseline case and
 /// capacity, target).
-type Planned = (Case, usize, usize, Option<(Case, usize)>, Option<&'static str>);
+type Planned = (
+    Case,
+    usize,
+    usize,
+    Option<(Case, usize)>,
+    Option<&'static str>,
+);
 
 /// The throughput plan.
 fn throughput_plan() -> Vec<Planned> {
