@@ -659,6 +659,8 @@ impl Capture {
                     Err(_) => break,
                 }
             }
+            // Close the pipe before saying so: a leak check may run right after.
+            drop(stream);
             let _ = done.send(());
         });
         Capture {
