@@ -19,6 +19,9 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
 /// another writer's.
 pub const PIPE_BUF: usize = libc::PIPE_BUF;
 
+/// Frames up to this size are copied into one buffer and sent with a single write.
+const COALESCE: usize = 64 * 1024;
+
 /// The largest frame a reader buffers internally in one read; larger payloads are read
 /// straight into the caller's buffer.
 const READ_CHUNK: usize = 64 * 1024;
@@ -32,8 +35,8 @@ enum Wait {
 
 /// Sends length-prefixed messages over a byte stream.
 ///
-/// Each message goes out as a 4-byte little-endian length and the payload, in one vectored
-/// write where the stream takes it. Messages larger than
+/// Each message goes out as a 4-byte little-endian length and the payload, in one write up
+/// to 64 KiB. Messages larger than
 /// [`max_message_size`](FramedWriter::max_message_size) are refused before anything is
 /// written.
 ///
@@ -157,17 +160,24 @@ impl<W: Write> FramedWriter<W> {
     /// stream's write error otherwise (peer gone if the reader is gone).
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         let header = self.check("send", msg)?;
-        if self.atomic {
-            // One contiguous write: vectored writes to a pipe are atomic too, but not
-            // every stream promises that, and the frame is small.
-            self.scratch.clear();
-            self.scratch.extend_from_slice(&header);
-            self.scratch.extend_from_slice(msg);
-            let result = write_all(&mut self.inner, &mut [IoSlice::new(&self.scratch)]);
-            return self.settle(result, "send");
-        }
-        let mut bufs = [IoSlice::new(&header), IoSlice::new(msg)];
-        let result = write_all(&mut self.inner, &mut bufs);
+        // Only plain `write` is used, never `write_vectored`: std's sockets send with
+        // MSG_NOSIGNAL in `write` but not in `write_vectored`, which would let a closed
+        // peer kill a program that has not ignored SIGPIPE. Frames up to 64 KiB are copied
+        // behind their header and go out in one write (one segment on TCP, and atomic on
+        // a pipe up to PIPE_BUF); larger ones go as two writes, where the copy would cost
+        // more than the extra call.
+        let result = if self.atomic || msg.len() + FRAME_HEADER_LEN <= COALESCE {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            scratch.clear();
+            scratch.extend_from_slice(&header);
+            scratch.extend_from_slice(msg);
+            let result = write_all(&mut self.inner, &scratch, 0);
+            self.scratch = scratch;
+            result
+        } else {
+            write_all(&mut self.inner, &header, 0)
+                .and_then(|()| write_all(&mut self.inner, msg, FRAME_HEADER_LEN))
+        };
         self.settle(result, "send")
     }
 
@@ -194,15 +204,16 @@ impl<W: Write> FramedWriter<W> {
     }
 }
 
-/// Writes all of `bufs`; on failure returns how many bytes had been written.
+/// Writes all of `buf` with plain `write` calls; on failure returns how many bytes of the
+/// frame had been written (`already` before this call, plus this call's).
 fn write_all<W: Write>(
     w: &mut W,
-    mut bufs: &mut [IoSlice<'_>],
+    mut buf: &[u8],
+    already: usize,
 ) -> std::result::Result<(), (usize, Error)> {
-    let mut written = 0;
-    IoSlice::advance_slices(&mut bufs, 0);
-    while !bufs.is_empty() {
-        match w.write_vectored(bufs) {
+    let mut written = already;
+    while !buf.is_empty() {
+        match w.write(buf) {
             Ok(0) => {
                 return Err((
                     written,
@@ -215,7 +226,7 @@ fn write_all<W: Write>(
             }
             Ok(n) => {
                 written += n;
-                IoSlice::advance_slices(&mut bufs, n);
+                buf = &buf[n..];
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => return Err((written, Error::from(err))),

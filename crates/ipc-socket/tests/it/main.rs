@@ -7,6 +7,7 @@ mod inet;
 mod kinds;
 mod listener;
 mod server;
+mod sigpipe;
 
 ipc_testkit::peer_roles! {
     "hold-listener" => listener::hold_listener_role,
@@ -16,6 +17,7 @@ ipc_testkit::peer_roles! {
     "hostile" => framing::hostile_role,
     "connect-as" => identity::connect_role,
     "echo-client" => server::echo_client_role,
+    "sigpipe" => sigpipe::sigpipe_role,
 }
 
 /// The open descriptors of this process, to prove that nothing leaked.
