@@ -19,8 +19,10 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
 /// another writer's.
 pub const PIPE_BUF: usize = libc::PIPE_BUF;
 
-/// Frames up to this size are copied into one buffer and sent with a single write.
-const COALESCE: usize = 64 * 1024;
+/// With large messages, the most a read for a header (and the start of its payload) takes
+/// into the internal buffer: enough that a header is never read on its own, which on TCP
+/// costs far more than the small copy.
+const DIRECT_READ: usize = 4096;
 
 /// The largest frame a reader buffers internally in one read; larger payloads are read
 /// straight into the caller's buffer.
@@ -35,8 +37,9 @@ enum Wait {
 
 /// Sends length-prefixed messages over a byte stream.
 ///
-/// Each message goes out as a 4-byte little-endian length and the payload, in one write up
-/// to 64 KiB. Messages larger than
+/// Each message goes out as a 4-byte little-endian length and the payload, in one vectored
+/// write where the stream takes it. `SIGPIPE` is blocked on the writing thread first (see
+/// [`block_sigpipe`](crate::block_sigpipe)), so a closed peer is an error, never a death. Messages larger than
 /// [`max_message_size`](FramedWriter::max_message_size) are refused before anything is
 /// written.
 ///
@@ -160,24 +163,31 @@ impl<W: Write> FramedWriter<W> {
     /// stream's write error otherwise (peer gone if the reader is gone).
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         let header = self.check("send", msg)?;
-        // Only plain `write` is used, never `write_vectored`: std's sockets send with
-        // MSG_NOSIGNAL in `write` but not in `write_vectored`, which would let a closed
-        // peer kill a program that has not ignored SIGPIPE. Frames up to 64 KiB are copied
-        // behind their header and go out in one write (one segment on TCP, and atomic on
-        // a pipe up to PIPE_BUF); larger ones go as two writes, where the copy would cost
-        // more than the extra call.
-        let result = if self.atomic || msg.len() + FRAME_HEADER_LEN <= COALESCE {
+        // std's sockets send with MSG_NOSIGNAL in `write` but not in `write_vectored`
+        // (`writev`), which would let a closed peer kill a program that has not ignored
+        // SIGPIPE: block it on this thread first, as every write path of the toolkit does.
+        crate::block_sigpipe();
+        let result = if self.atomic {
+            // One contiguous write: vectored writes to a pipe are atomic too, but not
+            // every stream promises that, and the frame is small.
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.clear();
             scratch.extend_from_slice(&header);
             scratch.extend_from_slice(msg);
-            let result = write_all(&mut self.inner, &scratch, 0);
+            let result = write_all(&mut self.inner, &mut [IoSlice::new(&scratch)]);
             self.scratch = scratch;
             result
         } else {
-            write_all(&mut self.inner, &header, 0)
-                .and_then(|()| write_all(&mut self.inner, msg, FRAME_HEADER_LEN))
+            write_all(
+                &mut self.inner,
+                &mut [IoSlice::new(&header), IoSlice::new(msg)],
+            )
         };
+        if let Err((_, err)) = &result {
+            if err.raw_os_error() == Some(libc::EPIPE) {
+                crate::consume_sigpipe();
+            }
+        }
         self.settle(result, "send")
     }
 
@@ -204,16 +214,15 @@ impl<W: Write> FramedWriter<W> {
     }
 }
 
-/// Writes all of `buf` with plain `write` calls; on failure returns how many bytes of the
-/// frame had been written (`already` before this call, plus this call's).
+/// Writes all of `bufs`; on failure returns how many bytes had been written.
 fn write_all<W: Write>(
     w: &mut W,
-    mut buf: &[u8],
-    already: usize,
+    mut bufs: &mut [IoSlice<'_>],
 ) -> std::result::Result<(), (usize, Error)> {
-    let mut written = already;
-    while !buf.is_empty() {
-        match w.write(buf) {
+    let mut written = 0;
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
             Ok(0) => {
                 return Err((
                     written,
@@ -226,7 +235,7 @@ fn write_all<W: Write>(
             }
             Ok(n) => {
                 written += n;
-                buf = &buf[n..];
+                IoSlice::advance_slices(&mut bufs, n);
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => return Err((written, Error::from(err))),
@@ -408,11 +417,11 @@ impl<R: Read> FramedReader<R> {
             let size = (self.end + want).max(READ_CHUNK.min(self.max + FRAME_HEADER_LEN));
             self.buf.resize(size, 0);
         }
-        // With large messages, read only what is asked for, so that payloads go straight
-        // into the caller's buffer instead of through this one.
+        // With large messages, read little more than asked for, so that payloads go
+        // straight into the caller's buffer instead of through this one.
         let end = self.end;
         let limit = if self.direct {
-            end + want
+            (end + want.max(DIRECT_READ)).min(self.buf.len())
         } else {
             self.buf.len()
         };

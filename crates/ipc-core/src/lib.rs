@@ -39,8 +39,9 @@
 //!
 //! # Safety model
 //!
-//! This crate contains no `unsafe` code. The mechanism crates keep theirs in private `sys`
-//! modules and treat anything a peer process writes as untrusted input.
+//! The only `unsafe` code is one `sigtimedwait` call in a private `sys` module. The
+//! mechanism crates keep theirs in private `sys` modules too, and treat anything a peer
+//! process writes as untrusted input.
 
 #![deny(unsafe_code)]
 
@@ -50,7 +51,10 @@ mod frame;
 mod message;
 mod mode;
 mod name;
+mod sigpipe;
 mod stream;
+#[allow(unsafe_code)]
+mod sys;
 
 pub use deadline::{Clock, Deadline, retry_eintr};
 pub use error::{Error, Limit, Result, SyscallReturn, cvt};
@@ -58,4 +62,5 @@ pub use frame::{DEFAULT_MAX_MESSAGE_SIZE, FRAME_HEADER_LEN, FramedReader, Framed
 pub use message::{MessageReceiver, MessageSender};
 pub use mode::{Access, CreationMode, OpenIntent, Opened, Permissions, Unlink, UnlinkOnDrop};
 pub use name::IpcName;
+pub use sigpipe::{block_sigpipe, consume_sigpipe};
 pub use stream::{ReadReady, WriteReady, poll_fd, poll_now};

@@ -39,11 +39,8 @@
 //! - **`SIGPIPE` never kills the process.** Writing to a pipe whose readers are gone fails
 //!   with `BrokenPipe`; the kernel also raises `SIGPIPE`, whose default action is to end the
 //!   process. Each thread that writes through this crate blocks `SIGPIPE` once (the first
-//!   time it writes), and a write that fails with `EPIPE` removes the pending signal. The
-//!   block stays in place on that thread. `std::process::Command` gives children a clean
-//!   signal mask; a program started from such a thread by other means (raw `fork` and
-//!   `exec`, `posix_spawn` without a mask) inherits the block, so writes to a closed pipe
-//!   fail with `EPIPE` there too instead of killing it.
+//!   time it writes), and a write that fails with `EPIPE` removes the pending signal; see
+//!   [`ipc_core::block_sigpipe`] for what that means for programs started from that thread.
 //! - **`EINTR` is retried everywhere**, against the original deadline for timed calls.
 //! - **Every blocking operation has `try_` and `_timeout` forms**, which work whatever the
 //!   descriptor's blocking mode (`RWF_NOWAIT` reads and writes, `poll` for the waits).
@@ -68,9 +65,9 @@
 //!
 //! # Safety
 //!
-//! The unsafe code (vectored reads and writes with flags, the signal-mask calls,
-//! `FIONREAD`, and the descriptor set-up in a child between `fork` and `exec`) lives in one
-//! private module, each block with its reasoning.
+//! The unsafe code (vectored reads and writes with flags, `FIONREAD`, and the descriptor
+//! set-up in a child between `fork` and `exec`) lives in one private module, each block
+//! with its reasoning.
 
 #![deny(unsafe_code)]
 

@@ -1,13 +1,10 @@
-//! The crate's only unsafe code: vectored reads and writes with `RWF_NOWAIT`, the `SIGPIPE`
-//! guard, `FIONREAD`, and the descriptor set-up between `fork` and `exec` of a child.
+//! The crate's only unsafe code: vectored reads and writes with `RWF_NOWAIT`, `FIONREAD`,
+//! and the descriptor set-up between `fork` and `exec` of a child.
 
-use std::cell::Cell;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 
 fn iov_count(len: usize) -> libc::c_int {
     // More than `IOV_MAX` (1024) slices fail with EINVAL in the kernel; clamping keeps the
@@ -72,47 +69,7 @@ pub(crate) fn after_write_error() -> io::Error {
     err
 }
 
-thread_local! {
-    /// Whether this crate has blocked `SIGPIPE` on the current thread.
-    static SIGPIPE_BLOCKED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Blocks `SIGPIPE` on the calling thread, once per thread.
-///
-/// The kernel sends `SIGPIPE` to a thread that writes to a pipe without readers, and its
-/// default action kills the process. Blocking it on the writing thread keeps the signal
-/// pending instead; [`consume_sigpipe`] then removes it. The mask stays blocked afterwards
-/// (checking and restoring it around every write would cost two system calls per write).
-/// Children started with `std::process::Command` get a clean mask; the crate documentation
-/// says what this means for other ways of starting programs.
-pub(crate) fn block_sigpipe() {
-    SIGPIPE_BLOCKED.with(|blocked| {
-        if !blocked.get() {
-            let mut set = SigSet::empty();
-            set.add(Signal::SIGPIPE);
-            // `pthread_sigmask` fails only for an invalid `how`, which this is not.
-            if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).is_ok() {
-                blocked.set(true);
-            }
-        }
-    });
-}
-
-/// Removes a pending `SIGPIPE` from the calling thread, without waiting.
-pub(crate) fn consume_sigpipe() {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGPIPE);
-    let zero = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `set` is a valid signal set, `zero` a valid timespec, and a null `siginfo`
-    // pointer is allowed. With a zero timeout the call never blocks; `EAGAIN` (nothing
-    // pending, for example because SIGPIPE is ignored) is the expected failure.
-    unsafe {
-        libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &zero);
-    }
-}
+pub(crate) use ipc_core::{block_sigpipe, consume_sigpipe};
 
 /// The number of unread bytes in a pipe (`FIONREAD`).
 pub(crate) fn unread_bytes(fd: BorrowedFd<'_>) -> io::Result<usize> {

@@ -447,7 +447,13 @@ fn udp_recv(
 ) -> Result<(usize, SocketAddr)> {
     const OP: &str = "recvfrom";
     let socket = SockRef::from(&fd);
-    let flags = libc::MSG_DONTWAIT;
+    // Waiting without a deadline is a plain blocking receive, the cheapest wake-up; a
+    // socket the user made non-blocking says EAGAIN and is then waited on with poll.
+    let flags = if deadline.is_some_and(|d| d.is_never()) {
+        0
+    } else {
+        libc::MSG_DONTWAIT
+    };
     let wait = |deadline: Option<Deadline>| match deadline {
         None => Err(Error::would_block(OP)),
         Some(deadline) => poll_fd(fd, PollFlags::POLLIN, deadline, OP).map(drop),

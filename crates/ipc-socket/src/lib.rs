@@ -37,9 +37,9 @@
 //!
 //! - **Every descriptor is close-on-exec**, including received ones (`MSG_CMSG_CLOEXEC`).
 //! - **No `SIGPIPE`**: this crate's sends use `MSG_NOSIGNAL`, and so does std's
-//!   `UnixStream`/`TcpStream::write`; std's `write_vectored` does not (it is `writev`), which
-//!   is why [`FramedWriter`] only ever calls `write`. Tested in a process whose `SIGPIPE`
-//!   disposition is the default.
+//!   `UnixStream`/`TcpStream::write`; std's `write_vectored` does not (it is `writev`), so
+//!   [`FramedWriter`] blocks `SIGPIPE` on its thread first ([`ipc_core::block_sigpipe`]).
+//!   Tested in a process whose `SIGPIPE` disposition is the default.
 //! - **Socket files** get exact permissions at bind (bound in a private directory, given
 //!   their mode there, then moved into place), are removed by the listener on drop, and a
 //!   stale one left by a crash is removed only after a connect proves nobody listens, under
