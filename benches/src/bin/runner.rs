@@ -233,7 +233,7 @@ fn run(options: &Options) -> Result<Report> {
     let (rounds, scale, bytes_per_round) = if options.quick {
         (3, 1, 48 * MIB)
     } else {
-        (7, 5, 256 * MIB)
+        (9, 5, 256 * MIB)
     };
 
     let mut shm = ShmPingPong::start(peer_cpu)?;

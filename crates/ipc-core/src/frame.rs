@@ -19,11 +19,6 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
 /// another writer's.
 pub const PIPE_BUF: usize = libc::PIPE_BUF;
 
-/// With large messages, the most a read for a header (and the start of its payload) takes
-/// into the internal buffer: enough that a header is never read on its own, which on TCP
-/// costs far more than the small copy.
-const DIRECT_READ: usize = 4096;
-
 /// The largest frame a reader buffers internally in one read; larger payloads are read
 /// straight into the caller's buffer.
 const READ_CHUNK: usize = 64 * 1024;
@@ -417,11 +412,11 @@ impl<R: Read> FramedReader<R> {
             let size = (self.end + want).max(READ_CHUNK.min(self.max + FRAME_HEADER_LEN));
             self.buf.resize(size, 0);
         }
-        // With large messages, read little more than asked for, so that payloads go
-        // straight into the caller's buffer instead of through this one.
+        // With large messages, read only what is asked for, so that payloads go straight
+        // into the caller's buffer instead of through this one.
         let end = self.end;
         let limit = if self.direct {
-            (end + want.max(DIRECT_READ)).min(self.buf.len())
+            end + want
         } else {
             self.buf.len()
         };
