@@ -27,7 +27,9 @@ pub enum Flavour {
     DatagramRaw,
     /// `ipc_socket::Datagram`.
     Datagram,
-    /// TCP over loopback with `TCP_NODELAY`, libc `write`/`read` (floor).
+    /// TCP over loopback with `TCP_NODELAY` and 4 MiB socket buffers (as bulk senders tune
+    /// them; with the defaults, loopback TCP falls into a 4× slower mode on some
+    /// connections, at random), libc `write`/`read` (floor).
     TcpRaw,
     /// TCP over loopback with `FramedWriter`/`FramedReader`.
     TcpFramed,
@@ -291,7 +293,11 @@ pub(crate) fn setup(flavour: Flavour, size: usize, _capacity: usize) -> Result<S
         .parse()
         .map_err(|_| Error::new("parse", std::io::ErrorKind::InvalidInput, "loopback"))?;
     if matches!(flavour, Flavour::TcpRaw | Flavour::TcpFramed) {
-        let acceptor = TcpOptions::new().nodelay(true).listen(loopback)?;
+        let acceptor = TcpOptions::new()
+            .nodelay(true)
+            .send_buffer(4 << 20)
+            .recv_buffer(4 << 20)
+            .listen(loopback)?;
         let addr = acceptor.local_addr()?;
         return Ok(Setup {
             stdin: Stdio::null(),
@@ -339,7 +345,11 @@ pub(crate) fn peer_link(flavour: Flavour, size: usize, args: &[String]) -> Resul
         )
     })?;
     if matches!(flavour, Flavour::TcpRaw | Flavour::TcpFramed) {
-        let stream = TcpOptions::new().nodelay(true).connect(addr)?;
+        let stream = TcpOptions::new()
+            .nodelay(true)
+            .send_buffer(4 << 20)
+            .recv_buffer(4 << 20)
+            .connect(addr)?;
         return link(flavour, OwnedFd::from(stream), size);
     }
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| Error::from(e).with_op("bind"))?;
