@@ -45,22 +45,28 @@
 
 #![deny(unsafe_code)]
 
+mod cleanup;
 mod deadline;
 mod error;
 mod frame;
 mod message;
 mod mode;
 mod name;
+// Declares the unsafe marker traits of shared memory; no unsafe code runs here.
+#[allow(unsafe_code)]
+mod shared;
 mod sigpipe;
 mod stream;
 #[allow(unsafe_code)]
 mod sys;
 
+pub use cleanup::{is_stale, objects_in_use};
 pub use deadline::{Clock, Deadline, retry_eintr};
 pub use error::{Error, Limit, Result, SyscallReturn, cvt};
 pub use frame::{DEFAULT_MAX_MESSAGE_SIZE, FRAME_HEADER_LEN, FramedReader, FramedWriter, PIPE_BUF};
 pub use message::{MessageReceiver, MessageSender};
 pub use mode::{Access, CreationMode, OpenIntent, Opened, Permissions, Unlink, UnlinkOnDrop};
 pub use name::IpcName;
+pub use shared::{SharedRegion, ShmSafe};
 pub use sigpipe::{block_sigpipe, consume_sigpipe};
 pub use stream::{ReadReady, WriteReady, poll_fd, poll_now};

@@ -1,6 +1,5 @@
 //! Removing objects that crashed tests and benchmarks left behind.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -40,7 +39,7 @@ pub struct CleanReport {
 ///
 /// Only if `/proc` cannot be read; unreadable directories in `dirs` are skipped.
 pub fn clean_stale(dirs: &[&Path], dry_run: bool) -> io::Result<CleanReport> {
-    let in_use = objects_in_use()?;
+    let in_use = ipc_core::objects_in_use()?;
     let mut report = CleanReport::default();
     for dir in dirs {
         let Ok(entries) = fs::read_dir(dir) else {
@@ -52,18 +51,11 @@ pub fn clean_stale(dirs: &[&Path], dry_run: bool) -> io::Result<CleanReport> {
                 continue;
             };
             let bare = name.strip_prefix("sem.").unwrap_or(name);
-            if !bare.starts_with(PROJECT_PREFIX) {
+            if !bare.starts_with(PROJECT_PREFIX) || IpcName::creator_pid_of(bare).is_none() {
                 continue;
             }
-            let Some(pid) = IpcName::creator_pid_of(bare) else {
-                continue;
-            };
             let path = entry.path();
-            let creator_alive = Path::new(&format!("/proc/{pid}")).exists();
-            if creator_alive
-                || in_use.contains(&path)
-                || in_use.contains(Path::new(&format!("/{name}")))
-            {
+            if !ipc_core::is_stale(&path, name, PROJECT_PREFIX, &in_use) {
                 report.kept.push(path);
                 continue;
             }
@@ -82,31 +74,4 @@ pub fn clean_stale(dirs: &[&Path], dry_run: bool) -> io::Result<CleanReport> {
         }
     }
     Ok(report)
-}
-
-/// Everything any process has open or mapped, as the paths `/proc` shows: `/dev/shm/x` for
-/// segments and semaphores, `/x` for message queues.
-fn objects_in_use() -> io::Result<BTreeSet<PathBuf>> {
-    let mut used = BTreeSet::new();
-    for process in fs::read_dir("/proc")?.flatten() {
-        let is_pid = process
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
-        if !is_pid {
-            continue;
-        }
-        if let Ok(fds) = fs::read_dir(process.path().join("fd")) {
-            used.extend(fds.flatten().filter_map(|fd| fs::read_link(fd.path()).ok()));
-        }
-        if let Ok(maps) = fs::read_to_string(process.path().join("maps")) {
-            for line in maps.lines() {
-                // The path is the sixth field; it may be followed by " (deleted)".
-                if let Some(path) = line.split_whitespace().nth(5) {
-                    used.insert(PathBuf::from(path));
-                }
-            }
-        }
-    }
-    Ok(used)
 }

@@ -1,0 +1,59 @@
+//! Telling whether a leftover object is still in use, for cleanup tools.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::IpcName;
+
+/// Everything any process has open or mapped, as `/proc` shows it: `/dev/shm/x` for
+/// segments and semaphores, `/x` for message queues, paths for files and sockets.
+///
+/// # Errors
+///
+/// If `/proc` cannot be read; processes that vanish or cannot be inspected are skipped.
+pub fn objects_in_use() -> io::Result<BTreeSet<PathBuf>> {
+    let mut used = BTreeSet::new();
+    for process in fs::read_dir("/proc")?.flatten() {
+        let is_pid = process
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_pid {
+            continue;
+        }
+        if let Ok(fds) = fs::read_dir(process.path().join("fd")) {
+            used.extend(fds.flatten().filter_map(|fd| fs::read_link(fd.path()).ok()));
+        }
+        if let Ok(maps) = fs::read_to_string(process.path().join("maps")) {
+            for line in maps.lines() {
+                // The path is the sixth field; it may be followed by " (deleted)".
+                if let Some(path) = line.split_whitespace().nth(5) {
+                    used.insert(PathBuf::from(path));
+                }
+            }
+        }
+    }
+    Ok(used)
+}
+
+/// Whether the object at `path`, named `file_name` in its directory, is a stale leftover of
+/// this project: its name (after an optional `sem.`) starts with `prefix` and has the form
+/// of [`IpcName::unique`], its creator is gone, and no live process has it open or mapped
+/// (`in_use`, from [`objects_in_use`]).
+///
+/// A creator pid that was reused keeps the object: the check errs on the side of keeping.
+pub fn is_stale(path: &Path, file_name: &str, prefix: &str, in_use: &BTreeSet<PathBuf>) -> bool {
+    let bare = file_name.strip_prefix("sem.").unwrap_or(file_name);
+    if !bare.starts_with(prefix) {
+        return false;
+    }
+    let Some(pid) = IpcName::creator_pid_of(bare) else {
+        return false;
+    };
+    let creator_alive = Path::new(&format!("/proc/{pid}")).exists();
+    !creator_alive
+        && !in_use.contains(path)
+        && !in_use.contains(Path::new(&format!("/{file_name}")))
+}
