@@ -57,14 +57,18 @@ unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {}
 ///
 /// # Safety
 ///
-/// `as_ptr()` must point to `len()` bytes that stay mapped, readable and writable, and at
-/// the same address, for as long as the implementing value lives.
+/// `as_ptr()` must point to `len()` bytes that stay mapped and readable (and writable when
+/// `is_writable()` says so), at the same address, for as long as the implementing value
+/// lives.
 pub unsafe trait SharedRegion {
     /// The first byte of the region.
     fn as_ptr(&self) -> *mut u8;
 
     /// The length of the region in bytes.
     fn len(&self) -> usize;
+
+    /// Whether the region may be written through [`as_ptr`](SharedRegion::as_ptr).
+    fn is_writable(&self) -> bool;
 
     /// True for an empty region.
     fn is_empty(&self) -> bool {

@@ -1,6 +1,66 @@
-//! Shared-memory segments (shm_open, sealed memfd) and producer-consumer channels on them.
+//! Shared memory for Linux that a hostile peer cannot break: named segments (`shm_open`),
+//! anonymous sealed segments (`memfd_create`), and segments received from other processes,
+//! all mapped and accessed without undefined behaviour whatever the peer writes.
 //!
-//! **Not built yet.** This crate is a placeholder in the ipc-rs workspace and has no public
-//! API; see its README for the plan. It re-exports nothing, so depending on it gives nothing.
+//! Shared memory is the fastest way for two processes to exchange data (about a hundred
+//! times faster than a kernel wake-up on a virtual machine) and the easiest to get wrong:
+//! the memory changes under your feet, a peer can shrink it and crash you, and a segment
+//! half-initialised by a crashed creator looks like garbage. This crate handles those.
+//!
+//! ```
+//! use ipc_core::IpcName;
+//! use ipc_shm::{Layout, ShmOptions};
+//!
+//! const COUNTERS: Layout = Layout::new(0x434f_554e_5445_5253, 1); // "COUNTERS"
+//! let name = IpcName::unique("doc-counters")?;
+//!
+//! // The creator sizes the segment, writes the header, initialises, then marks it ready.
+//! let owner = ShmOptions::new().size(4096).layout(COUNTERS).create_with(&name, |segment| {
+//!     segment.write::<u64>(segment.data_offset(), &1000)
+//! })?;
+//!
+//! // Another process opens it: it waits for the creator, checks magic, version and size.
+//! let peer = ShmOptions::new().layout(COUNTERS).open(&name)?;
+//! let start = peer.read::<u64>(peer.data_offset())?;
+//! let hits = peer.atomic_u64(peer.data_offset() + 8)?;
+//! hits.fetch_add(start, std::sync::atomic::Ordering::Relaxed);
+//! assert_eq!(owner.atomic_u64(owner.data_offset() + 8)?.load(std::sync::atomic::Ordering::Relaxed), 1000);
+//! # Ok::<(), ipc_core::Error>(())
+//! ```
+//!
+//! # What this crate takes care of
+//!
+//! - **No references into memory another process writes.** Access is by bounds-checked
+//!   copies, values of [`ShmSafe`] types (every bit pattern valid), checked atomics, or raw
+//!   pointers; byte slices only through `unsafe fn`s that state their contract.
+//! - **No SIGBUS from a shrinking peer.** Memfds are sealed against shrink and grow before
+//!   they are shared; a received descriptor is mapped only if it is a memfd sealed against
+//!   shrinking, at exactly its verified size. Named segments cannot be sealed: share them
+//!   only with peers you trust not to shrink them (they need write access to do so).
+//! - **No SIGBUS from a full `/dev/shm`.** Space is reserved at creation
+//!   (`posix_fallocate`), so a full file system is an `ENOSPC` error there.
+//! - **No half-initialised segments.** With a [`Layout`] header, openers wait (with a
+//!   deadline) until the creator has finished; a creator that died meanwhile gives them a
+//!   timeout error, and a magic, version or size mismatch is an error at open.
+//! - **Names are owned**: exclusive creation and owner-only permissions by default, the
+//!   creator removes the name on drop, segments of other users are refused at open unless
+//!   accepted, and [`stale_segments`] finds what crashed processes left.
+//!
+//! # Limits
+//!
+//! A segment's size is fixed at creation. `/dev/shm` is a tmpfs usually limited to half of
+//! the memory; memfds count against the same memory.
 
 #![deny(unsafe_code)]
+
+mod header;
+mod segment;
+mod stale;
+#[allow(unsafe_code)]
+mod sys;
+
+pub use header::{HEADER_FORMAT, HEADER_LEN, Layout};
+pub use segment::{MemfdOptions, ReceiveOptions, Seals, SharedMemory, ShmOptions};
+pub use stale::{remove_stale_segments, stale_segments};
+
+pub use ipc_core::{CreationMode, Error, IpcName, Permissions, Result, SharedRegion, ShmSafe};

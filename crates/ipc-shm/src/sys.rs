@@ -1,0 +1,165 @@
+//! The crate's only unsafe code: copies to and from the mapping, atomics and plain values at
+//! checked offsets, and the unsafe slice views.
+//!
+//! Every function checks its offset and length against the mapping first, so the safe ones
+//! are sound whatever the caller passes. No function creates a reference to plain bytes
+//! of the mapping, because another process may write them at any time (RELIABILITY.md R6).
+
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+use ipc_core::{Error, Result, SharedRegion, ShmSafe};
+
+use crate::SharedMemory;
+use memmap2::MmapRaw;
+
+/// Checks that `len` bytes at `offset` lie inside `map`, and returns the end.
+pub(crate) fn check(map: &MmapRaw, offset: usize, len: usize, op: &'static str) -> Result<usize> {
+    offset
+        .checked_add(len)
+        .filter(|&end| end <= map.len())
+        .ok_or_else(|| {
+            Error::new(
+                op,
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "{len} bytes at offset {offset} do not fit a segment of {} bytes",
+                    map.len()
+                ),
+            )
+        })
+}
+
+/// Copies `buf.len()` bytes from offset `offset` of the mapping.
+pub(crate) fn copy_out(map: &MmapRaw, offset: usize, buf: &mut [u8]) -> Result<()> {
+    check(map, offset, buf.len(), "read_at")?;
+    // SAFETY: the source range lies inside the mapping (checked above), which stays mapped
+    // while `map` is borrowed; `buf` is a distinct, valid destination of the same length.
+    // The source is reached through a raw pointer only, so a concurrent write by another
+    // process at worst makes the copied bytes a mix of old and new values.
+    unsafe { std::ptr::copy_nonoverlapping(map.as_ptr().add(offset), buf.as_mut_ptr(), buf.len()) };
+    Ok(())
+}
+
+/// Copies `data` to offset `offset` of the mapping.
+pub(crate) fn copy_in(map: &MmapRaw, offset: usize, data: &[u8]) -> Result<()> {
+    check(map, offset, data.len(), "write_at")?;
+    // SAFETY: the destination range lies inside the mapping (checked above), which is
+    // writable (the caller checks) and stays mapped while `map` is borrowed; `data` is a
+    // distinct, valid source of the same length.
+    unsafe {
+        std::ptr::copy_nonoverlapping(data.as_ptr(), map.as_mut_ptr().add(offset), data.len())
+    };
+    Ok(())
+}
+
+/// Reads a `T` at `offset` (any alignment).
+pub(crate) fn read_value<T: ShmSafe>(map: &MmapRaw, offset: usize) -> Result<T> {
+    check(map, offset, std::mem::size_of::<T>(), "read")?;
+    // SAFETY: the bytes lie inside the mapping (checked above); `read_unaligned` accepts any
+    // alignment; `T: ShmSafe` guarantees that whatever bytes a peer wrote form a valid `T`.
+    Ok(unsafe { std::ptr::read_unaligned(map.as_ptr().add(offset).cast::<T>()) })
+}
+
+/// Writes `value` at `offset` (any alignment).
+pub(crate) fn write_value<T: ShmSafe>(map: &MmapRaw, offset: usize, value: &T) -> Result<()> {
+    check(map, offset, std::mem::size_of::<T>(), "write")?;
+    // SAFETY: the bytes lie inside the writable mapping (checked above, writability by the
+    // caller); `write_unaligned` accepts any alignment.
+    unsafe { std::ptr::write_unaligned(map.as_mut_ptr().add(offset).cast::<T>(), *value) };
+    Ok(())
+}
+
+fn aligned(map: &MmapRaw, offset: usize, size: usize, op: &'static str) -> Result<*mut u8> {
+    check(map, offset, size, op)?;
+    // SAFETY: `offset` is inside the mapping (checked above), so the pointer stays in it.
+    let ptr = unsafe { map.as_mut_ptr().add(offset) };
+    if (ptr as usize) % size != 0 {
+        return Err(Error::new(
+            op,
+            std::io::ErrorKind::InvalidInput,
+            format!("offset {offset} is not aligned to {size} bytes"),
+        ));
+    }
+    Ok(ptr)
+}
+
+/// The `AtomicU32` at `offset`, which must be aligned.
+pub(crate) fn atomic_u32(map: &MmapRaw, offset: usize) -> Result<&AtomicU32> {
+    let ptr = aligned(map, offset, 4, "atomic_u32")?;
+    // SAFETY: the pointer is in bounds and 4-byte aligned (checked above); `AtomicU32` has
+    // no invalid bit patterns and is only accessed atomically, so another process writing
+    // the same word is not a data race; the reference borrows `map`, so it cannot outlive
+    // the mapping.
+    Ok(unsafe { &*ptr.cast::<AtomicU32>() })
+}
+
+/// The `AtomicU64` at `offset`, which must be aligned.
+pub(crate) fn atomic_u64(map: &MmapRaw, offset: usize) -> Result<&AtomicU64> {
+    let ptr = aligned(map, offset, 8, "atomic_u64")?;
+    // SAFETY: as for `atomic_u32`, with 8-byte alignment.
+    Ok(unsafe { &*ptr.cast::<AtomicU64>() })
+}
+
+/// The whole mapping as a byte slice.
+///
+/// # Safety
+///
+/// See [`SharedMemory::as_slice`](crate::SharedMemory::as_slice).
+pub(crate) unsafe fn as_slice(map: &MmapRaw) -> &[u8] {
+    // SAFETY: the mapping is `map.len()` readable bytes that stay mapped while `map` is
+    // borrowed; the caller guarantees that nobody writes them meanwhile.
+    unsafe { std::slice::from_raw_parts(map.as_ptr(), map.len()) }
+}
+
+/// The whole mapping as a mutable byte slice.
+///
+/// # Safety
+///
+/// See [`SharedMemory::as_mut_slice`](crate::SharedMemory::as_mut_slice).
+pub(crate) unsafe fn as_mut_slice(map: &mut MmapRaw) -> &mut [u8] {
+    // SAFETY: the mapping is `map.len()` writable bytes that stay mapped while `map` is
+    // borrowed; the caller guarantees that nobody else reads or writes them meanwhile.
+    unsafe { std::slice::from_raw_parts_mut(map.as_mut_ptr(), map.len()) }
+}
+
+impl SharedMemory {
+    /// The whole segment as bytes.
+    ///
+    /// # Safety
+    ///
+    /// No process may write the segment while the slice lives (for example: it is sealed
+    /// against writing, or the application's protocol guarantees it). Otherwise the
+    /// compiler's assumption that the bytes do not change is broken, which is undefined
+    /// behaviour even if the values read look fine.
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: forwarded to the caller.
+        unsafe { as_slice(&self.map) }
+    }
+
+    /// The whole segment as mutable bytes.
+    ///
+    /// # Safety
+    ///
+    /// No other process may read or write the segment while the slice lives, and the
+    /// segment must be writable.
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: forwarded to the caller.
+        unsafe { as_mut_slice(&mut self.map) }
+    }
+}
+
+// SAFETY: the mapping stays at the same address with `len()` bytes for the value's life
+// (it is unmapped on drop only), readable, and writable when `is_writable()` says so.
+unsafe impl SharedRegion for SharedMemory {
+    fn as_ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn is_writable(&self) -> bool {
+        self.writable
+    }
+}
