@@ -796,7 +796,7 @@ impl ReceiveOptions {
             ));
         }
         let fs = nix::sys::statfs::fstatfs(&fd).map_err(|e| Error::from_errno("fstatfs", e))?;
-        let fs_type = i64::try_from(fs.filesystem_type().0).unwrap_or(0);
+        let fs_type = fs.filesystem_type().0;
         if fs_type != TMPFS_MAGIC && fs_type != HUGETLBFS_MAGIC {
             return Err(refuse(
                 io::ErrorKind::InvalidInput,
