@@ -235,6 +235,7 @@ pub struct PeerBuilder {
     args: Vec<String>,
     unprivileged: bool,
     timeout: Duration,
+    tmpfs: Option<(String, String)>,
 }
 
 impl PeerBuilder {
@@ -250,6 +251,15 @@ impl PeerBuilder {
     #[must_use]
     pub fn unprivileged(mut self) -> Self {
         self.unprivileged = true;
+        self
+    }
+
+    /// Mounts a tmpfs of `size` (such as `"256k"`) over `dir` in a mount namespace of the
+    /// peer's own, for tests of a full file system (`/dev/shm` full, say). Needs root; the
+    /// rest of the machine never sees the mount.
+    #[must_use]
+    pub fn private_tmpfs(mut self, dir: &str, size: &str) -> Self {
+        self.tmpfs = Some((dir.to_owned(), format!("size={size}")));
         self
     }
 
@@ -306,7 +316,17 @@ impl PeerBuilder {
             // `std` also drops the supplementary groups when root sets a user id.
             cmd.uid(NOBODY).gid(NOBODY);
         }
-        sys::configure_peer(&mut cmd, control_write.as_raw_fd());
+        let tmpfs = match &self.tmpfs {
+            None => None,
+            Some((dir, options)) => {
+                let c = |s: &str| {
+                    std::ffi::CString::new(s)
+                        .map_err(|_| fail(format!("NUL in tmpfs setting {s:?}")))
+                };
+                Some((c(dir)?, c(options)?))
+            }
+        };
+        sys::configure_peer(&mut cmd, control_write.as_raw_fd(), tmpfs);
         let mut child = cmd
             .spawn()
             .map_err(|e| fail(format!("could not be started: {e}")))?;
@@ -396,6 +416,7 @@ impl Peer {
             args: Vec::new(),
             unprivileged: false,
             timeout: test_timeout(),
+            tmpfs: None,
         }
     }
 

@@ -10,9 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The descriptor number at which a peer finds its control pipe to the parent.
 pub(crate) const CONTROL_FD: RawFd = 3;
 
-/// Arranges for the spawned peer to find `control` at [`CONTROL_FD`] and to be killed when
-/// the thread that spawns it exits.
-pub(crate) fn configure_peer(cmd: &mut Command, control: RawFd) {
+/// A tmpfs to mount over a directory in a peer's own mount namespace: the directory and the
+/// mount options (such as `size=256k`).
+pub(crate) type PrivateTmpfs = (std::ffi::CString, std::ffi::CString);
+
+/// Arranges for the spawned peer to find `control` at [`CONTROL_FD`], to be killed when
+/// the thread that spawns it exits, and, if asked, to see a small tmpfs of its own.
+pub(crate) fn configure_peer(cmd: &mut Command, control: RawFd, tmpfs: Option<PrivateTmpfs>) {
     let hook = move || -> io::Result<()> {
         // Only async-signal-safe calls below: this runs in the child after `fork`, where
         // another thread of the parent may have held a lock (of the allocator, say) that
@@ -33,6 +37,43 @@ pub(crate) fn configure_peer(cmd: &mut Command, control: RawFd) {
         // died before the request took effect.
         if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } == -1 {
             return Err(io::Error::last_os_error());
+        }
+        if let Some((dir, options)) = &tmpfs {
+            // The child is single-threaded here, as `unshare(CLONE_NEWNS)` requires.
+            // SAFETY: `unshare` takes a flag word and touches no memory of ours.
+            if unsafe { libc::unshare(libc::CLONE_NEWNS) } == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            let root = c"/";
+            let tmpfs_type = c"tmpfs";
+            // SAFETY: every pointer is a valid NUL-terminated string prepared before the
+            // fork (or null where `mount` allows it); making the tree private keeps our
+            // mount from propagating to the parent's namespace.
+            let private = unsafe {
+                libc::mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                )
+            };
+            if private == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: as above; `options` is the NUL-terminated data string of the mount.
+            let mounted = unsafe {
+                libc::mount(
+                    tmpfs_type.as_ptr(),
+                    dir.as_ptr(),
+                    tmpfs_type.as_ptr(),
+                    0,
+                    options.as_ptr().cast(),
+                )
+            };
+            if mounted == -1 {
+                return Err(io::Error::last_os_error());
+            }
         }
         Ok(())
     };

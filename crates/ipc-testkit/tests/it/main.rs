@@ -14,5 +14,6 @@ ipc_testkit::peer_roles! {
     "idle" => peers::idle,
     "whoami" => peers::whoami,
     "list-fds" => peers::list_fds,
+    "df" => peers::df,
     "leaky" => leaks::leaky,
 }

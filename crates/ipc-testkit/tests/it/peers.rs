@@ -220,3 +220,27 @@ fn peers_inherit_only_their_control_channel() {
     );
     assert_eq!(extra[0].1, stdin, "{listing}");
 }
+
+pub fn df(ctx: &mut PeerContext) -> PeerResult {
+    let stat = nix::sys::statvfs::statvfs(ctx.arg(0)?)?;
+    ctx.ready_with(&(stat.blocks() * stat.fragment_size()).to_string())?;
+    Ok(())
+}
+
+#[test]
+fn a_peer_can_have_a_small_tmpfs_of_its_own() {
+    let _guard = LeakGuard::new();
+    let mut peer = Peer::builder("df")
+        .arg("/dev/shm")
+        .private_tmpfs("/dev/shm", "256k")
+        .spawn()
+        .unwrap();
+    let size: u64 = peer.ready_payload().parse().unwrap();
+    peer.wait_success().unwrap();
+    assert_eq!(size, 256 * 1024);
+    let ours = nix::sys::statvfs::statvfs("/dev/shm").unwrap();
+    assert!(
+        ours.blocks() * ours.fragment_size() > 256 * 1024,
+        "the parent's /dev/shm is untouched"
+    );
+}
