@@ -68,12 +68,32 @@ impl Default for Seals {
     }
 }
 
-/// The name of a segment, which its creator removes on drop.
+/// The name of a segment and the object it led to, which its creator removes on drop.
 #[derive(Debug)]
-struct SegmentName(IpcName);
+struct SegmentName(IpcName, Option<(u64, u64)>);
 
 impl Unlink for SegmentName {
+    /// Removes the name, unless it now leads to another object (a successor created after
+    /// a purge): a creator's drop must never take the name from under its successor.
     fn unlink(&self) -> Result<()> {
+        if let Some(id) = self.1 {
+            let current = nix::sys::mman::shm_open(
+                self.0.as_cstr(),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+            .and_then(|fd| metadata(fd.as_fd()).ok())
+            .map(|meta| (meta.dev(), meta.ino()));
+            if current.is_some_and(|current| current != id) {
+                return Err(Error::new(
+                    "shm_unlink",
+                    io::ErrorKind::NotFound,
+                    "the name now leads to another segment; left alone",
+                )
+                .with_subject(&self.0));
+            }
+        }
         nix::sys::mman::shm_unlink(self.0.as_cstr())
             .map_err(|e| Error::from_errno("shm_unlink", e).with_subject(&self.0))
     }
@@ -228,8 +248,8 @@ impl SharedMemory {
         get_seals(self.fd.as_fd())
     }
 
-    /// Adds seals. Adding [`Seals::WRITE`] needs the segment mapped read-only here (see
-    /// [`MemfdOptions`]), or it fails with `ResourceBusy`.
+    /// Adds seals. [`Seals::WRITE`] cannot be added while the segment is mapped here
+    /// (`ResourceBusy`): ask [`MemfdOptions::seals`] for it, which seals before mapping.
     ///
     /// # Errors
     ///
@@ -327,7 +347,7 @@ fn size_and_reserve(fd: BorrowedFd<'_>, size: usize, subject: &str) -> Result<()
         .map_err(|e| Error::from_errno("posix_fallocate", e).with_subject(subject))
 }
 
-fn map(fd: BorrowedFd<'_>, len: usize, writable: bool) -> Result<MmapRaw> {
+fn map_fd(fd: BorrowedFd<'_>, len: usize, writable: bool) -> Result<MmapRaw> {
     let mut options = MmapOptions::new();
     options.len(len);
     let mapped = if writable {
@@ -490,7 +510,7 @@ impl ShmOptions {
                 OpenIntent::Create => self.create_new(name, init.take()),
                 OpenIntent::OpenExisting => self.open(name),
             },
-            || SegmentName(name.clone()).unlink(),
+            || SegmentName(name.clone(), None).unlink(),
         )?;
         Ok(opened.object)
     }
@@ -504,12 +524,15 @@ impl ShmOptions {
         let fd = nix::sys::mman::shm_open(name.as_cstr(), flags, Mode::S_IRUSR | Mode::S_IWUSR)
             .map_err(|e| Error::from_errno("shm_open", e).with_subject(name))?;
         // From here on the name is ours: it goes away on every error path.
-        let owner = UnlinkOnDrop::owned(SegmentName(name.clone()));
+        let id = metadata(fd.as_fd())
+            .map(|meta| (meta.dev(), meta.ino()))
+            .ok();
+        let owner = UnlinkOnDrop::owned(SegmentName(name.clone(), id));
         self.permissions
             .apply(fd.as_fd())
             .map_err(|e| e.with_subject(name))?;
         size_and_reserve(fd.as_fd(), self.size, name.as_str())?;
-        let map = map(fd.as_fd(), self.size, true)?;
+        let map = map_fd(fd.as_fd(), self.size, true)?;
         let segment = SharedMemory {
             map,
             fd,
@@ -590,7 +613,7 @@ impl ShmOptions {
             std::thread::sleep(pause.min(deadline.remaining().unwrap_or(pause)));
             pause = (pause * 2).min(Duration::from_millis(5));
         };
-        let map = map(fd.as_fd(), size, !self.read_only)?;
+        let map = map_fd(fd.as_fd(), size, !self.read_only)?;
         if let Some(layout) = self.layout {
             header::wait_ready(&map, layout, deadline, name.as_str())?;
         }
@@ -598,7 +621,7 @@ impl ShmOptions {
             map,
             fd,
             writable: !self.read_only,
-            name: Some(UnlinkOnDrop::not_owned(SegmentName(name.clone()))),
+            name: Some(UnlinkOnDrop::not_owned(SegmentName(name.clone(), None))),
             layout: self.layout,
         })
     }
@@ -703,8 +726,8 @@ impl MemfdOptions {
         )
         .map_err(|e| Error::from_errno("memfd_create", e))?;
         size_and_reserve(fd.as_fd(), self.size, "memfd")?;
-        let map = map(fd.as_fd(), self.size, true)?;
-        let mut segment = SharedMemory {
+        let map = map_fd(fd.as_fd(), self.size, true)?;
+        let segment = SharedMemory {
             map,
             fd,
             writable: true,
@@ -718,20 +741,34 @@ impl MemfdOptions {
         if self.layout.is_some() {
             header::finish(&segment.map)?;
         }
-        if self.seals.contains(Seals::WRITE) {
-            // A write seal cannot be added while a writable shared mapping exists.
-            segment.map = map_read_only_again(&segment)?;
-            segment.writable = false;
+        if !self.seals.contains(Seals::WRITE) {
+            if self.seals != Seals::NONE {
+                segment.add_seals(self.seals)?;
+            }
+            return Ok(segment);
         }
-        if self.seals != Seals::NONE {
-            segment.add_seals(self.seals)?;
-        }
-        Ok(segment)
+        // A write seal cannot be added while any shared mapping of a descriptor opened for
+        // writing exists (even a read-only one could be made writable): unmap, seal, and
+        // map again read-only.
+        let SharedMemory {
+            map: writable_map,
+            fd,
+            layout,
+            ..
+        } = segment;
+        let len = writable_map.len();
+        drop(writable_map);
+        fcntl(fd.as_fd(), FcntlArg::F_ADD_SEALS(self.seals.0))
+            .map_err(|e| Error::from_errno("fcntl(F_ADD_SEALS)", e))?;
+        let map = map_fd(fd.as_fd(), len, false)?;
+        Ok(SharedMemory {
+            map,
+            fd,
+            writable: false,
+            name: None,
+            layout,
+        })
     }
-}
-
-fn map_read_only_again(segment: &SharedMemory) -> Result<MmapRaw> {
-    map(segment.fd.as_fd(), segment.map.len(), false)
 }
 
 /// What to accept when mapping a segment received from another process.
@@ -820,7 +857,7 @@ impl ReceiveOptions {
             .map_err(|e| Error::from_errno("fcntl(F_GETFL)", e))?;
         let opened_writable = OFlag::from_bits_truncate(access) & OFlag::O_ACCMODE == OFlag::O_RDWR;
         let writable = opened_writable && !seals.forbids_writing() && !self.read_only;
-        let map = map(fd.as_fd(), size, writable)?;
+        let map = map_fd(fd.as_fd(), size, writable)?;
         if let Some(layout) = self.layout {
             header::wait_ready(
                 &map,

@@ -1,0 +1,12 @@
+//! ipc-shm across real processes, with peers that attack the segments.
+
+mod attacks;
+mod named;
+
+ipc_testkit::peer_roles! {
+    "receive-and-attack" => attacks::receive_and_attack_role,
+    "open-wait" => named::open_wait_role,
+    "create-and-hang" => named::create_and_hang_role,
+    "squat" => named::squat_role,
+    "fill-shm" => named::fill_shm_role,
+}
