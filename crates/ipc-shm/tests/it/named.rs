@@ -324,7 +324,7 @@ fn stale_segments_are_found_and_only_they() {
     orphan.persist();
     drop(orphan);
     let found = ipc_shm::stale_segments("ipcrs-test-stale-").unwrap();
-    assert_eq!(found, [stale.clone()]);
+    assert_eq!(found, std::slice::from_ref(&stale));
     assert!(
         ipc_shm::stale_segments("ipcrs-test-live")
             .unwrap()
