@@ -23,6 +23,7 @@ pub mod floor;
 pub mod peer;
 pub mod pipes;
 pub mod report;
+pub mod shm;
 pub mod sockets;
 pub mod stats;
 #[allow(unsafe_code)]

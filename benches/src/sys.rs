@@ -1,4 +1,5 @@
-//! The benchmark's unsafe code: atomics in a shared mapping and raw pipe I/O.
+//! The benchmark's unsafe code: atomics in a shared mapping, raw pipe I/O, and the
+//! `memcpy` floors.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::AtomicU64;
@@ -108,4 +109,27 @@ pub(crate) fn map_shared(fd: BorrowedFd<'_>, len: usize) -> Result<MmapMut> {
     // `shared_word`'s atomics, never through references to plain data.
     unsafe { memmap2::MmapOptions::new().len(len).map_mut(fd.as_raw_fd()) }
         .map_err(|e| Error::from(e).with_op("mmap"))
+}
+
+/// `memcpy` of `src` into the region at `base` (`len` bytes) at `offset`: the floor of every
+/// copy into shared memory. Returns false, copying nothing, if it does not fit.
+pub(crate) fn memcpy_to(base: *mut u8, len: usize, offset: usize, src: &[u8]) -> bool {
+    if offset.checked_add(src.len()).is_none_or(|end| end > len) {
+        return false;
+    }
+    // SAFETY: the caller passes a mapping of `len` bytes at `base`; the range fits (checked
+    // above) and `src` is private memory, distinct from the mapping.
+    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), base.add(offset), src.len()) };
+    true
+}
+
+/// `memcpy` out of the region at `base` (`len` bytes) at `offset` into `dst`. Returns false,
+/// copying nothing, if it does not fit.
+pub(crate) fn memcpy_from(base: *const u8, len: usize, offset: usize, dst: &mut [u8]) -> bool {
+    if offset.checked_add(dst.len()).is_none_or(|end| end > len) {
+        return false;
+    }
+    // SAFETY: as for `memcpy_to`.
+    unsafe { std::ptr::copy_nonoverlapping(base.add(offset), dst.as_mut_ptr(), dst.len()) };
+    true
 }

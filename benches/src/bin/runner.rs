@@ -8,6 +8,7 @@ use std::time::Duration;
 use ipc_bench::floor::{ShmPingPong, clock_overhead, run_peer, sample_one_way};
 use ipc_bench::pipes::Flavour;
 use ipc_bench::report::{Machine, Metric, Report, Row};
+use ipc_bench::shm::{Copy, CopyBench};
 use ipc_bench::sockets::Flavour as SocketFlavour;
 use ipc_bench::stats::Summary;
 use ipc_bench::transport::{Case, PingPong, throughput};
@@ -292,8 +293,16 @@ fn run(options: &Options) -> Result<Report> {
         let mut warmup = Vec::new();
         sample_one_way(case.per_round / 10, &mut warmup, &mut case.round_trip)?;
     }
+    // In-process copies into and out of a shared mapping, 64 KiB at a time.
+    let mut copies = CopyBench::new(64 * KIB)?;
+    let mut copy_rates: Vec<(Copy, Vec<f64>)> =
+        Copy::ALL.iter().map(|&c| (c, Vec::new())).collect();
+    let copy_count = 2_000 * scale;
     for round in 0..rounds {
         eprintln!("round {}/{rounds}", round + 1);
+        for (case, rates) in &mut copy_rates {
+            rates.push(copies.run(*case, copy_count)?);
+        }
         for case in &mut latency {
             sample_one_way(case.per_round, &mut case.samples, &mut case.round_trip)?;
         }
@@ -353,6 +362,24 @@ fn run(options: &Options) -> Result<Report> {
         .map(|i| row_of[i]);
     for row in extra {
         rows[row].baseline = plain_pipe_64k;
+    }
+    let first_copy = rows.len();
+    for (case, rates) in &copy_rates {
+        let floor = copy_rates
+            .iter()
+            .position(|(c, _)| *c == case.floor())
+            .map(|i| first_copy + i);
+        rows.push(Row {
+            case: case.label().to_owned(),
+            size: 64 * KIB,
+            metric: Metric::Throughput(rates.clone()),
+            baseline: if case.floor() == *case { None } else { floor },
+            target: if case.floor() == *case {
+                None
+            } else {
+                Some("≥ 0.90")
+            },
+        });
     }
     Ok(Report {
         machine,

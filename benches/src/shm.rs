@@ -1,0 +1,98 @@
+//! Shared-memory copy paths: `SharedMemory::write_at`/`read_at` beside a plain `memcpy` into
+//! and out of the same mapping.
+
+use std::time::Instant;
+
+use ipc_core::Result;
+use ipc_shm::{MemfdOptions, SharedMemory};
+
+use crate::sys;
+
+/// Which copy is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Copy {
+    /// `memcpy` into the mapping (floor).
+    MemcpyIn,
+    /// `SharedMemory::write_at`.
+    WriteAt,
+    /// `memcpy` out of the mapping (floor).
+    MemcpyOut,
+    /// `SharedMemory::read_at`.
+    ReadAt,
+}
+
+impl Copy {
+    /// Every case, each floor before its wrapper.
+    pub const ALL: [Copy; 4] = [Copy::MemcpyIn, Copy::WriteAt, Copy::MemcpyOut, Copy::ReadAt];
+
+    /// How the report names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Copy::MemcpyIn => "shm: memcpy into the mapping (floor)",
+            Copy::WriteAt => "shm: SharedMemory::write_at",
+            Copy::MemcpyOut => "shm: memcpy out of the mapping (floor)",
+            Copy::ReadAt => "shm: SharedMemory::read_at",
+        }
+    }
+
+    /// The floor this case is compared with (itself for a floor).
+    pub fn floor(self) -> Copy {
+        match self {
+            Copy::WriteAt => Copy::MemcpyIn,
+            Copy::ReadAt => Copy::MemcpyOut,
+            floor => floor,
+        }
+    }
+}
+
+/// A mapping to copy into and out of: a 4 MiB sealed memfd, larger than the caches of the
+/// machines we run on, walked at rotating offsets.
+#[derive(Debug)]
+pub struct CopyBench {
+    segment: SharedMemory,
+    buf: Vec<u8>,
+}
+
+const SEGMENT: usize = 4 << 20;
+
+impl CopyBench {
+    /// Maps the segment and prepares a buffer of `size` bytes.
+    ///
+    /// # Errors
+    ///
+    /// If the memfd cannot be created.
+    pub fn new(size: usize) -> Result<Self> {
+        let segment = MemfdOptions::new(SEGMENT).create()?;
+        Ok(CopyBench {
+            segment,
+            buf: vec![0x5a; size],
+        })
+    }
+
+    /// Copies `count` times and returns the bytes per second.
+    ///
+    /// # Errors
+    ///
+    /// The copy's error (none for in-bounds offsets).
+    pub fn run(&mut self, case: Copy, count: usize) -> Result<f64> {
+        let size = self.buf.len();
+        let slots = SEGMENT / size;
+        let base = self.segment.as_ptr();
+        let start = Instant::now();
+        for i in 0..count {
+            let offset = (i % slots) * size;
+            match case {
+                Copy::MemcpyIn => {
+                    sys::memcpy_to(base, SEGMENT, offset, &self.buf);
+                }
+                Copy::WriteAt => self.segment.write_at(offset, &self.buf)?,
+                Copy::MemcpyOut => {
+                    sys::memcpy_from(base, SEGMENT, offset, &mut self.buf);
+                }
+                Copy::ReadAt => self.segment.read_at(offset, &mut self.buf)?,
+            }
+            std::hint::black_box(&mut self.buf);
+        }
+        Ok((count * size) as f64 / start.elapsed().as_secs_f64())
+    }
+}
