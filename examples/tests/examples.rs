@@ -105,3 +105,26 @@ fn tcp_echo_round_trips() {
     );
     assert!(stdout.contains("answered 4 messages"), "{stdout}");
 }
+
+#[test]
+fn shm_table_is_read_by_name_and_through_a_sealed_memfd() {
+    let output = Command::new(env!("CARGO_BIN_EXE_shm_table"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("consumer: UMBRELLA   104.11 x 4000"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("child: HOOLI      105.48 x 5000"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("removed: true"), "{stdout}");
+    assert!(stdout.contains("writable here: false"), "{stdout}");
+}
