@@ -53,14 +53,21 @@
 
 #![deny(unsafe_code)]
 
+mod channel;
 mod header;
 mod segment;
 mod stale;
 #[allow(unsafe_code)]
 mod sys;
 
+pub use channel::{
+    CHANNEL_LAYOUT, ChannelOptions, Consumer, Producer, RecvLoan, SendLoan, WaitStrategy,
+};
 pub use header::{HEADER_FORMAT, HEADER_LEN, Layout};
 pub use segment::{MemfdOptions, ReceiveOptions, Seals, SharedMemory, ShmOptions};
 pub use stale::{remove_stale_segments, stale_segments};
 
-pub use ipc_core::{CreationMode, Error, IpcName, Permissions, Result, SharedRegion, ShmSafe};
+pub use ipc_core::{
+    CreationMode, Error, IpcName, MessageReceiver, MessageSender, Permissions, Result,
+    SharedRegion, ShmSafe,
+};

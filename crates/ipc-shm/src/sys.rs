@@ -1,5 +1,5 @@
 //! The crate's only unsafe code: copies to and from the mapping, atomics and plain values at
-//! checked offsets, and the unsafe slice views.
+//! checked offsets, the unsafe slice views, futexes and `pidfd_open`.
 //!
 //! Every function checks its offset and length against the mapping first, so the safe ones
 //! are sound whatever the caller passes. No function creates a reference to plain bytes
@@ -161,5 +161,81 @@ unsafe impl SharedRegion for SharedMemory {
 
     fn is_writable(&self) -> bool {
         self.writable
+    }
+}
+
+/// `futex(FUTEX_WAIT)` on a word in shared memory (no `FUTEX_PRIVATE_FLAG`: the waker is
+/// another process): sleeps while `*word == expected`, at most `timeout`. Returns early on a
+/// wake, a changed value, a signal or the timeout; callers re-check their condition.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
+    let spec = timeout.map(|t| libc::timespec {
+        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(t.subsec_nanos()),
+    });
+    let spec_ptr = spec.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
+    // SAFETY: `word` is a valid, aligned 32-bit atomic for the duration of the call (it is
+    // borrowed), `spec_ptr` is null or points to a live timespec, and FUTEX_WAIT reads only
+    // the word. Every outcome (woken, EAGAIN, EINTR, ETIMEDOUT) is handled by the caller's
+    // re-check, so the result is not needed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            spec_ptr,
+            std::ptr::null::<u32>(),
+            0,
+        );
+    }
+}
+
+/// `futex(FUTEX_WAKE)`: wakes up to `count` processes waiting on `word`.
+pub(crate) fn futex_wake(word: &AtomicU32, count: i32) {
+    // SAFETY: `word` is a valid, aligned 32-bit atomic; FUTEX_WAKE does not access memory
+    // beyond identifying the word.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            count,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0,
+        );
+    }
+}
+
+/// `pidfd_open(pid)`: a descriptor that becomes readable when the process exits and can
+/// never come to refer to another process.
+pub(crate) fn pidfd_open(pid: u32) -> std::io::Result<std::os::fd::OwnedFd> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: `pidfd_open` takes a pid and flags and returns a new descriptor or -1.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = std::os::fd::RawFd::try_from(ret)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+    // SAFETY: the kernel just created `fd` (close-on-exec) for this process alone.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+impl crate::RecvLoan<'_> {
+    /// The message as a byte slice, without copying.
+    ///
+    /// # Safety
+    ///
+    /// The producer process must follow the channel protocol (every producer of this crate
+    /// does): it does not write a message after committing it. A hostile producer could, and
+    /// the slice would then change under Rust's feet.
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        let (ptr, len) = self.region();
+        // SAFETY: the range lies inside the mapped segment (validated when the message was
+        // found) and, by the caller's promise, nobody writes it while the loan lives; the
+        // slice borrows the loan, which borrows the consumer and so the mapping.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
     }
 }

@@ -1,6 +1,8 @@
 //! ipc-shm across real processes, with peers that attack the segments.
 
 mod attacks;
+mod channel;
+mod channel_crash;
 mod named;
 
 ipc_testkit::peer_roles! {
@@ -9,4 +11,7 @@ ipc_testkit::peer_roles! {
     "create-and-hang" => named::create_and_hang_role,
     "squat" => named::squat_role,
     "fill-shm" => named::fill_shm_role,
+    "channel-producer" => channel_crash::producer_role,
+    "channel-consumer" => channel_crash::consumer_role,
+    "scribbler" => channel_crash::scribbler_role,
 }

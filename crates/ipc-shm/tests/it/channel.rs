@@ -1,0 +1,223 @@
+// Test patterns wrap numbers into bytes on purpose.
+#![allow(clippy::cast_possible_truncation)]
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use ipc_shm::{ChannelOptions, Consumer, MessageReceiver, MessageSender, Producer, WaitStrategy};
+use ipc_testkit::{LeakGuard, test_timeout};
+use proptest::prelude::*;
+
+/// Message `i`: a length that varies, a pattern derived from `i`.
+pub fn message(i: u64, max: usize) -> Vec<u8> {
+    let len = 1 + (i as usize * 7919) % max;
+    (0..len)
+        .map(|j| (i as u8).wrapping_mul(31).wrapping_add(j as u8))
+        .collect()
+}
+
+fn stream(options: &ChannelOptions, count: u64) {
+    let (mut producer, mut consumer) = options.channel().unwrap();
+    let max = producer.max_message_size();
+    let sender = std::thread::spawn(move || {
+        for i in 0..count {
+            producer
+                .send_timeout(&message(i, max), test_timeout())
+                .unwrap();
+        }
+        producer
+    });
+    let mut buf = vec![0u8; max];
+    for i in 0..count {
+        let n = consumer.recv_timeout(&mut buf, test_timeout()).unwrap();
+        assert_eq!(&buf[..n], &message(i, max)[..], "message {i}");
+    }
+    drop(sender.join().unwrap());
+    // The producer is gone and the ring is empty.
+    assert!(
+        consumer
+            .recv_timeout(&mut buf, test_timeout())
+            .unwrap_err()
+            .is_peer_gone()
+    );
+}
+
+#[test]
+fn every_wait_strategy_delivers_everything_in_order() {
+    let base = ChannelOptions::new()
+        .capacity(16 * 1024)
+        .max_message_size(3000);
+    for wait in [
+        WaitStrategy::BusyPoll,
+        WaitStrategy::default(),
+        WaitStrategy::Blocking,
+    ] {
+        stream(&base.clone().wait_strategy(wait), 20_000);
+    }
+}
+
+#[test]
+fn positions_near_the_wrap_around_work() {
+    let options = ChannelOptions::new()
+        .capacity(4096)
+        .max_message_size(1000)
+        .start_position(u64::MAX - 10_000);
+    stream(&options, 5_000);
+}
+
+#[test]
+fn copy_api_rules() {
+    let (mut producer, mut consumer) = ChannelOptions::new()
+        .capacity(4096)
+        .max_message_size(1000)
+        .channel()
+        .unwrap();
+    let mut buf = [0u8; 1000];
+    assert!(consumer.try_recv(&mut buf).unwrap_err().is_would_block());
+    assert!(
+        consumer
+            .recv_timeout(&mut buf, Duration::from_millis(20))
+            .unwrap_err()
+            .is_timeout()
+    );
+    assert!(producer.send(&[0u8; 1001]).unwrap_err().is_limit_exceeded());
+    producer.send(&[9u8; 500]).unwrap();
+    let mut small = [0u8; 100];
+    assert_eq!(
+        consumer.recv(&mut small).unwrap_err().needed_len(),
+        Some(500)
+    );
+    assert_eq!(consumer.recv(&mut buf).unwrap(), 500);
+    // Fill the ring: try_send says WouldBlock, send_timeout times out.
+    let mut sent = 0;
+    while producer.try_send(&[1u8; 1000]).is_ok() {
+        sent += 1;
+    }
+    assert!(sent >= 3);
+    assert!(
+        producer
+            .send_timeout(&[1u8; 1000], Duration::from_millis(20))
+            .unwrap_err()
+            .is_timeout()
+    );
+    for _ in 0..sent {
+        assert_eq!(consumer.recv(&mut buf).unwrap(), 1000);
+    }
+    // A closed consumer is reported to the producer at once.
+    drop(consumer);
+    assert!(producer.try_send(b"x").unwrap_err().is_peer_gone());
+}
+
+#[test]
+fn zero_copy_loans() {
+    let (mut producer, mut consumer) = ChannelOptions::new()
+        .capacity(8192)
+        .max_message_size(4000)
+        .channel()
+        .unwrap();
+    {
+        let mut loan = producer.loan(16).unwrap();
+        loan.write::<u64>(0, &0xfeed).unwrap();
+        loan.write_at(8, b"in place").unwrap();
+        assert!(loan.write_at(9, b"in place").is_err(), "beyond the loan");
+        loan.commit().unwrap();
+    }
+    // A loan dropped without commit sends nothing.
+    {
+        let _uncommitted = producer.loan(100).unwrap();
+    }
+    producer.send(b"after").unwrap();
+    {
+        let msg = consumer.borrow().unwrap();
+        assert_eq!(msg.len(), 16);
+        assert_eq!(msg.read::<u64>(0).unwrap(), 0xfeed);
+        let mut text = [0u8; 8];
+        msg.read_at(8, &mut text).unwrap();
+        assert_eq!(&text, b"in place");
+        assert!(msg.read::<u64>(9).is_err());
+    }
+    let mut buf = [0u8; 16];
+    assert_eq!(consumer.recv(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"after");
+    assert!(consumer.try_borrow().unwrap_err().is_would_block());
+}
+
+#[test]
+fn one_live_endpoint_per_side() {
+    let guard = LeakGuard::new();
+    let name = guard.name("sides");
+    let options = ChannelOptions::new().capacity(4096).max_message_size(100);
+    let producer = options.create_producer(&name).unwrap();
+    let consumer = options.open_consumer(&name).unwrap();
+    let err = options.open_consumer(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+    assert_eq!(
+        options.open_producer(&name).unwrap_err().kind(),
+        std::io::ErrorKind::AddrInUse
+    );
+    // A consumer that closed leaves the role free.
+    drop(consumer);
+    let _again = options.open_consumer(&name).unwrap();
+    drop(producer);
+}
+
+#[test]
+fn message_traits_work_through_dyn() {
+    let (producer, consumer) = ChannelOptions::new()
+        .capacity(4096)
+        .max_message_size(64)
+        .channel()
+        .unwrap();
+    let mut tx: Box<dyn MessageSender> = Box::new(producer);
+    let mut rx: Box<dyn MessageReceiver> = Box::new(consumer);
+    tx.send(b"generic").unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(rx.recv_vec(&mut buf).unwrap(), 7);
+    assert_eq!(buf, b"generic");
+}
+
+/// Checks a channel against a `VecDeque` with random sends and receives, single-threaded.
+fn model_check(ops: &[(bool, usize)], capacity: usize) {
+    let (mut producer, mut consumer): (Producer, Consumer) = ChannelOptions::new()
+        .capacity(capacity)
+        .max_message_size(600)
+        .channel()
+        .unwrap();
+    let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut buf = [0u8; 600];
+    for (i, &(send, size)) in ops.iter().enumerate() {
+        if send {
+            let msg: Vec<u8> = (0..size).map(|j| (i + j) as u8).collect();
+            match producer.try_send(&msg) {
+                Ok(()) => model.push_back(msg),
+                Err(err) => {
+                    assert!(err.is_would_block(), "{err}");
+                    // Refusing is only allowed when the ring is busy: with nothing queued
+                    // any message up to the maximum fits.
+                    assert!(!model.is_empty(), "refused a message into an empty ring");
+                }
+            }
+        } else {
+            match consumer.try_recv(&mut buf) {
+                Ok(n) => assert_eq!(Some(&buf[..n]), model.pop_front().as_deref()),
+                Err(err) => {
+                    assert!(err.is_would_block(), "{err}");
+                    assert!(model.is_empty());
+                }
+            }
+        }
+    }
+    while let Some(expected) = model.pop_front() {
+        let n = consumer.try_recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &expected[..]);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn behaves_like_a_queue(ops in proptest::collection::vec((any::<bool>(), 0usize..600), 1..400)) {
+        model_check(&ops, 4096);
+    }
+}
