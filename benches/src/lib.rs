@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub mod affinity;
+pub mod channels;
 pub mod floor;
 pub mod peer;
 pub mod pipes;

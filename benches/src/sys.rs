@@ -2,7 +2,7 @@
 //! `memcpy` floors.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use ipc_core::{Error, Result};
 use memmap2::MmapMut;
@@ -132,4 +132,150 @@ pub(crate) fn memcpy_from(base: *const u8, len: usize, offset: usize, dst: &mut 
     // SAFETY: as for `memcpy_to`.
     unsafe { std::ptr::copy_nonoverlapping(base.add(offset), dst.as_mut_ptr(), dst.len()) };
     true
+}
+
+/// A minimal single-producer single-consumer byte ring in shared memory, busy polling: the
+/// floor the channel of `ipc-shm` is measured against. No validation, no liveness, no
+/// futex: what a trusting C program would write.
+///
+/// Layout: the producer's position at byte 0, the consumer's at byte 128, the ring from
+/// byte 4096; records are an 8-byte length and the payload rounded up to 8 bytes; a length
+/// of `u64::MAX` pads to the end of the ring.
+#[derive(Debug)]
+pub(crate) struct RawRing {
+    base: *mut u8,
+    capacity: u64,
+    position: u64,
+    cached: u64,
+}
+
+// SAFETY: the ring is used by one thread of each process; the raw pointer is only a view of
+// a mapping that the owner keeps alive, and moving the struct between threads is harmless.
+unsafe impl Send for RawRing {}
+
+const RAW_DATA: usize = 4096;
+
+impl RawRing {
+    /// A view of the ring in `segment`, whose first `RAW_DATA + capacity` bytes it uses.
+    pub(crate) fn new(segment: &ipc_shm::SharedMemory) -> RawRing {
+        let capacity = segment.len().saturating_sub(RAW_DATA) as u64;
+        assert!(capacity.is_power_of_two(), "the ring after the first 4 KiB must be a power of two");
+        RawRing { base: segment.as_ptr(), capacity, position: 0, cached: 0 }
+    }
+
+    fn word(&self, offset: usize) -> &AtomicU64 {
+        // SAFETY: offsets 0 and 128 are inside the mapping (it has at least 4096 bytes),
+        // 8-byte aligned, and only accessed atomically by both processes.
+        unsafe { &*self.base.add(offset).cast::<AtomicU64>() }
+    }
+
+    /// Sends a message of `len` bytes: the whole of `payload` if given (a copy), or only
+    /// the 8-byte `stamp` written in place (zero copy).
+    pub(crate) fn send(&mut self, len: usize, stamp: u64, payload: Option<&[u8]>) {
+        let size = 8 + len.div_ceil(8) as u64 * 8;
+        let mut index = self.position & (self.capacity - 1);
+        let contiguous = self.capacity - index;
+        let needed = if size > contiguous { contiguous + size } else { size };
+        while self.capacity - self.position.wrapping_sub(self.cached) < needed {
+            std::hint::spin_loop();
+            self.cached = self.word(128).load(Ordering::Acquire);
+        }
+        if size > contiguous {
+            // SAFETY: `index + 8 <= capacity`; the record header lies inside the ring.
+            unsafe { self.base.add(RAW_DATA + index as usize).cast::<u64>().write(u64::MAX) };
+            self.position = self.position.wrapping_add(contiguous);
+            index = 0;
+        }
+        let at = RAW_DATA + index as usize;
+        // SAFETY: the record (`size <= contiguous` bytes from `index`) lies inside the ring,
+        // in space the consumer has released.
+        unsafe {
+            self.base.add(at).cast::<u64>().write(len as u64);
+            match payload {
+                Some(data) => std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(at + 8), len),
+                None => self.base.add(at + 8).cast::<u64>().write_unaligned(stamp),
+            }
+        }
+        self.position = self.position.wrapping_add(size);
+        self.word(0).store(self.position, Ordering::Release);
+    }
+
+    /// Receives the next message into `buf` (a copy), or reads only its 8-byte stamp into
+    /// `buf[..8]` (zero copy); returns its length.
+    pub(crate) fn recv(&mut self, buf: &mut [u8], copy: bool) -> usize {
+        loop {
+            while self.cached == self.position {
+                std::hint::spin_loop();
+                self.cached = self.word(0).load(Ordering::Acquire);
+            }
+            let index = self.position & (self.capacity - 1);
+            let at = RAW_DATA + index as usize;
+            // SAFETY: the producer published this record; its header lies inside the ring.
+            let len = unsafe { self.base.add(at).cast::<u64>().read() };
+            if len == u64::MAX {
+                self.position = self.position.wrapping_add(self.capacity - index);
+                continue;
+            }
+            let len = len as usize;
+            // SAFETY: the published record lies inside the ring and `buf` holds it (the
+            // benchmark sizes it to the message).
+            unsafe {
+                if copy {
+                    std::ptr::copy_nonoverlapping(self.base.add(at + 8), buf.as_mut_ptr(), len.min(buf.len()));
+                } else {
+                    let stamp = self.base.add(at + 8).cast::<u64>().read_unaligned();
+                    buf[..8].copy_from_slice(&stamp.to_ne_bytes());
+                }
+            }
+            self.position = self.position.wrapping_add(8 + len.div_ceil(8) as u64 * 8);
+            self.word(128).store(self.position, Ordering::Release);
+            return len;
+        }
+    }
+}
+
+/// A raw futex ping-pong word pair in shared memory: the floor of waking a sleeping peer.
+#[derive(Debug)]
+pub(crate) struct RawFutex {
+    base: *mut u8,
+    send_at: usize,
+    recv_at: usize,
+    last: u32,
+}
+
+// SAFETY: as for `RawRing`.
+unsafe impl Send for RawFutex {}
+
+impl RawFutex {
+    /// Words at `send_at` (ours to bump) and `recv_at` (the peer's), inside `segment`.
+    pub(crate) fn new(segment: &ipc_shm::SharedMemory, send_at: usize, recv_at: usize) -> RawFutex {
+        assert!(send_at.max(recv_at) + 4 <= segment.len() && send_at % 4 == 0 && recv_at % 4 == 0);
+        RawFutex { base: segment.as_ptr(), send_at, recv_at, last: 0 }
+    }
+
+    fn word(&self, offset: usize) -> &AtomicU32 {
+        // SAFETY: checked in `new`: inside the mapping, aligned, atomics only.
+        unsafe { &*self.base.add(offset).cast::<AtomicU32>() }
+    }
+
+    /// Bumps our word and wakes the peer.
+    pub(crate) fn send(&mut self) {
+        let word = self.word(self.send_at);
+        word.fetch_add(1, Ordering::Release);
+        // SAFETY: a valid aligned futex word; FUTEX_WAKE only identifies it.
+        unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1, std::ptr::null::<libc::timespec>(), std::ptr::null::<u32>(), 0) };
+    }
+
+    /// Sleeps until the peer's word moves on.
+    pub(crate) fn recv(&mut self) {
+        loop {
+            let now = self.word(self.recv_at).load(Ordering::Acquire);
+            if now != self.last {
+                self.last = now;
+                return;
+            }
+            // SAFETY: as above; FUTEX_WAIT reads the word and sleeps while it equals `now`.
+            unsafe { libc::syscall(libc::SYS_futex, self.word(self.recv_at).as_ptr(), libc::FUTEX_WAIT, now, std::ptr::null::<libc::timespec>(), std::ptr::null::<u32>(), 0) };
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ipc_core::{Error, Result};
 
 use crate::peer::BenchPeer;
-use crate::{pipes, sockets};
+use crate::{channels, pipes, sockets};
 
 /// The peer role that answers round trips.
 pub const PONG: &str = "pong";
@@ -85,6 +85,8 @@ pub enum Case {
     Pipe(pipes::Flavour),
     /// A socket flavour.
     Socket(sockets::Flavour),
+    /// A shared-memory flavour.
+    Shm(channels::Flavour),
 }
 
 impl Case {
@@ -93,6 +95,7 @@ impl Case {
         match self {
             Case::Pipe(f) => format!("pipe:{}", f.name()),
             Case::Socket(f) => format!("socket:{}", f.name()),
+            Case::Shm(f) => format!("shm:{}", f.name()),
         }
     }
 
@@ -101,6 +104,7 @@ impl Case {
         match self {
             Case::Pipe(f) => f.label(),
             Case::Socket(f) => f.label(),
+            Case::Shm(f) => f.label(),
         }
     }
 
@@ -120,6 +124,7 @@ impl Case {
         match name.split_once(':') {
             Some(("pipe", f)) => pipes::Flavour::parse(f).map(Case::Pipe),
             Some(("socket", f)) => sockets::Flavour::parse(f).map(Case::Socket),
+            Some(("shm", f)) => channels::Flavour::parse(f).map(Case::Shm),
             _ => Err(unknown()),
         }
     }
@@ -152,6 +157,7 @@ fn setup(case: Case, size: usize, capacity: usize) -> Result<Setup> {
     match case {
         Case::Pipe(f) => pipes::setup(f, size, capacity),
         Case::Socket(f) => sockets::setup(f, size, capacity),
+        Case::Shm(f) => channels::setup(f, size, capacity),
     }
 }
 
@@ -159,6 +165,7 @@ fn peer_link(case: Case, size: usize, args: &[String]) -> Result<Link> {
     match case {
         Case::Pipe(f) => pipes::peer_link(f, size, args),
         Case::Socket(f) => sockets::peer_link(f, size, args),
+        Case::Shm(f) => channels::peer_link(f, size, args),
     }
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use ipc_bench::floor::{ShmPingPong, clock_overhead, run_peer, sample_one_way};
+use ipc_bench::channels::Flavour as ShmFlavour;
 use ipc_bench::pipes::Flavour;
 use ipc_bench::report::{Machine, Metric, Report, Row};
 use ipc_bench::shm::{Copy, CopyBench};
@@ -88,14 +89,37 @@ fn main() -> ExitCode {
 }
 
 /// A latency case: a round trip to time, and the samples so far.
-struct LatencyCase<'a> {
+struct LatencyCase {
     name: String,
+    /// What to measure; `None` for the cache-line floor.
+    case: Option<Case>,
     size: usize,
     per_round: usize,
-    round_trip: Box<dyn FnMut() -> Result<()> + 'a>,
     samples: Vec<Duration>,
     baseline: Option<usize>,
     target: Option<&'static str>,
+}
+
+impl LatencyCase {
+    /// Starts the case's peer, warms it up, takes this round's samples and stops the peer:
+    /// only one peer runs at a time, so an idle busy-polling peer never competes with the
+    /// case being measured.
+    fn round(&mut self, peer_cpu: Option<usize>) -> Result<()> {
+        let warmup = self.per_round / 10;
+        let mut scratch = Vec::new();
+        match self.case {
+            None => {
+                let mut shm = ShmPingPong::start(peer_cpu)?;
+                sample_one_way(warmup, &mut scratch, || shm.round_trip())?;
+                sample_one_way(self.per_round, &mut self.samples, || shm.round_trip())
+            }
+            Some(case) => {
+                let mut pingpong = PingPong::start(case, self.size, peer_cpu)?;
+                sample_one_way(warmup, &mut scratch, || pingpong.round_trip())?;
+                sample_one_way(self.per_round, &mut self.samples, || pingpong.round_trip())
+            }
+        }
+    }
 }
 
 /// A throughput case: what streams through which channel, and the rate of each round.
@@ -133,6 +157,17 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
                     Some("≤ 1.05"),
                 ));
             }
+        }
+        for (flavour, target) in [
+            (ShmFlavour::RawRing, None),
+            (ShmFlavour::Busy, Some("≤ 1.2")),
+            (ShmFlavour::Spin, Some("≤ 1.2")),
+            (ShmFlavour::RawFutex, None),
+            (ShmFlavour::Blocking, Some("≤ 1.1")),
+        ] {
+            let floor = flavour.floor();
+            let baseline = (floor != flavour).then_some(Case::Shm(floor));
+            plan.push((Case::Shm(flavour), size, baseline, if size == 64 { target } else { None }));
         }
     }
     plan
@@ -211,6 +246,18 @@ fn throughput_plan() -> Vec<Planned> {
                 ));
             }
         }
+        let big = size >= 64 * KIB;
+        for (flavour, target) in [
+            (ShmFlavour::RawRing, None),
+            (ShmFlavour::Busy, if big { Some("≥ 0.90") } else { None }),
+            (ShmFlavour::Spin, if big { Some("≥ 0.90") } else { None }),
+            (ShmFlavour::RawRingZeroCopy, None),
+            (ShmFlavour::BusyZeroCopy, Some("≥ 0.80")),
+        ] {
+            let floor = flavour.floor();
+            let baseline = (floor != flavour).then_some((Case::Shm(floor), 0));
+            plan.push((Case::Shm(flavour), size, 0, baseline, target));
+        }
     }
     plan
 }
@@ -237,33 +284,25 @@ fn run(options: &Options) -> Result<Report> {
         (9, 5, 256 * MIB)
     };
 
-    let mut shm = ShmPingPong::start(peer_cpu)?;
     let plan = latency_plan();
-    let mut pingpongs = Vec::new();
-    for &(case, size, _, _) in &plan {
-        pingpongs.push(PingPong::start(case, size, peer_cpu)?);
-    }
     let mut latency = vec![LatencyCase {
         name: "shm spin ping-pong (floor)".into(),
+        case: None,
         size: 8,
         per_round: 20_000 * scale,
-        round_trip: Box::new(|| shm.round_trip()),
         samples: Vec::new(),
         baseline: None,
         target: None,
     }];
-    for (&(case, size, baseline, target), pingpong) in plan.iter().zip(pingpongs.iter_mut()) {
+    for &(case, size, baseline, target) in &plan {
         let baseline = baseline
-            .and_then(|floor| {
-                plan.iter()
-                    .position(|&(c, s, _, _)| c == floor && s == size)
-            })
+            .and_then(|floor| plan.iter().position(|&(c, s, _, _)| c == floor && s == size))
             .map(|i| i + 1);
         latency.push(LatencyCase {
             name: case.label().to_owned(),
+            case: Some(case),
             size,
             per_round: 2_000 * scale,
-            round_trip: Box::new(|| pingpong.round_trip()),
             samples: Vec::new(),
             baseline,
             target,
@@ -287,12 +326,8 @@ fn run(options: &Options) -> Result<Report> {
         })
         .collect();
 
-    // Warm up, then interleave every case round by round, so that a period in which the
-    // host runs the two vCPUs slower affects every case alike.
-    for case in &mut latency {
-        let mut warmup = Vec::new();
-        sample_one_way(case.per_round / 10, &mut warmup, &mut case.round_trip)?;
-    }
+    // Interleave every case round by round, so that a period in which the host runs the
+    // two vCPUs slower affects every case alike.
     // In-process copies into and out of a shared mapping, 64 KiB at a time.
     let mut copies = CopyBench::new(64 * KIB)?;
     let mut copy_rates: Vec<(Copy, Vec<f64>)> =
@@ -304,7 +339,7 @@ fn run(options: &Options) -> Result<Report> {
             rates.push(copies.run(*case, copy_count)?);
         }
         for case in &mut latency {
-            sample_one_way(case.per_round, &mut case.samples, &mut case.round_trip)?;
+            case.round(peer_cpu).map_err(|e| e.with_subject(format!("{} at {} bytes", case.name, case.size)))?;
         }
         for case in &mut bulk {
             let count = (bytes_per_round / case.size).max(16) as u64;

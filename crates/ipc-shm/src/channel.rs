@@ -44,6 +44,7 @@ use ipc_core::{
 };
 use nix::poll::PollFlags;
 
+use crate::sys::Control;
 use crate::{Layout, MemfdOptions, ReceiveOptions, SharedMemory, ShmOptions, sys};
 
 /// The header layout of channel segments.
@@ -73,6 +74,16 @@ const CLAIMING: u32 = 3;
 
 /// How often a waiting endpoint checks that its peer is alive.
 const LIVENESS_SLICE: Duration = Duration::from_millis(20);
+
+/// Indices into an endpoint's [`Control`] words.
+const OWN_STATE: usize = 0;
+const PEER_STATE: usize = 1;
+const OWN_FUTEX: usize = 2;
+const OWN_SLEEPING: usize = 3;
+const PEER_FUTEX: usize = 4;
+const PEER_SLEEPING: usize = 5;
+const HEAD_POS: usize = 0;
+const TAIL_POS: usize = 1;
 
 /// How an endpoint waits for data or space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -339,7 +350,7 @@ impl ChannelOptions {
 /// other side.
 #[derive(Debug)]
 struct Ring {
-    segment: SharedMemory,
+    control: Control,
     capacity: u64,
     max: usize,
     wait: WaitStrategy,
@@ -375,8 +386,13 @@ impl Ring {
                 ),
             ));
         }
-        Ok(Ring {
+        let control = Control::new(
             segment,
+            [own + STATE, peer + STATE, own + FUTEX, own + SLEEPING, peer + FUTEX, peer + SLEEPING],
+            [HEAD, TAIL],
+        )?;
+        Ok(Ring {
+            control,
             capacity,
             max: usize::try_from(max).unwrap_or(usize::MAX),
             wait,
@@ -386,23 +402,27 @@ impl Ring {
         })
     }
 
+    fn segment(&self) -> &SharedMemory {
+        self.control.segment()
+    }
+
     fn word(&self, offset: usize) -> Result<&AtomicU32> {
-        self.segment.atomic_u32(offset)
+        self.segment().atomic_u32(offset)
     }
 
     fn position(&self, offset: usize) -> Result<&AtomicU64> {
-        self.segment.atomic_u64(offset)
+        self.segment().atomic_u64(offset)
     }
 
     /// Claims this side's role: only one live endpoint per side.
     fn claim(&mut self, role: &'static str) -> Result<()> {
-        let state = self.word(self.own + STATE)?;
+        let state = self.control.word(OWN_STATE);
         let observed = state.load(Ordering::Acquire);
         match observed {
             DETACHED | CLOSED => {}
             ATTACHED => {
                 let mut watch = PeerWatch::default();
-                if watch.status(&self.segment, self.own)? == PeerStatus::Alive {
+                if watch.status(self.control.segment(), self.own)? == PeerStatus::Alive {
                     let pid = self.word(self.own + PID)?.load(Ordering::Relaxed);
                     return Err(Error::new(
                         "channel attach",
@@ -447,20 +467,17 @@ impl Ring {
 
     /// Marks this side closed and wakes the peer, so that it sees it at once.
     fn close(&self) {
-        if let Ok(state) = self.word(self.own + STATE) {
-            state.store(CLOSED, Ordering::Release);
-        }
-        if let Ok(futex) = self.word(self.peer + FUTEX) {
-            futex.fetch_add(1, Ordering::Release);
-            sys::futex_wake(futex, i32::MAX);
-        }
+        self.control.word(OWN_STATE).store(CLOSED, Ordering::Release);
+        let futex = self.control.word(PEER_FUTEX);
+        futex.fetch_add(1, Ordering::Release);
+        sys::futex_wake(futex, i32::MAX);
     }
 
     /// Wakes the peer if it sleeps (after publishing a position with release ordering).
     fn wake_peer(&self) -> Result<()> {
         fence(Ordering::SeqCst);
-        if self.word(self.peer + SLEEPING)?.load(Ordering::Relaxed) != 0 {
-            let futex = self.word(self.peer + FUTEX)?;
+        if self.control.word(PEER_SLEEPING).load(Ordering::Relaxed) != 0 {
+            let futex = self.control.word(PEER_FUTEX);
             futex.fetch_add(1, Ordering::Release);
             sys::futex_wake(futex, 1);
         }
@@ -518,35 +535,33 @@ impl Ring {
             }
         }
         // Park on the futex, a slice at a time.
-        let futex_offset = self.own + FUTEX;
-        let sleeping_offset = self.own + SLEEPING;
         loop {
-            let seq = self.word(futex_offset)?.load(Ordering::Acquire);
-            self.word(sleeping_offset)?.store(1, Ordering::Relaxed);
+            let seq = self.control.word(OWN_FUTEX).load(Ordering::Acquire);
+            self.control.word(OWN_SLEEPING).store(1, Ordering::Relaxed);
             fence(Ordering::SeqCst);
             if ready(self)? {
-                self.word(sleeping_offset)?.store(0, Ordering::Relaxed);
+                self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
                 return Ok(());
             }
             if let Err(err) = self.ensure_peer(op) {
-                self.word(sleeping_offset)?.store(0, Ordering::Relaxed);
+                self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
                 return Err(err);
             }
             let slice = deadline
                 .remaining()
                 .map_or(LIVENESS_SLICE, |left| left.min(LIVENESS_SLICE));
             if slice.is_zero() {
-                self.word(sleeping_offset)?.store(0, Ordering::Relaxed);
+                self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
                 return Err(Error::timed_out(op));
             }
-            sys::futex_wait(self.word(futex_offset)?, seq, Some(slice));
-            self.word(sleeping_offset)?.store(0, Ordering::Relaxed);
+            sys::futex_wait(self.control.word(OWN_FUTEX), seq, Some(slice));
+            self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
         }
     }
 
     /// Fails with peer-gone if the peer closed its end or died.
     fn ensure_peer(&mut self, op: &'static str) -> Result<()> {
-        match self.peer_watch.status(&self.segment, self.peer)? {
+        match self.peer_watch.status(self.control.segment(), self.peer)? {
             PeerStatus::Alive | PeerStatus::NotYet => Ok(()),
             PeerStatus::Closed => Err(Error::peer_gone(op, "the other end closed the channel")),
             PeerStatus::Dead(pid) => Err(Error::peer_gone(
@@ -650,8 +665,8 @@ impl Producer {
     fn attach(segment: SharedMemory, wait: WaitStrategy) -> Result<Producer> {
         let mut ring = Ring::open(segment, wait, HEAD, TAIL)?;
         ring.claim("producer")?;
-        let head = ring.position(HEAD)?.load(Ordering::Acquire);
-        let tail = ring.position(TAIL)?.load(Ordering::Acquire);
+        let head = ring.control.position(HEAD_POS).load(Ordering::Acquire);
+        let tail = ring.control.position(TAIL_POS).load(Ordering::Acquire);
         let mut producer = Producer {
             ring,
             head,
@@ -663,7 +678,7 @@ impl Producer {
 
     /// The channel's segment, for passing its descriptor to another process.
     pub fn segment(&self) -> &SharedMemory {
-        &self.ring.segment
+        &self.ring.segment()
     }
 
     /// The largest message this channel carries.
@@ -698,7 +713,7 @@ impl Producer {
             return Err(Error::limit_exceeded(op, "message size", len as u64, limit));
         }
         // A consumer that closed will never read: report it rather than fill the ring.
-        if self.ring.word(TAIL + STATE)?.load(Ordering::Relaxed) == CLOSED {
+        if self.ring.control.word(PEER_STATE).load(Ordering::Relaxed) == CLOSED {
             return Err(Error::peer_gone(op, "the consumer closed the channel"));
         }
         let size = (RECORD_HEADER + round8(len)) as u64;
@@ -715,7 +730,7 @@ impl Producer {
             let mut seen = self.cached_tail;
             let mut bad = None;
             self.ring.wait_for(wait, op, |ring| {
-                let tail = ring.position(TAIL)?.load(Ordering::Acquire);
+                let tail = ring.control.position(TAIL_POS).load(Ordering::Acquire);
                 if head.wrapping_sub(tail) > capacity {
                     bad = Some(tail);
                     return Ok(true);
@@ -732,7 +747,7 @@ impl Producer {
             let index = usize::try_from(index).unwrap_or(usize::MAX);
             let padding = u32::try_from(contiguous - RECORD_HEADER as u64).unwrap_or(u32::MAX);
             self.ring
-                .segment
+                .segment()
                 .write::<u64>(DATA + index, &record(padding, KIND_PADDING))?;
             return Ok(self.head.wrapping_add(contiguous));
         }
@@ -745,7 +760,7 @@ impl Producer {
         let index = usize::try_from(position & (self.ring.capacity - 1)).unwrap_or(usize::MAX);
         let len32 = u32::try_from(len).unwrap_or(u32::MAX);
         self.ring
-            .segment
+            .segment()
             .write::<u64>(DATA + index, &record(len32, KIND_MESSAGE))?;
         self.head = position.wrapping_add((RECORD_HEADER + round8(len)) as u64);
         self.ring
@@ -758,7 +773,7 @@ impl Producer {
         let position = self.reserve(msg.len(), wait, op)?;
         let index = usize::try_from(position & (self.ring.capacity - 1)).unwrap_or(usize::MAX);
         self.ring
-            .segment
+            .segment()
             .write_at(DATA + index + RECORD_HEADER, msg)?;
         self.commit(position, msg.len())
     }
@@ -894,7 +909,7 @@ impl SendLoan<'_> {
         check_within(offset, data.len(), self.len, "SendLoan::write_at")?;
         self.producer
             .ring
-            .segment
+            .segment()
             .write_at(self.offset + offset, data)
     }
 
@@ -912,7 +927,7 @@ impl SendLoan<'_> {
         )?;
         self.producer
             .ring
-            .segment
+            .segment()
             .write(self.offset + offset, value)
     }
 
@@ -921,7 +936,7 @@ impl SendLoan<'_> {
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.producer
             .ring
-            .segment
+            .segment()
             .as_ptr()
             .wrapping_add(self.offset)
     }
@@ -970,8 +985,8 @@ impl Consumer {
     fn attach(segment: SharedMemory, wait: WaitStrategy) -> Result<Consumer> {
         let mut ring = Ring::open(segment, wait, TAIL, HEAD)?;
         ring.claim("consumer")?;
-        let tail = ring.position(TAIL)?.load(Ordering::Acquire);
-        let head = ring.position(HEAD)?.load(Ordering::Acquire);
+        let tail = ring.control.position(TAIL_POS).load(Ordering::Acquire);
+        let head = ring.control.position(HEAD_POS).load(Ordering::Acquire);
         let mut consumer = Consumer {
             ring,
             tail,
@@ -983,7 +998,7 @@ impl Consumer {
 
     /// The channel's segment, for passing its descriptor to another process.
     pub fn segment(&self) -> &SharedMemory {
-        &self.ring.segment
+        &self.ring.segment()
     }
 
     /// The largest message this channel carries.
@@ -1010,19 +1025,19 @@ impl Consumer {
     fn next(&mut self, wait: Wait, op: &'static str) -> Result<Found> {
         loop {
             if self.cached_head == self.tail {
-                let head = self.ring.position(HEAD)?.load(Ordering::Acquire);
+                let head = self.ring.control.position(HEAD_POS).load(Ordering::Acquire);
                 self.validate_head(head)?;
             }
             if self.cached_head == self.tail {
                 // Empty: a producer that closed or died will send nothing more.
-                if self.ring.word(HEAD + STATE)?.load(Ordering::Relaxed) == CLOSED {
+                if self.ring.control.word(PEER_STATE).load(Ordering::Relaxed) == CLOSED {
                     return Err(Error::peer_gone(op, "the producer closed the channel"));
                 }
                 let tail = self.tail;
                 let mut seen = tail;
                 self.ring.wait_for(wait, op, |ring| {
-                    seen = ring.position(HEAD)?.load(Ordering::Acquire);
-                    Ok(seen != tail || ring.word(HEAD + STATE)?.load(Ordering::Relaxed) == CLOSED)
+                    seen = ring.control.position(HEAD_POS).load(Ordering::Acquire);
+                    Ok(seen != tail || ring.control.word(PEER_STATE).load(Ordering::Relaxed) == CLOSED)
                 })?;
                 self.validate_head(seen)?;
                 continue;
@@ -1031,7 +1046,7 @@ impl Consumer {
             let index = self.tail & (capacity - 1);
             let available = self.cached_head.wrapping_sub(self.tail);
             let offset = DATA + usize::try_from(index).unwrap_or(usize::MAX);
-            let header = u64::from_le(self.ring.segment.read::<u64>(offset)?);
+            let header = u64::from_le(self.ring.segment().read::<u64>(offset)?);
             let (len, kind) = (header & 0xffff_ffff, header >> 32);
             let contiguous = capacity - index;
             match u32::try_from(kind).unwrap_or(0) {
@@ -1074,7 +1089,7 @@ impl Consumer {
     /// Frees everything up to `end` for the producer.
     fn release(&mut self, end: u64) -> Result<()> {
         self.tail = end;
-        self.ring.position(TAIL)?.store(end, Ordering::Release);
+        self.ring.control.position(TAIL_POS).store(end, Ordering::Release);
         self.ring.wake_peer()
     }
 
@@ -1087,7 +1102,7 @@ impl Consumer {
             return Err(Error::buffer_too_small(op, found.len, buf.len()));
         }
         self.ring
-            .segment
+            .segment()
             .read_at(found.offset, &mut buf[..found.len])?;
         self.release(found.end)?;
         Ok(found.len)
@@ -1217,7 +1232,7 @@ impl RecvLoan<'_> {
         check_within(offset, buf.len(), self.found.len, "RecvLoan::read_at")?;
         self.consumer
             .ring
-            .segment
+            .segment()
             .read_at(self.found.offset + offset, buf)
     }
 
@@ -1233,7 +1248,7 @@ impl RecvLoan<'_> {
             self.found.len,
             "RecvLoan::read",
         )?;
-        self.consumer.ring.segment.read(self.found.offset + offset)
+        self.consumer.ring.segment().read(self.found.offset + offset)
     }
 
     /// Where the message is in this process: its first byte and length.
@@ -1241,7 +1256,7 @@ impl RecvLoan<'_> {
         (
             self.consumer
                 .ring
-                .segment
+                .segment()
                 .as_ptr()
                 .wrapping_add(self.found.offset)
                 .cast_const(),

@@ -239,3 +239,56 @@ impl crate::RecvLoan<'_> {
         unsafe { std::slice::from_raw_parts(ptr, len) }
     }
 }
+
+/// A channel segment and the addresses of its control words, looked up and checked once,
+/// then used on every operation without further checks. Owning the segment is what keeps
+/// the addresses valid.
+#[derive(Debug)]
+pub(crate) struct Control {
+    segment: SharedMemory,
+    words32: [std::ptr::NonNull<AtomicU32>; 6],
+    words64: [std::ptr::NonNull<AtomicU64>; 2],
+}
+
+// SAFETY: the pointers refer to atomics inside the segment this struct owns; atomics may be
+// used from any thread.
+unsafe impl Send for Control {}
+// SAFETY: as above; all access is through `&AtomicU32`/`&AtomicU64`.
+unsafe impl Sync for Control {}
+
+impl Control {
+    /// Takes `segment` and looks up the 32-bit words at `offsets32` and the 64-bit words at
+    /// `offsets64`, checking bounds, alignment and writability.
+    pub(crate) fn new(segment: SharedMemory, offsets32: [usize; 6], offsets64: [usize; 2]) -> Result<Control> {
+        let mut words32 = [std::ptr::NonNull::dangling(); 6];
+        for (slot, offset) in words32.iter_mut().zip(offsets32) {
+            *slot = std::ptr::NonNull::from(segment.atomic_u32(offset)?);
+        }
+        let mut words64 = [std::ptr::NonNull::dangling(); 2];
+        for (slot, offset) in words64.iter_mut().zip(offsets64) {
+            *slot = std::ptr::NonNull::from(segment.atomic_u64(offset)?);
+        }
+        Ok(Control { segment, words32, words64 })
+    }
+
+    /// The segment.
+    #[inline]
+    pub(crate) fn segment(&self) -> &SharedMemory {
+        &self.segment
+    }
+
+    /// 32-bit word `i` (of the `offsets32` given at construction).
+    #[inline]
+    pub(crate) fn word(&self, i: usize) -> &AtomicU32 {
+        // SAFETY: the pointer came from a checked `atomic_u32` of `self.segment`, which is
+        // mapped (at a fixed address) for as long as `self` lives.
+        unsafe { self.words32[i].as_ref() }
+    }
+
+    /// 64-bit word `i`.
+    #[inline]
+    pub(crate) fn position(&self, i: usize) -> &AtomicU64 {
+        // SAFETY: as for `word`.
+        unsafe { self.words64[i].as_ref() }
+    }
+}

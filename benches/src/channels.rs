@@ -1,0 +1,264 @@
+//! Shared-memory channel flavours: `ipc-shm`'s channel in each wait strategy, copy and zero
+//! copy, beside a minimal raw ring (busy polling) and a raw futex ping-pong (blocking).
+
+use std::time::Duration;
+
+use ipc_core::{Error, IpcName, Result};
+use ipc_shm::{ChannelOptions, Consumer, Producer, SharedMemory, ShmOptions, WaitStrategy};
+
+use crate::sys::{RawFutex, RawRing};
+use crate::transport::{Link, MsgRx, MsgTx, Setup, arg, message, stamp};
+
+/// A shared-memory way of passing messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    /// The raw ring, copying, busy polling (floor).
+    RawRing,
+    /// The raw ring, writing and reading only an 8-byte stamp in place (zero-copy floor).
+    RawRingZeroCopy,
+    /// A raw futex ping-pong (floor of waking a sleeping peer).
+    RawFutex,
+    /// The channel, busy polling, copying.
+    Busy,
+    /// The channel, spin-then-park (default), copying.
+    Spin,
+    /// The channel, blocking, copying.
+    Blocking,
+    /// The channel, busy polling, loan and borrow with an 8-byte stamp.
+    BusyZeroCopy,
+}
+
+impl Flavour {
+    /// Every flavour.
+    pub const ALL: [Flavour; 7] =
+        [Flavour::RawRing, Flavour::RawRingZeroCopy, Flavour::RawFutex, Flavour::Busy, Flavour::Spin, Flavour::Blocking, Flavour::BusyZeroCopy];
+
+    /// The short name used on the command line of the peer.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::RawRing => "raw-ring",
+            Flavour::RawRingZeroCopy => "raw-ring-zc",
+            Flavour::RawFutex => "raw-futex",
+            Flavour::Busy => "busy",
+            Flavour::Spin => "spin",
+            Flavour::Blocking => "blocking",
+            Flavour::BusyZeroCopy => "busy-zc",
+        }
+    }
+
+    /// How the report names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Flavour::RawRing => "shm: raw spin ring, copy (floor)",
+            Flavour::RawRingZeroCopy => "shm: raw spin ring, zero-copy (floor)",
+            Flavour::RawFutex => "shm: raw futex ping-pong, blocking (floor)",
+            Flavour::Busy => "shm: channel, busy polling",
+            Flavour::Spin => "shm: channel, spin-then-park",
+            Flavour::Blocking => "shm: channel, blocking",
+            Flavour::BusyZeroCopy => "shm: channel, zero-copy loan/borrow",
+        }
+    }
+
+    /// The floor this flavour is compared with (itself for a floor).
+    pub fn floor(self) -> Flavour {
+        match self {
+            Flavour::Busy | Flavour::Spin => Flavour::RawRing,
+            Flavour::Blocking => Flavour::RawFutex,
+            Flavour::BusyZeroCopy => Flavour::RawRingZeroCopy,
+            floor => floor,
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Result<Flavour> {
+        Flavour::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| Error::new("Flavour::parse", std::io::ErrorKind::InvalidInput, format!("unknown shm flavour {name}")))
+    }
+
+    fn wait(self) -> WaitStrategy {
+        match self {
+            Flavour::Spin => WaitStrategy::default(),
+            Flavour::Blocking => WaitStrategy::Blocking,
+            _ => WaitStrategy::BusyPoll,
+        }
+    }
+}
+
+/// The ring capacity: enough for several 1 MiB messages.
+const CAPACITY: usize = 8 << 20;
+
+fn options(flavour: Flavour) -> ChannelOptions {
+    ChannelOptions::new().capacity(CAPACITY).max_message_size(1 << 20).wait_strategy(flavour.wait()).timeout(Duration::from_secs(10))
+}
+
+fn raw_segment(name: &IpcName, create: bool) -> Result<SharedMemory> {
+    if create {
+        ShmOptions::new().size(4096 + CAPACITY).create(name)
+    } else {
+        ShmOptions::new().timeout(Duration::from_secs(10)).open(name)
+    }
+}
+
+/// The raw ring's sending side; `_segment` keeps the mapping alive.
+struct RawRingTx {
+    ring: RawRing,
+    _segment: SharedMemory,
+    buf: Vec<u8>,
+    copy: bool,
+}
+
+impl MsgTx for RawRingTx {
+    fn send(&mut self, seq: u64) -> Result<()> {
+        if self.copy {
+            stamp(&mut self.buf, seq);
+            self.ring.send(self.buf.len(), seq, Some(&self.buf));
+        } else {
+            self.ring.send(self.buf.len(), seq, None);
+        }
+        Ok(())
+    }
+}
+
+/// The raw ring's receiving side.
+struct RawRingRx {
+    ring: RawRing,
+    _segment: SharedMemory,
+    copy: bool,
+}
+
+impl MsgRx for RawRingRx {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
+        let n = self.ring.recv(buf, self.copy);
+        crate::transport::whole(n, buf)
+    }
+}
+
+struct FutexTx(RawFutex, SharedMemory, Vec<u8>);
+
+impl MsgTx for FutexTx {
+    fn send(&mut self, seq: u64) -> Result<()> {
+        stamp(&mut self.2, seq);
+        // The message goes into the segment after the two futex words.
+        self.1.write_at(64, &self.2)?;
+        self.0.send();
+        Ok(())
+    }
+}
+
+struct FutexRx(RawFutex, SharedMemory);
+
+impl MsgRx for FutexRx {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
+        self.0.recv();
+        self.1.read_at(64, buf)?;
+        Ok(true)
+    }
+}
+
+struct ChannelTx(Producer, Vec<u8>, bool);
+
+impl MsgTx for ChannelTx {
+    fn send(&mut self, seq: u64) -> Result<()> {
+        if self.2 {
+            stamp(&mut self.1, seq);
+            self.0.send(&self.1)
+        } else {
+            let mut loan = self.0.loan(self.1.len())?;
+            loan.write::<u64>(0, &seq)?;
+            loan.commit()
+        }
+    }
+}
+
+struct ChannelRx(Consumer, bool);
+
+impl MsgRx for ChannelRx {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
+        let result = if self.1 {
+            self.0.recv(buf).map(|n| (n, true))
+        } else {
+            self.0.borrow().and_then(|loan| {
+                let n = loan.len();
+                let seq: u64 = loan.read(0)?;
+                buf[..8].copy_from_slice(&seq.to_ne_bytes());
+                Ok((n, true))
+            })
+        };
+        match result {
+            Ok((n, _)) => crate::transport::whole(n, buf),
+            Err(err) if err.is_peer_gone() => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// One direction: what the sender and the receiver of it hold.
+fn sender(flavour: Flavour, name: &IpcName, create: bool, size: usize) -> Result<Box<dyn MsgTx>> {
+    Ok(match flavour {
+        Flavour::RawRing | Flavour::RawRingZeroCopy => {
+            let segment = raw_segment(name, create)?;
+            Box::new(RawRingTx { ring: RawRing::new(&segment), _segment: segment, buf: message(size), copy: flavour == Flavour::RawRing })
+        }
+        Flavour::RawFutex => {
+            let segment = if create { ShmOptions::new().size(64 + size.max(8)).create(name)? } else { ShmOptions::new().timeout(Duration::from_secs(10)).open(name)? };
+            Box::new(FutexTx(RawFutex::new(&segment, 0, 0), segment, message(size)))
+        }
+        _ => {
+            let options = options(flavour);
+            let producer = if create { options.create_producer(name)? } else { options.open_producer(name)? };
+            Box::new(ChannelTx(producer, message(size), flavour != Flavour::BusyZeroCopy))
+        }
+    })
+}
+
+fn receiver(flavour: Flavour, name: &IpcName, create: bool) -> Result<Box<dyn MsgRx>> {
+    Ok(match flavour {
+        Flavour::RawRing | Flavour::RawRingZeroCopy => {
+            let segment = raw_segment(name, create)?;
+            Box::new(RawRingRx { ring: RawRing::new(&segment), _segment: segment, copy: flavour == Flavour::RawRing })
+        }
+        Flavour::RawFutex => {
+            let segment = ShmOptions::new().timeout(Duration::from_secs(10)).open(name)?;
+            Box::new(FutexRx(RawFutex::new(&segment, 0, 0), segment))
+        }
+        _ => {
+            let options = options(flavour);
+            let consumer = if create { options.create_consumer(name)? } else { options.open_consumer(name)? };
+            Box::new(ChannelRx(consumer, flavour != Flavour::BusyZeroCopy))
+        }
+    })
+}
+
+/// Two named segments, one per direction, created by the parent (which removes them).
+pub(crate) fn setup(flavour: Flavour, size: usize, _capacity: usize) -> Result<Setup> {
+    let to_peer = IpcName::unique("ipcrs-bench-to")?;
+    let from_peer = IpcName::unique("ipcrs-bench-from")?;
+    // Create both now, so that the peer can open them.
+    let tx = sender(flavour, &to_peer, true, size)?;
+    let rx = receiver_created(flavour, &from_peer, size)?;
+    Ok(Setup {
+        stdin: std::process::Stdio::null(),
+        stdout: std::process::Stdio::null(),
+        args: vec![to_peer.as_str().to_owned(), from_peer.as_str().to_owned()],
+        finish: Box::new(move || Ok(Link { tx, rx })),
+    })
+}
+
+/// The receiving side of a direction this process creates.
+fn receiver_created(flavour: Flavour, name: &IpcName, size: usize) -> Result<Box<dyn MsgRx>> {
+    if flavour == Flavour::RawFutex {
+        let segment = ShmOptions::new().size(64 + size.max(8)).create(name)?;
+        return Ok(Box::new(FutexRx(RawFutex::new(&segment, 0, 0), segment)));
+    }
+    receiver(flavour, name, true)
+}
+
+/// The peer's side: it opens both directions by name.
+pub(crate) fn peer_link(flavour: Flavour, size: usize, args: &[String]) -> Result<Link> {
+    let to_peer = IpcName::new(arg(args, 0)?)?;
+    let from_peer = IpcName::new(arg(args, 1)?)?;
+    let rx = receiver(flavour, &to_peer, false)?;
+    let tx = sender(flavour, &from_peer, false, size)?;
+    Ok(Link { tx, rx })
+}
