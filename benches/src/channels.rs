@@ -30,8 +30,15 @@ pub enum Flavour {
 
 impl Flavour {
     /// Every flavour.
-    pub const ALL: [Flavour; 7] =
-        [Flavour::RawRing, Flavour::RawRingZeroCopy, Flavour::RawFutex, Flavour::Busy, Flavour::Spin, Flavour::Blocking, Flavour::BusyZeroCopy];
+    pub const ALL: [Flavour; 7] = [
+        Flavour::RawRing,
+        Flavour::RawRingZeroCopy,
+        Flavour::RawFutex,
+        Flavour::Busy,
+        Flavour::Spin,
+        Flavour::Blocking,
+        Flavour::BusyZeroCopy,
+    ];
 
     /// The short name used on the command line of the peer.
     pub fn name(self) -> &'static str {
@@ -73,7 +80,13 @@ impl Flavour {
         Flavour::ALL
             .into_iter()
             .find(|f| f.name() == name)
-            .ok_or_else(|| Error::new("Flavour::parse", std::io::ErrorKind::InvalidInput, format!("unknown shm flavour {name}")))
+            .ok_or_else(|| {
+                Error::new(
+                    "Flavour::parse",
+                    std::io::ErrorKind::InvalidInput,
+                    format!("unknown shm flavour {name}"),
+                )
+            })
     }
 
     fn wait(self) -> WaitStrategy {
@@ -89,14 +102,20 @@ impl Flavour {
 const CAPACITY: usize = 8 << 20;
 
 fn options(flavour: Flavour) -> ChannelOptions {
-    ChannelOptions::new().capacity(CAPACITY).max_message_size(1 << 20).wait_strategy(flavour.wait()).timeout(Duration::from_secs(10))
+    ChannelOptions::new()
+        .capacity(CAPACITY)
+        .max_message_size(1 << 20)
+        .wait_strategy(flavour.wait())
+        .timeout(Duration::from_secs(10))
 }
 
 fn raw_segment(name: &IpcName, create: bool) -> Result<SharedMemory> {
     if create {
         ShmOptions::new().size(4096 + CAPACITY).create(name)
     } else {
-        ShmOptions::new().timeout(Duration::from_secs(10)).open(name)
+        ShmOptions::new()
+            .timeout(Duration::from_secs(10))
+            .open(name)
     }
 }
 
@@ -198,16 +217,39 @@ fn sender(flavour: Flavour, name: &IpcName, create: bool, size: usize) -> Result
     Ok(match flavour {
         Flavour::RawRing | Flavour::RawRingZeroCopy => {
             let segment = raw_segment(name, create)?;
-            Box::new(RawRingTx { ring: RawRing::new(&segment), _segment: segment, buf: message(size), copy: flavour == Flavour::RawRing })
+            Box::new(RawRingTx {
+                ring: RawRing::new(&segment),
+                _segment: segment,
+                buf: message(size),
+                copy: flavour == Flavour::RawRing,
+            })
         }
         Flavour::RawFutex => {
-            let segment = if create { ShmOptions::new().size(64 + size.max(8)).create(name)? } else { ShmOptions::new().timeout(Duration::from_secs(10)).open(name)? };
-            Box::new(FutexTx(RawFutex::new(&segment, 0, 0), segment, message(size)))
+            let segment = if create {
+                ShmOptions::new().size(64 + size.max(8)).create(name)?
+            } else {
+                ShmOptions::new()
+                    .timeout(Duration::from_secs(10))
+                    .open(name)?
+            };
+            Box::new(FutexTx(
+                RawFutex::new(&segment, 0, 0),
+                segment,
+                message(size),
+            ))
         }
         _ => {
             let options = options(flavour);
-            let producer = if create { options.create_producer(name)? } else { options.open_producer(name)? };
-            Box::new(ChannelTx(producer, message(size), flavour != Flavour::BusyZeroCopy))
+            let producer = if create {
+                options.create_producer(name)?
+            } else {
+                options.open_producer(name)?
+            };
+            Box::new(ChannelTx(
+                producer,
+                message(size),
+                flavour != Flavour::BusyZeroCopy,
+            ))
         }
     })
 }
@@ -216,15 +258,25 @@ fn receiver(flavour: Flavour, name: &IpcName, create: bool) -> Result<Box<dyn Ms
     Ok(match flavour {
         Flavour::RawRing | Flavour::RawRingZeroCopy => {
             let segment = raw_segment(name, create)?;
-            Box::new(RawRingRx { ring: RawRing::new(&segment), _segment: segment, copy: flavour == Flavour::RawRing })
+            Box::new(RawRingRx {
+                ring: RawRing::new(&segment),
+                _segment: segment,
+                copy: flavour == Flavour::RawRing,
+            })
         }
         Flavour::RawFutex => {
-            let segment = ShmOptions::new().timeout(Duration::from_secs(10)).open(name)?;
+            let segment = ShmOptions::new()
+                .timeout(Duration::from_secs(10))
+                .open(name)?;
             Box::new(FutexRx(RawFutex::new(&segment, 0, 0), segment))
         }
         _ => {
             let options = options(flavour);
-            let consumer = if create { options.create_consumer(name)? } else { options.open_consumer(name)? };
+            let consumer = if create {
+                options.create_consumer(name)?
+            } else {
+                options.open_consumer(name)?
+            };
             Box::new(ChannelRx(consumer, flavour != Flavour::BusyZeroCopy))
         }
     })

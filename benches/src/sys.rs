@@ -159,8 +159,16 @@ impl RawRing {
     /// A view of the ring in `segment`, whose first `RAW_DATA + capacity` bytes it uses.
     pub(crate) fn new(segment: &ipc_shm::SharedMemory) -> RawRing {
         let capacity = segment.len().saturating_sub(RAW_DATA) as u64;
-        assert!(capacity.is_power_of_two(), "the ring after the first 4 KiB must be a power of two");
-        RawRing { base: segment.as_ptr(), capacity, position: 0, cached: 0 }
+        assert!(
+            capacity.is_power_of_two(),
+            "the ring after the first 4 KiB must be a power of two"
+        );
+        RawRing {
+            base: segment.as_ptr(),
+            capacity,
+            position: 0,
+            cached: 0,
+        }
     }
 
     fn word(&self, offset: usize) -> &AtomicU64 {
@@ -175,14 +183,23 @@ impl RawRing {
         let size = 8 + len.div_ceil(8) as u64 * 8;
         let mut index = self.position & (self.capacity - 1);
         let contiguous = self.capacity - index;
-        let needed = if size > contiguous { contiguous + size } else { size };
+        let needed = if size > contiguous {
+            contiguous + size
+        } else {
+            size
+        };
         while self.capacity - self.position.wrapping_sub(self.cached) < needed {
             std::hint::spin_loop();
             self.cached = self.word(128).load(Ordering::Acquire);
         }
         if size > contiguous {
             // SAFETY: `index + 8 <= capacity`; the record header lies inside the ring.
-            unsafe { self.base.add(RAW_DATA + index as usize).cast::<u64>().write(u64::MAX) };
+            unsafe {
+                self.base
+                    .add(RAW_DATA + index as usize)
+                    .cast::<u64>()
+                    .write(u64::MAX)
+            };
             self.position = self.position.wrapping_add(contiguous);
             index = 0;
         }
@@ -192,7 +209,9 @@ impl RawRing {
         unsafe {
             self.base.add(at).cast::<u64>().write(len as u64);
             match payload {
-                Some(data) => std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(at + 8), len),
+                Some(data) => {
+                    std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(at + 8), len)
+                }
                 None => self.base.add(at + 8).cast::<u64>().write_unaligned(stamp),
             }
         }
@@ -221,7 +240,11 @@ impl RawRing {
             // benchmark sizes it to the message).
             unsafe {
                 if copy {
-                    std::ptr::copy_nonoverlapping(self.base.add(at + 8), buf.as_mut_ptr(), len.min(buf.len()));
+                    std::ptr::copy_nonoverlapping(
+                        self.base.add(at + 8),
+                        buf.as_mut_ptr(),
+                        len.min(buf.len()),
+                    );
                 } else {
                     let stamp = self.base.add(at + 8).cast::<u64>().read_unaligned();
                     buf[..8].copy_from_slice(&stamp.to_ne_bytes());
@@ -250,7 +273,12 @@ impl RawFutex {
     /// Words at `send_at` (ours to bump) and `recv_at` (the peer's), inside `segment`.
     pub(crate) fn new(segment: &ipc_shm::SharedMemory, send_at: usize, recv_at: usize) -> RawFutex {
         assert!(send_at.max(recv_at) + 4 <= segment.len() && send_at % 4 == 0 && recv_at % 4 == 0);
-        RawFutex { base: segment.as_ptr(), send_at, recv_at, last: 0 }
+        RawFutex {
+            base: segment.as_ptr(),
+            send_at,
+            recv_at,
+            last: 0,
+        }
     }
 
     fn word(&self, offset: usize) -> &AtomicU32 {
@@ -263,7 +291,17 @@ impl RawFutex {
         let word = self.word(self.send_at);
         word.fetch_add(1, Ordering::Release);
         // SAFETY: a valid aligned futex word; FUTEX_WAKE only identifies it.
-        unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1, std::ptr::null::<libc::timespec>(), std::ptr::null::<u32>(), 0) };
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAKE,
+                1,
+                std::ptr::null::<libc::timespec>(),
+                std::ptr::null::<u32>(),
+                0,
+            )
+        };
     }
 
     /// Sleeps until the peer's word moves on.
@@ -275,7 +313,17 @@ impl RawFutex {
                 return;
             }
             // SAFETY: as above; FUTEX_WAIT reads the word and sleeps while it equals `now`.
-            unsafe { libc::syscall(libc::SYS_futex, self.word(self.recv_at).as_ptr(), libc::FUTEX_WAIT, now, std::ptr::null::<libc::timespec>(), std::ptr::null::<u32>(), 0) };
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.word(self.recv_at).as_ptr(),
+                    libc::FUTEX_WAIT,
+                    now,
+                    std::ptr::null::<libc::timespec>(),
+                    std::ptr::null::<u32>(),
+                    0,
+                )
+            };
         }
     }
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ipc_bench::floor::{ShmPingPong, clock_overhead, run_peer, sample_one_way};
 use ipc_bench::channels::Flavour as ShmFlavour;
+use ipc_bench::floor::{ShmPingPong, clock_overhead, run_peer, sample_one_way};
 use ipc_bench::pipes::Flavour;
 use ipc_bench::report::{Machine, Metric, Report, Row};
 use ipc_bench::shm::{Copy, CopyBench};
@@ -167,7 +167,12 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
         ] {
             let floor = flavour.floor();
             let baseline = (floor != flavour).then_some(Case::Shm(floor));
-            plan.push((Case::Shm(flavour), size, baseline, if size == 64 { target } else { None }));
+            plan.push((
+                Case::Shm(flavour),
+                size,
+                baseline,
+                if size == 64 { target } else { None },
+            ));
         }
     }
     plan
@@ -296,7 +301,10 @@ fn run(options: &Options) -> Result<Report> {
     }];
     for &(case, size, baseline, target) in &plan {
         let baseline = baseline
-            .and_then(|floor| plan.iter().position(|&(c, s, _, _)| c == floor && s == size))
+            .and_then(|floor| {
+                plan.iter()
+                    .position(|&(c, s, _, _)| c == floor && s == size)
+            })
             .map(|i| i + 1);
         latency.push(LatencyCase {
             name: case.label().to_owned(),
@@ -339,7 +347,8 @@ fn run(options: &Options) -> Result<Report> {
             rates.push(copies.run(*case, copy_count)?);
         }
         for case in &mut latency {
-            case.round(peer_cpu).map_err(|e| e.with_subject(format!("{} at {} bytes", case.name, case.size)))?;
+            case.round(peer_cpu)
+                .map_err(|e| e.with_subject(format!("{} at {} bytes", case.name, case.size)))?;
         }
         for case in &mut bulk {
             let count = (bytes_per_round / case.size).max(16) as u64;

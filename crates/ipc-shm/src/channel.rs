@@ -2,14 +2,20 @@
 //!
 //! # Layout
 //!
-//! After the segment header ([`HEADER_LEN`](crate::HEADER_LEN) bytes) come the channel's configuration, the
-//! producer's control line and the consumer's control line, each on cache lines of its
-//! own, and from byte 4096 the ring of `capacity` bytes (a power of two).
+//! After the segment header ([`HEADER_LEN`](crate::HEADER_LEN) bytes) come the channel's
+//! configuration, each side's position on cache lines of its own (written on every
+//! message), each side's identity, and each side's wait words (written only when it
+//! parks, so that checking them costs no cache miss while traffic flows); from byte 4096
+//! the ring of `capacity` bytes (a power of two).
 //!
 //! ```text
-//!   64  capacity u64, max_message u64                     (written once by the creator)
-//!  128  head u64, producer pid u32, state u32, start time u64, space futex u32, sleeping u32
-//!  256  tail u64, consumer pid u32, state u32, start time u64, data futex u32, sleeping u32
+//!   64  capacity u64, max_message u64              (written once by the creator)
+//!  128  head u64                                   (the producer's position)
+//!  256  tail u64                                   (the consumer's position)
+//!  384  producer pid u32, state u32, start time u64
+//!  448  consumer pid u32, state u32, start time u64
+//!  512  producer futex u32, sleeping u32          (written only when it parks)
+//!  640  consumer futex u32, sleeping u32
 //! 4096  ring: records of [len u32, kind u32, payload rounded up to 8 bytes]
 //! ```
 //!
@@ -48,18 +54,30 @@ use crate::sys::Control;
 use crate::{Layout, MemfdOptions, ReceiveOptions, SharedMemory, ShmOptions, sys};
 
 /// The header layout of channel segments.
-pub const CHANNEL_LAYOUT: Layout = Layout::new(u64::from_le_bytes(*b"IPCRSCHN"), 1);
+pub const CHANNEL_LAYOUT: Layout = Layout::new(u64::from_le_bytes(*b"IPCRSCHN"), 2);
 
 const CAPACITY: usize = 64;
 const MAX_MESSAGE: usize = 72;
 const HEAD: usize = 128;
 const TAIL: usize = 256;
-/// Offsets within a side's control line.
-const PID: usize = 8;
-const STATE: usize = 12;
-const START: usize = 16;
-const FUTEX: usize = 24;
-const SLEEPING: usize = 28;
+/// Offsets within a side's identity line.
+const PID: usize = 0;
+const STATE: usize = 4;
+const START: usize = 8;
+/// Offsets within a side's wait line.
+const FUTEX: usize = 0;
+const SLEEPING: usize = 4;
+
+/// A side's identity line (pid, state, start time): written when attaching and closing.
+fn identity(side: usize) -> usize {
+    if side == HEAD { 384 } else { 448 }
+}
+
+/// A side's wait line (futex word, sleeping flag): written only when the side parks, so
+/// that checking whether the peer sleeps costs no cache miss while traffic flows.
+fn wait_line(side: usize) -> usize {
+    if side == HEAD { 512 } else { 640 }
+}
 /// Where the ring starts.
 const DATA: usize = 4096;
 const RECORD_HEADER: usize = 8;
@@ -388,7 +406,14 @@ impl Ring {
         }
         let control = Control::new(
             segment,
-            [own + STATE, peer + STATE, own + FUTEX, own + SLEEPING, peer + FUTEX, peer + SLEEPING],
+            [
+                identity(own) + STATE,
+                identity(peer) + STATE,
+                wait_line(own) + FUTEX,
+                wait_line(own) + SLEEPING,
+                wait_line(peer) + FUTEX,
+                wait_line(peer) + SLEEPING,
+            ],
             [HEAD, TAIL],
         )?;
         Ok(Ring {
@@ -423,7 +448,7 @@ impl Ring {
             ATTACHED => {
                 let mut watch = PeerWatch::default();
                 if watch.status(self.control.segment(), self.own)? == PeerStatus::Alive {
-                    let pid = self.word(self.own + PID)?.load(Ordering::Relaxed);
+                    let pid = self.word(identity(self.own) + PID)?.load(Ordering::Relaxed);
                     return Err(Error::new(
                         "channel attach",
                         io::ErrorKind::AddrInUse,
@@ -456,18 +481,21 @@ impl Ring {
                 format!("another process is attaching as the {role}"),
             ));
         }
-        self.word(self.own + PID)?
+        self.word(identity(self.own) + PID)?
             .store(std::process::id(), Ordering::Relaxed);
-        self.position(self.own + START)?
+        self.position(identity(self.own) + START)?
             .store(own_start_time(), Ordering::Relaxed);
-        self.word(self.own + SLEEPING)?.store(0, Ordering::Relaxed);
+        self.word(wait_line(self.own) + SLEEPING)?
+            .store(0, Ordering::Relaxed);
         state.store(ATTACHED, Ordering::Release);
         Ok(())
     }
 
     /// Marks this side closed and wakes the peer, so that it sees it at once.
     fn close(&self) {
-        self.control.word(OWN_STATE).store(CLOSED, Ordering::Release);
+        self.control
+            .word(OWN_STATE)
+            .store(CLOSED, Ordering::Release);
         let futex = self.control.word(PEER_FUTEX);
         futex.fetch_add(1, Ordering::Release);
         sys::futex_wake(futex, i32::MAX);
@@ -596,7 +624,9 @@ struct PeerWatch {
 
 impl PeerWatch {
     fn status(&mut self, segment: &SharedMemory, line: usize) -> Result<PeerStatus> {
-        let state = segment.atomic_u32(line + STATE)?.load(Ordering::Acquire);
+        let state = segment
+            .atomic_u32(identity(line) + STATE)?
+            .load(Ordering::Acquire);
         match state {
             DETACHED => return Ok(PeerStatus::NotYet),
             CLOSED => return Ok(PeerStatus::Closed),
@@ -610,8 +640,12 @@ impl PeerWatch {
                 ));
             }
         }
-        let pid = segment.atomic_u32(line + PID)?.load(Ordering::Relaxed);
-        let start = segment.atomic_u64(line + START)?.load(Ordering::Relaxed);
+        let pid = segment
+            .atomic_u32(identity(line) + PID)?
+            .load(Ordering::Relaxed);
+        let start = segment
+            .atomic_u64(identity(line) + START)?
+            .load(Ordering::Relaxed);
         let fresh = !matches!(&self.pidfd, Some((p, s, _)) if *p == pid && *s == start);
         if fresh {
             self.pidfd = None;
@@ -1037,7 +1071,8 @@ impl Consumer {
                 let mut seen = tail;
                 self.ring.wait_for(wait, op, |ring| {
                     seen = ring.control.position(HEAD_POS).load(Ordering::Acquire);
-                    Ok(seen != tail || ring.control.word(PEER_STATE).load(Ordering::Relaxed) == CLOSED)
+                    Ok(seen != tail
+                        || ring.control.word(PEER_STATE).load(Ordering::Relaxed) == CLOSED)
                 })?;
                 self.validate_head(seen)?;
                 continue;
@@ -1089,7 +1124,10 @@ impl Consumer {
     /// Frees everything up to `end` for the producer.
     fn release(&mut self, end: u64) -> Result<()> {
         self.tail = end;
-        self.ring.control.position(TAIL_POS).store(end, Ordering::Release);
+        self.ring
+            .control
+            .position(TAIL_POS)
+            .store(end, Ordering::Release);
         self.ring.wake_peer()
     }
 
@@ -1248,7 +1286,10 @@ impl RecvLoan<'_> {
             self.found.len,
             "RecvLoan::read",
         )?;
-        self.consumer.ring.segment().read(self.found.offset + offset)
+        self.consumer
+            .ring
+            .segment()
+            .read(self.found.offset + offset)
     }
 
     /// Where the message is in this process: its first byte and length.

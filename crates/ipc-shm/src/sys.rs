@@ -259,7 +259,11 @@ unsafe impl Sync for Control {}
 impl Control {
     /// Takes `segment` and looks up the 32-bit words at `offsets32` and the 64-bit words at
     /// `offsets64`, checking bounds, alignment and writability.
-    pub(crate) fn new(segment: SharedMemory, offsets32: [usize; 6], offsets64: [usize; 2]) -> Result<Control> {
+    pub(crate) fn new(
+        segment: SharedMemory,
+        offsets32: [usize; 6],
+        offsets64: [usize; 2],
+    ) -> Result<Control> {
         let mut words32 = [std::ptr::NonNull::dangling(); 6];
         for (slot, offset) in words32.iter_mut().zip(offsets32) {
             *slot = std::ptr::NonNull::from(segment.atomic_u32(offset)?);
@@ -268,7 +272,11 @@ impl Control {
         for (slot, offset) in words64.iter_mut().zip(offsets64) {
             *slot = std::ptr::NonNull::from(segment.atomic_u64(offset)?);
         }
-        Ok(Control { segment, words32, words64 })
+        Ok(Control {
+            segment,
+            words32,
+            words64,
+        })
     }
 
     /// The segment.

@@ -180,11 +180,11 @@ fn peer_death_during_a_blocking_wait_is_seen() {
         .unwrap();
     let mut peer = Peer::spawn("channel-producer", &[name.as_str(), "idle"]);
     let pid = peer.pid();
-    // The consumer's "sleeping" flag (byte 284 of the segment, see the layout in the
+    // The consumer's "sleeping" flag (byte 644 of the segment, see the layout in the
     // channel's documentation) says when it is parked in the futex: kill the producer then.
     let watch = ShmOptions::new().open(&name).unwrap();
     let killer = std::thread::spawn(move || {
-        let flag = watch.atomic_u32(284).unwrap();
+        let flag = watch.atomic_u32(644).unwrap();
         let deadline = ipc_testkit::test_deadline();
         while flag.load(std::sync::atomic::Ordering::Acquire) == 0 && !deadline.has_expired() {
             std::thread::yield_now();
