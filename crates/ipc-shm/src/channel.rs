@@ -712,7 +712,7 @@ impl Producer {
 
     /// The channel's segment, for passing its descriptor to another process.
     pub fn segment(&self) -> &SharedMemory {
-        &self.ring.segment()
+        self.ring.segment()
     }
 
     /// The largest message this channel carries.
@@ -1032,7 +1032,7 @@ impl Consumer {
 
     /// The channel's segment, for passing its descriptor to another process.
     pub fn segment(&self) -> &SharedMemory {
-        &self.ring.segment()
+        self.ring.segment()
     }
 
     /// The largest message this channel carries.
