@@ -155,6 +155,9 @@ unsafe impl Send for RawRing {}
 
 const RAW_DATA: usize = 4096;
 
+// The floor is deliberately minimal: its indices are below the ring's capacity, which
+// fits in `usize`, and checked conversions would make it slower than the C it stands for.
+#[allow(clippy::cast_possible_truncation)]
 impl RawRing {
     /// A view of the ring in `segment`, whose first `RAW_DATA + capacity` bytes it uses.
     pub(crate) fn new(segment: &ipc_shm::SharedMemory) -> RawRing {
