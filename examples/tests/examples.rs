@@ -128,3 +128,39 @@ fn shm_table_is_read_by_name_and_through_a_sealed_memfd() {
     assert!(stdout.contains("removed: true"), "{stdout}");
     assert!(stdout.contains("writable here: false"), "{stdout}");
 }
+
+#[test]
+fn shm_producer_consumer_loses_nothing() {
+    let output = Command::new(env!("CARGO_BIN_EXE_shm_producer_consumer"))
+        .arg("100000")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("consumer: 100000 messages, all in order and intact, none lost"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn shm_frames_stream_in_place() {
+    let output = Command::new(env!("CARGO_BIN_EXE_shm_frames"))
+        .arg("20")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("consumer: 20 frames of 1 MiB, in order, checked in place"),
+        "{stdout}"
+    );
+}
