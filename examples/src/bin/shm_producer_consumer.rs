@@ -55,7 +55,7 @@ fn encode(seq: u64, buf: &mut Vec<u8>) {
     buf.clear();
     buf.extend_from_slice(&seq.to_le_bytes());
     let len = usize::try_from(seq % (MAX as u64 - 12)).unwrap_or(0);
-    buf.extend((0..len).map(|i| seq.to_le_bytes()[i % 8] ^ (i as u8)));
+    buf.extend((0..len).map(|i| seq.to_le_bytes()[i % 8] ^ i.to_le_bytes()[0]));
     let sum = checksum(buf);
     buf.extend_from_slice(&sum.to_le_bytes());
 }
