@@ -62,8 +62,8 @@ fn producer(args: &[String]) -> Result<()> {
     for n in 0..frames {
         let mut frame = channel.loan(FRAME)?;
         frame.write::<u64>(0, &n)?;
-        frame.write::<u32>(8, &(WIDTH as u32))?;
-        frame.write::<u32>(12, &(HEIGHT as u32))?;
+        frame.write::<u32>(8, &u32::try_from(WIDTH)?)?;
+        frame.write::<u32>(12, &u32::try_from(HEIGHT)?)?;
         // Rows go straight into the ring; the last row is shorter by the header.
         for y in 0..HEIGHT {
             for (x, p) in row.iter_mut().enumerate() {
