@@ -51,7 +51,10 @@ fn options() -> ChannelOptions {
 /// The pixel at `(x, y)` of frame `n`.
 fn pixel(n: u64, x: usize, y: usize) -> u8 {
     // Only the low byte matters: the pattern wraps on purpose.
-    (n.to_le_bytes()[0]).wrapping_add(x.to_le_bytes()[0]).wrapping_mul(3).wrapping_add(y.to_le_bytes()[0])
+    (n.to_le_bytes()[0])
+        .wrapping_add(x.to_le_bytes()[0])
+        .wrapping_mul(3)
+        .wrapping_add(y.to_le_bytes()[0])
 }
 
 fn producer(args: &[String]) -> Result<()> {
