@@ -179,10 +179,14 @@ impl ChannelOptions {
         Self::default()
     }
 
-    /// The ring's capacity in bytes: rounded up to a power of two, at least 4 KiB.
+    /// The ring's capacity in bytes: rounded up to a power of two, at least 4 KiB. (A size
+    /// beyond the largest power of two becomes that power, which creation then refuses.)
     #[must_use]
     pub fn capacity(mut self, bytes: usize) -> Self {
-        self.capacity = bytes.max(4096).next_power_of_two();
+        self.capacity = bytes
+            .max(4096)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << (usize::BITS - 1));
         self
     }
 

@@ -28,6 +28,45 @@
 //! # Ok::<(), ipc_core::Error>(())
 //! ```
 //!
+//! # Channels
+//!
+//! A [`Producer`] and a [`Consumer`] exchange whole messages through a ring in a segment,
+//! without a system call while both are busy. Either side creates the named channel (and
+//! owns the name); the other opens it. Messages are copied in and out ([`Producer::send`],
+//! [`Consumer::recv`]) or written and read in place ([`Producer::loan`],
+//! [`Consumer::borrow`]):
+//!
+//! ```
+//! use ipc_core::IpcName;
+//! use ipc_shm::{ChannelOptions, WaitStrategy};
+//!
+//! let name = IpcName::unique("doc-channel")?;
+//! let options = ChannelOptions::new()
+//!     .capacity(64 * 1024)
+//!     .max_message_size(4096)
+//!     .wait_strategy(WaitStrategy::Blocking);
+//! let mut consumer = options.create_consumer(&name)?; // in the consuming process
+//! let mut producer = options.open_producer(&name)?; // in the producing process
+//!
+//! producer.send(b"hello")?;
+//! let mut loan = producer.loan(8)?; // written in place, published by `commit`
+//! loan.write::<u64>(0, &42)?;
+//! loan.commit()?;
+//!
+//! let mut buf = [0u8; 4096];
+//! let n = consumer.recv(&mut buf)?;
+//! assert_eq!(&buf[..n], b"hello");
+//! let message = consumer.borrow()?; // read in place, released on drop
+//! assert_eq!(message.read::<u64>(0)?, 42);
+//! # Ok::<(), ipc_core::Error>(())
+//! ```
+//!
+//! [`WaitStrategy`] picks how a side waits for the other: busy polling (lowest latency, a
+//! core each), spin-then-park (the default: spins 50 µs, then sleeps on a futex), or
+//! blocking. A side that dies is reported to the other within 20 ms (through a pidfd, never
+//! mistaking a reused pid for the peer), and a new process can take its place; nothing the
+//! peer writes into the ring can make the other side read out of bounds, loop or hang.
+//!
 //! # What this crate takes care of
 //!
 //! - **No references into memory another process writes.** Access is by bounds-checked
@@ -49,7 +88,11 @@
 //! # Limits
 //!
 //! A segment's size is fixed at creation. `/dev/shm` is a tmpfs usually limited to half of
-//! the memory; memfds count against the same memory.
+//! the memory; memfds count against the same memory. A channel has one producer and one
+//! consumer at a time (a second live one is refused with `AddrInUse`); its capacity is a
+//! power of two of at least 4096 bytes, and a message may be at most the configured
+//! maximum, which must fit in the ring with its 8-byte record header (a ring of twice that
+//! or more lets the producer run ahead).
 
 #![deny(unsafe_code)]
 

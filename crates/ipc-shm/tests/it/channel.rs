@@ -66,6 +66,19 @@ fn positions_near_the_wrap_around_work() {
 }
 
 #[test]
+fn absurd_sizes_are_errors_not_panics() {
+    let huge = ChannelOptions::new().capacity(usize::MAX).channel();
+    assert!(huge.is_err());
+    let oversized = ChannelOptions::new()
+        .capacity(4096)
+        .max_message_size(4096)
+        .channel();
+    assert!(oversized.unwrap_err().is_limit_exceeded());
+    let empty = ChannelOptions::new().max_message_size(0).channel();
+    assert!(empty.unwrap_err().is_limit_exceeded());
+}
+
+#[test]
 fn copy_api_rules() {
     let (mut producer, mut consumer) = ChannelOptions::new()
         .capacity(4096)
