@@ -39,7 +39,7 @@ impl Ring {
 }
 
 #[test]
-fn records_are_published_and_released_without_races() {
+fn records_are_published_loaned_and_released_without_races() {
     loom::model(|| {
         let ring = Arc::new(Ring::new());
         let producer = {
@@ -67,10 +67,17 @@ fn records_are_published_and_released_without_races() {
                 thread::yield_now();
                 continue;
             }
+            // The consumer borrows the record in place: it reads it, lets the producer run
+            // while it holds the loan, reads it again, and only then releases it.
             let slot = usize::from(tail % 2 == 1);
             // SAFETY: the producer published the slot with the release store of `head`
-            // that the acquire load above observed.
-            received.push(ring.slots[slot].with(|slot| unsafe { *slot }));
+            // that the acquire load above observed, and cannot reuse it before `tail` moves.
+            let first = ring.slots[slot].with(|slot| unsafe { *slot });
+            thread::yield_now();
+            // SAFETY: as above; the loan is still held.
+            let again = ring.slots[slot].with(|slot| unsafe { *slot });
+            assert_eq!(first, again, "a loaned record changed under its borrower");
+            received.push(first);
             ring.tail.store(tail + 1, Ordering::Release);
         }
         producer.join().unwrap();
