@@ -54,7 +54,7 @@ use crate::sys::Control;
 use crate::{Layout, MemfdOptions, ReceiveOptions, SharedMemory, ShmOptions, sys};
 
 /// The header layout of channel segments.
-pub const CHANNEL_LAYOUT: Layout = Layout::new(u64::from_le_bytes(*b"IPCRSCHN"), 2);
+pub const CHANNEL_LAYOUT: Layout = Layout::new(u64::from_le_bytes(*b"IPCRSCHN"), 3);
 
 const CAPACITY: usize = 64;
 const MAX_MESSAGE: usize = 72;
@@ -88,7 +88,10 @@ const KIND_PADDING: u32 = 2;
 const DETACHED: u32 = 0;
 const ATTACHED: u32 = 1;
 const CLOSED: u32 = 2;
-const CLAIMING: u32 = 3;
+/// A claim in progress: this bit plus the claimant's pid (pids are below 2^22), so that a
+/// claimant that died half-way can be told from a live one, and only one successor can
+/// take its claim over (the compare-exchange names the dead claimant).
+const CLAIMING: u32 = 1 << 31;
 
 /// How often a waiting endpoint checks that its peer is alive.
 const LIVENESS_SLICE: Duration = Duration::from_millis(20);
@@ -460,12 +463,15 @@ impl Ring {
                     ));
                 }
             }
-            CLAIMING => {
-                return Err(Error::new(
-                    "channel attach",
-                    io::ErrorKind::AddrInUse,
-                    format!("another process is attaching as the {role}"),
-                ));
+            claim if claim & CLAIMING != 0 => {
+                let claimant = claim & !CLAIMING;
+                if process_is_alive(claimant) {
+                    return Err(Error::new(
+                        "channel attach",
+                        io::ErrorKind::AddrInUse,
+                        format!("another process (pid {claimant}) is attaching as the {role}"),
+                    ));
+                }
             }
             other => {
                 return Err(Error::corrupted(
@@ -475,8 +481,9 @@ impl Ring {
             }
         }
         // Only one claimant can move the state away from what it saw.
+        let claim = CLAIMING | (std::process::id() & !CLAIMING);
         if state
-            .compare_exchange(observed, CLAIMING, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(observed, claim, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
             return Err(Error::new(
@@ -634,8 +641,8 @@ impl PeerWatch {
         match state {
             DETACHED => return Ok(PeerStatus::NotYet),
             CLOSED => return Ok(PeerStatus::Closed),
-            // A claim in progress: its process is writing its pid.
-            CLAIMING => return Ok(PeerStatus::NotYet),
+            // A claim in progress: its process is writing its pid and start time.
+            claim if claim & CLAIMING != 0 => return Ok(PeerStatus::NotYet),
             ATTACHED => {}
             other => {
                 return Err(Error::corrupted(
@@ -681,6 +688,14 @@ fn start_time(pid: u32) -> Option<u64> {
     // The command name (field 2) may contain anything, so count from its closing parenthesis.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether process `pid` runs (exists and has not exited).
+fn process_is_alive(pid: u32) -> bool {
+    sys::pidfd_open(pid).is_ok_and(|pidfd| {
+        ipc_core::poll_now(&pidfd, PollFlags::POLLIN, "poll")
+            .is_ok_and(|events| !events.contains(PollFlags::POLLIN))
+    })
 }
 
 fn own_start_time() -> u64 {

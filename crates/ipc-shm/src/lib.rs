@@ -92,7 +92,8 @@
 //! consumer at a time (a second live one is refused with `AddrInUse`); its capacity is a
 //! power of two of at least 4096 bytes, and a message may be at most the configured
 //! maximum, which must fit in the ring with its 8-byte record header (a ring of twice that
-//! or more lets the producer run ahead).
+//! or more lets the producer run ahead). Both ends of a channel must run in the same pid
+//! namespace: each end records its pid, and the other checks that process's liveness.
 
 #![deny(unsafe_code)]
 
