@@ -189,8 +189,27 @@ fn message_traits_work_through_dyn() {
     assert_eq!(buf, b"generic");
 }
 
-/// Checks a channel against a `VecDeque` with random sends and receives, single-threaded.
-fn model_check(ops: &[(bool, usize)], capacity: usize) {
+/// One step of the model check: send or receive, by copy or in place.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Send(usize),
+    Loan(usize),
+    Recv,
+    Borrow,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0usize..600).prop_map(Op::Send),
+        (0usize..600).prop_map(Op::Loan),
+        Just(Op::Recv),
+        Just(Op::Borrow),
+    ]
+}
+
+/// Checks a channel against a `VecDeque` with random sends and receives, single-threaded,
+/// mixing the copy and the zero-copy APIs.
+fn model_check(ops: &[Op], capacity: usize) {
     let (mut producer, mut consumer): (Producer, Consumer) = ChannelOptions::new()
         .capacity(capacity)
         .max_message_size(600)
@@ -198,10 +217,24 @@ fn model_check(ops: &[(bool, usize)], capacity: usize) {
         .unwrap();
     let mut model: VecDeque<Vec<u8>> = VecDeque::new();
     let mut buf = [0u8; 600];
-    for (i, &(send, size)) in ops.iter().enumerate() {
-        if send {
-            let msg: Vec<u8> = (0..size).map(|j| (i + j) as u8).collect();
-            match producer.try_send(&msg) {
+    for (i, &op) in ops.iter().enumerate() {
+        let sent = match op {
+            Op::Send(size) | Op::Loan(size) => {
+                let msg: Vec<u8> = (0..size).map(|j| (i + j) as u8).collect();
+                let result = if let Op::Send(_) = op {
+                    producer.try_send(&msg)
+                } else {
+                    producer.try_loan(size).and_then(|mut loan| {
+                        loan.write_at(0, &msg)?;
+                        loan.commit()
+                    })
+                };
+                Some((result, msg))
+            }
+            Op::Recv | Op::Borrow => None,
+        };
+        if let Some((result, msg)) = sent {
+            match result {
                 Ok(()) => model.push_back(msg),
                 Err(err) => {
                     assert!(err.is_would_block(), "{err}");
@@ -210,13 +243,21 @@ fn model_check(ops: &[(bool, usize)], capacity: usize) {
                     assert!(!model.is_empty(), "refused a message into an empty ring");
                 }
             }
+            continue;
+        }
+        let received = if let Op::Recv = op {
+            consumer.try_recv(&mut buf)
         } else {
-            match consumer.try_recv(&mut buf) {
-                Ok(n) => assert_eq!(Some(&buf[..n]), model.pop_front().as_deref()),
-                Err(err) => {
-                    assert!(err.is_would_block(), "{err}");
-                    assert!(model.is_empty());
-                }
+            consumer.try_borrow().and_then(|loan| {
+                loan.read_at(0, &mut buf[..loan.len()])?;
+                Ok(loan.len())
+            })
+        };
+        match received {
+            Ok(n) => assert_eq!(Some(&buf[..n]), model.pop_front().as_deref()),
+            Err(err) => {
+                assert!(err.is_would_block(), "{err}");
+                assert!(model.is_empty());
             }
         }
     }
@@ -230,7 +271,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn behaves_like_a_queue(ops in proptest::collection::vec((any::<bool>(), 0usize..600), 1..400)) {
+    fn behaves_like_a_queue(ops in proptest::collection::vec(op(), 1..400)) {
         model_check(&ops, 4096);
     }
 }

@@ -196,7 +196,12 @@ fn a_claim_abandoned_by_a_dead_process_is_taken_over() {
     child.wait().unwrap();
     state.store(CLAIMING | dead, std::sync::atomic::Ordering::SeqCst);
     let mut consumer = options().open_consumer(&name).unwrap();
-    assert!(consumer.try_recv(&mut [0u8; 16]).unwrap_err().is_would_block());
+    assert!(
+        consumer
+            .try_recv(&mut [0u8; 16])
+            .unwrap_err()
+            .is_would_block()
+    );
 }
 
 #[test]
