@@ -12,8 +12,8 @@
 //!   64  capacity u64, max_message u64              (written once by the creator)
 //!  128  head u64                                   (the producer's position)
 //!  256  tail u64                                   (the consumer's position)
-//!  384  producer pid u32, state u32, start time u64
-//!  448  consumer pid u32, state u32, start time u64
+//!  384  producer pid u32, state u32, start time u64, parks u32
+//!  448  consumer pid u32, state u32, start time u64, parks u32
 //!  512  producer futex u32, sleeping u32          (written only when it parks)
 //!  640  consumer futex u32, sleeping u32
 //! 4096  ring: records of [len u32, kind u32, payload rounded up to 8 bytes]
@@ -31,7 +31,9 @@
 //! its flag, re-checks the ring (sequentially consistent fences on both sides make sure
 //! that either the waiter sees the new data or the other side sees the flag), and sleeps on
 //! the futex. The other side bumps the futex word and calls `FUTEX_WAKE` only when the
-//! flag is set, so while both sides are busy no system call is made.
+//! flag is set, so while both sides are busy no system call is made. An endpoint that busy
+//! polls never parks and says so ("parks" is 0): its peer then skips the fence and the
+//! check altogether.
 //!
 //! # Liveness
 //!
@@ -64,6 +66,7 @@ const TAIL: usize = 256;
 const PID: usize = 0;
 const STATE: usize = 4;
 const START: usize = 8;
+const PARKS: usize = 16;
 /// Offsets within a side's wait line.
 const FUTEX: usize = 0;
 const SLEEPING: usize = 4;
@@ -103,6 +106,7 @@ const OWN_FUTEX: usize = 2;
 const OWN_SLEEPING: usize = 3;
 const PEER_FUTEX: usize = 4;
 const PEER_SLEEPING: usize = 5;
+const PEER_PARKS: usize = 6;
 const HEAD_POS: usize = 0;
 const TAIL_POS: usize = 1;
 
@@ -420,6 +424,7 @@ impl Ring {
                 wait_line(own) + SLEEPING,
                 wait_line(peer) + FUTEX,
                 wait_line(peer) + SLEEPING,
+                identity(peer) + PARKS,
             ],
             [HEAD, TAIL],
         )?;
@@ -498,6 +503,9 @@ impl Ring {
             .store(own_start_time(), Ordering::Relaxed);
         self.word(wait_line(self.own) + SLEEPING)?
             .store(0, Ordering::Relaxed);
+        let parks = !matches!(self.wait, WaitStrategy::BusyPoll);
+        self.word(identity(self.own) + PARKS)?
+            .store(u32::from(parks), Ordering::Relaxed);
         state.store(ATTACHED, Ordering::Release);
         Ok(())
     }
@@ -514,6 +522,14 @@ impl Ring {
 
     /// Wakes the peer if it sleeps (after publishing a position with release ordering).
     fn wake_peer(&self) -> Result<()> {
+        // A busy-polling peer never parks, so the fence (an `mfence` on x86, a good part of
+        // a zero-copy message's cost) and the check are skipped. A successor that attaches
+        // with another strategy sets the flag before it attaches; should this side still
+        // read the old value, the successor's first park lasts one liveness slice (20 ms)
+        // at most, as it re-checks the ring after every slice.
+        if self.control.word(PEER_PARKS).load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
         fence(Ordering::SeqCst);
         if self.control.word(PEER_SLEEPING).load(Ordering::Relaxed) != 0 {
             let futex = self.control.word(PEER_FUTEX);
@@ -817,7 +833,8 @@ impl Producer {
             .write::<u64>(DATA + index, &record(len32, KIND_MESSAGE))?;
         self.head = position.wrapping_add((RECORD_HEADER + round8(len)) as u64);
         self.ring
-            .position(HEAD)?
+            .control
+            .position(HEAD_POS)
             .store(self.head, Ordering::Release);
         self.ring.wake_peer()
     }

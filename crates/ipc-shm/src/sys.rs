@@ -246,7 +246,7 @@ impl crate::RecvLoan<'_> {
 #[derive(Debug)]
 pub(crate) struct Control {
     segment: SharedMemory,
-    words32: [std::ptr::NonNull<AtomicU32>; 6],
+    words32: [std::ptr::NonNull<AtomicU32>; 7],
     words64: [std::ptr::NonNull<AtomicU64>; 2],
 }
 
@@ -261,10 +261,10 @@ impl Control {
     /// `offsets64`, checking bounds, alignment and writability.
     pub(crate) fn new(
         segment: SharedMemory,
-        offsets32: [usize; 6],
+        offsets32: [usize; 7],
         offsets64: [usize; 2],
     ) -> Result<Control> {
-        let mut words32 = [std::ptr::NonNull::dangling(); 6];
+        let mut words32 = [std::ptr::NonNull::dangling(); 7];
         for (slot, offset) in words32.iter_mut().zip(offsets32) {
             *slot = std::ptr::NonNull::from(segment.atomic_u32(offset)?);
         }

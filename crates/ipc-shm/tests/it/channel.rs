@@ -17,7 +17,12 @@ pub fn message(i: u64, max: usize) -> Vec<u8> {
 }
 
 fn stream(options: &ChannelOptions, count: u64) {
-    let (mut producer, mut consumer) = options.channel().unwrap();
+    let (producer, consumer) = options.channel().unwrap();
+    stream_between(producer, consumer, count);
+}
+
+/// Sends `count` messages from a thread and checks them in order here.
+fn stream_between(mut producer: Producer, mut consumer: Consumer, count: u64) {
     let max = producer.max_message_size();
     let sender = std::thread::spawn(move || {
         for i in 0..count {
@@ -53,6 +58,38 @@ fn every_wait_strategy_delivers_everything_in_order() {
         WaitStrategy::Blocking,
     ] {
         stream(&base.clone().wait_strategy(wait), 20_000);
+    }
+}
+
+/// Each end picks its own strategy: a busy-polling end skips the wake-up check, which must
+/// not matter to a peer that parks, whichever side it is on.
+#[test]
+fn ends_with_different_wait_strategies_work_together() {
+    let guard = LeakGuard::new();
+    let strategies = [
+        WaitStrategy::BusyPoll,
+        WaitStrategy::SpinThenPark {
+            spin: Duration::from_micros(1),
+        },
+        WaitStrategy::Blocking,
+    ];
+    for producer_wait in strategies {
+        for consumer_wait in strategies {
+            let name = guard.name("mixed");
+            let base = ChannelOptions::new()
+                .capacity(16 * 1024)
+                .max_message_size(3000);
+            let producer = base
+                .clone()
+                .wait_strategy(producer_wait)
+                .create_producer(&name)
+                .unwrap();
+            let consumer = base
+                .wait_strategy(consumer_wait)
+                .open_consumer(&name)
+                .unwrap();
+            stream_between(producer, consumer, 5_000);
+        }
     }
 }
 
