@@ -119,8 +119,7 @@ pub enum WaitStrategy {
     /// Spin for `spin` (checking the ring), then sleep on the futex. While traffic flows it
     /// is as fast as busy polling; an idle waiter costs nothing.
     SpinThenPark {
-        /// How long to spin before sleeping (counted from the first clock check, 128 spins
-        /// into the wait: a wait that ends sooner never reads the clock).
+        /// How long to spin before sleeping.
         spin: Duration,
     },
     /// Sleep on the futex at once.
@@ -541,7 +540,7 @@ impl Ring {
     }
 
     /// Waits until `ready()` holds, as the wait strategy and `wait` say. `ready` reads the
-    /// peer's position (and may fail on a corrupted one).
+    /// peer's position; `gone` says what to report if the peer is gone while not ready.
     fn wait_for(
         &mut self,
         wait: Wait,
@@ -559,41 +558,35 @@ impl Ring {
             Wait::Block => Deadline::NEVER,
             Wait::Until(deadline) => deadline,
         };
-        // Spin (unless blocking), checking the clock, the deadline and the peer every 128
-        // spins. The clock is first read at that point, not on entry: a waiter that finds
-        // data within a few spins, the common case while traffic flows, never reads it.
-        let spin_budget = match self.wait {
+        let spin_until = match self.wait {
             WaitStrategy::BusyPoll => None,
-            WaitStrategy::SpinThenPark { spin } => Some(spin),
-            WaitStrategy::Blocking => Some(Duration::ZERO),
+            WaitStrategy::SpinThenPark { spin } => Some(Instant::now() + spin),
+            WaitStrategy::Blocking => Some(Instant::now()),
         };
-        if spin_budget != Some(Duration::ZERO) {
-            let mut spins = 0u32;
-            let mut started = None;
-            let mut next_check = None;
-            loop {
-                if ready(self)? {
-                    return Ok(());
-                }
-                std::hint::spin_loop();
-                spins = spins.wrapping_add(1);
-                if spins % 128 != 0 {
-                    continue;
-                }
+        // Spin, checking the clock, the deadline and the peer every so often.
+        let mut spins = 0u32;
+        let mut next_check = Instant::now() + LIVENESS_SLICE;
+        loop {
+            if ready(self)? {
+                return Ok(());
+            }
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins % 256 == 0 {
                 let now = Instant::now();
-                let started = *started.get_or_insert(now);
                 if deadline.instant().is_some_and(|at| now >= at) {
                     return Err(Error::timed_out(op));
                 }
-                if next_check.is_none_or(|at| now >= at) {
-                    if next_check.is_some() {
-                        self.ensure_peer(op)?;
-                    }
-                    next_check = Some(now + LIVENESS_SLICE);
+                if now >= next_check {
+                    self.ensure_peer(op)?;
+                    next_check = now + LIVENESS_SLICE;
                 }
-                if spin_budget.is_some_and(|budget| now - started >= budget) {
+                if spin_until.is_some_and(|until| now >= until) {
                     break;
                 }
+            }
+            if spin_until.is_some_and(|until| spins == 1 && Instant::now() >= until) {
+                break;
             }
         }
         // Park on the futex, a slice at a time.
