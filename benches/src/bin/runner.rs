@@ -19,23 +19,55 @@ use ipc_core::Result;
 const USAGE: &str = "usage: ipc-bench-runner [--quick] [--out DIR]
 
   --quick    fewer samples (well under a minute)
-  --out DIR  where to write report.md and report.json (default: target/ipc-bench)";
+  --out DIR  where to write report.md and report.json (default: target/ipc-bench)
+  --only S   only the cases whose name contains S (such as `shm:` or `socket:tcp`),
+             with their floors; for working on one mechanism";
 
 struct Options {
     quick: bool,
     out: PathBuf,
+    only: Option<String>,
+}
+
+impl Options {
+    /// Whether `case` was asked for.
+    fn wants(&self, case: Case) -> bool {
+        self.only
+            .as_deref()
+            .is_none_or(|only| case.name().contains(only))
+    }
+}
+
+/// The entries of `plan` that `options` asks for, and the floors they are compared with.
+fn select<T>(
+    plan: Vec<T>,
+    options: &Options,
+    case: impl Fn(&T) -> Case,
+    floor: impl Fn(&T) -> Option<Case>,
+) -> Vec<T> {
+    let wanted: Vec<Case> = plan
+        .iter()
+        .filter(|entry| options.wants(case(entry)))
+        .flat_map(|entry| [Some(case(entry)), floor(entry)])
+        .flatten()
+        .collect();
+    plan.into_iter()
+        .filter(|entry| wanted.contains(&case(entry)))
+        .collect()
 }
 
 fn parse(args: &[String]) -> std::result::Result<Options, String> {
     let mut options = Options {
         quick: false,
         out: PathBuf::from("target/ipc-bench"),
+        only: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
             "--out" => options.out = args.next().ok_or("--out needs a directory")?.into(),
+            "--only" => options.only = Some(args.next().ok_or("--only needs a name")?.clone()),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -289,7 +321,7 @@ fn run(options: &Options) -> Result<Report> {
         (9, 5, 256 * MIB)
     };
 
-    let plan = latency_plan();
+    let plan = select(latency_plan(), options, |p| p.0, |p| p.2);
     let mut latency = vec![LatencyCase {
         name: "shm spin ping-pong (floor)".into(),
         case: None,
@@ -316,7 +348,12 @@ fn run(options: &Options) -> Result<Report> {
             target,
         });
     }
-    let tplan = throughput_plan();
+    let tplan = select(
+        throughput_plan(),
+        options,
+        |p| p.0,
+        |p| p.3.map(|(floor, _)| floor),
+    );
     let mut bulk: Vec<ThroughputCase> = tplan
         .iter()
         .map(|&(case, size, capacity, baseline, target)| ThroughputCase {
