@@ -877,6 +877,11 @@ impl Producer {
         self.send_with(msg, Wait::Until(Deadline::after(timeout)), "send_timeout")
     }
 
+    // The zero-copy entry points are `#[inline]` so that the caller's crate keeps the loan
+    // in registers. Returned through memory, each message cost the consumer a dozen more
+    // stores, which queue behind its release of `tail` (a store that waits for the line
+    // the producer is polling): 4 KiB zero-copy ran at 0.62x the raw ring instead of 0.97x.
+    #[inline]
     fn loan_with(&mut self, len: usize, wait: Wait, op: &'static str) -> Result<SendLoan<'_>> {
         let position = self.reserve(len, wait, op)?;
         let index = usize::try_from(position & (self.ring.capacity - 1)).unwrap_or(usize::MAX);
@@ -895,6 +900,7 @@ impl Producer {
     /// # Errors
     ///
     /// As [`send`](Producer::send).
+    #[inline]
     pub fn loan(&mut self, len: usize) -> Result<SendLoan<'_>> {
         self.loan_with(len, Wait::Block, "loan")
     }
@@ -904,6 +910,7 @@ impl Producer {
     /// # Errors
     ///
     /// `WouldBlock`; otherwise as [`send`](Producer::send).
+    #[inline]
     pub fn try_loan(&mut self, len: usize) -> Result<SendLoan<'_>> {
         self.loan_with(len, Wait::Try, "try_loan")
     }
@@ -961,6 +968,7 @@ pub struct SendLoan<'a> {
 
 impl SendLoan<'_> {
     /// The message's length.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -975,6 +983,7 @@ impl SendLoan<'_> {
     /// # Errors
     ///
     /// `InvalidInput` if it does not fit within the message.
+    #[inline]
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
         check_within(offset, data.len(), self.len, "SendLoan::write_at")?;
         self.producer
@@ -988,6 +997,7 @@ impl SendLoan<'_> {
     /// # Errors
     ///
     /// `InvalidInput` if it does not fit within the message.
+    #[inline]
     pub fn write<T: ipc_core::ShmSafe>(&mut self, offset: usize, value: &T) -> Result<()> {
         check_within(
             offset,
@@ -1017,6 +1027,7 @@ impl SendLoan<'_> {
     ///
     /// Only if the control block cannot be reached, which does not happen for a validated
     /// segment.
+    #[inline]
     pub fn commit(self) -> Result<()> {
         self.producer.commit(self.position, self.len)
     }
@@ -1210,6 +1221,8 @@ impl Consumer {
         self.recv_with(buf, Wait::Until(Deadline::after(timeout)), "recv_timeout")
     }
 
+    // `#[inline]`, as `Producer::loan_with` says why.
+    #[inline]
     fn borrow_with(&mut self, wait: Wait, op: &'static str) -> Result<RecvLoan<'_>> {
         let found = self.next(wait, op)?;
         Ok(RecvLoan {
@@ -1224,6 +1237,7 @@ impl Consumer {
     /// # Errors
     ///
     /// As [`recv`](Consumer::recv).
+    #[inline]
     pub fn borrow(&mut self) -> Result<RecvLoan<'_>> {
         self.borrow_with(Wait::Block, "borrow")
     }
@@ -1233,6 +1247,7 @@ impl Consumer {
     /// # Errors
     ///
     /// `WouldBlock`; otherwise as [`recv`](Consumer::recv).
+    #[inline]
     pub fn try_borrow(&mut self) -> Result<RecvLoan<'_>> {
         self.borrow_with(Wait::Try, "try_borrow")
     }
@@ -1288,6 +1303,7 @@ pub struct RecvLoan<'a> {
 
 impl RecvLoan<'_> {
     /// The message's length.
+    #[inline]
     pub fn len(&self) -> usize {
         self.found.len
     }
@@ -1302,6 +1318,7 @@ impl RecvLoan<'_> {
     /// # Errors
     ///
     /// `InvalidInput` if the range is not within the message.
+    #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         check_within(offset, buf.len(), self.found.len, "RecvLoan::read_at")?;
         self.consumer
@@ -1315,6 +1332,7 @@ impl RecvLoan<'_> {
     /// # Errors
     ///
     /// `InvalidInput` if it does not fit within the message.
+    #[inline]
     pub fn read<T: ipc_core::ShmSafe>(&self, offset: usize) -> Result<T> {
         check_within(
             offset,
@@ -1343,6 +1361,7 @@ impl RecvLoan<'_> {
 }
 
 impl Drop for RecvLoan<'_> {
+    #[inline]
     fn drop(&mut self) {
         // A destructor cannot report failure; the control block was validated at open and
         // the release is two atomic operations.
