@@ -52,6 +52,7 @@ mod frame;
 mod message;
 mod mode;
 mod name;
+mod process;
 // Declares the unsafe marker traits of shared memory; no unsafe code runs here.
 #[allow(unsafe_code)]
 mod shared;
@@ -67,6 +68,7 @@ pub use frame::{DEFAULT_MAX_MESSAGE_SIZE, FRAME_HEADER_LEN, FramedReader, Framed
 pub use message::{MessageReceiver, MessageSender};
 pub use mode::{Access, CreationMode, OpenIntent, Opened, Permissions, Unlink, UnlinkOnDrop};
 pub use name::IpcName;
+pub use process::{pidfd_open, process_is_alive, process_start_time};
 pub use shared::{SharedRegion, ShmSafe};
 pub use sigpipe::{block_sigpipe, consume_sigpipe};
 pub use stream::{ReadReady, WriteReady, poll_fd, poll_now};

@@ -15,3 +15,22 @@ pub(crate) fn take_pending_sigpipe() {
         libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &zero);
     }
 }
+
+/// `pidfd_open(pid, 0)` (Linux 5.3): a descriptor that becomes readable when the process
+/// exits and, unlike the pid, can never come to refer to another process.
+pub(crate) fn pidfd_open(pid: u32) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: `pidfd_open` takes a pid and flags and returns a new descriptor or -1; it
+    // touches no memory of ours.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = std::os::fd::RawFd::try_from(ret)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+    // SAFETY: the kernel just returned `fd` as a new descriptor (close-on-exec) that nothing
+    // else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}

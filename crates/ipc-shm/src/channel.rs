@@ -470,7 +470,7 @@ impl Ring {
             }
             claim if claim & CLAIMING != 0 => {
                 let claimant = claim & !CLAIMING;
-                if process_is_alive(claimant) {
+                if ipc_core::process_is_alive(claimant) {
                     return Err(Error::new(
                         "channel attach",
                         io::ErrorKind::AddrInUse,
@@ -676,12 +676,12 @@ impl PeerWatch {
         let fresh = !matches!(&self.pidfd, Some((p, s, _)) if *p == pid && *s == start);
         if fresh {
             self.pidfd = None;
-            let Ok(pidfd) = sys::pidfd_open(pid) else {
+            let Ok(pidfd) = ipc_core::pidfd_open(pid) else {
                 return Ok(PeerStatus::Dead(pid));
             };
             // The pid may have been reused since it was recorded: only the same start time
             // proves it is the same process.
-            if start_time(pid) != Some(start) {
+            if ipc_core::process_start_time(pid) != Some(start) {
                 return Ok(PeerStatus::Dead(pid));
             }
             self.pidfd = Some((pid, start, pidfd));
@@ -698,24 +698,8 @@ impl PeerWatch {
     }
 }
 
-/// A process's start time (field 22 of `/proc/<pid>/stat`, in clock ticks since boot).
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain anything, so count from its closing parenthesis.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Whether process `pid` runs (exists and has not exited).
-fn process_is_alive(pid: u32) -> bool {
-    sys::pidfd_open(pid).is_ok_and(|pidfd| {
-        ipc_core::poll_now(&pidfd, PollFlags::POLLIN, "poll")
-            .is_ok_and(|events| !events.contains(PollFlags::POLLIN))
-    })
-}
-
 fn own_start_time() -> u64 {
-    start_time(std::process::id()).unwrap_or(0)
+    ipc_core::process_start_time(std::process::id()).unwrap_or(0)
 }
 
 /// The producing end of a channel.

@@ -1,5 +1,5 @@
 //! The crate's only unsafe code: copies to and from the mapping, atomics and plain values at
-//! checked offsets, the unsafe slice views, futexes and `pidfd_open`.
+//! checked offsets, the unsafe slice views and futexes.
 //!
 //! Every function checks its offset and length against the mapping first, so the safe ones
 //! are sound whatever the caller passes. No function creates a reference to plain bytes
@@ -205,22 +205,6 @@ pub(crate) fn futex_wake(word: &AtomicU32, count: i32) {
             0,
         );
     }
-}
-
-/// `pidfd_open(pid)`: a descriptor that becomes readable when the process exits and can
-/// never come to refer to another process.
-pub(crate) fn pidfd_open(pid: u32) -> std::io::Result<std::os::fd::OwnedFd> {
-    let pid = libc::pid_t::try_from(pid)
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: `pidfd_open` takes a pid and flags and returns a new descriptor or -1.
-    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if ret < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let fd = std::os::fd::RawFd::try_from(ret)
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
-    // SAFETY: the kernel just created `fd` (close-on-exec) for this process alone.
-    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
 impl crate::RecvLoan<'_> {

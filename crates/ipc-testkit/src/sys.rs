@@ -1,5 +1,5 @@
 //! The test kit's only unsafe code: the hook that runs in a peer between `fork` and `exec`,
-//! `pidfd_open`, and the signal handler of the signal storm.
+//! and the signal handler of the signal storm.
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -82,23 +82,6 @@ pub(crate) fn configure_peer(cmd: &mut Command, control: RawFd, tmpfs: Option<Pr
     unsafe {
         cmd.pre_exec(hook);
     }
-}
-
-/// Opens a pidfd for `pid` (`pidfd_open(2)`, Linux 5.3): it becomes readable when the process
-/// exits, and unlike the pid it cannot come to refer to another process.
-pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    let pid =
-        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `pidfd_open` takes a pid and flags and returns a new descriptor or -1; it
-    // touches no memory of ours.
-    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = RawFd::try_from(ret).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
-    // SAFETY: the kernel just returned `fd` as a new descriptor that nothing else owns.
-    // `pidfd_open` always sets close-on-exec on it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// How many storm signals this process has received.

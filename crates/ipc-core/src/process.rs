@@ -1,0 +1,65 @@
+//! Telling whether another process is alive, for mechanisms that record their users' pids
+//! in shared state.
+
+use std::os::fd::OwnedFd;
+
+use nix::poll::PollFlags;
+
+use crate::{Error, Result};
+
+/// Opens a pidfd for `pid` (`pidfd_open(2)`, Linux 5.3): it becomes readable when the
+/// process exits (zombies included), and unlike the pid it can never come to refer to
+/// another process. Close-on-exec.
+///
+/// ```
+/// let me = ipc_core::pidfd_open(std::process::id())?;
+/// assert!(ipc_core::process_is_alive(std::process::id()));
+/// # drop(me);
+/// # Ok::<(), ipc_core::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// `ESRCH` if there is no such process (or it was reaped); `InvalidInput` for a pid that
+/// does not fit `pid_t`.
+pub fn pidfd_open(pid: u32) -> Result<OwnedFd> {
+    crate::sys::pidfd_open(pid).map_err(|e| {
+        Error::from(e)
+            .with_op("pidfd_open")
+            .with_subject(pid.to_string())
+    })
+}
+
+/// Whether process `pid` runs: it exists and has not exited (a zombie has). A pid can be
+/// reused, so a `true` for a pid recorded long ago proves little; pair it with the
+/// process's start time ([`process_start_time`]) where that matters.
+pub fn process_is_alive(pid: u32) -> bool {
+    pidfd_open(pid).is_ok_and(|pidfd| {
+        crate::poll_now(&pidfd, PollFlags::POLLIN, "poll")
+            .is_ok_and(|events| !events.contains(PollFlags::POLLIN))
+    })
+}
+
+/// When process `pid` started (field 22 of `/proc/<pid>/stat`, in clock ticks since boot),
+/// or `None` if it does not exist. Together with the pid it names a process for good.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain anything, so count from its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_child_is_not() {
+        assert!(process_is_alive(std::process::id()));
+        assert!(process_start_time(std::process::id()).is_some());
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!process_is_alive(pid));
+    }
+}
