@@ -75,3 +75,35 @@ pub unsafe trait SharedRegion {
         self.len() == 0
     }
 }
+
+// SAFETY: the referenced region outlives the reference, so its guarantees hold for as long
+// as the reference does.
+unsafe impl<T: SharedRegion + ?Sized> SharedRegion for &T {
+    fn as_ptr(&self) -> *mut u8 {
+        (**self).as_ptr()
+    }
+
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+
+    fn is_writable(&self) -> bool {
+        (**self).is_writable()
+    }
+}
+
+// SAFETY: the region lives as long as any `Arc` to it, so its guarantees hold for as long
+// as this one does.
+unsafe impl<T: SharedRegion + ?Sized> SharedRegion for std::sync::Arc<T> {
+    fn as_ptr(&self) -> *mut u8 {
+        (**self).as_ptr()
+    }
+
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+
+    fn is_writable(&self) -> bool {
+        (**self).is_writable()
+    }
+}

@@ -1,0 +1,536 @@
+//! Named POSIX semaphores (`sem_open`).
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ipc_core::{
+    CreationMode, Error, IpcName, Limit, OpenIntent, Permissions, Result, Unlink, UnlinkOnDrop,
+};
+
+use crate::permit::{Release, Sealed};
+use crate::{sys, wait};
+
+/// The largest value a POSIX semaphore holds on Linux (`SEM_VALUE_MAX`).
+pub const SEM_VALUE_MAX: u32 = i32::MAX as u32;
+
+/// Options for creating or opening a [`NamedSemaphore`] (initial value, bound, creation
+/// mode, permissions), or for placing an unnamed [`Semaphore`](crate::Semaphore) in a
+/// shared region (initial value, bound).
+///
+/// ```
+/// use ipc_core::IpcName;
+/// use ipc_sem::SemaphoreOptions;
+///
+/// let name = IpcName::unique("doc-slots")?;
+/// let slots = SemaphoreOptions::new().initial(4).create(&name)?;
+/// let _permit = slots.acquire()?; // posted back when dropped
+/// assert_eq!(slots.value()?, 3);
+/// # Ok::<(), ipc_core::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct SemaphoreOptions {
+    initial: u32,
+    max: Option<u32>,
+    mode: CreationMode,
+    permissions: Permissions,
+    accept_other_owner: bool,
+    timeout: Option<Duration>,
+}
+
+impl SemaphoreOptions {
+    /// Initial value 0, unbounded, exclusive creation, owner-only permissions.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value a created semaphore starts with (ignored when opening one that exists).
+    #[must_use]
+    pub fn initial(mut self, value: u32) -> Self {
+        self.initial = value;
+        self
+    }
+
+    /// The largest value posts through this handle may reach: a post that would exceed it
+    /// fails with a limit error and changes nothing.
+    ///
+    /// A POSIX semaphore has no room to store a bound, so it holds for posts made through
+    /// handles opened with it: give every process the same bound. Bounded posts are
+    /// serialised with a file lock on the semaphore (released by the kernel if a poster
+    /// dies), which makes them several times slower than plain ones.
+    #[must_use]
+    pub fn max(mut self, max: u32) -> Self {
+        self.max = Some(max);
+        self
+    }
+
+    /// A binary semaphore: [`max`](SemaphoreOptions::max) of 1, so a second post fails
+    /// instead of letting two waiters through.
+    #[must_use]
+    pub fn binary(self) -> Self {
+        self.max(1)
+    }
+
+    /// What [`create`](SemaphoreOptions::create) does when the name exists.
+    #[must_use]
+    pub fn creation_mode(mut self, mode: CreationMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The permissions of a created semaphore, applied exactly (the umask does not narrow
+    /// them).
+    #[must_use]
+    pub fn permissions(mut self, permissions: Permissions) -> Self {
+        self.permissions = permissions;
+        self
+    }
+
+    /// Whether [`open`](SemaphoreOptions::open) accepts a semaphore owned by another user
+    /// (refused by default: whoever owns it controls who else may post to it).
+    #[must_use]
+    pub fn accept_other_owner(mut self, accept: bool) -> Self {
+        self.accept_other_owner = accept;
+        self
+    }
+
+    /// How long [`open_in`](SemaphoreOptions::open_in) waits for another process to
+    /// initialise an unnamed semaphore (default 5 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub(crate) fn bound(&self) -> Option<u32> {
+        self.max
+    }
+
+    pub(crate) fn initial_value(&self) -> u32 {
+        self.initial
+    }
+
+    pub(crate) fn open_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Duration::from_secs(5))
+    }
+
+    /// Checks the initial value against the bound.
+    pub(crate) fn check_values(&self, op: &'static str) -> Result<()> {
+        if self.max == Some(0) {
+            return Err(Error::new(
+                op,
+                io::ErrorKind::InvalidInput,
+                "a maximum of 0 would refuse every post",
+            ));
+        }
+        let max = self.max.unwrap_or(SEM_VALUE_MAX).min(SEM_VALUE_MAX);
+        if self.initial > max {
+            let limit = Limit::new("SemaphoreOptions::max", u64::from(max));
+            return Err(Error::limit_exceeded(
+                op,
+                "initial value",
+                u64::from(self.initial),
+                limit,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates the semaphore `name` (or opens it, as the creation mode allows). The process
+    /// that created it removes the name on drop, unless
+    /// [`persist`](NamedSemaphore::persist)ed.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists` for an exclusive creation of a taken name; a limit error for an
+    /// initial value above the maximum; `PermissionDenied` for an existing semaphore this
+    /// user may not open, or one owned by another user (unless accepted); the errors of
+    /// `sem_open`.
+    pub fn create(&self, name: &IpcName) -> Result<NamedSemaphore> {
+        self.check_values("sem_open")
+            .map_err(|e| e.with_subject(name.as_str()))?;
+        let opened = self.mode.open_with(
+            |intent| {
+                sys::NamedSem::open(name.as_cstr(), intent.flags(), 0o600, self.initial).map_err(
+                    |e| {
+                        Error::from(e)
+                            .with_op("sem_open")
+                            .with_subject(name.as_str())
+                    },
+                )
+            },
+            || {
+                sys::sem_unlink(name.as_cstr()).map_err(|e| {
+                    Error::from(e)
+                        .with_op("sem_unlink")
+                        .with_subject(name.as_str())
+                })
+            },
+        )?;
+        let file = SemFile::find(&opened.object, name, opened.created)?;
+        if opened.created {
+            self.permissions
+                .apply(file.file.as_fd())
+                .map_err(|e| e.with_subject(name.as_str()))?;
+        } else {
+            file.check_owner(name, self.accept_other_owner)?;
+        }
+        Ok(NamedSemaphore::new(
+            opened.object,
+            file,
+            name,
+            self.max,
+            opened.created,
+        ))
+    }
+
+    /// Opens the existing semaphore `name`.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if there is none; `PermissionDenied` if this user may not open it, or it
+    /// belongs to another user (unless accepted); the errors of `sem_open`.
+    pub fn open(&self, name: &IpcName) -> Result<NamedSemaphore> {
+        self.check_values("sem_open")
+            .map_err(|e| e.with_subject(name.as_str()))?;
+        let sem = sys::NamedSem::open(name.as_cstr(), OpenIntent::OpenExisting.flags(), 0, 0)
+            .map_err(|e| {
+                Error::from(e)
+                    .with_op("sem_open")
+                    .with_subject(name.as_str())
+            })?;
+        let file = SemFile::find(&sem, name, false)?;
+        file.check_owner(name, self.accept_other_owner)?;
+        Ok(NamedSemaphore::new(sem, file, name, self.max, false))
+    }
+}
+
+/// The file behind a named semaphore (`/dev/shm/sem.<name>` with glibc): kept open to lock
+/// bounded posts, set permissions, check the owner and recognise the object at unlink.
+#[derive(Debug)]
+struct SemFile {
+    file: File,
+    path: PathBuf,
+    id: (u64, u64),
+}
+
+impl SemFile {
+    /// Opens the semaphore's file, `/dev/shm/sem.<name>` (where glibc and musl keep named
+    /// semaphores), checking that it is the file mapped at the semaphore's address (device
+    /// and inode in `/proc/self/maps`): the name may have been replaced meanwhile.
+    fn find(sem: &sys::NamedSem, name: &IpcName, writable: bool) -> Result<SemFile> {
+        let not_found = |why: String| {
+            Error::new("sem_open", io::ErrorKind::NotFound, why).with_subject(name.as_str())
+        };
+        let maps = std::fs::read_to_string("/proc/self/maps")
+            .map_err(|e| Error::from(e).with_op("read /proc/self/maps"))?;
+        let address = sem.address();
+        let (dev, ino) = maps
+            .lines()
+            .find_map(|line| mapping_at(line, address))
+            .ok_or_else(|| not_found("the semaphore's mapping is not in /proc/self/maps".into()))?;
+        let path = Path::new(SEM_DIR).join(format!("sem.{}", &name.as_str()[1..]));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| {
+                Error::from(e)
+                    .with_op("open")
+                    .with_subject(path.display().to_string())
+            })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::from(e).with_op("fstat").with_subject(name.as_str()))?;
+        if (meta.dev(), meta.ino()) != (dev, ino) {
+            return Err(not_found(format!(
+                "{} was replaced while the semaphore was being opened",
+                path.display()
+            )));
+        }
+        Ok(SemFile {
+            file,
+            path,
+            id: (dev, ino),
+        })
+    }
+
+    fn check_owner(&self, name: &IpcName, accept_other_owner: bool) -> Result<()> {
+        let owner = self
+            .file
+            .metadata()
+            .map_err(|e| Error::from(e).with_op("fstat").with_subject(name.as_str()))?
+            .uid();
+        let me = nix::unistd::geteuid().as_raw();
+        if owner != me && !accept_other_owner {
+            return Err(Error::new(
+                "sem_open",
+                io::ErrorKind::PermissionDenied,
+                format!("owned by uid {owner}, not {me}; see SemaphoreOptions::accept_other_owner"),
+            )
+            .with_subject(name.as_str()));
+        }
+        Ok(())
+    }
+}
+
+/// Where the C library keeps named semaphores.
+const SEM_DIR: &str = "/dev/shm";
+
+/// Parses one line of `/proc/self/maps`: the mapped file's device and inode if the mapping
+/// contains `address`. (A creator's mapping shows the temporary file the C library created
+/// and renamed, as deleted; the device and inode are those of the semaphore's file.)
+fn mapping_at(line: &str, address: usize) -> Option<(u64, u64)> {
+    let mut fields = line.split_ascii_whitespace();
+    let (start, end) = fields.next()?.split_once('-')?;
+    let start = usize::from_str_radix(start, 16).ok()?;
+    let end = usize::from_str_radix(end, 16).ok()?;
+    if !(start..end).contains(&address) {
+        return None;
+    }
+    let _perms = fields.next()?;
+    let _offset = fields.next()?;
+    let (major, minor) = fields.next()?.split_once(':')?;
+    let dev = libc::makedev(
+        u32::from_str_radix(major, 16).ok()?,
+        u32::from_str_radix(minor, 16).ok()?,
+    );
+    let ino = fields.next()?.parse().ok()?;
+    Some((dev, ino))
+}
+
+/// A semaphore's name and the file it led to when this process created it.
+#[derive(Debug)]
+struct SemName {
+    name: IpcName,
+    path: PathBuf,
+    id: (u64, u64),
+}
+
+impl Unlink for SemName {
+    /// Removes the name, unless it now leads to another semaphore (one created after a purge).
+    fn unlink(&self) -> Result<()> {
+        let current = std::fs::symlink_metadata(&self.path)
+            .ok()
+            .map(|meta| (meta.dev(), meta.ino()));
+        if current.is_some_and(|current| current != self.id) {
+            return Err(Error::new(
+                "sem_unlink",
+                io::ErrorKind::NotFound,
+                "the name now leads to another semaphore; left alone",
+            )
+            .with_subject(self.name.as_str()));
+        }
+        sys::sem_unlink(self.name.as_cstr()).map_err(|e| {
+            Error::from(e)
+                .with_op("sem_unlink")
+                .with_subject(self.name.as_str())
+        })
+    }
+}
+
+/// A named POSIX semaphore (`sem_open`), shared by every process that opens its name.
+///
+/// Counting by default; bounded or binary with [`SemaphoreOptions::max`] and
+/// [`SemaphoreOptions::binary`]. Its creator removes the name on drop (the semaphore lives
+/// on for processes that have it open). The handle may be shared between threads.
+///
+/// **A permit is lost if its holder dies**: POSIX semaphores do not know who took a permit.
+/// For permits that return when their holder dies, use a System V semaphore with `SEM_UNDO` (planned in this crate).
+#[derive(Debug)]
+pub struct NamedSemaphore {
+    sem: sys::NamedSem,
+    file: SemFile,
+    /// Serialises this process's bounded posts; the file lock serialises processes.
+    posting: Mutex<()>,
+    max: Option<u32>,
+    name: UnlinkOnDrop<SemName>,
+}
+
+impl NamedSemaphore {
+    fn new(
+        sem: sys::NamedSem,
+        file: SemFile,
+        name: &IpcName,
+        max: Option<u32>,
+        created: bool,
+    ) -> NamedSemaphore {
+        let target = SemName {
+            name: name.clone(),
+            path: file.path.clone(),
+            id: file.id,
+        };
+        NamedSemaphore {
+            sem,
+            file,
+            posting: Mutex::new(()),
+            max,
+            name: if created {
+                UnlinkOnDrop::owned(target)
+            } else {
+                UnlinkOnDrop::not_owned(target)
+            },
+        }
+    }
+
+    /// The semaphore's name.
+    pub fn name(&self) -> &IpcName {
+        &self.name.get().name
+    }
+
+    /// The bound of posts through this handle, if any.
+    pub fn max(&self) -> Option<u32> {
+        self.max
+    }
+
+    /// Keeps the name after this handle is dropped (for semaphores meant to outlive their
+    /// creator).
+    pub fn persist(&mut self) {
+        self.name.persist();
+    }
+
+    /// Removes the name now (whoever created it). Processes that have the semaphore open
+    /// keep using it.
+    ///
+    /// # Errors
+    ///
+    /// The error of `sem_unlink`.
+    pub fn unlink(&mut self) -> Result<()> {
+        self.name.unlink()
+    }
+
+    fn subject(&self) -> &str {
+        self.name().as_str()
+    }
+
+    fn err(&self, op: &'static str, e: io::Error) -> Error {
+        Error::from(e).with_op(op).with_subject(self.subject())
+    }
+
+    /// Adds one permit, waking a waiter.
+    ///
+    /// # Errors
+    ///
+    /// For a bounded semaphore, a limit error if the value is already at the maximum
+    /// (nothing changes); `EOVERFLOW` at [`SEM_VALUE_MAX`].
+    pub fn post(&self) -> Result<()> {
+        let Some(max) = self.max else {
+            return self.sem.raw().post().map_err(|e| self.err("sem_post", e));
+        };
+        let _threads = self.posting.lock().unwrap_or_else(|e| e.into_inner());
+        let _processes = PostLock::take(self)?;
+        let value = self.value()?;
+        if value >= max {
+            let limit = Limit::new("SemaphoreOptions::max", u64::from(max));
+            return Err(Error::limit_exceeded(
+                "sem_post",
+                "semaphore value",
+                u64::from(value) + 1,
+                limit,
+            )
+            .with_subject(self.subject()));
+        }
+        self.sem.raw().post().map_err(|e| self.err("sem_post", e))
+    }
+
+    /// Takes one permit, waiting as long as it takes. Interruptions by signals are retried.
+    ///
+    /// # Errors
+    ///
+    /// The errors of `sem_wait` other than `EINTR` (none for a valid semaphore).
+    pub fn wait(&self) -> Result<()> {
+        wait::wait(self.sem.raw(), self.subject())
+    }
+
+    /// Takes one permit if one is available now.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if the value is 0.
+    pub fn try_wait(&self) -> Result<()> {
+        wait::try_wait(self.sem.raw(), self.subject())
+    }
+
+    /// Takes one permit, waiting at most `timeout`; signals interrupt nothing (the wait
+    /// resumes for the time left).
+    ///
+    /// `sem_timedwait` measures against the wall clock: if it is set meanwhile, the wait
+    /// ends early or late by as much.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if no permit came in time.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        wait::wait_timeout(self.sem.raw(), timeout, self.subject())
+    }
+
+    /// The current value (0 while processes wait).
+    ///
+    /// # Errors
+    ///
+    /// The error of `sem_getvalue` (none for a valid semaphore).
+    pub fn value(&self) -> Result<u32> {
+        let value = self
+            .sem
+            .raw()
+            .value()
+            .map_err(|e| self.err("sem_getvalue", e))?;
+        Ok(u32::try_from(value).unwrap_or(0))
+    }
+
+    crate::permit::acquire_methods!();
+
+    /// The file behind the semaphore (`/dev/shm/sem.<name>` with glibc).
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+}
+
+impl Sealed for NamedSemaphore {}
+
+impl Release for NamedSemaphore {
+    fn release_one(&self) -> Result<()> {
+        self.post()
+    }
+}
+
+/// An exclusive `flock` on the semaphore's file, held while a bounded post checks the value
+/// and posts; the kernel drops it if the process dies.
+struct PostLock<'a>(&'a NamedSemaphore);
+
+impl<'a> PostLock<'a> {
+    fn take(sem: &'a NamedSemaphore) -> Result<Self> {
+        ipc_core::retry_eintr(|| {
+            sys::flock(sem.file.file.as_fd(), libc::LOCK_EX).map_err(|e| sem.err("flock", e))
+        })?;
+        Ok(PostLock(sem))
+    }
+}
+
+impl Drop for PostLock<'_> {
+    fn drop(&mut self) {
+        // Unlocking an open descriptor does not fail; closing it would unlock as well.
+        let _ = sys::flock(self.0.file.file.as_fd(), libc::LOCK_UN);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_lines_parse() {
+        let line = "7f00aa000000-7f00aa001000 rw-s 00000000 00:1a 4242                       /dev/shm/sem.Xy (deleted)";
+        assert_eq!(
+            mapping_at(line, 0x7f00_aa00_0010),
+            Some((libc::makedev(0, 0x1a), 4242))
+        );
+        assert!(mapping_at(line, 0x7f00_aa00_1000).is_none());
+        assert!(mapping_at("garbage", 0).is_none());
+    }
+}

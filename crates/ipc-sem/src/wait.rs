@@ -1,0 +1,43 @@
+//! Waiting on a POSIX semaphore without blocking or with a deadline, shared by the named
+//! and the unnamed semaphore.
+
+use std::time::Duration;
+
+use ipc_core::{Clock, Deadline, Error, Result};
+
+use crate::sys::RawSem;
+
+/// `sem_trywait`, with `EAGAIN` as `WouldBlock` and `EINTR` retried.
+pub(crate) fn try_wait(sem: RawSem<'_>, subject: &str) -> Result<()> {
+    ipc_core::retry_eintr(|| {
+        sem.try_wait().map_err(|e| match e.raw_os_error() {
+            Some(libc::EAGAIN) => Error::would_block("sem_trywait").with_subject(subject),
+            _ => Error::from(e).with_op("sem_trywait").with_subject(subject),
+        })
+    })
+}
+
+/// `sem_wait`, with `EINTR` retried.
+pub(crate) fn wait(sem: RawSem<'_>, subject: &str) -> Result<()> {
+    ipc_core::retry_eintr(|| {
+        sem.wait()
+            .map_err(|e| Error::from(e).with_op("sem_wait").with_subject(subject))
+    })
+}
+
+/// `sem_timedwait` until `timeout` from now, resumed after `EINTR` for the time left.
+pub(crate) fn wait_timeout(sem: RawSem<'_>, timeout: Duration, subject: &str) -> Result<()> {
+    Deadline::after(timeout).retry(|deadline| {
+        // The absolute time is computed for every attempt from the time left, so a wall
+        // clock set between two attempts moves the end of only one of them.
+        let Some(at) = deadline.absolute_timespec(Clock::Realtime)? else {
+            return wait(sem, subject);
+        };
+        sem.timed_wait(&at).map_err(|e| match e.raw_os_error() {
+            Some(libc::ETIMEDOUT) => Error::timed_out("sem_timedwait").with_subject(subject),
+            _ => Error::from(e)
+                .with_op("sem_timedwait")
+                .with_subject(subject),
+        })
+    })
+}

@@ -1,0 +1,13 @@
+//! ipc-sem across real processes: waits, bounds, crashes, permissions, corrupted memory.
+
+mod named;
+mod unnamed;
+
+ipc_testkit::peer_roles! {
+    "named-wait" => named::wait_role,
+    "named-hold" => named::hold_role,
+    "named-poster" => named::poster_role,
+    "named-open" => named::open_role,
+    "unnamed-wait" => unnamed::wait_role,
+    "unnamed-claim-and-hang" => unnamed::claim_and_hang_role,
+}

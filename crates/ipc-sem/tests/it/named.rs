@@ -1,0 +1,295 @@
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use ipc_core::{Access, CreationMode, IpcName, Permissions};
+use ipc_sem::SemaphoreOptions;
+use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, SignalStorm, run_unprivileged};
+
+/// Opens semaphore arg 0, says it is ready, waits at most arg 1 milliseconds for a
+/// permit, and reports "ok" or the error kind.
+pub fn wait_role(ctx: &mut PeerContext) -> PeerResult {
+    let sem = SemaphoreOptions::new().open(&IpcName::new(ctx.arg(0)?)?)?;
+    let timeout = Duration::from_millis(ctx.arg(1)?.parse()?);
+    ctx.ready()?;
+    match sem.wait_timeout(timeout) {
+        Ok(()) => ctx.send("ok")?,
+        Err(err) => ctx.send(&format!("{:?}", err.kind()))?,
+    }
+    Ok(())
+}
+
+/// Opens semaphore arg 0, takes a permit and holds it until killed.
+pub fn hold_role(ctx: &mut PeerContext) -> PeerResult {
+    let sem = SemaphoreOptions::new().open(&IpcName::new(ctx.arg(0)?)?)?;
+    let _permit = sem.acquire()?;
+    ctx.ready()?;
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Opens semaphore arg 0 as binary, posts arg 1 times and reports how many posts were
+/// accepted.
+pub fn poster_role(ctx: &mut PeerContext) -> PeerResult {
+    let sem = SemaphoreOptions::new()
+        .binary()
+        .open(&IpcName::new(ctx.arg(0)?)?)?;
+    let count: u32 = ctx.arg(1)?.parse()?;
+    ctx.ready()?;
+    let mut accepted = 0u32;
+    for _ in 0..count {
+        match sem.post() {
+            Ok(()) => accepted += 1,
+            Err(err) if err.is_limit_exceeded() => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    ctx.send(&accepted.to_string())?;
+    Ok(())
+}
+
+/// Opens semaphore arg 0 (accepting another owner if arg 1 is "accept") and reports "ok"
+/// after a post and a wait, or the error kind.
+pub fn open_role(ctx: &mut PeerContext) -> PeerResult {
+    let name = IpcName::new(ctx.arg(0)?)?;
+    let accept = ctx.arg(1)? == "accept";
+    ctx.ready()?;
+    match SemaphoreOptions::new()
+        .accept_other_owner(accept)
+        .open(&name)
+    {
+        Ok(sem) => {
+            sem.post()?;
+            sem.wait()?;
+            ctx.send("ok")?;
+        }
+        Err(err) => ctx.send(&format!("{:?}", err.kind()))?,
+    }
+    Ok(())
+}
+
+#[test]
+fn a_post_wakes_a_waiter_in_another_process() {
+    let guard = LeakGuard::new();
+    let name = guard.name("wake");
+    let sem = SemaphoreOptions::new().create(&name).unwrap();
+    let mut peer = Peer::spawn("named-wait", &[name.as_str(), "20000"]);
+    sem.post().unwrap();
+    assert_eq!(peer.recv().unwrap(), "ok");
+    peer.wait_success().unwrap();
+    assert_eq!(sem.value().unwrap(), 0);
+}
+
+#[test]
+fn try_wait_and_timeouts() {
+    let guard = LeakGuard::new();
+    let sem = SemaphoreOptions::new()
+        .initial(1)
+        .create(&guard.name("timeouts"))
+        .unwrap();
+    sem.try_wait().unwrap();
+    assert!(sem.try_wait().unwrap_err().is_would_block());
+    let start = Instant::now();
+    let err = sem.wait_timeout(Duration::from_millis(50)).unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    assert!(err.to_string().contains(sem.name().as_str()), "{err}");
+}
+
+#[test]
+fn permits_return_on_drop_unless_forgotten() {
+    let guard = LeakGuard::new();
+    let sem = SemaphoreOptions::new()
+        .initial(2)
+        .create(&guard.name("permits"))
+        .unwrap();
+    {
+        let _a = sem.acquire().unwrap();
+        let _b = sem.try_acquire().unwrap();
+        assert_eq!(sem.value().unwrap(), 0);
+        assert!(sem.try_acquire().unwrap_err().is_would_block());
+        assert!(
+            sem.acquire_timeout(Duration::from_millis(10))
+                .unwrap_err()
+                .is_timeout()
+        );
+    }
+    assert_eq!(sem.value().unwrap(), 2);
+    sem.acquire().unwrap().forget();
+    assert_eq!(sem.value().unwrap(), 1);
+    sem.acquire().unwrap().release().unwrap();
+    assert_eq!(sem.value().unwrap(), 1);
+}
+
+#[test]
+fn a_binary_semaphore_never_exceeds_one_even_with_racing_posters() {
+    let guard = LeakGuard::new();
+    let name = guard.name("binary");
+    let sem = SemaphoreOptions::new().binary().create(&name).unwrap();
+    sem.post().unwrap();
+    let err = sem.post().unwrap_err();
+    assert!(err.is_limit_exceeded(), "{err}");
+    assert_eq!(sem.value().unwrap(), 1);
+    sem.wait().unwrap();
+
+    // Two processes post as fast as they can while this one takes permits: every accepted
+    // post is taken exactly once, and the value never exceeds 1.
+    let mut posters: Vec<Peer> = (0..2)
+        .map(|_| Peer::spawn("named-poster", &[name.as_str(), "20000"]))
+        .collect();
+    let mut taken = 0u64;
+    let deadline = ipc_testkit::test_deadline();
+    while posters.iter().any(|p| ipc_core::process_is_alive(p.pid())) {
+        assert!(sem.value().unwrap() <= 1);
+        if sem.try_wait().is_ok() {
+            taken += 1;
+        }
+        assert!(!deadline.has_expired(), "the posters did not finish");
+    }
+    let done: Vec<u64> = posters
+        .iter_mut()
+        .map(|p| p.recv().unwrap().parse().unwrap())
+        .collect();
+    taken += u64::from(sem.value().unwrap());
+    let accepted: u64 = done.iter().sum();
+    assert_eq!(taken, accepted);
+    assert!(accepted > 0);
+}
+
+#[test]
+fn the_creator_removes_the_name_unless_persisted() {
+    let guard = LeakGuard::new();
+    let name = guard.name("owner");
+    let sem = SemaphoreOptions::new().create(&name).unwrap();
+    let path = sem.path().to_owned();
+    let opener = SemaphoreOptions::new().open(&name).unwrap();
+    drop(opener);
+    assert!(path.exists());
+    drop(sem);
+    assert!(!path.exists());
+    let err = SemaphoreOptions::new().open(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+
+    let mut kept = SemaphoreOptions::new().create(&name).unwrap();
+    kept.persist();
+    drop(kept);
+    let mut again = SemaphoreOptions::new().open(&name).unwrap();
+    again.unlink().unwrap();
+    assert!(!path.exists());
+}
+
+#[test]
+fn creation_modes() {
+    let guard = LeakGuard::new();
+    let name = guard.name("modes");
+    let first = SemaphoreOptions::new().initial(3).create(&name).unwrap();
+    let err = SemaphoreOptions::new().create(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists, "{err}");
+    let second = SemaphoreOptions::new()
+        .creation_mode(CreationMode::OpenOrCreate)
+        .create(&name)
+        .unwrap();
+    assert_eq!(second.value().unwrap(), 3);
+    drop(second);
+    let mut purged = SemaphoreOptions::new()
+        .creation_mode(CreationMode::PurgeAndCreate)
+        .initial(1)
+        .create(&name)
+        .unwrap();
+    assert_eq!(purged.value().unwrap(), 1);
+    // The first creator's name now leads to the successor: its drop leaves it alone.
+    drop(first);
+    assert!(purged.path().exists());
+    purged.unlink().unwrap();
+}
+
+#[test]
+fn bad_values_are_refused() {
+    let guard = LeakGuard::new();
+    let name = guard.name("values");
+    let err = SemaphoreOptions::new()
+        .binary()
+        .initial(2)
+        .create(&name)
+        .unwrap_err();
+    assert!(err.is_limit_exceeded(), "{err}");
+    let err = SemaphoreOptions::new().max(0).create(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    let err = SemaphoreOptions::new()
+        .initial(ipc_sem::SEM_VALUE_MAX + 1)
+        .create(&name)
+        .unwrap_err();
+    assert!(err.is_limit_exceeded(), "{err}");
+}
+
+#[test]
+fn permissions_are_exact_and_enforced_for_other_users() {
+    let guard = LeakGuard::new();
+    let private = guard.name("private");
+    let sem = SemaphoreOptions::new().create(&private).unwrap();
+    assert_eq!(
+        std::fs::metadata(sem.path()).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let lines = run_unprivileged("named-open", &[private.as_str(), "accept"]).unwrap();
+    assert_eq!(lines, ["PermissionDenied"]);
+
+    let shared = guard.name("shared");
+    let sem = SemaphoreOptions::new()
+        .permissions(Permissions::owner_only().others(Access::ReadWrite))
+        .create(&shared)
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(sem.path()).unwrap().permissions().mode() & 0o777,
+        0o606
+    );
+    // Another user's semaphore is refused unless accepted: its owner decides who posts.
+    let lines = run_unprivileged("named-open", &[shared.as_str(), "refuse"]).unwrap();
+    assert_eq!(lines, ["PermissionDenied"]);
+    let lines = run_unprivileged("named-open", &[shared.as_str(), "accept"]).unwrap();
+    assert_eq!(lines, ["ok"]);
+}
+
+/// POSIX semaphores do not return a dead holder's permit: the documentation says so, and
+/// this proves it.
+#[test]
+fn a_killed_holder_takes_its_permit_with_it() {
+    let guard = LeakGuard::new();
+    let name = guard.name("lost");
+    let sem = SemaphoreOptions::new().initial(1).create(&name).unwrap();
+    let mut holder = Peer::spawn("named-hold", &[name.as_str()]);
+    assert_eq!(sem.value().unwrap(), 0);
+    holder.kill().unwrap();
+    assert!(
+        sem.wait_timeout(Duration::from_millis(100))
+            .unwrap_err()
+            .is_timeout()
+    );
+    assert_eq!(sem.value().unwrap(), 0);
+}
+
+#[test]
+fn signals_neither_end_a_wait_early_nor_lose_a_permit() {
+    let guard = LeakGuard::new();
+    let sem = SemaphoreOptions::new()
+        .create(&guard.name("storm"))
+        .unwrap();
+    let storm = SignalStorm::start();
+    let start = Instant::now();
+    let err = sem.wait_timeout(Duration::from_millis(200)).unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    let received = SignalStorm::received();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = ipc_testkit::test_deadline();
+            while SignalStorm::received() < received + 20 && !deadline.has_expired() {
+                std::thread::yield_now();
+            }
+            sem.post().unwrap();
+        });
+        sem.wait().unwrap();
+    });
+    drop(storm);
+    assert!(SignalStorm::received() > received);
+}
