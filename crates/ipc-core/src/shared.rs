@@ -45,6 +45,10 @@ shm_safe!(
     u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64
 );
 
+// SAFETY: the unit type has no bytes, so no bit pattern can be invalid; it is the data of
+// a lock that guards nothing but itself.
+unsafe impl ShmSafe for () {}
+
 // SAFETY: an array of `ShmSafe` values has no padding between elements and every bit
 // pattern of it is an array of valid elements.
 unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {}

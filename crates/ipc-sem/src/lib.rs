@@ -17,6 +17,7 @@
 #![deny(unsafe_code)]
 
 mod block;
+mod mutex;
 mod named;
 mod permit;
 #[allow(unsafe_code)]
@@ -24,6 +25,7 @@ mod sys;
 mod unnamed;
 mod wait;
 
+pub use mutex::{Locked, MutexGuard, MutexOptions, OwnerDied, RobustMutex};
 pub use named::{NamedSemaphore, SEM_VALUE_MAX, SemaphoreOptions};
 pub use permit::{Permit, Release};
 pub use unnamed::{SEMAPHORE_SIZE, Semaphore};

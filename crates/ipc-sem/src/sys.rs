@@ -205,3 +205,134 @@ impl<R: ipc_core::SharedRegion> Block<R> {
         RawSem(ptr, std::marker::PhantomData)
     }
 }
+
+/// A process-shared robust mutex: a pointer to a `pthread_mutex_t` mapped for `'a`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawMutex<'a>(
+    NonNull<libc::pthread_mutex_t>,
+    std::marker::PhantomData<&'a ()>,
+);
+
+/// The error number of a `pthread` call (they return it instead of setting `errno`).
+fn pthread(ret: libc::c_int) -> std::result::Result<(), libc::c_int> {
+    if ret == 0 { Ok(()) } else { Err(ret) }
+}
+
+impl RawMutex<'_> {
+    /// Initialises the mutex as process-shared, robust and error-checking (a thread that
+    /// locks it twice gets `EDEADLK` instead of hanging).
+    pub(crate) fn init(&self) -> std::result::Result<(), libc::c_int> {
+        let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+        // SAFETY: `attr` is initialised by `pthread_mutexattr_init` before any other use
+        // and destroyed afterwards; the mutex memory is a writable, aligned place mapped for
+        // the lifetime of `self` that no process uses before the caller publishes it.
+        unsafe {
+            pthread(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+            let attr = attr.as_mut_ptr();
+            let result = pthread(libc::pthread_mutexattr_setpshared(
+                attr,
+                libc::PTHREAD_PROCESS_SHARED,
+            ))
+            .and_then(|()| {
+                pthread(libc::pthread_mutexattr_setrobust(
+                    attr,
+                    libc::PTHREAD_MUTEX_ROBUST,
+                ))
+            })
+            .and_then(|()| {
+                pthread(libc::pthread_mutexattr_settype(
+                    attr,
+                    libc::PTHREAD_MUTEX_ERRORCHECK,
+                ))
+            })
+            .and_then(|()| pthread(libc::pthread_mutex_init(self.0.as_ptr(), attr)));
+            libc::pthread_mutexattr_destroy(attr);
+            result
+        }
+    }
+
+    /// `pthread_mutex_lock`: `Err(EOWNERDEAD)` means locked, previous owner dead.
+    pub(crate) fn lock(&self) -> std::result::Result<(), libc::c_int> {
+        // SAFETY: an initialised mutex mapped for the lifetime of `self`.
+        pthread(unsafe { libc::pthread_mutex_lock(self.0.as_ptr()) })
+    }
+
+    /// Locks the mutex if it is free: `Err(EBUSY)` if another thread holds it.
+    ///
+    /// This is `pthread_mutex_timedlock` with a time long past, not `pthread_mutex_trylock`:
+    /// glibc's trylock on an unrecoverable robust error-checking mutex leaves it locked by
+    /// the caller (it unlocks only robust *normal* mutexes on that path), after which every
+    /// lock fails with `EDEADLK` in this thread and hangs in others. The timed lock takes a
+    /// free mutex at once, unlocks an unrecoverable one, and times out at once otherwise.
+    pub(crate) fn try_lock(&self) -> std::result::Result<(), libc::c_int> {
+        let long_ago = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        match self.timed_lock(&long_ago) {
+            Err(libc::ETIMEDOUT) => Err(libc::EBUSY),
+            other => other,
+        }
+    }
+
+    /// `pthread_mutex_timedlock` until the absolute `CLOCK_REALTIME` time `at`.
+    pub(crate) fn timed_lock(&self, at: &libc::timespec) -> std::result::Result<(), libc::c_int> {
+        // SAFETY: as for `lock`; `at` is valid for the call.
+        pthread(unsafe { libc::pthread_mutex_timedlock(self.0.as_ptr(), at) })
+    }
+
+    /// `pthread_mutex_unlock` (by the thread that holds it).
+    pub(crate) fn unlock(&self) -> std::result::Result<(), libc::c_int> {
+        // SAFETY: as for `lock`.
+        pthread(unsafe { libc::pthread_mutex_unlock(self.0.as_ptr()) })
+    }
+
+    /// `pthread_mutex_consistent`, after `EOWNERDEAD`.
+    pub(crate) fn consistent(&self) -> std::result::Result<(), libc::c_int> {
+        // SAFETY: as for `lock`.
+        pthread(unsafe { libc::pthread_mutex_consistent(self.0.as_ptr()) })
+    }
+}
+
+impl<R: ipc_core::SharedRegion> Block<R> {
+    /// The `pthread_mutex_t` at `offset` of the block (8-aligned, with room for one).
+    pub(crate) fn mutex(&self, offset: usize) -> RawMutex<'_> {
+        assert!(
+            offset % 8 == 0 && offset + std::mem::size_of::<libc::pthread_mutex_t>() <= self.size,
+            "mutex {offset} outside the block"
+        );
+        // SAFETY: inside the block and aligned (checked above); mapped while `self` lives.
+        let ptr = unsafe { self.base.add(offset) }.cast::<libc::pthread_mutex_t>();
+        RawMutex(ptr, std::marker::PhantomData)
+    }
+
+    /// Reads the `T` at `offset` of the block, by value.
+    pub(crate) fn read<T: ipc_core::ShmSafe>(&self, offset: usize) -> T {
+        assert!(
+            offset + std::mem::size_of::<T>() <= self.size,
+            "value at {offset} outside the block"
+        );
+        // SAFETY: inside the block (checked above) and mapped while `self` lives; read
+        // unaligned through a raw pointer, never a reference, and `T: ShmSafe` makes any
+        // bytes a peer wrote a valid value.
+        unsafe { self.base.add(offset).cast::<T>().read_unaligned() }
+    }
+
+    /// Writes `value` at `offset` of the block.
+    pub(crate) fn write<T: ipc_core::ShmSafe>(&self, offset: usize, value: T) {
+        assert!(
+            offset + std::mem::size_of::<T>() <= self.size,
+            "value at {offset} outside the block"
+        );
+        // SAFETY: inside the writable block (checked above and at construction) and mapped
+        // while `self` lives; written through a raw pointer.
+        unsafe { self.base.add(offset).cast::<T>().write_unaligned(value) }
+    }
+
+    /// The address of `offset` in the block, for callers that need a raw pointer.
+    pub(crate) fn ptr(&self, offset: usize) -> *mut u8 {
+        assert!(offset <= self.size, "offset {offset} outside the block");
+        // SAFETY: inside the block or one past it (checked above).
+        unsafe { self.base.as_ptr().add(offset) }
+    }
+}

@@ -1,5 +1,6 @@
 //! ipc-sem across real processes: waits, bounds, crashes, permissions, corrupted memory.
 
+mod mutex;
 mod named;
 mod unnamed;
 
@@ -8,6 +9,8 @@ ipc_testkit::peer_roles! {
     "named-hold" => named::hold_role,
     "named-poster" => named::poster_role,
     "named-open" => named::open_role,
+    "mutex-hold" => mutex::hold_role,
+    "mutex-count" => mutex::count_role,
     "unnamed-wait" => unnamed::wait_role,
     "unnamed-claim-and-hang" => unnamed::claim_and_hang_role,
 }
