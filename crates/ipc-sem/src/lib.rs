@@ -22,12 +22,14 @@ mod named;
 mod permit;
 #[allow(unsafe_code)]
 mod sys;
+mod sysv;
 mod unnamed;
 mod wait;
 
 pub use mutex::{Locked, MutexGuard, MutexOptions, OwnerDied, RobustMutex};
 pub use named::{NamedSemaphore, SEM_VALUE_MAX, SemaphoreOptions};
 pub use permit::{Permit, Release};
+pub use sysv::{SEMVMX, UndoSemaphore};
 pub use unnamed::{SEMAPHORE_SIZE, Semaphore};
 
 pub use ipc_core::{CreationMode, Error, IpcName, Permissions, Result};

@@ -98,8 +98,9 @@ impl SemaphoreOptions {
         self
     }
 
-    /// How long [`open_in`](SemaphoreOptions::open_in) waits for another process to
-    /// initialise an unnamed semaphore (default 5 s).
+    /// How long [`open_in`](SemaphoreOptions::open_in) and
+    /// [`open_undo`](SemaphoreOptions::open_undo) wait for another process to initialise
+    /// the semaphore (default 5 s).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -112,6 +113,18 @@ impl SemaphoreOptions {
 
     pub(crate) fn initial_value(&self) -> u32 {
         self.initial
+    }
+
+    pub(crate) fn mode_value(&self) -> CreationMode {
+        self.mode
+    }
+
+    pub(crate) fn permission_bits(&self) -> u32 {
+        self.permissions.mode()
+    }
+
+    pub(crate) fn accepts_other_owner(&self) -> bool {
+        self.accept_other_owner
     }
 
     pub(crate) fn open_timeout(&self) -> Duration {
@@ -341,7 +354,7 @@ impl Unlink for SemName {
 /// on for processes that have it open). The handle may be shared between threads.
 ///
 /// **A permit is lost if its holder dies**: POSIX semaphores do not know who took a permit.
-/// For permits that return when their holder dies, use a System V semaphore with `SEM_UNDO` (planned in this crate).
+/// For permits that return when their holder dies, use an [`UndoSemaphore`](crate::UndoSemaphore).
 #[derive(Debug)]
 pub struct NamedSemaphore {
     sem: sys::NamedSem,

@@ -336,3 +336,79 @@ impl<R: ipc_core::SharedRegion> Block<R> {
         unsafe { self.base.as_ptr().add(offset) }
     }
 }
+
+/// `semget(key, nsems, flags)`: the id of a System V semaphore set.
+pub(crate) fn semget(
+    key: libc::key_t,
+    nsems: libc::c_int,
+    flags: libc::c_int,
+) -> io::Result<libc::c_int> {
+    // SAFETY: plain integer arguments; no memory is passed.
+    let id = unsafe { libc::semget(key, nsems, flags) };
+    if id < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(id)
+    }
+}
+
+/// One `semop` on semaphore `num` of set `id`: add `op` with `flags` (`SEM_UNDO`,
+/// `IPC_NOWAIT`), waiting at most `timeout` (`semtimedop`) if given. `EINTR` is returned.
+pub(crate) fn semop(
+    id: libc::c_int,
+    num: u16,
+    op: i16,
+    flags: libc::c_int,
+    timeout: Option<&libc::timespec>,
+) -> io::Result<()> {
+    let mut buf = libc::sembuf {
+        sem_num: num,
+        sem_op: op,
+        sem_flg: i16::try_from(flags).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+    };
+    let timeout = timeout.map_or(std::ptr::null(), std::ptr::from_ref);
+    // SAFETY: `buf` is one valid `sembuf` for the call, `timeout` is null or a valid
+    // timespec; `semtimedop` with a null timeout is `semop`.
+    let ret = unsafe { libc::syscall(libc::SYS_semtimedop, id, &mut buf, 1usize, timeout) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `semctl(id, num, GETVAL)`.
+pub(crate) fn sem_getval(id: libc::c_int, num: libc::c_int) -> io::Result<libc::c_int> {
+    // SAFETY: GETVAL takes no fourth argument.
+    let value = unsafe { libc::semctl(id, num, libc::GETVAL) };
+    if value < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(value)
+    }
+}
+
+/// `semctl(id, num, SETVAL, value)`.
+pub(crate) fn sem_setval(id: libc::c_int, num: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: SETVAL reads the `val` member of the `semun` argument, which an `int` passed
+    // in its place provides on Linux's calling conventions (glibc's own callers do this).
+    check(unsafe { libc::semctl(id, num, libc::SETVAL, value) })
+}
+
+/// `semctl(id, 0, IPC_RMID)`.
+pub(crate) fn sem_remove(id: libc::c_int) -> io::Result<()> {
+    // SAFETY: IPC_RMID takes no fourth argument.
+    check(unsafe { libc::semctl(id, 0, libc::IPC_RMID) })
+}
+
+/// `semctl(id, 0, IPC_STAT)`: the owner's uid and the permission bits.
+pub(crate) fn sem_owner(id: libc::c_int) -> io::Result<(libc::uid_t, u32)> {
+    let mut ds = std::mem::MaybeUninit::<libc::semid_ds>::zeroed();
+    // SAFETY: IPC_STAT writes a `semid_ds` through the pointer passed as the `buf` member
+    // of `semun`; `ds` is one, valid for writes.
+    check(unsafe { libc::semctl(id, 0, libc::IPC_STAT, ds.as_mut_ptr()) })?;
+    // SAFETY: zero-initialised and filled in by the kernel above; every field is a plain
+    // integer.
+    let ds = unsafe { ds.assume_init() };
+    Ok((ds.sem_perm.uid, u32::from(ds.sem_perm.mode) & 0o777))
+}

@@ -2,6 +2,7 @@
 
 mod mutex;
 mod named;
+mod undo;
 mod unnamed;
 
 ipc_testkit::peer_roles! {
@@ -11,6 +12,8 @@ ipc_testkit::peer_roles! {
     "named-open" => named::open_role,
     "mutex-hold" => mutex::hold_role,
     "mutex-count" => mutex::count_role,
+    "undo-hold" => undo::hold_role,
+    "undo-wait" => undo::wait_role,
     "unnamed-wait" => unnamed::wait_role,
     "unnamed-claim-and-hang" => unnamed::claim_and_hang_role,
 }

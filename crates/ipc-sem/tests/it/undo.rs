@@ -1,0 +1,176 @@
+// The key-collision test forges a set's tag with a raw `semctl`.
+#![allow(unsafe_code)]
+
+use std::time::{Duration, Instant};
+
+use ipc_core::{Access, IpcName, Permissions};
+use ipc_sem::{SEMVMX, SemaphoreOptions};
+use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, SignalStorm, run_unprivileged};
+
+/// Opens the undo semaphore arg 0, takes a permit and holds it until killed.
+pub fn hold_role(ctx: &mut PeerContext) -> PeerResult {
+    let sem = SemaphoreOptions::new().open_undo(&IpcName::new(ctx.arg(0)?)?)?;
+    sem.wait()?;
+    ctx.ready()?;
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Opens the undo semaphore arg 0 (accepting another owner if arg 1 is "accept"), says
+/// ready, waits for a permit and reports "ok" or the error kind (or "gone" if the set was
+/// removed meanwhile).
+pub fn wait_role(ctx: &mut PeerContext) -> PeerResult {
+    let name = IpcName::new(ctx.arg(0)?)?;
+    let accept = ctx.arg(1)? == "accept";
+    ctx.ready()?;
+    let sem = match SemaphoreOptions::new()
+        .accept_other_owner(accept)
+        .open_undo(&name)
+    {
+        Ok(sem) => sem,
+        Err(err) => {
+            ctx.send(&format!("{:?}", err.kind()))?;
+            return Ok(());
+        }
+    };
+    match sem.wait_timeout(ipc_testkit::test_timeout()) {
+        Ok(()) => ctx.send("ok")?,
+        Err(err) if err.is_peer_gone() => ctx.send("gone")?,
+        Err(err) => ctx.send(&format!("{:?}", err.kind()))?,
+    }
+    Ok(())
+}
+
+#[test]
+fn a_killed_holder_gives_its_permit_back() {
+    let guard = LeakGuard::new();
+    let name = guard.name("undo-holder");
+    let sem = SemaphoreOptions::new()
+        .initial(1)
+        .create_undo(&name)
+        .unwrap();
+    let mut holder = Peer::spawn("undo-hold", &[name.as_str()]);
+    assert_eq!(sem.value().unwrap(), 0);
+    assert!(sem.try_wait().unwrap_err().is_would_block());
+    holder.kill().unwrap();
+    let _permit = sem.acquire_timeout(ipc_testkit::test_timeout()).unwrap();
+    assert_eq!(sem.value().unwrap(), 0);
+}
+
+#[test]
+fn permits_and_timeouts() {
+    let guard = LeakGuard::new();
+    let sem = SemaphoreOptions::new()
+        .initial(2)
+        .create_undo(&guard.name("undo-permits"))
+        .unwrap();
+    {
+        let _a = sem.acquire().unwrap();
+        let _b = sem.try_acquire().unwrap();
+        let start = Instant::now();
+        let err = sem.wait_timeout(Duration::from_millis(50)).unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        assert!(sem.try_wait().unwrap_err().is_would_block());
+    }
+    assert_eq!(sem.value().unwrap(), 2);
+}
+
+#[test]
+fn a_storm_of_signals_does_not_shorten_a_wait() {
+    let guard = LeakGuard::new();
+    let sem = SemaphoreOptions::new()
+        .create_undo(&guard.name("undo-storm"))
+        .unwrap();
+    let storm = SignalStorm::start();
+    let start = Instant::now();
+    let err = sem.wait_timeout(Duration::from_millis(200)).unwrap_err();
+    drop(storm);
+    assert!(err.is_timeout(), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(200));
+}
+
+#[test]
+fn the_creator_removes_it_and_waiters_learn_of_it() {
+    let guard = LeakGuard::new();
+    let name = guard.name("undo-remove");
+    let mut sem = SemaphoreOptions::new().create_undo(&name).unwrap();
+    let mut waiter = Peer::spawn("undo-wait", &[name.as_str(), "refuse"]);
+    // Let the waiter reach its wait: the set's waiter count says when.
+    let deadline = ipc_testkit::test_deadline();
+    // SAFETY: GETNCNT takes no fourth argument.
+    while unsafe { libc::semctl(sem.id(), 0, libc::GETNCNT) } < 1 {
+        assert!(!deadline.has_expired(), "the waiter never waited");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    sem.remove().unwrap();
+    assert_eq!(waiter.recv().unwrap(), "gone");
+    waiter.wait_success().unwrap();
+    let err = SemaphoreOptions::new().open_undo(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    drop(sem);
+
+    let sem = SemaphoreOptions::new().create_undo(&name).unwrap();
+    drop(sem);
+    let err = SemaphoreOptions::new().open_undo(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+}
+
+#[test]
+fn permissions_are_enforced_for_other_users() {
+    let guard = LeakGuard::new();
+    let private = guard.name("undo-private");
+    let _sem = SemaphoreOptions::new().create_undo(&private).unwrap();
+    let lines = run_unprivileged("undo-wait", &[private.as_str(), "accept"]).unwrap();
+    assert_eq!(lines, ["PermissionDenied"]);
+
+    let shared = guard.name("undo-shared");
+    let sem = SemaphoreOptions::new()
+        .initial(1)
+        .permissions(Permissions::owner_only().others(Access::ReadWrite))
+        .create_undo(&shared)
+        .unwrap();
+    let lines = run_unprivileged("undo-wait", &[shared.as_str(), "refuse"]).unwrap();
+    assert_eq!(lines, ["PermissionDenied"]);
+    let lines = run_unprivileged("undo-wait", &[shared.as_str(), "accept"]).unwrap();
+    assert_eq!(lines, ["ok"]);
+    // The unprivileged process exited holding the permit: it came back.
+    assert_eq!(sem.value().unwrap(), 1);
+}
+
+#[test]
+fn bad_options_and_foreign_sets_are_refused() {
+    let guard = LeakGuard::new();
+    let name = guard.name("undo-bad");
+    let err = SemaphoreOptions::new()
+        .binary()
+        .create_undo(&name)
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    let err = SemaphoreOptions::new()
+        .initial(SEMVMX + 1)
+        .create_undo(&name)
+        .unwrap_err();
+    assert!(err.is_limit_exceeded(), "{err}");
+
+    let sem = SemaphoreOptions::new().create_undo(&name).unwrap();
+    let err = SemaphoreOptions::new().create_undo(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists, "{err}");
+    // A set whose tag says another name (a key collision), then one never initialised.
+    // SAFETY: GETVAL takes no fourth argument.
+    let tag = unsafe { libc::semctl(sem.id(), 1, libc::GETVAL) };
+    // SAFETY: SETVAL with an int argument, on a set this test created.
+    let forged = unsafe { libc::semctl(sem.id(), 1, libc::SETVAL, tag % 32767 + 1) };
+    assert_eq!(forged, 0);
+    let err = SemaphoreOptions::new().open_undo(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+    // SAFETY: as above.
+    let cleared = unsafe { libc::semctl(sem.id(), 1, libc::SETVAL, 0) };
+    assert_eq!(cleared, 0);
+    let err = SemaphoreOptions::new()
+        .timeout(Duration::from_millis(20))
+        .open_undo(&name)
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+}
