@@ -13,6 +13,34 @@
 //! assert!(worker.try_wait().unwrap_err().is_would_block());
 //! # Ok::<(), ipc_core::Error>(())
 //! ```
+//!
+//! # Which one to use
+//!
+//! | primitive | lives in | when its holder dies | use it for |
+//! |---|---|---|---|
+//! | [`NamedSemaphore`] (`sem_open`) | `/dev/shm/sem.<name>` | **the permit is lost** | signalling between processes (producer/consumer counts, "work is ready") |
+//! | [`Semaphore`] (`sem_init`, shared) | a shared region you map | **the permit is lost** | the same, next to data in shared memory, without a name |
+//! | [`UndoSemaphore`] (System V, `SEM_UNDO`) | the kernel, by key | **the permit returns** | permits that are held and given back: locks, pools of resources |
+//! | [`RobustMutex`] (robust `pthread_mutex`) | a shared region you map | the next locker is told ([`Locked::OwnerDied`]) and repairs or gives up | mutual exclusion over data in shared memory |
+//!
+//! POSIX semaphores do not know who took a permit, so nothing can give it back: a process
+//! that dies between `wait` and `post` leaves the count one lower for good (the tests prove
+//! it). A System V semaphore with `SEM_UNDO` is undone by the kernel when the process exits,
+//! but for the same reason it cannot carry signals: a process that waited for a permit
+//! someone else posted gives it back when it exits. A robust mutex is released by the kernel
+//! when its holder dies, and the next locker learns that the data may be half-updated.
+//!
+//! Every wait has `try_` and `_timeout` forms, retries `EINTR` against its deadline, and
+//! every semaphore hands out RAII [`Permit`]s (`acquire`); bounded and binary semaphores
+//! ([`SemaphoreOptions::max`], [`SemaphoreOptions::binary`]) refuse a post beyond the bound.
+//!
+//! # Limits
+//!
+//! POSIX semaphores hold up to [`SEM_VALUE_MAX`] (2^31 − 1), System V ones up to [`SEMVMX`]
+//! (32767), with at most `SEMMNI` sets on the system (`/proc/sys/kernel/sem`). Timed waits
+//! on POSIX semaphores and mutexes measure against the wall clock (`sem_timedwait`,
+//! `pthread_mutex_timedlock`); System V timed waits are relative. Named semaphores are
+//! files in `/dev/shm`, which the C library requires.
 
 #![deny(unsafe_code)]
 
