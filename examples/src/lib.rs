@@ -4,7 +4,15 @@
 //! - `pipe_pipeline`: a producer, a filter and a consumer, three processes joined by pipes,
 //!   passing length-prefixed records;
 //! - `fifo_events`: a server that collects events from unrelated client processes through a
-//!   named FIFO, with atomic frames so that clients never interleave.
+//!   named FIFO, with atomic frames so that clients never interleave;
+//! - `uds_echo`, `fd_passing`, `tcp_echo`: a Unix-socket server that checks its clients'
+//!   credentials, a memfd handed to another process, a TCP echo server with deadlines;
+//! - `shm_table`, `shm_producer_consumer`, `shm_frames`: a table in a named segment and a
+//!   sealed memfd, a million messages through a shared-memory channel, 1 MiB frames written
+//!   and read in place;
+//! - `sem_bounded_buffer`, `sem_crash_recovery`: the classic bounded buffer with two
+//!   counting semaphores and a mutex between two processes, and a lock holder that crashes
+//!   mid-update while the next process repairs the data.
 //!
 //! The library part holds what several examples share.
 

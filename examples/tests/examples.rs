@@ -164,3 +164,42 @@ fn shm_frames_stream_in_place() {
         "{stdout}"
     );
 }
+
+#[test]
+fn sem_bounded_buffer_passes_every_item_in_order() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sem_bounded_buffer"))
+        .arg("20000")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("consumer: 20000 items through 16 slots, all in order and intact"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn sem_crash_recovery_repairs_the_books() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sem_crash_recovery"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in [
+        "supervisor: the worker's transfer slot was returned by the kernel",
+        "books read A=700 B=0 in flight=300 (sum 700)",
+        "supervisor: rolled back; A=1000 B=0 (sum 1000)",
+        "supervisor: transfer done; A=700 B=300 (sum 1000)",
+    ] {
+        assert!(stdout.contains(line), "{stdout}");
+    }
+}
