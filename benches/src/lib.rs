@@ -24,6 +24,7 @@ pub mod floor;
 pub mod peer;
 pub mod pipes;
 pub mod report;
+pub mod sems;
 pub mod shm;
 pub mod sockets;
 pub mod stats;

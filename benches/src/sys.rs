@@ -1,5 +1,5 @@
-//! The benchmark's unsafe code: atomics in a shared mapping, raw pipe I/O, and the
-//! `memcpy` floors.
+//! The benchmark's unsafe code: atomics in a shared mapping, raw pipe I/O, the `memcpy`
+//! floors, and the raw semaphore and mutex calls the `ipc-sem` rows are compared with.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -327,6 +327,193 @@ impl RawFutex {
                     0,
                 )
             };
+        }
+    }
+}
+
+/// A POSIX semaphore driven with raw libc calls: the floor of `ipc-sem`'s semaphores.
+/// Either opened with `sem_open` (closed on drop) or placed in a mapping its owner keeps.
+#[derive(Debug)]
+pub(crate) struct RawPosixSem {
+    sem: *mut libc::sem_t,
+    named: bool,
+}
+
+// SAFETY: POSIX semaphore calls are thread-safe; the pointer is only passed to them.
+unsafe impl Send for RawPosixSem {}
+
+impl RawPosixSem {
+    /// `sem_open(name)`, creating it (value 0, owner-only) if `create`.
+    pub(crate) fn open(name: &std::ffi::CStr, create: bool) -> Result<Self> {
+        let flags = if create {
+            libc::O_CREAT | libc::O_EXCL
+        } else {
+            0
+        };
+        // SAFETY: `name` is NUL-terminated; mode and value are passed as `sem_open` reads
+        // them.
+        let sem = unsafe {
+            libc::sem_open(
+                name.as_ptr(),
+                flags,
+                0o600 as libc::c_uint,
+                0 as libc::c_uint,
+            )
+        };
+        if sem == libc::SEM_FAILED {
+            return Err(Error::last_os_error("sem_open"));
+        }
+        Ok(RawPosixSem { sem, named: true })
+    }
+
+    /// The semaphore at `offset` of `segment`, initialised with `sem_init(pshared)` if
+    /// `init`. The caller keeps `segment` mapped while the result lives.
+    pub(crate) fn at(segment: &ipc_shm::SharedMemory, offset: usize, init: bool) -> Result<Self> {
+        assert!(offset % 16 == 0 && offset + std::mem::size_of::<libc::sem_t>() <= segment.len());
+        // SAFETY: inside the mapping and aligned (checked above).
+        let sem = unsafe { segment.as_ptr().add(offset) }.cast::<libc::sem_t>();
+        // SAFETY: a writable, aligned place for a `sem_t` that nobody uses yet.
+        if init && unsafe { libc::sem_init(sem, 1, 0) } != 0 {
+            return Err(Error::last_os_error("sem_init"));
+        }
+        Ok(RawPosixSem { sem, named: false })
+    }
+
+    pub(crate) fn post(&self) {
+        // SAFETY: a live semaphore (constructors).
+        unsafe { libc::sem_post(self.sem) };
+    }
+
+    pub(crate) fn wait(&self) {
+        // SAFETY: as for `post`; interrupted waits are retried.
+        while unsafe { libc::sem_wait(self.sem) } != 0 {}
+    }
+}
+
+impl Drop for RawPosixSem {
+    fn drop(&mut self) {
+        if self.named {
+            // SAFETY: opened with `sem_open`, closed once.
+            unsafe { libc::sem_close(self.sem) };
+        }
+    }
+}
+
+/// A System V semaphore driven with raw `semop` and `SEM_UNDO`: the floor of
+/// `UndoSemaphore`.
+#[derive(Debug)]
+pub(crate) struct RawSysvSem {
+    id: libc::c_int,
+    owner: bool,
+}
+
+impl RawSysvSem {
+    /// A new private set of one semaphore (removed on drop).
+    pub(crate) fn create() -> Result<Self> {
+        // SAFETY: integer arguments only.
+        let id = unsafe { libc::semget(libc::IPC_PRIVATE, 1, libc::IPC_CREAT | 0o600) };
+        if id < 0 {
+            return Err(Error::last_os_error("semget"));
+        }
+        Ok(RawSysvSem { id, owner: true })
+    }
+
+    /// The set `id` created by another process.
+    pub(crate) fn open(id: libc::c_int) -> Self {
+        RawSysvSem { id, owner: false }
+    }
+
+    pub(crate) fn id(&self) -> libc::c_int {
+        self.id
+    }
+
+    fn op(&self, delta: i16) {
+        let mut buf = libc::sembuf {
+            sem_num: 0,
+            sem_op: delta,
+            // SEM_UNDO is 0x1000, which fits.
+            sem_flg: i16::try_from(libc::SEM_UNDO).unwrap_or(0x1000),
+        };
+        // SAFETY: one valid `sembuf`; interrupted waits are retried.
+        while unsafe { libc::semop(self.id, &mut buf, 1) } != 0 {}
+    }
+
+    pub(crate) fn post(&self) {
+        self.op(1);
+    }
+
+    pub(crate) fn wait(&self) {
+        self.op(-1);
+    }
+}
+
+impl Drop for RawSysvSem {
+    fn drop(&mut self) {
+        if self.owner {
+            // SAFETY: IPC_RMID takes no fourth argument.
+            unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) };
+        }
+    }
+}
+
+/// A process-shared robust error-checking `pthread_mutex_t` at an offset of a mapping,
+/// driven with raw calls: the floor of `RobustMutex`.
+#[derive(Debug)]
+pub(crate) struct RawPthreadMutex(*mut libc::pthread_mutex_t);
+
+// SAFETY: pthread mutex calls are thread-safe; the pointer is only passed to them.
+unsafe impl Send for RawPthreadMutex {}
+
+impl RawPthreadMutex {
+    /// The mutex at `offset` of `segment`, initialised if `init`. The caller keeps
+    /// `segment` mapped while the result lives.
+    pub(crate) fn at(segment: &ipc_shm::SharedMemory, offset: usize, init: bool) -> Result<Self> {
+        assert!(
+            offset % 16 == 0
+                && offset + std::mem::size_of::<libc::pthread_mutex_t>() <= segment.len()
+        );
+        // SAFETY: inside the mapping and aligned (checked above).
+        let mutex = unsafe { segment.as_ptr().add(offset) }.cast::<libc::pthread_mutex_t>();
+        if init {
+            let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+            // SAFETY: the attributes are initialised before use and destroyed after; the
+            // mutex place is writable, aligned and unused.
+            let ret = unsafe {
+                libc::pthread_mutexattr_init(attr.as_mut_ptr());
+                libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), libc::PTHREAD_PROCESS_SHARED);
+                libc::pthread_mutexattr_setrobust(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ROBUST);
+                libc::pthread_mutexattr_settype(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ERRORCHECK);
+                let ret = libc::pthread_mutex_init(mutex, attr.as_ptr());
+                libc::pthread_mutexattr_destroy(attr.as_mut_ptr());
+                ret
+            };
+            if ret != 0 {
+                return Err(Error::from_raw_os_error("pthread_mutex_init", ret));
+            }
+        }
+        Ok(RawPthreadMutex(mutex))
+    }
+
+    pub(crate) fn lock(&self) {
+        // SAFETY: an initialised mutex (constructor).
+        unsafe { libc::pthread_mutex_lock(self.0) };
+    }
+
+    pub(crate) fn unlock(&self) {
+        // SAFETY: as for `lock`, held by this thread.
+        unsafe { libc::pthread_mutex_unlock(self.0) };
+    }
+}
+
+/// Removes named POSIX semaphores when dropped (`sem_unlink`).
+#[derive(Debug)]
+pub(crate) struct SemNames(pub(crate) Vec<ipc_core::IpcName>);
+
+impl Drop for SemNames {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            // SAFETY: a NUL-terminated name; a missing name is not an error worth reporting.
+            unsafe { libc::sem_unlink(name.as_cstr().as_ptr()) };
         }
     }
 }

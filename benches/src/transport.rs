@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ipc_core::{Error, Result};
 
 use crate::peer::BenchPeer;
-use crate::{channels, pipes, sockets};
+use crate::{channels, pipes, sems, sockets};
 
 /// The peer role that answers round trips.
 pub const PONG: &str = "pong";
@@ -87,6 +87,8 @@ pub enum Case {
     Socket(sockets::Flavour),
     /// A shared-memory flavour.
     Shm(channels::Flavour),
+    /// A semaphore or mutex flavour.
+    Sem(sems::Flavour),
 }
 
 impl Case {
@@ -96,6 +98,7 @@ impl Case {
             Case::Pipe(f) => format!("pipe:{}", f.name()),
             Case::Socket(f) => format!("socket:{}", f.name()),
             Case::Shm(f) => format!("shm:{}", f.name()),
+            Case::Sem(f) => format!("sem:{}", f.name()),
         }
     }
 
@@ -105,6 +108,7 @@ impl Case {
             Case::Pipe(f) => f.label(),
             Case::Socket(f) => f.label(),
             Case::Shm(f) => f.label(),
+            Case::Sem(f) => f.label(),
         }
     }
 
@@ -125,6 +129,7 @@ impl Case {
             Some(("pipe", f)) => pipes::Flavour::parse(f).map(Case::Pipe),
             Some(("socket", f)) => sockets::Flavour::parse(f).map(Case::Socket),
             Some(("shm", f)) => channels::Flavour::parse(f).map(Case::Shm),
+            Some(("sem", f)) => sems::Flavour::parse(f).map(Case::Sem),
             _ => Err(unknown()),
         }
     }
@@ -158,6 +163,7 @@ fn setup(case: Case, size: usize, capacity: usize) -> Result<Setup> {
         Case::Pipe(f) => pipes::setup(f, size, capacity),
         Case::Socket(f) => sockets::setup(f, size, capacity),
         Case::Shm(f) => channels::setup(f, size, capacity),
+        Case::Sem(f) => sems::setup(f),
     }
 }
 
@@ -166,6 +172,7 @@ fn peer_link(case: Case, size: usize, args: &[String]) -> Result<Link> {
         Case::Pipe(f) => pipes::peer_link(f, size, args),
         Case::Socket(f) => sockets::peer_link(f, size, args),
         Case::Shm(f) => channels::peer_link(f, size, args),
+        Case::Sem(f) => sems::peer_link(f, args),
     }
 }
 

@@ -9,6 +9,7 @@ use ipc_bench::channels::Flavour as ShmFlavour;
 use ipc_bench::floor::{ShmPingPong, clock_overhead, run_peer, sample_one_way};
 use ipc_bench::pipes::Flavour;
 use ipc_bench::report::{Machine, Metric, Report, Row};
+use ipc_bench::sems::{Flavour as SemFlavour, Uncontended};
 use ipc_bench::shm::{Copy, CopyBench};
 use ipc_bench::sockets::Flavour as SocketFlavour;
 use ipc_bench::stats::Summary;
@@ -207,6 +208,16 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
             ));
         }
     }
+    // Semaphores carry no data: one ping-pong each, next to the same calls made raw.
+    for flavour in SemFlavour::ALL {
+        let floor = flavour.floor();
+        let (baseline, target) = if floor == flavour {
+            (None, None)
+        } else {
+            (Some(Case::Sem(floor)), Some("≤ 1.05"))
+        };
+        plan.push((Case::Sem(flavour), 8, baseline, target));
+    }
     plan
 }
 
@@ -385,10 +396,22 @@ fn run(options: &Options) -> Result<Report> {
     let mut copy_rates: Vec<(Copy, Vec<f64>)> =
         Copy::ALL.iter().map(|&c| (c, Vec::new())).collect();
     let copy_count = 2_000 * scale;
+    // Uncontended semaphore and mutex operations in this process, in batches of 1000.
+    let uncontended = Uncontended::new()?;
+    let mut sem_ops: Vec<(SemFlavour, Vec<Duration>)> = SemFlavour::ALL
+        .iter()
+        .filter(|&&f| options.wants(Case::Sem(f)) || options.wants(Case::Sem(f.floor())))
+        .map(|&f| (f, Vec::new()))
+        .collect();
     for round in 0..rounds {
         eprintln!("round {}/{rounds}", round + 1);
         for (case, rates) in &mut copy_rates {
             rates.push(copies.run(*case, copy_count)?);
+        }
+        for (flavour, samples) in &mut sem_ops {
+            for _ in 0..20 * scale {
+                samples.push(uncontended.run(*flavour, 1000)?);
+            }
         }
         for case in &mut latency {
             case.round(peer_cpu)
@@ -467,6 +490,24 @@ fn run(options: &Options) -> Result<Report> {
             } else {
                 Some("≥ 0.90")
             },
+        });
+    }
+    let first_op = rows.len();
+    let measured: Vec<SemFlavour> = sem_ops.iter().map(|(f, _)| *f).collect();
+    for (flavour, samples) in &mut sem_ops {
+        let Some(summary) = Summary::of(samples) else {
+            continue;
+        };
+        let floor = flavour.floor();
+        rows.push(Row {
+            case: flavour.op_label().to_owned(),
+            size: 0,
+            metric: Metric::Latency(summary),
+            baseline: (floor != *flavour)
+                .then(|| measured.iter().position(|&f| f == floor))
+                .flatten()
+                .map(|i| first_op + i),
+            target: (floor != *flavour).then_some("≤ 1.05"),
         });
     }
     Ok(Report {

@@ -172,10 +172,12 @@ impl<R, T: ShmSafe> RobustMutex<R, T> {
 }
 
 impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
+    #[inline]
     fn raw(&self) -> RawMutex<'_> {
         self.block.mutex(OBJECT)
     }
 
+    #[inline]
     fn locked(
         &self,
         result: std::result::Result<(), libc::c_int>,
@@ -183,12 +185,20 @@ impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
     ) -> Result<Locked<'_, R, T>> {
         match result {
             Ok(()) => Ok(Locked::Clean(MutexGuard::new(self))),
-            Err(libc::EOWNERDEAD) => Ok(Locked::OwnerDied(OwnerDied {
+            Err(errno) => self.not_clean(errno, op),
+        }
+    }
+
+    /// What a lock that did not simply succeed found; kept out of the fast path.
+    #[cold]
+    fn not_clean(&self, errno: libc::c_int, op: &'static str) -> Result<Locked<'_, R, T>> {
+        match errno {
+            libc::EOWNERDEAD => Ok(Locked::OwnerDied(OwnerDied {
                 guard: MutexGuard::new(self),
             })),
-            Err(libc::EBUSY) => Err(Error::would_block(op)),
-            Err(libc::ETIMEDOUT) => Err(Error::timed_out(op)),
-            Err(errno) => Err(Error::from_raw_os_error(op, errno)),
+            libc::EBUSY => Err(Error::would_block(op)),
+            libc::ETIMEDOUT => Err(Error::timed_out(op)),
+            errno => Err(Error::from_raw_os_error(op, errno)),
         }
     }
 
@@ -198,6 +208,7 @@ impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
     ///
     /// `ENOTRECOVERABLE` if an earlier holder died and nobody marked the data consistent;
     /// `EDEADLK` if this thread already holds it.
+    #[inline]
     pub fn lock(&self) -> Result<Locked<'_, R, T>> {
         self.locked(self.raw().lock(), "pthread_mutex_lock")
     }
@@ -281,6 +292,7 @@ pub struct MutexGuard<'a, R: SharedRegion, T: ShmSafe> {
 }
 
 impl<'a, R: SharedRegion, T: ShmSafe> MutexGuard<'a, R, T> {
+    #[inline]
     fn new(mutex: &'a RobustMutex<R, T>) -> Self {
         MutexGuard {
             mutex,
@@ -306,6 +318,7 @@ impl<'a, R: SharedRegion, T: ShmSafe> MutexGuard<'a, R, T> {
 }
 
 impl<R: SharedRegion, T: ShmSafe> Drop for MutexGuard<'_, R, T> {
+    #[inline]
     fn drop(&mut self) {
         // Unlocking fails only for a thread that does not hold the mutex, which a guard
         // rules out.

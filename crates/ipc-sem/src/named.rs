@@ -431,6 +431,7 @@ impl NamedSemaphore {
     ///
     /// For a bounded semaphore, a limit error if the value is already at the maximum
     /// (nothing changes); `EOVERFLOW` at [`SEM_VALUE_MAX`].
+    #[inline]
     pub fn post(&self) -> Result<()> {
         let Some(max) = self.max else {
             return self.sem.raw().post().map_err(|e| self.err("sem_post", e));
@@ -456,6 +457,7 @@ impl NamedSemaphore {
     /// # Errors
     ///
     /// The errors of `sem_wait` other than `EINTR` (none for a valid semaphore).
+    #[inline]
     pub fn wait(&self) -> Result<()> {
         wait::wait(self.sem.raw(), self.subject())
     }

@@ -24,12 +24,14 @@ fn check(ret: libc::c_int) -> io::Result<()> {
 
 impl RawSem<'_> {
     /// `sem_post`.
+    #[inline]
     pub(crate) fn post(&self) -> io::Result<()> {
         // SAFETY: `self.0` points to a `sem_t` mapped for the lifetime of `self`.
         check(unsafe { libc::sem_post(self.0.as_ptr()) })
     }
 
     /// `sem_wait`: `EINTR` is returned, not retried.
+    #[inline]
     pub(crate) fn wait(&self) -> io::Result<()> {
         // SAFETY: as for `post`.
         check(unsafe { libc::sem_wait(self.0.as_ptr()) })
@@ -100,6 +102,7 @@ impl NamedSem {
     }
 
     /// The semaphore, mapped until `sem_close` in `drop`.
+    #[inline]
     pub(crate) fn raw(&self) -> RawSem<'_> {
         RawSem(self.0, std::marker::PhantomData)
     }
@@ -176,6 +179,7 @@ impl<R: ipc_core::SharedRegion> Block<R> {
     }
 
     /// The 32-bit atomic at `offset` of the block (a multiple of 4, inside it).
+    #[inline]
     pub(crate) fn word(&self, offset: usize) -> &std::sync::atomic::AtomicU32 {
         assert!(
             offset % 4 == 0 && offset + 4 <= self.size,
@@ -194,6 +198,7 @@ impl<R: ipc_core::SharedRegion> Block<R> {
     }
 
     /// The `sem_t` at `offset` of the block (8-aligned, with room for a `sem_t`).
+    #[inline]
     pub(crate) fn sem(&self, offset: usize) -> RawSem<'_> {
         assert!(
             offset % 8 == 0 && offset + std::mem::size_of::<libc::sem_t>() <= self.size,
@@ -252,6 +257,7 @@ impl RawMutex<'_> {
     }
 
     /// `pthread_mutex_lock`: `Err(EOWNERDEAD)` means locked, previous owner dead.
+    #[inline]
     pub(crate) fn lock(&self) -> std::result::Result<(), libc::c_int> {
         // SAFETY: an initialised mutex mapped for the lifetime of `self`.
         pthread(unsafe { libc::pthread_mutex_lock(self.0.as_ptr()) })
@@ -282,6 +288,7 @@ impl RawMutex<'_> {
     }
 
     /// `pthread_mutex_unlock` (by the thread that holds it).
+    #[inline]
     pub(crate) fn unlock(&self) -> std::result::Result<(), libc::c_int> {
         // SAFETY: as for `lock`.
         pthread(unsafe { libc::pthread_mutex_unlock(self.0.as_ptr()) })
@@ -296,6 +303,7 @@ impl RawMutex<'_> {
 
 impl<R: ipc_core::SharedRegion> Block<R> {
     /// The `pthread_mutex_t` at `offset` of the block (8-aligned, with room for one).
+    #[inline]
     pub(crate) fn mutex(&self, offset: usize) -> RawMutex<'_> {
         assert!(
             offset % 8 == 0 && offset + std::mem::size_of::<libc::pthread_mutex_t>() <= self.size,

@@ -249,6 +249,7 @@ impl UndoSemaphore {
         }
     }
 
+    #[inline]
     fn op(
         &self,
         delta: i16,
@@ -263,6 +264,7 @@ impl UndoSemaphore {
     /// # Errors
     ///
     /// A limit error at [`SEMVMX`]; peer-gone if the set was removed.
+    #[inline]
     pub fn post(&self) -> Result<()> {
         ipc_core::retry_eintr(|| {
             self.op(1, 0, None).map_err(|e| match e.raw_os_error() {
@@ -284,6 +286,7 @@ impl UndoSemaphore {
     /// # Errors
     ///
     /// Peer-gone if the set was removed.
+    #[inline]
     pub fn wait(&self) -> Result<()> {
         ipc_core::retry_eintr(|| self.op(-1, 0, None).map_err(|e| self.err("semop", e)))
     }

@@ -113,6 +113,7 @@ impl<R: SharedRegion> Semaphore<R> {
     ///
     /// For a bounded semaphore, a limit error if the value is already at the maximum
     /// (nothing changes); `EOVERFLOW` at [`SEM_VALUE_MAX`].
+    #[inline]
     pub fn post(&self) -> Result<()> {
         let sem = self.block.sem(OBJECT);
         let Some(max) = self.max else {
@@ -138,6 +139,7 @@ impl<R: SharedRegion> Semaphore<R> {
     /// # Errors
     ///
     /// The errors of `sem_wait` other than `EINTR` (none for a valid semaphore).
+    #[inline]
     pub fn wait(&self) -> Result<()> {
         wait::wait(self.block.sem(OBJECT), "unnamed semaphore")
     }

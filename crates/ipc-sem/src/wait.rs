@@ -18,6 +18,7 @@ pub(crate) fn try_wait(sem: RawSem<'_>, subject: &str) -> Result<()> {
 }
 
 /// `sem_wait`, with `EINTR` retried.
+#[inline]
 pub(crate) fn wait(sem: RawSem<'_>, subject: &str) -> Result<()> {
     ipc_core::retry_eintr(|| {
         sem.wait()
