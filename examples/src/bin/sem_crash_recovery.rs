@@ -9,7 +9,7 @@
 //! The accounts live in a named segment, guarded by a [`RobustMutex`]. Each transfer
 //! records what it is doing before it touches the balances, so that whoever finds a dead
 //! holder can roll the transfer back. The worker also holds a permit of an
-//! [`UndoSemaphore`] (a pool of one "transfer slot"): the kernel gives it back when the
+//! [`UndoSemaphore`](ipc_sem::UndoSemaphore) (a pool of one "transfer slot"): the kernel gives it back when the
 //! worker dies, where a POSIX semaphore would have lost it.
 
 use std::process::{ExitCode, Stdio};
