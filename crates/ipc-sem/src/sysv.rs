@@ -149,7 +149,9 @@ impl Unlink for SetId {
 /// Named by an [`IpcName`]: the System V key is derived from it, and a tag stored in the
 /// set tells a set made for another name with the same key apart. Unlike a POSIX name,
 /// removing it (the creator's drop) ends it for everyone: waiting processes get a
-/// peer-gone error. Values are limited to [`SEMVMX`] and sets to the system's `SEMMNI`
+/// peer-gone error. Values are limited to [`SEMVMX`], a process's balance of waits and
+/// posts to ±32767 (`SEMAEM`: past it, operations fail with a limit error), and sets to the
+/// system's `SEMMNI`
 /// (`/proc/sys/kernel/sem`); a set left behind by a crashed creator stays until removed
 /// (`ipcrm`, or a creation with
 /// [`CreationMode::PurgeAndCreate`](ipc_core::CreationMode::PurgeAndCreate)).
@@ -245,6 +247,15 @@ impl UndoSemaphore {
             Some(libc::EIDRM | libc::EINVAL) => {
                 Error::peer_gone(op, "the semaphore set was removed").with_subject(self.subject())
             }
+            // The value would pass SEMVMX, or this process's undo balance SEMAEM (both
+            // 32767).
+            Some(libc::ERANGE) => Error::limit_exceeded(
+                op,
+                "semaphore value or this process's undo balance",
+                u64::from(SEMVMX) + 1,
+                Limit::new("SEMVMX, SEMAEM", u64::from(SEMVMX)),
+            )
+            .with_subject(self.subject()),
             _ => Error::from(e).with_op(op).with_subject(self.subject()),
         }
     }
@@ -263,21 +274,11 @@ impl UndoSemaphore {
     ///
     /// # Errors
     ///
-    /// A limit error at [`SEMVMX`]; peer-gone if the set was removed.
+    /// A limit error at [`SEMVMX`], or when this process has posted 32767 more times than it
+    /// waited (`SEMAEM`); peer-gone if the set was removed.
     #[inline]
     pub fn post(&self) -> Result<()> {
-        ipc_core::retry_eintr(|| {
-            self.op(1, 0, None).map_err(|e| match e.raw_os_error() {
-                Some(libc::ERANGE) => Error::limit_exceeded(
-                    "semop",
-                    "semaphore value",
-                    u64::from(SEMVMX) + 1,
-                    Limit::new("SEMVMX", u64::from(SEMVMX)),
-                )
-                .with_subject(self.subject()),
-                _ => self.err("semop", e),
-            })
-        })
+        ipc_core::retry_eintr(|| self.op(1, 0, None).map_err(|e| self.err("semop", e)))
     }
 
     /// Takes one permit, waiting as long as it takes; it returns by itself if this process

@@ -174,3 +174,22 @@ fn bad_options_and_foreign_sets_are_refused() {
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
 }
+
+#[test]
+fn the_value_and_the_undo_balance_are_bounded() {
+    let guard = LeakGuard::new();
+    let sem = SemaphoreOptions::new()
+        .create_undo(&guard.name("undo-balance"))
+        .unwrap();
+    let mut posted = 0u32;
+    let err = loop {
+        match sem.post() {
+            Ok(()) => posted += 1,
+            Err(err) => break err,
+        }
+        assert!(posted <= SEMVMX, "no bound was hit");
+    };
+    assert!(err.is_limit_exceeded(), "{err}");
+    assert_eq!(posted, SEMVMX);
+    assert_eq!(sem.value().unwrap(), SEMVMX);
+}
