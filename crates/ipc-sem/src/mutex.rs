@@ -215,6 +215,10 @@ impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
 
     /// Locks the mutex if it is free now.
     ///
+    /// When the mutex is busy the attempt costs a system call: it is a timed lock with a
+    /// time long past, because glibc's `pthread_mutex_trylock` leaves an unrecoverable
+    /// robust mutex locked by the caller. Spin on it sparingly.
+    ///
     /// # Errors
     ///
     /// `WouldBlock` if another thread holds it; otherwise as [`lock`](RobustMutex::lock).
