@@ -1,6 +1,7 @@
 // Test patterns wrap numbers into bytes on purpose.
 #![allow(clippy::cast_possible_truncation)]
 
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use ipc_core::IpcName;
@@ -273,8 +274,15 @@ fn a_scribbling_peer_causes_errors_never_crashes() {
     let writes: u64 = scribbler.recv().unwrap().parse().unwrap();
     scribbler.wait_success().unwrap();
     assert!(writes > 1000, "the scribbler barely ran ({writes} writes)");
-    assert!(
-        errors > 0,
-        "nothing noticed {writes} random writes ({sent} sent, {received} received)"
-    );
+    // Whether a random write lands in the moment between a store and the other side's load
+    // is chance (in lockstep that moment is nanoseconds), so the fuzzing above proves that
+    // nothing breaks, not that anything is noticed ({errors} errors, {sent} sent, {received}
+    // received). A write that stays is always noticed: the producer's position far ahead.
+    eprintln!("{writes} random writes: {errors} errors, {sent} sent, {received} received");
+    drop(consumer);
+    let raw = ShmOptions::new().open(&name).unwrap();
+    let (head, tail) = (raw.atomic_u64(128).unwrap(), raw.atomic_u64(256).unwrap());
+    head.store(tail.load(SeqCst).wrapping_add(1 << 40), SeqCst);
+    let err = options.open_consumer(&name).unwrap_err();
+    assert!(err.is_corrupted(), "{err}");
 }
