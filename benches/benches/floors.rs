@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipc_bench::floor::{ShmPingPong, run_peer};
+use ipc_bench::affinity;
+use ipc_bench::floor::{ShmPingPong, serve_peer_role};
 use ipc_bench::pipes::Flavour;
 use ipc_bench::transport::{Case, PingPong};
-use ipc_bench::{affinity, peer};
 
 /// Times `iters` round trips and returns the one-way time (half of it).
 fn one_way(iters: u64, mut round_trip: impl FnMut() -> ipc_core::Result<()>) -> Duration {
@@ -45,14 +45,7 @@ fn floors(c: &mut Criterion) {
 }
 
 fn main() {
-    if let Some(role) = peer::role() {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        if let Err(err) = run_peer(&role, &args) {
-            eprintln!("peer {role}: {err}");
-            std::process::exit(1);
-        }
-        return;
-    }
+    serve_peer_role();
     let mut c = Criterion::default().configure_from_args();
     floors(&mut c);
     c.final_summary();

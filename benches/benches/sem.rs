@@ -7,10 +7,10 @@
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion};
-use ipc_bench::floor::run_peer;
+use ipc_bench::affinity;
+use ipc_bench::floor::serve_peer_role;
 use ipc_bench::sems::{Flavour, Uncontended};
 use ipc_bench::transport::{Case, PingPong};
-use ipc_bench::{affinity, peer};
 
 fn sems(c: &mut Criterion) {
     let pair = affinity::cpu_pair().expect("sched_getaffinity");
@@ -48,14 +48,7 @@ fn sems(c: &mut Criterion) {
 }
 
 fn main() {
-    if let Some(role) = peer::role() {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        if let Err(err) = run_peer(&role, &args) {
-            eprintln!("peer {role}: {err}");
-            std::process::exit(1);
-        }
-        return;
-    }
+    serve_peer_role();
     let mut c = Criterion::default().configure_from_args();
     sems(&mut c);
     c.final_summary();

@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipc_bench::floor::run_peer;
+use ipc_bench::affinity;
+use ipc_bench::floor::serve_peer_role;
 use ipc_bench::sockets::Flavour;
 use ipc_bench::transport::{Case, PingPong, throughput};
-use ipc_bench::{affinity, peer};
 
 fn sockets(c: &mut Criterion) {
     let pair = affinity::cpu_pair().expect("sched_getaffinity");
@@ -54,14 +54,7 @@ fn sockets(c: &mut Criterion) {
 }
 
 fn main() {
-    if let Some(role) = peer::role() {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        if let Err(err) = run_peer(&role, &args) {
-            eprintln!("peer {role}: {err}");
-            std::process::exit(1);
-        }
-        return;
-    }
+    serve_peer_role();
     let mut c = Criterion::default().configure_from_args();
     sockets(&mut c);
     c.final_summary();

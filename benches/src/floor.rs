@@ -224,3 +224,20 @@ pub fn clock_overhead() -> Duration {
     }
     start.elapsed() / N
 }
+
+/// Serves the peer role this process was started in, if any, and exits: the first thing a
+/// benchmark binary does, since it re-executes itself as its peers. Returns when this
+/// process is not a peer.
+pub fn serve_peer_role() {
+    let Some(role) = crate::peer::role() else {
+        return;
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run_peer(&role, &args) {
+        Ok(()) => std::process::exit(0),
+        Err(err) => {
+            eprintln!("peer {role}: {err}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -490,12 +490,7 @@ impl NamedSemaphore {
     ///
     /// The error of `sem_getvalue` (none for a valid semaphore).
     pub fn value(&self) -> Result<u32> {
-        let value = self
-            .sem
-            .raw()
-            .value()
-            .map_err(|e| self.err("sem_getvalue", e))?;
-        Ok(u32::try_from(value).unwrap_or(0))
+        wait::value(self.sem.raw(), self.subject())
     }
 
     crate::permit::acquire_methods!();

@@ -169,12 +169,7 @@ impl<R: SharedRegion> Semaphore<R> {
     ///
     /// The error of `sem_getvalue` (none for a valid semaphore).
     pub fn value(&self) -> Result<u32> {
-        let value = self
-            .block
-            .sem(OBJECT)
-            .value()
-            .map_err(|e| Error::from(e).with_op("sem_getvalue"))?;
-        Ok(u32::try_from(value).unwrap_or(0))
+        wait::value(self.block.sem(OBJECT), "unnamed semaphore")
     }
 
     crate::permit::acquire_methods!();

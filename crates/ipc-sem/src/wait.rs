@@ -42,3 +42,11 @@ pub(crate) fn wait_timeout(sem: RawSem<'_>, timeout: Duration, subject: &str) ->
         })
     })
 }
+
+/// `sem_getvalue`, as a count (Linux reports 0, not a negative count, while processes wait).
+pub(crate) fn value(sem: RawSem<'_>, subject: &str) -> Result<u32> {
+    let value = sem
+        .value()
+        .map_err(|e| Error::from(e).with_op("sem_getvalue").with_subject(subject))?;
+    Ok(u32::try_from(value).unwrap_or(0))
+}
