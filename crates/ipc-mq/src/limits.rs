@@ -1,0 +1,114 @@
+//! The system's message-queue limits, and checks that name the limit a request exceeds.
+
+use ipc_core::{Error, Limit, Result};
+
+use crate::sys;
+
+const MQUEUE: &str = "/proc/sys/fs/mqueue";
+
+/// The system's limits on POSIX message queues, read from `/proc/sys/fs/mqueue/*` and
+/// `RLIMIT_MSGQUEUE`.
+///
+/// ```
+/// let limits = ipc_mq::SystemLimits::read()?;
+/// assert!(limits.msg_max >= 1 && limits.msgsize_max >= 128);
+/// # Ok::<(), ipc_core::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SystemLimits {
+    /// The largest capacity of a queue (`msg_max`).
+    pub msg_max: u64,
+    /// The largest message size of a queue (`msgsize_max`).
+    pub msgsize_max: u64,
+    /// The capacity of a queue created without one (`msg_default`).
+    pub msg_default: u64,
+    /// The message size of a queue created without one (`msgsize_default`).
+    pub msgsize_default: u64,
+    /// How many queues may exist on the system (`queues_max`).
+    pub queues_max: u64,
+    /// The bytes all of this user's queues may take (`RLIMIT_MSGQUEUE`, soft limit).
+    pub rlimit_bytes: u64,
+}
+
+fn knob(name: &str) -> Result<u64> {
+    let path = format!("{MQUEUE}/{name}");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::from(e).with_op("read").with_subject(path.clone()))?;
+    text.trim().parse().map_err(|_| {
+        Error::new(
+            "read",
+            std::io::ErrorKind::InvalidData,
+            format!("not a number: {:?}", text.trim()),
+        )
+        .with_subject(path)
+    })
+}
+
+impl SystemLimits {
+    /// Reads the limits.
+    ///
+    /// # Errors
+    ///
+    /// If `/proc/sys/fs/mqueue` cannot be read (no `/proc`, or no message-queue support).
+    pub fn read() -> Result<SystemLimits> {
+        Ok(SystemLimits {
+            msg_max: knob("msg_max")?,
+            msgsize_max: knob("msgsize_max")?,
+            msg_default: knob("msg_default")?,
+            msgsize_default: knob("msgsize_default")?,
+            queues_max: knob("queues_max")?,
+            rlimit_bytes: sys::rlimit_msgqueue()
+                .map_err(|e| Error::from(e).with_op("getrlimit(RLIMIT_MSGQUEUE)"))?,
+        })
+    }
+
+    /// The bytes the kernel charges against `RLIMIT_MSGQUEUE` for a queue of `capacity`
+    /// messages of `max_message` bytes: the messages, plus a message header (48 bytes) and
+    /// a priority-tree node (48 bytes) for each slot, as `ipc/mqueue.c` counts them on
+    /// 64-bit Linux.
+    pub fn queue_bytes(capacity: u64, max_message: u64) -> u64 {
+        capacity
+            .saturating_mul(48)
+            .saturating_add(capacity.min(32_768).saturating_mul(48))
+            .saturating_add(capacity.saturating_mul(max_message))
+    }
+
+    /// Checks a queue's capacity and message size against the limits, naming the limit
+    /// and the knob to raise.
+    pub(crate) fn check(&self, capacity: u64, max_message: u64) -> Result<()> {
+        let op = "mq_open";
+        if capacity == 0 || max_message == 0 {
+            return Err(Error::new(
+                op,
+                std::io::ErrorKind::InvalidInput,
+                "a queue needs a capacity and a message size of at least 1",
+            ));
+        }
+        if capacity > self.msg_max {
+            return Err(Error::limit_exceeded(
+                op,
+                "capacity",
+                capacity,
+                Limit::new("/proc/sys/fs/mqueue/msg_max", self.msg_max),
+            ));
+        }
+        if max_message > self.msgsize_max {
+            return Err(Error::limit_exceeded(
+                op,
+                "message size",
+                max_message,
+                Limit::new("/proc/sys/fs/mqueue/msgsize_max", self.msgsize_max),
+            ));
+        }
+        let bytes = Self::queue_bytes(capacity, max_message);
+        if bytes > self.rlimit_bytes {
+            return Err(Error::limit_exceeded(
+                op,
+                "queue bytes",
+                bytes,
+                Limit::new("RLIMIT_MSGQUEUE (ulimit -q)", self.rlimit_bytes),
+            ));
+        }
+        Ok(())
+    }
+}

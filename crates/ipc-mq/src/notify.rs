@@ -1,0 +1,138 @@
+//! Notification of a message arriving on an empty queue (`mq_notify`), without signals or
+//! threads: the kernel writes to a netlink socket that the caller can poll.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use ipc_core::{Deadline, Error, Result};
+use nix::poll::PollFlags;
+
+use crate::MessageQueue;
+use crate::sys::{self, COOKIE_LEN};
+
+/// The last byte of the cookie: the notification fired, or the registration was removed.
+const WOKEN_UP: u8 = 1;
+const REMOVED: u8 = 2;
+
+/// This process's registration for a queue's notification: the kernel signals it (once)
+/// when a message arrives on the queue while it is empty and no receiver is waiting.
+///
+/// Made by [`MessageQueue::notify`]. It is a descriptor to poll ([`AsFd`]) or to
+/// [`wait`](Notification::wait) on, fed by the kernel through a netlink socket (the
+/// mechanism glibc builds its notification threads on): no signal handler, no thread. The
+/// registration is one-shot, as `mq_notify` is: [`rearm`](Notification::rearm) it after
+/// each notification, then drain the queue (a message that arrived in between would not
+/// notify again). Dropping it unregisters.
+///
+/// Only one process may be registered for a queue at a time.
+#[derive(Debug)]
+pub struct Notification<'a> {
+    queue: &'a MessageQueue,
+    socket: OwnedFd,
+    cookie: [u8; COOKIE_LEN],
+}
+
+impl MessageQueue {
+    /// Registers this process for the queue's notification.
+    ///
+    /// ```
+    /// use ipc_core::{Deadline, IpcName};
+    /// use ipc_mq::QueueOptions;
+    /// use std::time::Duration;
+    ///
+    /// let queue = QueueOptions::new().create(&IpcName::unique("doc-notify")?)?;
+    /// let notification = queue.notify()?;
+    /// queue.send(b"ping", 0)?;
+    /// notification.wait(Deadline::after(Duration::from_secs(5)))?;
+    /// assert_eq!(queue.recv_message()?.data, b"ping");
+    /// # Ok::<(), ipc_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` if another process (or another registration of this one) is registered;
+    /// the errors of creating the netlink socket.
+    pub fn notify(&self) -> Result<Notification<'_>> {
+        let socket =
+            sys::notification_socket().map_err(|e| Error::from(e).with_op("socket(AF_NETLINK)"))?;
+        let mut notification = Notification {
+            queue: self,
+            socket,
+            cookie: [0; COOKIE_LEN],
+        };
+        notification.rearm()?;
+        Ok(notification)
+    }
+}
+
+impl Notification<'_> {
+    /// Registers again after a notification (registrations are one-shot).
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` if another process registered meanwhile.
+    pub fn rearm(&mut self) -> Result<()> {
+        sys::mq_notify(
+            self.queue.as_fd(),
+            Some((self.socket.as_fd(), &self.cookie)),
+        )
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EBUSY) => Error::new(
+                "mq_notify",
+                io::ErrorKind::AddrInUse,
+                "another registration for this queue's notification exists (one per queue)",
+            )
+            .with_subject(self.queue.name().as_str()),
+            _ => Error::from(e)
+                .with_op("mq_notify")
+                .with_subject(self.queue.name().as_str()),
+        })
+    }
+
+    /// Waits until the notification fires, at most until `deadline`, and consumes it.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if it did not fire in time; peer-gone if the registration was removed
+    /// (the queue was closed by this process, or another unregistered it).
+    pub fn wait(&self, deadline: Deadline) -> Result<()> {
+        ipc_core::poll_fd(&self.socket, PollFlags::POLLIN, deadline, "poll")
+            .map_err(|e| e.with_subject(self.queue.name().as_str()))?;
+        let mut cookie = [0u8; COOKIE_LEN];
+        let n = ipc_core::retry_eintr(|| {
+            nix::unistd::read(&self.socket, &mut cookie).map_err(|e| Error::from_errno("read", e))
+        })?;
+        match (n, cookie[COOKIE_LEN - 1]) {
+            (COOKIE_LEN, WOKEN_UP) => Ok(()),
+            (COOKIE_LEN, REMOVED) => Err(Error::peer_gone(
+                "mq_notify",
+                "the notification was unregistered",
+            )
+            .with_subject(self.queue.name().as_str())),
+            _ => Err(Error::corrupted(
+                "mq_notify",
+                format!("an unexpected notification of {n} bytes"),
+            )),
+        }
+    }
+}
+
+impl AsFd for Notification<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+impl AsRawFd for Notification<'_> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+impl Drop for Notification<'_> {
+    fn drop(&mut self) {
+        // Unregisters if this process is still registered (a fired registration is gone
+        // already, and unregistering then is a no-op).
+        let _ = sys::mq_notify(self.queue.as_fd(), None);
+    }
+}

@@ -1,0 +1,642 @@
+//! POSIX message queues.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use ipc_core::{
+    Clock, CreationMode, Deadline, Error, IpcName, Limit, MessageReceiver, MessageSender,
+    OpenIntent, Permissions, Result, Unlink, UnlinkOnDrop,
+};
+use nix::poll::PollFlags;
+
+use crate::{SystemLimits, sys};
+
+/// The highest priority a message may have (`MQ_PRIO_MAX - 1` on Linux).
+pub const MAX_PRIORITY: u32 = 32767;
+
+/// Which way a process uses a queue it opens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Direction {
+    /// Receive only (`O_RDONLY`).
+    Receive,
+    /// Send only (`O_WRONLY`).
+    Send,
+    /// Both (`O_RDWR`).
+    #[default]
+    Both,
+}
+
+impl Direction {
+    fn flags(self) -> libc::c_int {
+        match self {
+            Direction::Receive => libc::O_RDONLY,
+            Direction::Send => libc::O_WRONLY,
+            Direction::Both => libc::O_RDWR,
+        }
+    }
+}
+
+/// Options for creating or opening a [`MessageQueue`].
+///
+/// ```
+/// use ipc_core::IpcName;
+/// use ipc_mq::{Direction, QueueOptions};
+///
+/// let name = IpcName::unique("doc-jobs")?;
+/// let jobs = QueueOptions::new().capacity(8).max_message_size(256).create(&name)?;
+/// let worker = QueueOptions::new().open(&name, Direction::Receive)?;
+/// jobs.send(b"low", 1)?;
+/// jobs.send(b"urgent", 9)?;
+/// let mut buf = vec![0; worker.max_message_size()];
+/// let (len, priority) = worker.recv(&mut buf)?;
+/// assert_eq!((&buf[..len], priority), (&b"urgent"[..], 9)); // highest priority first
+/// # Ok::<(), ipc_core::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct QueueOptions {
+    capacity: Option<u64>,
+    max_message: Option<u64>,
+    mode: CreationMode,
+    permissions: Permissions,
+    nonblocking: bool,
+    accept_other_owner: bool,
+}
+
+impl QueueOptions {
+    /// The system's default capacity and message size, exclusive creation, owner-only
+    /// permissions, blocking.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many messages the queue holds (`mq_maxmsg`; at most `msg_max`).
+    #[must_use]
+    pub fn capacity(mut self, messages: u64) -> Self {
+        self.capacity = Some(messages);
+        self
+    }
+
+    /// The largest message in bytes (`mq_msgsize`; at most `msgsize_max`).
+    #[must_use]
+    pub fn max_message_size(mut self, bytes: u64) -> Self {
+        self.max_message = Some(bytes);
+        self
+    }
+
+    /// What [`create`](QueueOptions::create) does when the name exists.
+    #[must_use]
+    pub fn creation_mode(mut self, mode: CreationMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The permissions of a created queue, applied exactly (the umask does not narrow them).
+    #[must_use]
+    pub fn permissions(mut self, permissions: Permissions) -> Self {
+        self.permissions = permissions;
+        self
+    }
+
+    /// Opens the queue non-blocking: every operation that would wait fails with
+    /// `WouldBlock` instead (see [`MessageQueue::set_nonblocking`]).
+    #[must_use]
+    pub fn nonblocking(mut self, nonblocking: bool) -> Self {
+        self.nonblocking = nonblocking;
+        self
+    }
+
+    /// Whether [`open`](QueueOptions::open) accepts a queue owned by another user (refused
+    /// by default: its owner decides who may send and read).
+    #[must_use]
+    pub fn accept_other_owner(mut self, accept: bool) -> Self {
+        self.accept_other_owner = accept;
+        self
+    }
+
+    fn flags(&self, direction: Direction) -> libc::c_int {
+        direction.flags()
+            | if self.nonblocking {
+                libc::O_NONBLOCK
+            } else {
+                0
+            }
+    }
+
+    /// Creates the queue `name` for sending and receiving (or opens it, as the creation
+    /// mode allows). The process that created it removes the name on drop, unless
+    /// [`persist`](MessageQueue::persist)ed.
+    ///
+    /// # Errors
+    ///
+    /// A limit error naming the knob (`msg_max`, `msgsize_max`, `RLIMIT_MSGQUEUE`,
+    /// `queues_max`) when the queue would exceed it; `AlreadyExists` for an exclusive
+    /// creation of a taken name; `PermissionDenied`; the errors of `mq_open`.
+    pub fn create(&self, name: &IpcName) -> Result<MessageQueue> {
+        let limits = SystemLimits::read()?;
+        let capacity = self.capacity.unwrap_or(limits.msg_default);
+        let max_message = self.max_message.unwrap_or(limits.msgsize_default);
+        limits
+            .check(capacity, max_message)
+            .map_err(|e| e.with_subject(name.as_str()))?;
+        let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let opened = self.mode.open_with(
+            |intent| {
+                let create = match intent {
+                    OpenIntent::Create => libc::O_CREAT | libc::O_EXCL,
+                    OpenIntent::OpenExisting => 0,
+                };
+                sys::mq_open(
+                    name.as_cstr(),
+                    self.flags(Direction::Both) | create,
+                    0o600,
+                    to_i64(capacity),
+                    to_i64(max_message),
+                )
+                .map_err(|e| open_error(e, name, &limits))
+            },
+            || {
+                sys::mq_unlink(name.as_cstr()).map_err(|e| {
+                    Error::from(e)
+                        .with_op("mq_unlink")
+                        .with_subject(name.as_str())
+                })
+            },
+        )?;
+        let fd = opened.object;
+        if opened.created {
+            self.permissions
+                .apply(fd.as_fd())
+                .map_err(|e| e.with_subject(name.as_str()))?;
+        } else {
+            check_owner(&fd, name, self.accept_other_owner)?;
+        }
+        MessageQueue::new(fd, name, opened.created)
+    }
+
+    /// Opens the existing queue `name` to use as `direction` says.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if there is none; `PermissionDenied` if this user may not use it that
+    /// way, or it belongs to another user (unless accepted); the errors of `mq_open`.
+    pub fn open(&self, name: &IpcName, direction: Direction) -> Result<MessageQueue> {
+        let limits = SystemLimits::read()?;
+        let fd = sys::mq_open(name.as_cstr(), self.flags(direction), 0, 0, 0)
+            .map_err(|e| open_error(e, name, &limits))?;
+        check_owner(&fd, name, self.accept_other_owner)?;
+        MessageQueue::new(fd, name, false)
+    }
+}
+
+/// `mq_open`'s error, with the limit behind `EMFILE`, `ENOSPC` and `EINVAL` named.
+fn open_error(e: io::Error, name: &IpcName, limits: &SystemLimits) -> Error {
+    let explained = match e.raw_os_error() {
+        Some(libc::ENOSPC) => Some(format!(
+            "the system's queues are all in use: raise /proc/sys/fs/mqueue/queues_max (now {})",
+            limits.queues_max
+        )),
+        Some(libc::EMFILE) => Some(format!(
+            "this user's queues would exceed RLIMIT_MSGQUEUE ({} bytes; raise it with ulimit -q), \
+             or this process has too many descriptors open",
+            limits.rlimit_bytes
+        )),
+        _ => None,
+    };
+    match explained {
+        Some(message) => Error::new("mq_open", e.kind(), message).with_subject(name.as_str()),
+        None => Error::from(e)
+            .with_op("mq_open")
+            .with_subject(name.as_str()),
+    }
+}
+
+fn check_owner(fd: &OwnedFd, name: &IpcName, accept_other_owner: bool) -> Result<()> {
+    let owner = nix::sys::stat::fstat(fd.as_fd())
+        .map_err(|e| Error::from_errno("fstat", e).with_subject(name.as_str()))?
+        .st_uid;
+    let me = nix::unistd::geteuid().as_raw();
+    if owner != me && !accept_other_owner {
+        return Err(Error::new(
+            "mq_open",
+            io::ErrorKind::PermissionDenied,
+            format!("owned by uid {owner}, not {me}; see QueueOptions::accept_other_owner"),
+        )
+        .with_subject(name.as_str()));
+    }
+    Ok(())
+}
+
+/// A queue's name and the queue it led to when this process created it (mqueue inode).
+#[derive(Debug)]
+struct QueueName {
+    name: IpcName,
+    id: (u64, u64),
+}
+
+impl Unlink for QueueName {
+    /// Removes the name, unless it now leads to another queue (one created after a purge).
+    fn unlink(&self) -> Result<()> {
+        if let Ok(current) = sys::mq_open(self.name.as_cstr(), libc::O_RDONLY, 0, 0, 0) {
+            let same = std::fs::File::from(current)
+                .metadata()
+                .is_ok_and(|meta| (meta.dev(), meta.ino()) == self.id);
+            if !same {
+                return Err(Error::new(
+                    "mq_unlink",
+                    io::ErrorKind::NotFound,
+                    "the name now leads to another queue; left alone",
+                )
+                .with_subject(self.name.as_str()));
+            }
+        }
+        sys::mq_unlink(self.name.as_cstr()).map_err(|e| {
+            Error::from(e)
+                .with_op("mq_unlink")
+                .with_subject(self.name.as_str())
+        })
+    }
+}
+
+/// A queue's attributes, as [`MessageQueue::attributes`] reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueAttributes {
+    /// How many messages it holds at most.
+    pub capacity: u64,
+    /// The largest message in bytes.
+    pub max_message_size: u64,
+    /// How many messages it holds now.
+    pub queued: u64,
+    /// Whether this descriptor is non-blocking.
+    pub nonblocking: bool,
+}
+
+/// A message received whole, with its priority.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The bytes.
+    pub data: Vec<u8>,
+    /// Its priority (higher first).
+    pub priority: u32,
+}
+
+/// A POSIX message queue: whole messages with priorities between processes, kept by the
+/// kernel, highest priority first and in order within a priority.
+///
+/// Its descriptor is close-on-exec and can be polled ([`AsFd`]). Its creator removes the
+/// name on drop (processes that have it open keep using it). The handle may be shared
+/// between threads.
+///
+/// **Delivery is at most once**: a message is gone from the queue once a receiver has it,
+/// so a receiver that dies before handling it loses it.
+#[derive(Debug)]
+pub struct MessageQueue {
+    fd: OwnedFd,
+    max_message: usize,
+    name: UnlinkOnDrop<QueueName>,
+}
+
+impl MessageQueue {
+    fn new(fd: OwnedFd, name: &IpcName, created: bool) -> Result<MessageQueue> {
+        let (_, msgsize, _, _) =
+            sys::mq_getattr(fd.as_fd()).map_err(|e| Error::from(e).with_op("mq_getattr"))?;
+        let meta = nix::sys::stat::fstat(fd.as_fd())
+            .map_err(|e| Error::from_errno("fstat", e).with_subject(name.as_str()))?;
+        let target = QueueName {
+            name: name.clone(),
+            id: (meta.st_dev, meta.st_ino),
+        };
+        Ok(MessageQueue {
+            fd,
+            max_message: usize::try_from(msgsize).unwrap_or(0),
+            name: if created {
+                UnlinkOnDrop::owned(target)
+            } else {
+                UnlinkOnDrop::not_owned(target)
+            },
+        })
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &IpcName {
+        &self.name.get().name
+    }
+
+    /// The largest message the queue takes, and the smallest buffer a receive accepts.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message
+    }
+
+    /// Keeps the name after this handle is dropped.
+    pub fn persist(&mut self) {
+        self.name.persist();
+    }
+
+    /// Removes the name now; processes that have the queue open keep using it.
+    ///
+    /// # Errors
+    ///
+    /// The error of `mq_unlink`.
+    pub fn unlink(&mut self) -> Result<()> {
+        self.name.unlink()
+    }
+
+    fn subject(&self) -> &str {
+        self.name().as_str()
+    }
+
+    /// The queue's attributes now.
+    ///
+    /// # Errors
+    ///
+    /// The error of `mq_getattr` (none for an open queue).
+    pub fn attributes(&self) -> Result<QueueAttributes> {
+        let (capacity, msgsize, queued, flags) = sys::mq_getattr(self.fd.as_fd()).map_err(|e| {
+            Error::from(e)
+                .with_op("mq_getattr")
+                .with_subject(self.subject())
+        })?;
+        let count = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(QueueAttributes {
+            capacity: count(capacity),
+            max_message_size: count(msgsize),
+            queued: count(queued),
+            nonblocking: flags & i64::from(libc::O_NONBLOCK) != 0,
+        })
+    }
+
+    /// Makes this descriptor non-blocking (every operation that would wait fails with
+    /// `WouldBlock`) or blocking again. Other descriptors of the queue are not affected.
+    ///
+    /// # Errors
+    ///
+    /// The error of `mq_setattr` (none for an open queue).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> Result<()> {
+        sys::mq_set_nonblocking(self.fd.as_fd(), nonblocking).map_err(|e| {
+            Error::from(e)
+                .with_op("mq_setattr")
+                .with_subject(self.subject())
+        })
+    }
+
+    fn send_with(&self, msg: &[u8], priority: u32, wait: Wait, op: &'static str) -> Result<()> {
+        if msg.len() > self.max_message {
+            let limit = Limit::new("the queue's mq_msgsize", self.max_message as u64);
+            return Err(
+                Error::limit_exceeded(op, "message size", msg.len() as u64, limit)
+                    .with_subject(self.subject()),
+            );
+        }
+        if priority > MAX_PRIORITY {
+            let limit = Limit::new("MQ_PRIO_MAX - 1", u64::from(MAX_PRIORITY));
+            return Err(
+                Error::limit_exceeded(op, "priority", u64::from(priority), limit)
+                    .with_subject(self.subject()),
+            );
+        }
+        wait.run(op, self.subject(), |at| {
+            sys::mq_send(self.fd.as_fd(), msg, priority, at)
+        })
+    }
+
+    /// Sends `msg` with `priority` (0 to [`MAX_PRIORITY`], higher first), waiting for room
+    /// as long as it takes. Signals interrupt nothing.
+    ///
+    /// # Errors
+    ///
+    /// A limit error for a message above the queue's size or a priority above
+    /// [`MAX_PRIORITY`] (nothing is sent); `WouldBlock` on a non-blocking queue that is full;
+    /// `PermissionDenied` on a queue opened for receiving only (`EBADF`).
+    pub fn send(&self, msg: &[u8], priority: u32) -> Result<()> {
+        self.send_with(msg, priority, Wait::Block, "mq_send")
+    }
+
+    /// Sends `msg` if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if the queue is full; otherwise as [`send`](MessageQueue::send).
+    pub fn try_send(&self, msg: &[u8], priority: u32) -> Result<()> {
+        self.send_with(msg, priority, Wait::Try, "mq_send")
+    }
+
+    /// Sends `msg`, waiting at most `timeout` for room (measured against the wall clock,
+    /// as `mq_timedsend` does).
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if the queue stayed full; otherwise as [`send`](MessageQueue::send).
+    pub fn send_timeout(&self, msg: &[u8], priority: u32, timeout: Duration) -> Result<()> {
+        self.send_with(
+            msg,
+            priority,
+            Wait::Until(Deadline::after(timeout)),
+            "mq_timedsend",
+        )
+    }
+
+    fn recv_with(&self, buf: &mut [u8], wait: Wait, op: &'static str) -> Result<(usize, u32)> {
+        if buf.len() < self.max_message {
+            // The kernel refuses any buffer smaller than the queue's message size, whatever
+            // the length of the message waiting.
+            return Err(Error::buffer_too_small(op, self.max_message, buf.len())
+                .with_subject(self.subject()));
+        }
+        wait.run(op, self.subject(), |at| {
+            sys::mq_receive(self.fd.as_fd(), buf, at)
+        })
+    }
+
+    /// Receives the highest-priority message into `buf`, waiting as long as it takes, and
+    /// returns its length and priority.
+    ///
+    /// # Errors
+    ///
+    /// Buffer-too-small if `buf` is smaller than [`max_message_size`](MessageQueue::max_message_size)
+    /// (nothing is received); `WouldBlock` on a non-blocking queue that is empty;
+    /// `PermissionDenied` on a queue opened for sending only.
+    pub fn recv(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+        self.recv_with(buf, Wait::Block, "mq_receive")
+    }
+
+    /// Receives a message if one is there now.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if the queue is empty; otherwise as [`recv`](MessageQueue::recv).
+    pub fn try_recv(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+        self.recv_with(buf, Wait::Try, "mq_receive")
+    }
+
+    /// Receives a message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if none came; otherwise as [`recv`](MessageQueue::recv).
+    pub fn recv_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<(usize, u32)> {
+        self.recv_with(
+            buf,
+            Wait::Until(Deadline::after(timeout)),
+            "mq_timedreceive",
+        )
+    }
+
+    /// Receives a message into a buffer sized from the queue's attributes.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](MessageQueue::recv).
+    pub fn recv_message(&self) -> Result<Message> {
+        self.recv_owned(Wait::Block, "mq_receive")
+    }
+
+    /// [`recv_message`](MessageQueue::recv_message) if a message is there now.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](MessageQueue::try_recv).
+    pub fn try_recv_message(&self) -> Result<Message> {
+        self.recv_owned(Wait::Try, "mq_receive")
+    }
+
+    /// [`recv_message`](MessageQueue::recv_message), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](MessageQueue::recv_timeout).
+    pub fn recv_message_timeout(&self, timeout: Duration) -> Result<Message> {
+        self.recv_owned(Wait::Until(Deadline::after(timeout)), "mq_timedreceive")
+    }
+
+    fn recv_owned(&self, wait: Wait, op: &'static str) -> Result<Message> {
+        let mut data = vec![0; self.max_message];
+        let (len, priority) = self.recv_with(&mut data, wait, op)?;
+        data.truncate(len);
+        Ok(Message { data, priority })
+    }
+
+    /// Waits until a message can be received (or, with `writable`, sent), at most until
+    /// `deadline`: the descriptor polled, for callers that multiplex.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if it did not become ready in time.
+    pub fn wait_ready(&self, writable: bool, deadline: Deadline) -> Result<()> {
+        let flags = if writable {
+            PollFlags::POLLOUT
+        } else {
+            PollFlags::POLLIN
+        };
+        ipc_core::poll_fd(&self.fd, flags, deadline, "poll")
+            .map(drop)
+            .map_err(|e| e.with_subject(self.subject()))
+    }
+}
+
+/// How an operation may wait.
+#[derive(Clone, Copy, Debug)]
+enum Wait {
+    Block,
+    Try,
+    Until(Deadline),
+}
+
+/// A time long past, for an attempt that must not wait.
+const LONG_AGO: libc::timespec = libc::timespec {
+    tv_sec: 0,
+    tv_nsec: 0,
+};
+
+impl Wait {
+    /// Runs a queue call that takes an absolute `CLOCK_REALTIME` time (or none to block),
+    /// retrying `EINTR` against the deadline and naming the outcome.
+    fn run<T>(
+        self,
+        op: &'static str,
+        subject: &str,
+        mut call: impl FnMut(Option<&libc::timespec>) -> io::Result<T>,
+    ) -> Result<T> {
+        let deadline = match self {
+            Wait::Until(deadline) => deadline,
+            Wait::Block | Wait::Try => Deadline::NEVER,
+        };
+        deadline.retry(|deadline| {
+            let at = match self {
+                Wait::Block => None,
+                // A time already past: the call succeeds if it can at once, and times out
+                // otherwise (also on a blocking descriptor).
+                Wait::Try => Some(LONG_AGO),
+                Wait::Until(_) => Some(
+                    deadline
+                        .absolute_timespec(Clock::Realtime)?
+                        .unwrap_or(LONG_AGO),
+                ),
+            };
+            call(at.as_ref()).map_err(|e| match e.raw_os_error() {
+                Some(libc::EAGAIN) => Error::would_block(op).with_subject(subject),
+                Some(libc::ETIMEDOUT) if matches!(self, Wait::Try) => {
+                    Error::would_block(op).with_subject(subject)
+                }
+                Some(libc::ETIMEDOUT) => Error::timed_out(op).with_subject(subject),
+                Some(libc::EBADF) => Error::new(
+                    op,
+                    io::ErrorKind::PermissionDenied,
+                    "the queue was not opened for this direction",
+                )
+                .with_subject(subject),
+                _ => Error::from(e).with_op(op).with_subject(subject),
+            })
+        })
+    }
+}
+
+impl AsFd for MessageQueue {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for MessageQueue {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl MessageSender for MessageQueue {
+    /// Sends at priority 0.
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        MessageQueue::send(self, msg, 0)
+    }
+
+    fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        MessageQueue::try_send(self, msg, 0)
+    }
+
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        MessageQueue::send_timeout(self, msg, 0, timeout)
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.max_message
+    }
+}
+
+impl MessageReceiver for MessageQueue {
+    /// Receives the highest-priority message (its priority is dropped).
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        MessageQueue::recv(self, buf).map(|(len, _)| len)
+    }
+
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        MessageQueue::try_recv(self, buf).map(|(len, _)| len)
+    }
+
+    fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        MessageQueue::recv_timeout(self, buf, timeout).map(|(len, _)| len)
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.max_message
+    }
+}

@@ -1,0 +1,183 @@
+//! The crate's only unsafe code: the POSIX message queue calls, made on the queue's
+//! descriptor (on Linux an `mqd_t` is a file descriptor), and the raw `mq_notify` system
+//! call with a netlink socket (glibc's wrapper would start a thread instead).
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `mq_open(name, flags, mode, attr)`; `attr` only matters with `O_CREAT`.
+pub(crate) fn mq_open(
+    name: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+    capacity: i64,
+    max_message: i64,
+) -> io::Result<OwnedFd> {
+    // SAFETY: an all-zero `mq_attr` is valid; the fields set are plain integers.
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    attr.mq_maxmsg = capacity;
+    attr.mq_msgsize = max_message;
+    // SAFETY: `name` is NUL-terminated, `attr` a valid `mq_attr` for the call; the variadic
+    // mode and attribute pointer are passed as `mq_open` reads them.
+    let mqd = unsafe {
+        libc::mq_open(
+            name.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            libc::c_uint::from(mode),
+            std::ptr::from_mut(&mut attr),
+        )
+    };
+    if mqd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on Linux a queue descriptor is a file descriptor, new and owned by nobody
+    // else; closing it is `mq_close`.
+    Ok(unsafe { OwnedFd::from_raw_fd(mqd) })
+}
+
+/// `mq_unlink(name)`.
+pub(crate) fn mq_unlink(name: &CStr) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated.
+    check(unsafe { libc::mq_unlink(name.as_ptr()) })
+}
+
+/// A queue's attributes: (capacity, maximum message size, messages queued, flags).
+pub(crate) fn mq_getattr(mqd: BorrowedFd<'_>) -> io::Result<(i64, i64, i64, i64)> {
+    // SAFETY: an all-zero `mq_attr` is valid and the kernel fills it in.
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    // SAFETY: `mqd` is an open queue descriptor for the call; `attr` is writable.
+    check(unsafe { libc::mq_getattr(mqd.as_raw_fd(), &mut attr) })?;
+    Ok((
+        attr.mq_maxmsg,
+        attr.mq_msgsize,
+        attr.mq_curmsgs,
+        attr.mq_flags,
+    ))
+}
+
+/// Sets or clears `O_NONBLOCK` on the queue description.
+pub(crate) fn mq_set_nonblocking(mqd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
+    // SAFETY: an all-zero `mq_attr` is valid; only `mq_flags` is read by `mq_setattr`.
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    attr.mq_flags = if nonblocking {
+        i64::from(libc::O_NONBLOCK)
+    } else {
+        0
+    };
+    // SAFETY: an open descriptor; `attr` valid for reading, the old attributes not asked.
+    check(unsafe { libc::mq_setattr(mqd.as_raw_fd(), &attr, std::ptr::null_mut()) })
+}
+
+/// `mq_timedsend` (or `mq_send` without a time): `EINTR`, `EAGAIN`, `ETIMEDOUT` returned.
+pub(crate) fn mq_send(
+    mqd: BorrowedFd<'_>,
+    msg: &[u8],
+    priority: u32,
+    at: Option<&libc::timespec>,
+) -> io::Result<()> {
+    let fd = mqd.as_raw_fd();
+    // SAFETY: an open descriptor; `msg` is valid for `msg.len()` bytes and `at` for reading.
+    check(unsafe {
+        match at {
+            Some(at) => libc::mq_timedsend(fd, msg.as_ptr().cast(), msg.len(), priority, at),
+            None => libc::mq_send(fd, msg.as_ptr().cast(), msg.len(), priority),
+        }
+    })
+}
+
+/// `mq_timedreceive` (or `mq_receive` without a time) into `buf`: (length, priority).
+pub(crate) fn mq_receive(
+    mqd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    at: Option<&libc::timespec>,
+) -> io::Result<(usize, u32)> {
+    let fd = mqd.as_raw_fd();
+    let mut priority = 0;
+    // SAFETY: an open descriptor; `buf` is writable for `buf.len()` bytes, `priority` is a
+    // valid out-pointer and `at` valid for reading.
+    let n = unsafe {
+        match at {
+            Some(at) => {
+                libc::mq_timedreceive(fd, buf.as_mut_ptr().cast(), buf.len(), &mut priority, at)
+            }
+            None => libc::mq_receive(fd, buf.as_mut_ptr().cast(), buf.len(), &mut priority),
+        }
+    };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    Ok((n, priority))
+}
+
+/// The length of the cookie the kernel sends through the netlink socket
+/// (`NOTIFY_COOKIE_LEN`); its last byte says why.
+pub(crate) const COOKIE_LEN: usize = 32;
+
+/// Registers `socket` (a netlink socket) for the queue's notification with the raw
+/// `mq_notify` system call: the kernel sends `cookie` through the socket when a message
+/// arrives on the empty queue. `None` unregisters.
+pub(crate) fn mq_notify(
+    mqd: BorrowedFd<'_>,
+    socket: Option<(BorrowedFd<'_>, &[u8; COOKIE_LEN])>,
+) -> io::Result<()> {
+    // SAFETY: an all-zero `sigevent` is valid; the fields set are plain values.
+    let mut event: libc::sigevent = unsafe { std::mem::zeroed() };
+    let event_ptr = match socket {
+        Some((socket, cookie)) => {
+            // SIGEV_THREAD with a socket in `sigev_signo` and the cookie's address in the
+            // value is the kernel's netlink notification (the one glibc builds its
+            // notification threads on).
+            event.sigev_notify = libc::SIGEV_THREAD;
+            event.sigev_signo = socket.as_raw_fd();
+            event.sigev_value = libc::sigval {
+                sival_ptr: cookie.as_ptr().cast_mut().cast(),
+            };
+            std::ptr::from_ref(&event)
+        }
+        None => std::ptr::null(),
+    };
+    // SAFETY: the raw system call (not glibc's wrapper, which would replace the socket with
+    // its own thread); `event_ptr` is null or a valid `sigevent` whose cookie pointer is
+    // valid for `COOKIE_LEN` bytes, which the kernel copies during the call.
+    let ret = unsafe { libc::syscall(libc::SYS_mq_notify, mqd.as_raw_fd(), event_ptr) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A netlink socket to receive queue notifications on (close-on-exec).
+pub(crate) fn notification_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain integer arguments.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `getrlimit(RLIMIT_MSGQUEUE)`: the soft limit in bytes.
+pub(crate) fn rlimit_msgqueue() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid out-pointer.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_MSGQUEUE, &mut limit) })?;
+    Ok(limit.rlim_cur)
+}
