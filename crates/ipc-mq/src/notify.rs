@@ -55,14 +55,32 @@ impl MessageQueue {
     pub fn notify(&self) -> Result<Notification<'_>> {
         let socket =
             sys::notification_socket().map_err(|e| Error::from(e).with_op("socket(AF_NETLINK)"))?;
-        let mut notification = Notification {
+        let cookie = [0; COOKIE_LEN];
+        // Registered before the value exists: a failed registration must not run the
+        // drop, which would remove the registration that is in the way.
+        register(self, &socket, &cookie)?;
+        Ok(Notification {
             queue: self,
             socket,
-            cookie: [0; COOKIE_LEN],
-        };
-        notification.rearm()?;
-        Ok(notification)
+            cookie,
+        })
     }
+}
+
+fn register(queue: &MessageQueue, socket: &OwnedFd, cookie: &[u8; COOKIE_LEN]) -> Result<()> {
+    sys::mq_notify(queue.as_fd(), Some((socket.as_fd(), cookie))).map_err(|e| {
+        match e.raw_os_error() {
+            Some(libc::EBUSY) => Error::new(
+                "mq_notify",
+                io::ErrorKind::AddrInUse,
+                "another registration for this queue's notification exists (one per queue)",
+            )
+            .with_subject(queue.name().as_str()),
+            _ => Error::from(e)
+                .with_op("mq_notify")
+                .with_subject(queue.name().as_str()),
+        }
+    })
 }
 
 impl Notification<'_> {
@@ -72,21 +90,7 @@ impl Notification<'_> {
     ///
     /// `AddrInUse` if another process registered meanwhile.
     pub fn rearm(&mut self) -> Result<()> {
-        sys::mq_notify(
-            self.queue.as_fd(),
-            Some((self.socket.as_fd(), &self.cookie)),
-        )
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::EBUSY) => Error::new(
-                "mq_notify",
-                io::ErrorKind::AddrInUse,
-                "another registration for this queue's notification exists (one per queue)",
-            )
-            .with_subject(self.queue.name().as_str()),
-            _ => Error::from(e)
-                .with_op("mq_notify")
-                .with_subject(self.queue.name().as_str()),
-        })
+        register(self.queue, &self.socket, &self.cookie)
     }
 
     /// Waits until the notification fires, at most until `deadline`, and consumes it.

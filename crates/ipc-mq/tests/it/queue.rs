@@ -1,0 +1,435 @@
+// The limit tests lower RLIMIT_MSGQUEUE in a peer with a raw `setrlimit`.
+#![allow(unsafe_code)]
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use ipc_core::{
+    Access, CreationMode, Deadline, IpcName, MessageReceiver, MessageSender, Permissions,
+};
+use ipc_mq::{Direction, MAX_PRIORITY, MessageQueue, QueueOptions, SystemLimits};
+use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, SignalStorm, run_unprivileged};
+
+fn small() -> QueueOptions {
+    QueueOptions::new().capacity(4).max_message_size(128)
+}
+
+fn open(name: &IpcName, direction: Direction) -> MessageQueue {
+    QueueOptions::new().open(name, direction).unwrap()
+}
+
+/// Creates queue arg 0, sends "left behind" and persists nothing: says ready, then hangs
+/// until killed, so that the name stays after a crash.
+pub fn create_and_die_role(ctx: &mut PeerContext) -> PeerResult {
+    let queue = small().create(&IpcName::new(ctx.arg(0)?)?)?;
+    queue.send(b"left behind", 3)?;
+    ctx.ready()?;
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Opens queue arg 0 to receive, takes arg 1 messages, reports their first bytes, and
+/// hangs until killed.
+pub fn consume_role(ctx: &mut PeerContext) -> PeerResult {
+    let queue = QueueOptions::new().open(&IpcName::new(ctx.arg(0)?)?, Direction::Receive)?;
+    let count: usize = ctx.arg(1)?.parse()?;
+    let mut taken = Vec::new();
+    for _ in 0..count {
+        taken.push(queue.recv_message()?.data[0].to_string());
+    }
+    ctx.ready_with(&taken.join(","))?;
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Opens queue arg 0 to send, says ready, waits for a line, then sends it.
+pub fn send_role(ctx: &mut PeerContext) -> PeerResult {
+    let queue = QueueOptions::new().open(&IpcName::new(ctx.arg(0)?)?, Direction::Send)?;
+    ctx.ready()?;
+    let line = ctx.recv()?;
+    queue.send(line.as_bytes(), 0)?;
+    Ok(())
+}
+
+/// Opens queue arg 0 (accepting another owner if arg 1 is "accept"), sends and receives a
+/// message, and reports "ok" or the error kind.
+pub fn open_role(ctx: &mut PeerContext) -> PeerResult {
+    let name = IpcName::new(ctx.arg(0)?)?;
+    let accept = ctx.arg(1)? == "accept";
+    ctx.ready()?;
+    let result = QueueOptions::new()
+        .accept_other_owner(accept)
+        .open(&name, Direction::Both)
+        .and_then(|queue| {
+            queue.send(b"hi", 0)?;
+            queue.recv_message()
+        });
+    match result {
+        Ok(_) => ctx.send("ok")?,
+        Err(err) => ctx.send(&format!("{:?}", err.kind()))?,
+    }
+    Ok(())
+}
+
+/// Tries to register for queue arg 0's notification and reports the outcome.
+pub fn notify_role(ctx: &mut PeerContext) -> PeerResult {
+    let queue = QueueOptions::new().open(&IpcName::new(ctx.arg(0)?)?, Direction::Receive)?;
+    ctx.ready()?;
+    match queue.notify() {
+        Ok(_) => ctx.send("registered")?,
+        Err(err) => ctx.send(&format!("{:?}", err.kind()))?,
+    }
+    Ok(())
+}
+
+/// Lowers RLIMIT_MSGQUEUE to arg 1 bytes, then creates queues arg 0-a, arg 0-b of 10
+/// messages of 8000 bytes and reports each outcome ("ok" or the limit's name or the error).
+pub fn rlimit_role(ctx: &mut PeerContext) -> PeerResult {
+    let bytes: u64 = ctx.arg(1)?.parse()?;
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: a valid rlimit for the call.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_MSGQUEUE, &limit) }, 0);
+    ctx.ready()?;
+    let mut queues = Vec::new();
+    for suffix in ["a", "b"] {
+        let name = IpcName::new(format!("{}-{suffix}", ctx.arg(0)?))?;
+        match QueueOptions::new()
+            .capacity(10)
+            .max_message_size(8000)
+            .create(&name)
+        {
+            Ok(queue) => {
+                queues.push(queue);
+                ctx.send("ok")?;
+            }
+            Err(err) => match err.limit() {
+                Some(limit) => ctx.send(&format!("limit {}", limit.name()))?,
+                None => ctx.send(&format!("{:?}: {err}", err.kind()))?,
+            },
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn messages_arrive_by_priority_then_in_order() {
+    let guard = LeakGuard::new();
+    let queue = QueueOptions::new()
+        .capacity(8)
+        .max_message_size(64)
+        .create(&guard.name("prio"))
+        .unwrap();
+    for (msg, priority) in [("a", 1), ("b", 5), ("c", 1), ("d", MAX_PRIORITY), ("e", 0)] {
+        queue.send(msg.as_bytes(), priority).unwrap();
+    }
+    let order: Vec<(String, u32)> = (0..5)
+        .map(|_| {
+            let m = queue.recv_message().unwrap();
+            (String::from_utf8(m.data).unwrap(), m.priority)
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [("d", MAX_PRIORITY), ("b", 5), ("a", 1), ("c", 1), ("e", 0)]
+            .map(|(m, p)| (m.to_owned(), p))
+    );
+    let err = queue.send(b"x", MAX_PRIORITY + 1).unwrap_err();
+    assert!(err.is_limit_exceeded(), "{err}");
+}
+
+#[test]
+fn full_and_empty_queues_in_every_mode() {
+    let guard = LeakGuard::new();
+    let name = guard.name("full");
+    let queue = small().create(&name).unwrap();
+    assert!(queue.try_recv_message().unwrap_err().is_would_block());
+    let start = Instant::now();
+    assert!(
+        queue
+            .recv_message_timeout(Duration::from_millis(30))
+            .unwrap_err()
+            .is_timeout()
+    );
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    for i in 0..4u8 {
+        queue.try_send(&[i], 0).unwrap();
+    }
+    assert_eq!(queue.attributes().unwrap().queued, 4);
+    assert!(queue.try_send(b"x", 0).unwrap_err().is_would_block());
+    let start = Instant::now();
+    assert!(
+        queue
+            .send_timeout(b"x", 0, Duration::from_millis(30))
+            .unwrap_err()
+            .is_timeout()
+    );
+    assert!(start.elapsed() >= Duration::from_millis(30));
+
+    // A non-blocking descriptor never waits, whatever the call.
+    let nonblocking = QueueOptions::new()
+        .nonblocking(true)
+        .open(&name, Direction::Both)
+        .unwrap();
+    assert!(nonblocking.attributes().unwrap().nonblocking);
+    assert!(nonblocking.send(b"x", 0).unwrap_err().is_would_block());
+    for _ in 0..4 {
+        nonblocking.recv_message().unwrap();
+    }
+    assert!(nonblocking.recv_message().unwrap_err().is_would_block());
+    nonblocking.set_nonblocking(false).unwrap();
+    assert!(!nonblocking.attributes().unwrap().nonblocking);
+    // The other descriptor's mode is its own.
+    assert!(!queue.attributes().unwrap().nonblocking);
+}
+
+#[test]
+fn sizes_are_checked_and_nothing_is_lost() {
+    let guard = LeakGuard::new();
+    let queue = small().create(&guard.name("sizes")).unwrap();
+    let err = queue.send(&[0; 129], 0).unwrap_err();
+    assert!(err.is_limit_exceeded(), "{err}");
+    assert_eq!(err.limit().unwrap().value(), 128);
+    queue.send(b"kept", 0).unwrap();
+    let mut small_buf = [0u8; 16];
+    let err = queue.recv(&mut small_buf).unwrap_err();
+    assert!(err.is_buffer_too_small(), "{err}");
+    assert_eq!(err.needed_len(), Some(128));
+    assert_eq!(queue.recv_message().unwrap().data, b"kept");
+}
+
+#[test]
+fn limits_are_named() {
+    let guard = LeakGuard::new();
+    let name = guard.name("limits");
+    let limits = SystemLimits::read().unwrap();
+    let err = QueueOptions::new()
+        .capacity(limits.msg_max + 1)
+        .create(&name)
+        .unwrap_err();
+    assert!(err.to_string().contains("msg_max"), "{err}");
+    let err = QueueOptions::new()
+        .max_message_size(limits.msgsize_max + 1)
+        .create(&name)
+        .unwrap_err();
+    assert!(err.to_string().contains("msgsize_max"), "{err}");
+
+    // Below the per-queue checks, the per-user byte limit: a queue too big for it, and
+    // two that fit alone but not together.
+    let mut peer = Peer::spawn("mq-rlimit", &[name.as_str(), "50000"]);
+    assert_eq!(peer.recv().unwrap(), "limit RLIMIT_MSGQUEUE (ulimit -q)");
+    assert_eq!(peer.recv().unwrap(), "limit RLIMIT_MSGQUEUE (ulimit -q)");
+    peer.wait_success().unwrap();
+    let mut peer = Peer::spawn("mq-rlimit", &[name.as_str(), "100000"]);
+    assert_eq!(peer.recv().unwrap(), "ok");
+    let second = peer.recv().unwrap();
+    assert!(second.contains("RLIMIT_MSGQUEUE"), "{second}");
+    peer.wait_success().unwrap();
+}
+
+#[test]
+fn a_stale_queue_left_by_a_crash_is_handled_by_the_creation_modes() {
+    let guard = LeakGuard::new();
+    let name = guard.name("stale");
+    let mut peer = Peer::spawn("mq-create-and-die", &[name.as_str()]);
+    peer.kill().unwrap();
+    let err = small().create(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists, "{err}");
+    let reused = small()
+        .creation_mode(CreationMode::OpenOrCreate)
+        .create(&name)
+        .unwrap();
+    assert_eq!(reused.recv_message().unwrap().data, b"left behind");
+    drop(reused);
+    let fresh = small()
+        .creation_mode(CreationMode::PurgeAndCreate)
+        .create(&name)
+        .unwrap();
+    assert_eq!(fresh.attributes().unwrap().queued, 0);
+}
+
+/// Delivery is at most once: what a consumer took before it died is gone.
+#[test]
+fn a_consumer_killed_mid_stream_takes_its_messages_with_it() {
+    let guard = LeakGuard::new();
+    let name = guard.name("consumer");
+    let queue = QueueOptions::new()
+        .capacity(10)
+        .max_message_size(16)
+        .create(&name)
+        .unwrap();
+    for i in 0..10u8 {
+        queue.send(&[i], 0).unwrap();
+    }
+    let mut consumer = Peer::spawn("mq-consume", &[name.as_str(), "3"]);
+    assert_eq!(consumer.ready_payload(), "0,1,2");
+    consumer.kill().unwrap();
+    assert_eq!(queue.attributes().unwrap().queued, 7);
+    assert_eq!(queue.recv_message().unwrap().data, [3]);
+}
+
+#[test]
+fn permissions_are_exact_and_enforced_for_other_users() {
+    let guard = LeakGuard::new();
+    let private = guard.name("private");
+    let _queue = small().create(&private).unwrap();
+    let lines = run_unprivileged("mq-open", &[private.as_str(), "accept"]).unwrap();
+    assert_eq!(lines, ["PermissionDenied"]);
+
+    let shared = guard.name("shared");
+    let queue = small()
+        .permissions(Permissions::owner_only().others(Access::ReadWrite))
+        .create(&shared)
+        .unwrap();
+    let mode = nix::sys::stat::fstat(&queue).unwrap().st_mode & 0o777;
+    assert_eq!(mode, 0o606);
+    let lines = run_unprivileged("mq-open", &[shared.as_str(), "refuse"]).unwrap();
+    assert_eq!(lines, ["PermissionDenied"]);
+    let lines = run_unprivileged("mq-open", &[shared.as_str(), "accept"]).unwrap();
+    assert_eq!(lines, ["ok"]);
+}
+
+#[test]
+fn a_direction_is_enforced() {
+    let guard = LeakGuard::new();
+    let name = guard.name("direction");
+    let _queue = small().create(&name).unwrap();
+    let reader = open(&name, Direction::Receive);
+    let writer = open(&name, Direction::Send);
+    let err = reader.send(b"x", 0).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+    let err = writer.recv_message().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+}
+
+#[test]
+fn the_creator_removes_the_queue_unless_persisted() {
+    let guard = LeakGuard::new();
+    let name = guard.name("owner");
+    let queue = small().create(&name).unwrap();
+    let opener = open(&name, Direction::Both);
+    drop(queue);
+    // Gone by name; still usable by whoever has it open.
+    let err = QueueOptions::new()
+        .open(&name, Direction::Both)
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    opener.send(b"still here", 0).unwrap();
+    assert_eq!(opener.recv_message().unwrap().data, b"still here");
+
+    let mut kept = small().create(&name).unwrap();
+    kept.persist();
+    drop(kept);
+    let mut again = open(&name, Direction::Both);
+    again.unlink().unwrap();
+}
+
+#[test]
+fn descriptors_are_close_on_exec() {
+    let guard = LeakGuard::new();
+    let queue = small().create(&guard.name("cloexec")).unwrap();
+    let notification = queue.notify().unwrap();
+    for fd in [queue.as_fd(), notification.as_fd()] {
+        let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert!(flags & libc::FD_CLOEXEC != 0, "{fd:?}");
+    }
+}
+
+#[test]
+fn notification_comes_from_another_process_and_is_exclusive() {
+    let guard = LeakGuard::new();
+    let name = guard.name("notify");
+    let queue = small().create(&name).unwrap();
+    let mut notification = queue.notify().unwrap();
+    // A second registrant, in this process or another, is refused.
+    assert_eq!(
+        queue.notify().unwrap_err().kind(),
+        std::io::ErrorKind::AddrInUse
+    );
+    let mut other = Peer::spawn("mq-notify", &[name.as_str()]);
+    assert_eq!(other.recv().unwrap(), "AddrInUse");
+    other.wait_success().unwrap();
+
+    let mut sender = Peer::spawn("mq-send", &[name.as_str()]);
+    assert!(
+        notification
+            .wait(Deadline::after(Duration::from_millis(20)))
+            .unwrap_err()
+            .is_timeout()
+    );
+    sender.send("wake up").unwrap();
+    notification.wait(ipc_testkit::test_deadline()).unwrap();
+    sender.wait_success().unwrap();
+    assert_eq!(queue.recv_message().unwrap().data, b"wake up");
+    // One-shot: re-arm for the next one.
+    notification.rearm().unwrap();
+    queue.send(b"again", 0).unwrap();
+    notification.wait(ipc_testkit::test_deadline()).unwrap();
+    drop(notification);
+    // Unregistered on drop: another process may register now.
+    let mut other = Peer::spawn("mq-notify", &[name.as_str()]);
+    assert_eq!(other.recv().unwrap(), "registered");
+    other.wait_success().unwrap();
+}
+
+#[test]
+fn readiness_can_be_awaited_with_a_deadline() {
+    let guard = LeakGuard::new();
+    let queue = small().create(&guard.name("ready")).unwrap();
+    queue
+        .wait_ready(true, Deadline::after(Duration::ZERO))
+        .unwrap();
+    let start = Instant::now();
+    let err = queue
+        .wait_ready(false, Deadline::after(Duration::from_millis(30)))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    queue.send(b"x", 0).unwrap();
+    queue
+        .wait_ready(false, ipc_testkit::test_deadline())
+        .unwrap();
+}
+
+#[test]
+fn signals_do_not_shorten_waits_or_lose_messages() {
+    let guard = LeakGuard::new();
+    let name = guard.name("storm");
+    let queue = small().create(&name).unwrap();
+    let storm = SignalStorm::start();
+    let start = Instant::now();
+    let err = queue
+        .recv_message_timeout(Duration::from_millis(200))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    let received = SignalStorm::received();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = ipc_testkit::test_deadline();
+            while SignalStorm::received() < received + 20 && !deadline.has_expired() {
+                std::thread::yield_now();
+            }
+            queue.send(b"through the storm", 0).unwrap();
+        });
+        assert_eq!(queue.recv_message().unwrap().data, b"through the storm");
+    });
+    drop(storm);
+}
+
+#[test]
+fn the_message_traits_work_through_dyn() {
+    let guard = LeakGuard::new();
+    let name = guard.name("dyn");
+    let mut tx: Box<dyn MessageSender> = Box::new(small().create(&name).unwrap());
+    let mut rx: Box<dyn MessageReceiver> = Box::new(open(&name, Direction::Receive));
+    assert_eq!(tx.max_message_size(), 128);
+    tx.send(b"through a trait").unwrap();
+    let mut buf = Vec::new();
+    let n = rx.recv_vec(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"through a trait");
+}
