@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ipc_core::{
     Clock, CreationMode, Deadline, Error, IpcName, Limit, MessageReceiver, MessageSender,
-    OpenIntent, Permissions, Result, Unlink, UnlinkOnDrop,
+    OpenIntent, Permissions, Result, ShmSafe, Unlink, UnlinkOnDrop,
 };
 use nix::poll::PollFlags;
 
@@ -380,13 +380,12 @@ impl MessageQueue {
         })
     }
 
-    fn send_with(&self, msg: &[u8], priority: u32, wait: Wait, op: &'static str) -> Result<()> {
-        if msg.len() > self.max_message {
+    /// Checks a message's size and priority before sending.
+    fn check_send(&self, len: usize, priority: u32, op: &'static str) -> Result<()> {
+        if len > self.max_message {
             let limit = Limit::new("the queue's mq_msgsize", self.max_message as u64);
-            return Err(
-                Error::limit_exceeded(op, "message size", msg.len() as u64, limit)
-                    .with_subject(self.subject()),
-            );
+            return Err(Error::limit_exceeded(op, "message size", len as u64, limit)
+                .with_subject(self.subject()));
         }
         if priority > MAX_PRIORITY {
             let limit = Limit::new("MQ_PRIO_MAX - 1", u64::from(MAX_PRIORITY));
@@ -395,6 +394,11 @@ impl MessageQueue {
                     .with_subject(self.subject()),
             );
         }
+        Ok(())
+    }
+
+    fn send_with(&self, msg: &[u8], priority: u32, wait: Wait, op: &'static str) -> Result<()> {
+        self.check_send(msg.len(), priority, op)?;
         wait.run(op, self.subject(), |at| {
             sys::mq_send(self.fd.as_fd(), msg, priority, at)
         })
@@ -514,6 +518,122 @@ impl MessageQueue {
         let (len, priority) = self.recv_with(&mut data, wait, op)?;
         data.truncate(len);
         Ok(Message { data, priority })
+    }
+
+    fn send_value_with<T: ShmSafe>(
+        &self,
+        value: &T,
+        priority: u32,
+        wait: Wait,
+        op: &'static str,
+    ) -> Result<()> {
+        self.check_send(std::mem::size_of::<T>(), priority, op)?;
+        wait.run(op, self.subject(), |at| {
+            sys::mq_send_value(self.fd.as_fd(), value, priority, at)
+        })
+    }
+
+    /// Sends a value of a plain-old-data type (a [`ShmSafe`] type: `#[repr(C)]`, every bit
+    /// pattern valid) as one message of its size, waiting for room as long as it takes.
+    ///
+    /// ```
+    /// use ipc_core::{IpcName, ShmSafe};
+    /// use ipc_mq::QueueOptions;
+    ///
+    /// #[derive(Clone, Copy, Debug, PartialEq)]
+    /// #[repr(C)]
+    /// struct Order {
+    ///     id: u64,
+    ///     quantity: u32,
+    ///     side: u32,
+    /// }
+    /// // SAFETY: repr(C), integers only, no padding (8 + 4 + 4 bytes).
+    /// unsafe impl ShmSafe for Order {}
+    ///
+    /// let queue = QueueOptions::new().max_message_size(64).create(&IpcName::unique("doc-orders")?)?;
+    /// queue.send_value(&Order { id: 7, quantity: 100, side: 1 }, 0)?;
+    /// let (order, _priority): (Order, u32) = queue.recv_value()?;
+    /// assert_eq!(order.quantity, 100);
+    /// # Ok::<(), ipc_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](MessageQueue::send) (a type larger than the queue's messages is a limit
+    /// error).
+    pub fn send_value<T: ShmSafe>(&self, value: &T, priority: u32) -> Result<()> {
+        self.send_value_with(value, priority, Wait::Block, "mq_send")
+    }
+
+    /// [`send_value`](MessageQueue::send_value) if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_send`](MessageQueue::try_send).
+    pub fn try_send_value<T: ShmSafe>(&self, value: &T, priority: u32) -> Result<()> {
+        self.send_value_with(value, priority, Wait::Try, "mq_send")
+    }
+
+    /// [`send_value`](MessageQueue::send_value), waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_timeout`](MessageQueue::send_timeout).
+    pub fn send_value_timeout<T: ShmSafe>(
+        &self,
+        value: &T,
+        priority: u32,
+        timeout: Duration,
+    ) -> Result<()> {
+        let wait = Wait::Until(Deadline::after(timeout));
+        self.send_value_with(value, priority, wait, "mq_timedsend")
+    }
+
+    fn recv_value_with<T: ShmSafe>(&self, wait: Wait, op: &'static str) -> Result<(T, u32)> {
+        let message = self.recv_owned(wait, op)?;
+        let value = sys::value_from_bytes(&message.data).ok_or_else(|| {
+            Error::new(
+                op,
+                io::ErrorKind::InvalidData,
+                format!(
+                    "a message of {} bytes is not a {} of {}",
+                    message.data.len(),
+                    std::any::type_name::<T>(),
+                    std::mem::size_of::<T>()
+                ),
+            )
+            .with_subject(self.subject())
+        })?;
+        Ok((value, message.priority))
+    }
+
+    /// Receives a value sent with [`send_value`](MessageQueue::send_value), waiting as long
+    /// as it takes, with its priority.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` for a message that is not exactly the size of a `T` (it is consumed);
+    /// otherwise as [`recv`](MessageQueue::recv).
+    pub fn recv_value<T: ShmSafe>(&self) -> Result<(T, u32)> {
+        self.recv_value_with(Wait::Block, "mq_receive")
+    }
+
+    /// [`recv_value`](MessageQueue::recv_value) if a message is there now.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](MessageQueue::try_recv), and `InvalidData` as above.
+    pub fn try_recv_value<T: ShmSafe>(&self) -> Result<(T, u32)> {
+        self.recv_value_with(Wait::Try, "mq_receive")
+    }
+
+    /// [`recv_value`](MessageQueue::recv_value), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](MessageQueue::recv_timeout), and `InvalidData` as above.
+    pub fn recv_value_timeout<T: ShmSafe>(&self, timeout: Duration) -> Result<(T, u32)> {
+        self.recv_value_with(Wait::Until(Deadline::after(timeout)), "mq_timedreceive")
     }
 
     /// Waits until a message can be received (or, with `writable`, sent), at most until

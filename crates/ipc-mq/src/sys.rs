@@ -181,3 +181,33 @@ pub(crate) fn rlimit_msgqueue() -> io::Result<u64> {
     check(unsafe { libc::getrlimit(libc::RLIMIT_MSGQUEUE, &mut limit) })?;
     Ok(limit.rlim_cur)
 }
+
+/// `mq_timedsend` of the bytes of `value` (or `mq_send` without a time). The kernel reads
+/// them, padding included; no Rust code reads `T` as bytes.
+pub(crate) fn mq_send_value<T: ipc_core::ShmSafe>(
+    mqd: BorrowedFd<'_>,
+    value: &T,
+    priority: u32,
+    at: Option<&libc::timespec>,
+) -> io::Result<()> {
+    let fd = mqd.as_raw_fd();
+    let ptr = std::ptr::from_ref(value).cast::<libc::c_char>();
+    let len = std::mem::size_of::<T>();
+    // SAFETY: an open descriptor; `ptr` is valid for `len` bytes (one `T`), `at` for reading.
+    check(unsafe {
+        match at {
+            Some(at) => libc::mq_timedsend(fd, ptr, len, priority, at),
+            None => libc::mq_send(fd, ptr, len, priority),
+        }
+    })
+}
+
+/// The `T` in `bytes`, if it has exactly the size of one.
+pub(crate) fn value_from_bytes<T: ipc_core::ShmSafe>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() != std::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: `bytes` holds `size_of::<T>()` initialised bytes (checked above), read
+    // unaligned; `T: ShmSafe` makes every bit pattern a valid `T`.
+    Some(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+}

@@ -433,3 +433,34 @@ fn the_message_traits_work_through_dyn() {
     let n = rx.recv_vec(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"through a trait");
 }
+
+#[test]
+fn typed_messages_round_trip_and_mismatches_are_errors() {
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    #[repr(C)]
+    struct Quote {
+        price: u64,
+        volume: u32,
+        venue: [u8; 4],
+    }
+    // SAFETY: repr(C), integers and bytes only, no padding (8 + 4 + 4 bytes).
+    unsafe impl ipc_core::ShmSafe for Quote {}
+
+    let guard = LeakGuard::new();
+    let queue = small().create(&guard.name("typed")).unwrap();
+    let quote = Quote {
+        price: 10_548,
+        volume: 5000,
+        venue: *b"XNYS",
+    };
+    queue.send_value(&quote, 4).unwrap();
+    assert_eq!(queue.recv_value::<Quote>().unwrap(), (quote, 4));
+    // A message of another size is refused as a Quote (and consumed).
+    queue.send(b"short", 0).unwrap();
+    let err = queue.try_recv_value::<Quote>().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+    assert_eq!(queue.attributes().unwrap().queued, 0);
+    // A type larger than the queue's messages is a limit error.
+    let err = queue.send_value(&[0u64; 17], 0).unwrap_err();
+    assert!(err.is_limit_exceeded(), "{err}");
+}
