@@ -12,7 +12,10 @@
 //!   and read in place;
 //! - `sem_bounded_buffer`, `sem_crash_recovery`: the classic bounded buffer with two
 //!   counting semaphores and a mutex between two processes, and a lock holder that crashes
-//!   mid-update while the next process repairs the data.
+//!   mid-update while the next process repairs the data;
+//! - `mq_client_server`, `mq_events`: request-reply over message queues with a reply queue
+//!   per client and correlation ids, and fire-and-forget events with priorities consumed on
+//!   the queue's notification.
 //!
 //! The library part holds what several examples share.
 

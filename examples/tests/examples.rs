@@ -203,3 +203,45 @@ fn sem_crash_recovery_repairs_the_books() {
         assert!(stdout.contains(line), "{stdout}");
     }
 }
+
+#[test]
+fn mq_client_server_answers_every_request() {
+    let output = Command::new(env!("CARGO_BIN_EXE_mq_client_server"))
+        .args(["3", "300"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("server: 900 requests from 3 clients answered"),
+        "{stdout}"
+    );
+    for client in 0..3 {
+        assert!(
+            stdout.contains(&format!("client {client}: 300 requests answered")),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn mq_events_lose_nothing_and_alerts_come_first() {
+    let output = Command::new(env!("CARGO_BIN_EXE_mq_events"))
+        .args(["2", "300"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("consumer: 600 events from 2 producers, none lost"),
+        "{stdout}"
+    );
+}
