@@ -23,6 +23,7 @@ pub mod channels;
 pub mod floor;
 pub mod peer;
 pub mod pipes;
+pub mod queues;
 pub mod report;
 pub mod sems;
 pub mod shm;

@@ -517,3 +517,96 @@ impl Drop for SemNames {
         }
     }
 }
+
+/// A POSIX message queue driven with raw libc calls: the floor of `ipc-mq`.
+#[derive(Debug)]
+pub(crate) struct RawQueue {
+    mqd: libc::mqd_t,
+    name: Option<ipc_core::IpcName>,
+}
+
+impl RawQueue {
+    /// `mq_open(name, O_RDWR | flags)`, creating it (10 messages of `size` bytes, owner-only)
+    /// and removing the name on drop if `create`.
+    pub(crate) fn open(
+        name: &ipc_core::IpcName,
+        create: bool,
+        size: usize,
+        nonblocking: bool,
+    ) -> Result<Self> {
+        // SAFETY: an all-zero `mq_attr` is valid; the fields set are integers.
+        let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+        attr.mq_maxmsg = 10;
+        attr.mq_msgsize = i64::try_from(size).unwrap_or(i64::MAX);
+        let mut flags = libc::O_RDWR;
+        if create {
+            flags |= libc::O_CREAT | libc::O_EXCL;
+        }
+        if nonblocking {
+            flags |= libc::O_NONBLOCK;
+        }
+        // SAFETY: a NUL-terminated name and a valid attribute pointer, read only with
+        // O_CREAT.
+        let mqd = unsafe {
+            libc::mq_open(
+                name.as_cstr().as_ptr(),
+                flags,
+                0o600 as libc::c_uint,
+                std::ptr::from_mut(&mut attr),
+            )
+        };
+        if mqd < 0 {
+            return Err(Error::last_os_error("mq_open"));
+        }
+        Ok(RawQueue {
+            mqd,
+            name: create.then(|| name.clone()),
+        })
+    }
+
+    /// `mq_send`, spinning while the queue is full if it is non-blocking.
+    pub(crate) fn send(&self, msg: &[u8]) -> Result<()> {
+        loop {
+            // SAFETY: an open queue; `msg` valid for its length.
+            if unsafe { libc::mq_send(self.mqd, msg.as_ptr().cast(), msg.len(), 0) } == 0 {
+                return Ok(());
+            }
+            let err = std::io::Error::last_os_error();
+            if !matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) {
+                return Err(Error::from(err).with_op("mq_send"));
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// `mq_receive` into `buf`, spinning while the queue is empty if it is non-blocking.
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> Result<usize> {
+        loop {
+            let mut priority = 0;
+            // SAFETY: an open queue; `buf` writable for its length.
+            let n = unsafe {
+                libc::mq_receive(self.mqd, buf.as_mut_ptr().cast(), buf.len(), &mut priority)
+            };
+            if let Ok(n) = usize::try_from(n) {
+                return Ok(n);
+            }
+            let err = std::io::Error::last_os_error();
+            if !matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) {
+                return Err(Error::from(err).with_op("mq_receive"));
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+impl Drop for RawQueue {
+    fn drop(&mut self) {
+        // SAFETY: an open queue, closed once; the name, if ours, removed once.
+        unsafe {
+            libc::mq_close(self.mqd);
+            if let Some(name) = &self.name {
+                libc::mq_unlink(name.as_cstr().as_ptr());
+            }
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ipc_core::{Error, Result};
 
 use crate::peer::BenchPeer;
-use crate::{channels, pipes, sems, sockets};
+use crate::{channels, pipes, queues, sems, sockets};
 
 /// The peer role that answers round trips.
 pub const PONG: &str = "pong";
@@ -89,6 +89,8 @@ pub enum Case {
     Shm(channels::Flavour),
     /// A semaphore or mutex flavour.
     Sem(sems::Flavour),
+    /// A message-queue flavour.
+    Mq(queues::Flavour),
 }
 
 impl Case {
@@ -99,6 +101,7 @@ impl Case {
             Case::Socket(f) => format!("socket:{}", f.name()),
             Case::Shm(f) => format!("shm:{}", f.name()),
             Case::Sem(f) => format!("sem:{}", f.name()),
+            Case::Mq(f) => format!("mq:{}", f.name()),
         }
     }
 
@@ -109,6 +112,7 @@ impl Case {
             Case::Socket(f) => f.label(),
             Case::Shm(f) => f.label(),
             Case::Sem(f) => f.label(),
+            Case::Mq(f) => f.label(),
         }
     }
 
@@ -130,6 +134,7 @@ impl Case {
             Some(("socket", f)) => sockets::Flavour::parse(f).map(Case::Socket),
             Some(("shm", f)) => channels::Flavour::parse(f).map(Case::Shm),
             Some(("sem", f)) => sems::Flavour::parse(f).map(Case::Sem),
+            Some(("mq", f)) => queues::Flavour::parse(f).map(Case::Mq),
             _ => Err(unknown()),
         }
     }
@@ -164,6 +169,7 @@ fn setup(case: Case, size: usize, capacity: usize) -> Result<Setup> {
         Case::Socket(f) => sockets::setup(f, size, capacity),
         Case::Shm(f) => channels::setup(f, size, capacity),
         Case::Sem(f) => sems::setup(f),
+        Case::Mq(f) => queues::setup(f, size),
     }
 }
 
@@ -173,6 +179,7 @@ fn peer_link(case: Case, size: usize, args: &[String]) -> Result<Link> {
         Case::Socket(f) => sockets::peer_link(f, size, args),
         Case::Shm(f) => channels::peer_link(f, size, args),
         Case::Sem(f) => sems::peer_link(f, args),
+        Case::Mq(f) => queues::peer_link(f, size, args),
     }
 }
 

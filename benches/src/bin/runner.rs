@@ -8,6 +8,7 @@ use std::time::Duration;
 use ipc_bench::channels::Flavour as ShmFlavour;
 use ipc_bench::floor::{ShmPingPong, clock_overhead, run_peer, sample_one_way};
 use ipc_bench::pipes::Flavour;
+use ipc_bench::queues::Flavour as MqFlavour;
 use ipc_bench::report::{Machine, Metric, Report, Row};
 use ipc_bench::sems::{Flavour as SemFlavour, Uncontended};
 use ipc_bench::shm::{Copy, CopyBench};
@@ -208,6 +209,18 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
             ));
         }
     }
+    // Message queues hold at most 8 KiB messages by default.
+    for size in [64, 4096, 8192] {
+        for flavour in MqFlavour::ALL {
+            let floor = flavour.floor();
+            let (baseline, target) = if floor == flavour {
+                (None, None)
+            } else {
+                (Some(Case::Mq(floor)), Some("≤ 1.05"))
+            };
+            plan.push((Case::Mq(flavour), size, baseline, target));
+        }
+    }
     // Semaphores carry no data: one ping-pong each, next to the same calls made raw.
     for flavour in SemFlavour::ALL {
         let floor = flavour.floor();
@@ -312,6 +325,18 @@ fn throughput_plan() -> Vec<Planned> {
             };
             let baseline = (floor != flavour).then_some((Case::Shm(floor), 0));
             plan.push((Case::Shm(flavour), size, 0, baseline, target));
+        }
+    }
+    // Message queues: their largest default message, and a page.
+    for size in [4 * KIB, 8 * KIB] {
+        for flavour in MqFlavour::ALL {
+            let floor = flavour.floor();
+            let (baseline, target) = if floor == flavour {
+                (None, None)
+            } else {
+                (Some((Case::Mq(floor), 0)), Some("≥ 0.95"))
+            };
+            plan.push((Case::Mq(flavour), size, 0, baseline, target));
         }
     }
     plan

@@ -1,0 +1,61 @@
+//! Criterion benchmarks of `ipc-mq` between two pinned processes: round-trip latency and
+//! one-way throughput, blocking and non-blocking, each next to raw `mq_send`/`mq_receive`.
+//!
+//! The bench binary re-executes itself as the peer, so `main` first checks for a peer role.
+
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use ipc_bench::affinity;
+use ipc_bench::floor::serve_peer_role;
+use ipc_bench::queues::Flavour;
+use ipc_bench::transport::{Case, PingPong, throughput};
+
+fn queues(c: &mut Criterion) {
+    let pair = affinity::cpu_pair().expect("sched_getaffinity");
+    if let Some((own, _)) = pair {
+        affinity::pin_to(own).expect("pin");
+    }
+    let peer_cpu = pair.map(|(_, peer)| peer);
+
+    let mut latency = c.benchmark_group("mq_latency_one_way");
+    for size in [64usize, 4096, 8192] {
+        for flavour in Flavour::ALL {
+            let mut pingpong =
+                PingPong::start(Case::Mq(flavour), size, peer_cpu).expect("start ping-pong");
+            latency.bench_function(BenchmarkId::new(flavour.name(), size), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        pingpong.round_trip().expect("round trip");
+                    }
+                    start.elapsed() / 2
+                });
+            });
+        }
+    }
+    latency.finish();
+
+    let mut bulk = c.benchmark_group("mq_throughput");
+    bulk.sample_size(10)
+        .measurement_time(Duration::from_secs(3));
+    for size in [4096usize, 8192] {
+        bulk.throughput(Throughput::Bytes(size as u64));
+        for flavour in Flavour::ALL {
+            bulk.bench_function(BenchmarkId::new(flavour.name(), size), |b| {
+                b.iter_custom(|iters| {
+                    throughput(Case::Mq(flavour), size, 0, iters.max(1), peer_cpu)
+                        .expect("transfer")
+                });
+            });
+        }
+    }
+    bulk.finish();
+}
+
+fn main() {
+    serve_peer_role();
+    let mut c = Criterion::default().configure_from_args();
+    queues(&mut c);
+    c.final_summary();
+}
