@@ -1,0 +1,201 @@
+//! Processes named by a pidfd: signalled without ever reaching a stranger, waited for with a
+//! deadline, stopped, resumed, terminated gracefully.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use ipc_core::{Deadline, Error, Result};
+use nix::poll::PollFlags;
+
+use crate::{Signal, sys};
+
+/// A process held by a pidfd (Linux 5.3): unlike its pid, the handle can never come to
+/// name another process, so a signal sent through it reaches that process or fails.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use ipc_signal::{Process, Termination};
+///
+/// let child = std::process::Command::new("sleep").arg("60").spawn()?;
+/// let process = Process::open(child.id())?;
+/// // SIGTERM, then SIGKILL if it is still there after two seconds.
+/// let how = process.terminate(Duration::from_secs(2))?;
+/// assert_eq!(how, Termination::Graceful);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Process {
+    pid: u32,
+    pidfd: OwnedFd,
+}
+
+/// How [`Process::terminate`] ended a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Termination {
+    /// It exited within the grace period after `SIGTERM` (or had exited already).
+    Graceful,
+    /// It was still there after the grace period and was killed with `SIGKILL`.
+    Killed,
+}
+
+/// How a child ended, as [`Process::wait_child`] reaps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildExit {
+    /// It exited with this code.
+    Exited(i32),
+    /// A signal killed it.
+    Killed(Signal),
+    /// A signal killed it and it dumped core.
+    Dumped(Signal),
+}
+
+impl Process {
+    /// Opens a pidfd for `pid`.
+    ///
+    /// # Errors
+    ///
+    /// `ESRCH` if there is no such process (or it has been reaped).
+    pub fn open(pid: u32) -> Result<Process> {
+        Ok(Process {
+            pid,
+            pidfd: ipc_core::pidfd_open(pid)?,
+        })
+    }
+
+    /// The process's pid (for messages; signal through the handle).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends `signal` to this very process (`pidfd_send_signal`).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` (`ESRCH`) if it has exited, even if its pid now belongs to another
+    /// process; `PermissionDenied` if this process may not signal it.
+    pub fn send(&self, signal: Signal) -> Result<()> {
+        sys::pidfd_send_signal(self.pidfd.as_fd(), signal.number()).map_err(|e| {
+            let subject = format!("{signal} to pid {}", self.pid);
+            match e.raw_os_error() {
+                Some(libc::ESRCH) => Error::new(
+                    "pidfd_send_signal",
+                    std::io::ErrorKind::NotFound,
+                    "the process has exited",
+                )
+                .with_subject(subject),
+                _ => Error::from(e)
+                    .with_op("pidfd_send_signal")
+                    .with_subject(subject),
+            }
+        })
+    }
+
+    /// Stops the process (`SIGSTOP`).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Process::send).
+    pub fn stop(&self) -> Result<()> {
+        self.send(Signal::STOP)
+    }
+
+    /// Lets a stopped process continue (`SIGCONT`).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Process::send).
+    pub fn resume(&self) -> Result<()> {
+        self.send(Signal::CONT)
+    }
+
+    /// Whether the process has exited (a zombie has).
+    ///
+    /// # Errors
+    ///
+    /// The error of `poll` (none for a pidfd).
+    pub fn has_exited(&self) -> Result<bool> {
+        Ok(ipc_core::poll_now(&self.pidfd, PollFlags::POLLIN, "poll")?.contains(PollFlags::POLLIN))
+    }
+
+    /// Waits until the process exits, at most until `deadline`. It is not reaped: for a
+    /// child of this process, [`wait_child`](Process::wait_child) does both.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if it is still running at the deadline.
+    pub fn wait_exit(&self, deadline: Deadline) -> Result<()> {
+        ipc_core::poll_fd(&self.pidfd, PollFlags::POLLIN, deadline, "poll")
+            .map(drop)
+            .map_err(|e| e.with_subject(format!("pid {}", self.pid)))
+    }
+
+    /// Asks the process to terminate (`SIGTERM`), waits up to `grace` for it to exit, and
+    /// kills it (`SIGKILL`) if it has not. Returns once it has exited; it is not reaped.
+    ///
+    /// # Errors
+    ///
+    /// `PermissionDenied` if this process may not signal it; `TimedOut` if even `SIGKILL`
+    /// did not end it within a second (a process stuck in the kernel).
+    pub fn terminate(&self, grace: Duration) -> Result<Termination> {
+        match self.send(Signal::TERM) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Termination::Graceful),
+            other => other?,
+        }
+        // A stopped process cannot act on SIGTERM until it continues.
+        let _ = self.send(Signal::CONT);
+        match self.wait_exit(Deadline::after(grace)) {
+            Ok(()) => return Ok(Termination::Graceful),
+            Err(e) if e.is_timeout() => {}
+            Err(e) => return Err(e),
+        }
+        match self.send(Signal::KILL) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Termination::Graceful),
+            other => other?,
+        }
+        self.wait_exit(Deadline::after(Duration::from_secs(1)))?;
+        Ok(Termination::Killed)
+    }
+
+    /// For a child of this process: waits until it exits (at most until `deadline`), reaps
+    /// it and says how it ended.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if it is still running; `ECHILD` if it is not a child of this process (or
+    /// was reaped already).
+    pub fn wait_child(&self, deadline: Deadline) -> Result<ChildExit> {
+        self.wait_exit(deadline)?;
+        let reaped = ipc_core::retry_eintr(|| {
+            sys::waitid_pidfd(self.pidfd.as_fd(), 0).map_err(|e| {
+                Error::from(e)
+                    .with_op("waitid")
+                    .with_subject(format!("pid {}", self.pid))
+            })
+        })?;
+        let (code, status) = reaped.ok_or_else(|| {
+            Error::new(
+                "waitid",
+                std::io::ErrorKind::Other,
+                "no exit status after the exit",
+            )
+        })?;
+        Ok(match code {
+            libc::CLD_EXITED => ChildExit::Exited(status),
+            libc::CLD_DUMPED => ChildExit::Dumped(Signal::new(status)?),
+            _ => ChildExit::Killed(Signal::new(status)?),
+        })
+    }
+}
+
+impl AsFd for Process {
+    /// The pidfd: readable once the process has exited.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+}
+
+impl AsRawFd for Process {
+    fn as_raw_fd(&self) -> RawFd {
+        self.pidfd.as_raw_fd()
+    }
+}

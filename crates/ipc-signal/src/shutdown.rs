@@ -1,0 +1,201 @@
+//! Graceful shutdown on SIGTERM and SIGINT: a flag to check, a descriptor to poll, a wait
+//! with a deadline, and an optional forced exit on the second signal.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+
+use ipc_core::{Deadline, Error, Result};
+use nix::fcntl::OFlag;
+use nix::poll::PollFlags;
+
+use crate::{Signal, sys};
+
+/// What the handlers share with the program: only atomics and a descriptor, so that the
+/// handlers stay async-signal-safe.
+#[derive(Debug)]
+pub(crate) struct State {
+    requested: AtomicBool,
+    count: AtomicUsize,
+    signal: AtomicI32,
+    force_exit: Option<i32>,
+    write: OwnedFd,
+}
+
+impl State {
+    /// Records a delivery of `signal`; returns how many there have been.
+    pub(crate) fn record(&self, signal: libc::c_int) -> usize {
+        self.signal.store(signal, Ordering::SeqCst);
+        self.requested.store(true, Ordering::SeqCst);
+        self.count.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The descriptor the handler writes a byte to.
+    pub(crate) fn wake_fd(&self) -> RawFd {
+        self.write.as_raw_fd()
+    }
+
+    /// The exit code to leave with on a second signal, if configured.
+    pub(crate) fn force_exit(&self) -> Option<i32> {
+        self.force_exit
+    }
+}
+
+/// Options for [`Shutdown`]: which signals ask for it, and whether a second one forces the
+/// process out.
+#[derive(Clone, Debug)]
+pub struct ShutdownOptions {
+    signals: Vec<Signal>,
+    force_exit: Option<i32>,
+}
+
+impl Default for ShutdownOptions {
+    /// `SIGTERM` and `SIGINT`, no forced exit.
+    fn default() -> Self {
+        ShutdownOptions {
+            signals: vec![Signal::TERM, Signal::INT],
+            force_exit: None,
+        }
+    }
+}
+
+impl ShutdownOptions {
+    /// `SIGTERM` and `SIGINT`, no forced exit.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The signals that ask for a shutdown.
+    #[must_use]
+    pub fn signals(mut self, signals: &[Signal]) -> Self {
+        self.signals = signals.to_vec();
+        self
+    }
+
+    /// On the second shutdown signal, leave at once with `code` (`_exit`: no destructors,
+    /// so named objects stay behind): for a user who presses Ctrl-C twice.
+    #[must_use]
+    pub fn force_exit_on_second(mut self, code: i32) -> Self {
+        self.force_exit = Some(code);
+        self
+    }
+
+    /// Installs the handlers (alongside any other signal-hook handlers of these signals).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a signal that cannot be handled; the error of creating the pipe.
+    pub fn install(&self) -> Result<Shutdown> {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+            .map_err(|e| Error::from_errno("pipe2", e))?;
+        let state = Arc::new(State {
+            requested: AtomicBool::new(false),
+            count: AtomicUsize::new(0),
+            signal: AtomicI32::new(0),
+            force_exit: self.force_exit,
+            write,
+        });
+        let mut shutdown = Shutdown {
+            state: Arc::clone(&state),
+            read,
+            ids: Vec::new(),
+        };
+        for &signal in &self.signals {
+            signal.catchable("shutdown handler")?;
+            let id = sys::register_shutdown(signal.number(), Arc::clone(&state)).map_err(|e| {
+                Error::from(e)
+                    .with_op("signal_hook::register")
+                    .with_subject(signal.to_string())
+            })?;
+            shutdown.ids.push(id);
+        }
+        Ok(shutdown)
+    }
+}
+
+/// A request to shut down, made by `SIGTERM` or `SIGINT` (or the signals configured):
+/// check [`is_requested`](Shutdown::is_requested) between units of work, hand
+/// [`token`](Shutdown::token)s to other threads, poll the descriptor ([`AsFd`]) next to
+/// other work, or [`wait`](Shutdown::wait) for it.
+///
+/// ```
+/// use ipc_signal::{ShutdownOptions, Signal};
+/// use ipc_core::Deadline;
+/// use std::time::Duration;
+///
+/// let shutdown = ShutdownOptions::new().signals(&[Signal::USR2]).install()?;
+/// assert!(!shutdown.is_requested());
+/// ipc_signal::raise(Signal::USR2)?;
+/// assert_eq!(shutdown.wait(Deadline::after(Duration::from_secs(5)))?, Signal::USR2);
+/// assert!(shutdown.token().is_requested());
+/// # Ok::<(), ipc_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Shutdown {
+    state: Arc<State>,
+    read: OwnedFd,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl Shutdown {
+    /// Whether a shutdown signal has arrived.
+    pub fn is_requested(&self) -> bool {
+        self.state.requested.load(Ordering::SeqCst)
+    }
+
+    /// The last shutdown signal that arrived, if any.
+    pub fn signal(&self) -> Option<Signal> {
+        Signal::new(self.state.signal.load(Ordering::SeqCst)).ok()
+    }
+
+    /// A cheap handle for other threads to check the request with.
+    pub fn token(&self) -> ShutdownToken {
+        ShutdownToken(Arc::clone(&self.state))
+    }
+
+    /// Waits until a shutdown signal arrives (or has arrived), at most until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if none came.
+    pub fn wait(&self, deadline: Deadline) -> Result<Signal> {
+        while !self.is_requested() {
+            ipc_core::poll_fd(&self.read, PollFlags::POLLIN, deadline, "shutdown wait")?;
+            let mut bytes = [0u8; 64];
+            let _ = nix::unistd::read(&self.read, &mut bytes);
+        }
+        self.signal().ok_or_else(|| {
+            Error::new(
+                "shutdown wait",
+                std::io::ErrorKind::Other,
+                "no signal recorded",
+            )
+        })
+    }
+}
+
+impl AsFd for Shutdown {
+    /// Readable once a shutdown signal has arrived.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+}
+
+impl Drop for Shutdown {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// A handle on a [`Shutdown`] request, for other threads.
+#[derive(Clone, Debug)]
+pub struct ShutdownToken(Arc<State>);
+
+impl ShutdownToken {
+    /// Whether a shutdown signal has arrived.
+    pub fn is_requested(&self) -> bool {
+        self.0.requested.load(Ordering::SeqCst)
+    }
+}
