@@ -27,6 +27,7 @@ pub mod queues;
 pub mod report;
 pub mod sems;
 pub mod shm;
+pub mod signals;
 pub mod sockets;
 pub mod stats;
 #[allow(unsafe_code)]

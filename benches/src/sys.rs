@@ -610,3 +610,91 @@ impl Drop for RawQueue {
         }
     }
 }
+
+/// Raw signal calls: the floors of `ipc-signal`'s round trips.
+pub(crate) mod signals {
+    use ipc_core::{Error, Result};
+
+    /// Blocks `signals` in the calling thread and returns their set.
+    pub(crate) fn block(signals: &[libc::c_int]) -> libc::sigset_t {
+        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: the set is initialised by `sigemptyset` before use; valid numbers.
+        unsafe {
+            libc::sigemptyset(set.as_mut_ptr());
+            for &signal in signals {
+                libc::sigaddset(set.as_mut_ptr(), signal);
+            }
+            let set = set.assume_init();
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            set
+        }
+    }
+
+    /// `kill(pid, signal)`.
+    pub(crate) fn kill(pid: libc::pid_t, signal: libc::c_int) -> Result<()> {
+        // SAFETY: integer arguments.
+        if unsafe { libc::kill(pid, signal) } == 0 {
+            Ok(())
+        } else {
+            Err(Error::last_os_error("kill"))
+        }
+    }
+
+    /// `sigwaitinfo(set)`: the next blocked signal of the set, retried after `EINTR`.
+    pub(crate) fn sigwaitinfo(set: &libc::sigset_t) -> Result<libc::c_int> {
+        loop {
+            // SAFETY: a valid set; a null info pointer is allowed.
+            let signal = unsafe { libc::sigwaitinfo(set, std::ptr::null_mut()) };
+            if signal > 0 {
+                return Ok(signal);
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(Error::from(err).with_op("sigwaitinfo"));
+            }
+        }
+    }
+
+    /// `sigqueue(pid, signal, value)`.
+    pub(crate) fn sigqueue(pid: libc::pid_t, signal: libc::c_int, value: i32) -> Result<()> {
+        let value = libc::sigval {
+            sival_ptr: value as isize as *mut libc::c_void,
+        };
+        // SAFETY: integer arguments and a plain union.
+        if unsafe { libc::sigqueue(pid, signal, value) } == 0 {
+            Ok(())
+        } else {
+            Err(Error::last_os_error("sigqueue"))
+        }
+    }
+
+    /// A blocking `signalfd` for `set`.
+    pub(crate) fn signalfd(set: &libc::sigset_t) -> Result<std::os::fd::OwnedFd> {
+        // SAFETY: a valid set; -1 asks for a new descriptor.
+        let fd = unsafe { libc::signalfd(-1, set, libc::SFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(Error::last_os_error("signalfd"));
+        }
+        // SAFETY: a new descriptor that nobody else owns.
+        Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    }
+
+    /// One blocking read of a `signalfd`: the signal's payload.
+    pub(crate) fn read_signalfd(fd: std::os::fd::BorrowedFd<'_>) -> Result<i32> {
+        use std::os::fd::AsRawFd;
+        let mut info = std::mem::MaybeUninit::<libc::signalfd_siginfo>::zeroed();
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        loop {
+            // SAFETY: `info` is writable for `size` bytes.
+            let n = unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), size) };
+            if usize::try_from(n).ok() == Some(size) {
+                // SAFETY: filled in by the kernel; plain integers.
+                return Ok(unsafe { info.assume_init() }.ssi_int);
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(Error::from(err).with_op("read(signalfd)"));
+            }
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ipc_core::{Error, Result};
 
 use crate::peer::BenchPeer;
-use crate::{channels, pipes, queues, sems, sockets};
+use crate::{channels, pipes, queues, sems, signals, sockets};
 
 /// The peer role that answers round trips.
 pub const PONG: &str = "pong";
@@ -91,6 +91,8 @@ pub enum Case {
     Sem(sems::Flavour),
     /// A message-queue flavour.
     Mq(queues::Flavour),
+    /// A signal flavour.
+    Sig(signals::Flavour),
 }
 
 impl Case {
@@ -102,6 +104,7 @@ impl Case {
             Case::Shm(f) => format!("shm:{}", f.name()),
             Case::Sem(f) => format!("sem:{}", f.name()),
             Case::Mq(f) => format!("mq:{}", f.name()),
+            Case::Sig(f) => format!("signal:{}", f.name()),
         }
     }
 
@@ -113,6 +116,7 @@ impl Case {
             Case::Shm(f) => f.label(),
             Case::Sem(f) => f.label(),
             Case::Mq(f) => f.label(),
+            Case::Sig(f) => f.label(),
         }
     }
 
@@ -135,6 +139,7 @@ impl Case {
             Some(("shm", f)) => channels::Flavour::parse(f).map(Case::Shm),
             Some(("sem", f)) => sems::Flavour::parse(f).map(Case::Sem),
             Some(("mq", f)) => queues::Flavour::parse(f).map(Case::Mq),
+            Some(("signal", f)) => signals::Flavour::parse(f).map(Case::Sig),
             _ => Err(unknown()),
         }
     }
@@ -170,6 +175,7 @@ fn setup(case: Case, size: usize, capacity: usize) -> Result<Setup> {
         Case::Shm(f) => channels::setup(f, size, capacity),
         Case::Sem(f) => sems::setup(f),
         Case::Mq(f) => queues::setup(f, size),
+        Case::Sig(f) => signals::setup(f),
     }
 }
 
@@ -180,6 +186,7 @@ fn peer_link(case: Case, size: usize, args: &[String]) -> Result<Link> {
         Case::Shm(f) => channels::peer_link(f, size, args),
         Case::Sem(f) => sems::peer_link(f, args),
         Case::Mq(f) => queues::peer_link(f, size, args),
+        Case::Sig(f) => signals::peer_link(f),
     }
 }
 

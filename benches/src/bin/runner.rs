@@ -12,6 +12,7 @@ use ipc_bench::queues::Flavour as MqFlavour;
 use ipc_bench::report::{Machine, Metric, Report, Row};
 use ipc_bench::sems::{Flavour as SemFlavour, Uncontended};
 use ipc_bench::shm::{Copy, CopyBench};
+use ipc_bench::signals::Flavour as SigFlavour;
 use ipc_bench::sockets::Flavour as SocketFlavour;
 use ipc_bench::stats::Summary;
 use ipc_bench::transport::{Case, PingPong, throughput};
@@ -220,6 +221,16 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
             };
             plan.push((Case::Mq(flavour), size, baseline, target));
         }
+    }
+    // Signals carry at most an integer: one round trip each.
+    for flavour in SigFlavour::ALL {
+        let floor = flavour.floor();
+        let (baseline, target) = if floor == flavour {
+            (None, None)
+        } else {
+            (Some(Case::Sig(floor)), Some("≤ 1.05"))
+        };
+        plan.push((Case::Sig(flavour), 8, baseline, target));
     }
     // Semaphores carry no data: one ping-pong each, next to the same calls made raw.
     for flavour in SemFlavour::ALL {

@@ -115,6 +115,8 @@ impl SignalFd {
     ///
     /// The errors of `poll` and `read` (none for a valid descriptor).
     pub fn recv(&self) -> Result<SignalInfo> {
+        // Wait in `poll` only when nothing is pending: one system call for a signal that
+        // is there, two more to sleep for one that is not.
         self.recv_until(Deadline::NEVER, "signalfd recv")
     }
 
