@@ -15,7 +15,10 @@
 //!   mid-update while the next process repairs the data;
 //! - `mq_client_server`, `mq_events`: request-reply over message queues with a reply queue
 //!   per client and correlation ids, and fire-and-forget events with priorities consumed on
-//!   the queue's notification.
+//!   the queue's notification;
+//! - `signal_shutdown`, `signal_payloads`: a server that shuts down cleanly on SIGTERM and
+//!   removes its named objects, and two processes exchanging real-time signals with
+//!   payloads.
 //!
 //! The library part holds what several examples share.
 

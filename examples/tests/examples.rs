@@ -245,3 +245,42 @@ fn mq_events_lose_nothing_and_alerts_come_first() {
         "{stdout}"
     );
 }
+
+#[test]
+fn signal_shutdown_removes_the_servers_objects() {
+    let output = Command::new(env!("CARGO_BIN_EXE_signal_shutdown"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("server: SIGTERM received after 3 requests"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("supervisor: queue removed: true, semaphore removed: true"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn signal_payloads_come_back_doubled() {
+    let output = Command::new(env!("CARGO_BIN_EXE_signal_payloads"))
+        .arg("20")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("asker: 20 payloads doubled, none lost, all in order"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,119 @@
+//! A server that shuts down cleanly on SIGTERM: it stops taking work, finishes what it
+//! has, and its named objects are removed on the way out.
+//!
+//! ```text
+//! cargo run -p ipc-examples --bin signal_shutdown
+//! ```
+//!
+//! The program starts the server as a separate process, which creates a request queue and
+//! a named semaphore and serves requests until a shutdown signal arrives, waiting on the
+//! queue and on the shutdown descriptor at once. The supervisor sends a few requests, then
+//! asks the server to terminate (SIGTERM, with SIGKILL after a grace period), and checks
+//! that both names are gone.
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsFd;
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+
+use ipc_core::IpcName;
+use ipc_examples::spawn_self;
+use ipc_mq::{Direction, QueueOptions};
+use ipc_sem::SemaphoreOptions;
+use ipc_signal::{Process, ShutdownOptions, Termination};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("server") => server(&args[1..]),
+        _ => supervisor(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("signal_shutdown: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn server(args: &[String]) -> Result<()> {
+    let queue_name = IpcName::new(args.first().ok_or("no queue name")?.as_str())?;
+    let sem_name = IpcName::new(args.get(1).ok_or("no semaphore name")?.as_str())?;
+    // Installed before the objects exist, so that no signal can find them half made.
+    let shutdown = ShutdownOptions::new().force_exit_on_second(2).install()?;
+    let requests = QueueOptions::new()
+        .max_message_size(64)
+        .create(&queue_name)?;
+    let served = SemaphoreOptions::new().create(&sem_name)?;
+    println!("ready");
+    let mut count = 0u32;
+    while !shutdown.is_requested() {
+        // Sleep until a request or the shutdown arrives, whichever is first.
+        let mut fds = [
+            PollFd::new(requests.as_fd(), PollFlags::POLLIN),
+            PollFd::new(shutdown.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        while let Ok(message) = requests.try_recv_message() {
+            count += 1;
+            println!(
+                "server: handled {:?}",
+                String::from_utf8_lossy(&message.data)
+            );
+            served.post()?;
+        }
+    }
+    let signal = shutdown.signal().map_or("?".into(), |s| s.to_string());
+    println!("server: {signal} received after {count} requests; removing my queue and semaphore");
+    // `requests` and `served` are dropped here: their creator removes their names.
+    Ok(())
+}
+
+fn supervisor() -> Result<()> {
+    let queue_name = IpcName::unique("ipcrs-example-requests")?;
+    let sem_name = IpcName::unique("ipcrs-example-served")?;
+    let mut child = spawn_self(
+        &["server", queue_name.as_str(), sem_name.as_str()],
+        Stdio::null(),
+        Stdio::piped(),
+    )?;
+    let mut lines = BufReader::new(child.stdout.take().ok_or("no server output")?).lines();
+    if lines.next().transpose()?.as_deref() != Some("ready") {
+        return Err("the server did not start".into());
+    }
+    let requests = QueueOptions::new().open(&queue_name, Direction::Send)?;
+    let served = SemaphoreOptions::new().open(&sem_name)?;
+    for job in ["first", "second", "third"] {
+        requests.send(job.as_bytes(), 0)?;
+        served.wait_timeout(Duration::from_secs(5))?;
+    }
+    let server = Process::open(child.id())?;
+    let how = server.terminate(Duration::from_secs(5))?;
+    for line in lines {
+        println!("{}", line?);
+    }
+    let status = child.wait()?;
+    println!(
+        "supervisor: the server ended {} ({status})",
+        match how {
+            Termination::Graceful => "gracefully",
+            Termination::Killed => "killed after the grace period",
+        }
+    );
+    let queue_gone = QueueOptions::new()
+        .open(&queue_name, Direction::Send)
+        .is_err();
+    let sem_gone = SemaphoreOptions::new().open(&sem_name).is_err();
+    println!("supervisor: queue removed: {queue_gone}, semaphore removed: {sem_gone}");
+    if !(status.success() && queue_gone && sem_gone) {
+        return Err("the server did not shut down cleanly".into());
+    }
+    Ok(())
+}
