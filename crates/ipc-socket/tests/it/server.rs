@@ -42,10 +42,12 @@ fn many_clients_and_a_clean_shutdown() {
             // Until the client leaves or the server shuts down.
             while let Ok(n) = rx.recv(&mut buf) {
                 let reply = String::from_utf8_lossy(&buf[..n]).to_uppercase();
+                // Counted before the reply goes out: once a client has all its replies,
+                // every one of its messages is counted.
+                counter.fetch_add(1, Ordering::SeqCst);
                 if tx.send(reply.as_bytes()).is_err() {
                     break;
                 }
-                counter.fetch_add(1, Ordering::Relaxed);
             }
         },
     )
@@ -58,7 +60,7 @@ fn many_clients_and_a_clean_shutdown() {
         assert_eq!(client.recv().unwrap(), "done");
         client.wait_success().unwrap();
     }
-    assert_eq!(served.load(Ordering::Relaxed), 8 * 50);
+    assert_eq!(served.load(Ordering::SeqCst), 8 * 50);
 
     // A client that stays connected and silent: shutdown must not wait for it.
     let idle = connect_stream(&addr).unwrap();
