@@ -21,7 +21,7 @@
 //!   through signal-hook's table, so several users of a signal coexist.
 //! - [`SignalFd`]: read signals as data (sender pid and uid, code, `sigqueue` payload),
 //!   every real-time signal in order; poll it with other descriptors.
-//! - [`send`], [`queue`], [`raise`]: send by pid; [`Process`]: send through a pidfd, wait
+//! - [`send()`], [`queue()`], [`raise()`]: send by pid; [`Process`]: send through a pidfd, wait
 //!   for an exit with a deadline, stop, resume, terminate gracefully then kill, reap a child.
 //! - [`Shutdown`]: `SIGTERM`/`SIGINT` as a flag, a descriptor and a wait; a second signal
 //!   can force the exit.
