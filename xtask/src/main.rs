@@ -4,6 +4,8 @@
 //! - `ci`: what CI runs: `test`, plus `cargo doc` with warnings denied and the benchmarks
 //!   compiled;
 //! - `bench [--quick] [runner options]`: the comparison runner (`ipc-bench-runner`);
+//! - `stress [--injections N]`: the crash matrix with N kills per mechanism (2000 by
+//!   default) and its report;
 //! - `clean-ipc [--dry-run]`: removes objects left behind by crashed tests and benchmarks.
 //!
 //! Every command prints each step before running it and fails naming the step that failed.
@@ -12,6 +14,7 @@ mod bench;
 mod ci;
 mod clean;
 mod cmd;
+mod stress;
 mod test;
 
 use std::process::ExitCode;
@@ -22,6 +25,7 @@ commands:
   test                     fmt check, clippy -D warnings, all tests, doc tests
   ci                       test + cargo doc (warnings denied) + benchmarks compiled
   bench [--quick] [ARGS]   run the comparison benchmark runner and print the table
+  stress [--injections N]  the crash matrix with N kills per mechanism (default 2000)
   clean-ipc [--dry-run]    remove leftover ipcrs-* objects whose creator is gone
 ";
 
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "ci" => ci::run(rest),
         "bench" => bench::run(rest),
+        "stress" => stress::run(rest),
         "clean-ipc" => clean::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");

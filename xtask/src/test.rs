@@ -20,6 +20,7 @@ pub fn run_steps() -> Result<(), String> {
             "warnings",
         ]),
     )?;
+    crate::stress::clear_reports();
     if has_cargo_subcommand("nextest") {
         // One process per test: the leak checker can then also watch descriptors, and a
         // hung test is killed by the slow-test limit in .config/nextest.toml.
@@ -41,6 +42,7 @@ pub fn run_steps() -> Result<(), String> {
             &mut cargo(&["test", "--workspace", "--all-targets"]),
         )?;
     }
+    crate::stress::print_reports();
     step("doc tests", &mut cargo(&["test", "--workspace", "--doc"]))
 }
 

@@ -22,10 +22,12 @@
 #![deny(unsafe_code)]
 
 pub mod mechanism;
+pub mod report;
 
 use std::collections::BTreeMap;
 
 pub use mechanism::{Listening, Mechanism};
+pub use report::{CrashReport, Rng, injections};
 
 /// The smallest message: producer (4 bytes), number (8), checksum (4).
 pub const MIN_MESSAGE: usize = 16;
