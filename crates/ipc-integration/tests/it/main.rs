@@ -3,6 +3,7 @@
 
 mod crash;
 mod generic;
+mod scenarios;
 
 ipc_testkit::peer_roles! {
     "send-workload" => generic::send_role,
@@ -12,4 +13,11 @@ ipc_testkit::peer_roles! {
     "crash-lock-holder" => crash::lock_holder_role,
     "crash-permit-holder" => crash::permit_holder_role,
     "crash-mid-init" => crash::mid_init_role,
+    "channel-producer" => scenarios::channel_producer_role,
+    "buffer-producer" => scenarios::buffer_producer_role,
+    "seqpacket-client" => scenarios::seqpacket_client_role,
+    "stage" => scenarios::stage_role,
+    "mq-client" => scenarios::mq_client_role,
+    "fd-receiver" => scenarios::fd_receiver_role,
+    "shutdown-server" => scenarios::shutdown_server_role,
 }
