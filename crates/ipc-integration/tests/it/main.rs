@@ -3,10 +3,12 @@
 
 mod crash;
 mod generic;
+mod hostile;
 mod scenarios;
 
 ipc_testkit::peer_roles! {
     "send-workload" => generic::send_role,
+    "hostile" => hostile::hostile_role,
     "crash-producer" => crash::producer_role,
     "crash-consumer" => crash::consumer_role,
     "crash-fd-sender" => crash::fd_sender_role,
