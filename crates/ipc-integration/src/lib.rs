@@ -21,6 +21,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod fuzz;
 pub mod mechanism;
 pub mod report;
 

@@ -2,6 +2,7 @@
 //! APIs only.
 
 mod crash;
+mod fuzz_corpus;
 mod generic;
 mod hostile;
 mod scenarios;
