@@ -18,6 +18,9 @@ pub const MAX_MESSAGE: usize = 1024;
 /// A mechanism that carries whole messages between processes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mechanism {
+    /// An anonymous pipe with length-prefixed frames; the sender opens its end through
+    /// `/proc/<receiver>/fd/<n>`.
+    Pipe,
     /// A FIFO with length-prefixed frames.
     Fifo,
     /// A Unix stream socket with length-prefixed frames.
@@ -34,7 +37,8 @@ pub enum Mechanism {
 
 impl Mechanism {
     /// Every mechanism.
-    pub const ALL: [Mechanism; 6] = [
+    pub const ALL: [Mechanism; 7] = [
+        Mechanism::Pipe,
         Mechanism::Fifo,
         Mechanism::UdsStream,
         Mechanism::Seqpacket,
@@ -46,6 +50,7 @@ impl Mechanism {
     /// A short name, for command lines and reports.
     pub fn name(self) -> &'static str {
         match self {
+            Mechanism::Pipe => "pipe",
             Mechanism::Fifo => "fifo",
             Mechanism::UdsStream => "uds-stream",
             Mechanism::Seqpacket => "seqpacket",
@@ -65,7 +70,11 @@ impl Mechanism {
     pub fn reports_end(self) -> bool {
         matches!(
             self,
-            Mechanism::Fifo | Mechanism::UdsStream | Mechanism::Seqpacket | Mechanism::ShmChannel
+            Mechanism::Pipe
+                | Mechanism::Fifo
+                | Mechanism::UdsStream
+                | Mechanism::Seqpacket
+                | Mechanism::ShmChannel
         )
     }
 
@@ -90,11 +99,24 @@ impl Mechanism {
     /// The mechanism's error.
     pub fn listen(self, dir: &Path, name: &IpcName) -> Result<Listening> {
         let path = dir.join(format!("{}.{}", &name.as_str()[1..], self.name()));
+        if self == Mechanism::Pipe {
+            let (reader, writer) = ipc_pipe::pipe()?;
+            use std::os::fd::AsRawFd;
+            return Ok(Listening {
+                mechanism: self,
+                address: format!("/proc/{}/fd/{}", std::process::id(), writer.as_raw_fd()),
+                state: Some(State::Pipe {
+                    reader: Some(reader),
+                    writer: Some(writer),
+                }),
+            });
+        }
         let address = match self {
             Mechanism::ShmChannel | Mechanism::Queue => name.as_str().to_owned(),
             _ => path.to_string_lossy().into_owned(),
         };
         let state = match self {
+            Mechanism::Pipe => unreachable!("made above"),
             // The reader opens now (it never blocks), so that the writer finds it.
             Mechanism::Fifo => {
                 let fifo = Fifo::create(&path)?;
@@ -127,6 +149,18 @@ impl Mechanism {
     pub fn connect(self, address: &str) -> Result<Box<dyn MessageSender>> {
         let timeout = Duration::from_secs(10);
         Ok(match self {
+            Mechanism::Pipe => {
+                let end = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(address)
+                    .map_err(|e| {
+                        Error::from(e)
+                            .with_op("open")
+                            .with_subject(address.to_owned())
+                    })?;
+                let writer = ipc_pipe::PipeWriter::from(std::os::fd::OwnedFd::from(end));
+                Box::new(FramedWriter::new(writer).with_max_message_size(MAX_MESSAGE))
+            }
             Mechanism::Fifo => {
                 let writer = Fifo::open(address)?.open_writer_timeout(timeout)?;
                 Box::new(FramedWriter::new(writer).with_max_message_size(MAX_MESSAGE))
@@ -155,6 +189,12 @@ impl Mechanism {
 }
 
 enum State {
+    /// The pipe's write end is kept until the sender has opened its own, then closed, so
+    /// that the sender's death ends the stream.
+    Pipe {
+        reader: Option<ipc_pipe::PipeReader>,
+        writer: Option<ipc_pipe::PipeWriter>,
+    },
     /// The FIFO is kept for its path, which it removes on drop.
     Fifo {
         _fifo: Fifo,
@@ -206,6 +246,11 @@ impl Listening {
             )
         };
         Ok(match self.state.as_mut().ok_or_else(used)? {
+            State::Pipe { reader, writer } => {
+                drop(writer.take());
+                let reader = reader.take().ok_or_else(used)?;
+                Box::new(FramedReader::new(reader).with_max_message_size(MAX_MESSAGE))
+            }
             State::Fifo { reader, .. } => {
                 let reader = reader.take().ok_or_else(used)?;
                 Box::new(FramedReader::new(reader).with_max_message_size(MAX_MESSAGE))

@@ -62,6 +62,9 @@ pub fn producer_role(ctx: &mut PeerContext) -> PeerResult {
         "mid-frame" => {
             // Whole frames first, then a header that promises more than is written.
             let mut raw: Box<dyn Write> = match mechanism {
+                Mechanism::Pipe => {
+                    Box::new(std::fs::OpenOptions::new().write(true).open(&address)?)
+                }
                 Mechanism::Fifo => {
                     Box::new(ipc_pipe::Fifo::open(&address)?.open_writer_timeout(test_timeout())?)
                 }
@@ -213,6 +216,11 @@ fn crash_shm_channel_producers() {
 #[test]
 fn crash_queue_producers() {
     producer_kills(Mechanism::Queue, None);
+}
+
+#[test]
+fn crash_pipe_producers() {
+    producer_kills(Mechanism::Pipe, Some("mid-frame"));
 }
 
 #[test]
