@@ -176,8 +176,9 @@ impl Default for ChannelOptions {
     }
 }
 
+/// `n` rounded up to a multiple of 8, saturating (a size beyond every limit stays beyond).
 fn round8(n: usize) -> usize {
-    n.div_ceil(8) * 8
+    n.div_ceil(8).saturating_mul(8)
 }
 
 impl ChannelOptions {
@@ -237,7 +238,9 @@ impl ChannelOptions {
     }
 
     fn check(&self) -> Result<()> {
-        if self.max_message == 0 || RECORD_HEADER + round8(self.max_message) > self.capacity {
+        if self.max_message == 0
+            || RECORD_HEADER.saturating_add(round8(self.max_message)) > self.capacity
+        {
             let limit = Limit::new(
                 "ChannelOptions::capacity - 8",
                 (self.capacity - RECORD_HEADER) as u64,
@@ -405,7 +408,12 @@ impl Ring {
             && capacity >= 4096
             && usize::try_from(capacity).is_ok_and(|c| DATA.checked_add(c) == Some(segment.len()))
             && max > 0
-            && (RECORD_HEADER as u64).saturating_add(max.div_ceil(8) * 8) <= capacity;
+            // `max` comes from shared memory: rounded up without overflowing.
+            && max
+                .div_ceil(8)
+                .checked_mul(8)
+                .and_then(|rounded| rounded.checked_add(RECORD_HEADER as u64))
+                .is_some_and(|size| size <= capacity);
         if !valid {
             return Err(Error::corrupted(
                 OP,

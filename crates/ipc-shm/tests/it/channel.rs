@@ -312,3 +312,12 @@ proptest! {
         model_check(&ops, 4096);
     }
 }
+
+#[test]
+fn a_maximum_beyond_every_limit_is_an_error_not_an_overflow() {
+    let err = ChannelOptions::new()
+        .max_message_size(usize::MAX)
+        .channel()
+        .unwrap_err();
+    assert!(err.is_limit_exceeded(), "{err}");
+}
