@@ -20,6 +20,7 @@
 
 pub mod affinity;
 pub mod channels;
+pub mod chart;
 pub mod floor;
 pub mod peer;
 pub mod pipes;

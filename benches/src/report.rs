@@ -53,43 +53,111 @@ pub struct Row {
 }
 
 /// Facts about the machine and the run, recorded next to the numbers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Machine {
     /// The CPU model from `/proc/cpuinfo`.
     pub cpu_model: String,
     /// CPUs this process may use.
     pub cpus: usize,
+    /// CPUs online on the machine.
+    pub cpus_online: usize,
     /// The kernel release (`uname -r`).
     pub kernel: String,
+    /// The frequency governor of CPU 0, if the kernel exposes one (virtual machines
+    /// often do not).
+    pub governor: Option<String>,
+    /// The hypervisor, if this is a virtual machine (`hypervisor` CPU flag; vendor from
+    /// DMI when readable).
+    pub hypervisor: Option<String>,
+    /// `rustc --version`.
+    pub rust: String,
+    /// The git commit measured (`git rev-parse --short HEAD`), with `-dirty` for local
+    /// changes.
+    pub commit: String,
     /// The CPUs of the two processes, or `None` if they could not be pinned apart.
     pub pinned: Option<(usize, usize)>,
-    /// The cost of one clock read, included twice in every timed round trip.
-    pub clock_overhead: Duration,
+    /// Why the figures may mislead (a single CPU, a failed pinning), if they may.
+    pub warning: Option<String>,
+    /// The cost of one clock read in nanoseconds, included twice in every timed round trip.
+    pub clock_overhead_ns: u64,
+}
+
+fn command_line(program: &str, args: &[&str]) -> Option<String> {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 impl Machine {
-    /// Reads the machine facts; `pinned` and `clock_overhead` come from the runner.
-    pub fn detect(pinned: Option<(usize, usize)>, clock_overhead: Duration) -> Machine {
-        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|info| {
-                info.lines()
-                    .find_map(|l| l.strip_prefix("model name"))
-                    .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
-            })
+    /// Reads the machine facts; `pinned`, `warning` and `clock_overhead` come from the
+    /// runner.
+    pub fn detect(
+        pinned: Option<(usize, usize)>,
+        warning: Option<String>,
+        clock_overhead: Duration,
+    ) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
             .unwrap_or_else(|| "unknown".to_owned());
+        let cpus_online = cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count();
+        let virtualised = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| l.split_whitespace().any(|f| f == "hypervisor"));
+        let hypervisor = virtualised.then(|| {
+            read_trimmed("/sys/class/dmi/id/sys_vendor")
+                .or_else(|| read_trimmed("/sys/hypervisor/type"))
+                .unwrap_or_else(|| "a hypervisor".to_owned())
+        });
         let kernel = nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".to_owned());
         let cpus = crate::affinity::allowed_cpus()
             .map(|c| c.len())
             .unwrap_or(0);
+        let commit = command_line("git", &["rev-parse", "--short=12", "HEAD"]).map_or_else(
+            || "unknown".to_owned(),
+            |commit| {
+                let dirty = command_line("git", &["status", "--porcelain", "--untracked-files=no"])
+                    .is_some();
+                if dirty {
+                    format!("{commit}-dirty")
+                } else {
+                    commit
+                }
+            },
+        );
         Machine {
             cpu_model,
             cpus,
+            cpus_online,
             kernel,
+            governor: read_trimmed("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+            hypervisor,
+            rust: command_line("rustc", &["--version"]).unwrap_or_else(|| "unknown".to_owned()),
+            commit,
             pinned,
-            clock_overhead,
+            warning,
+            clock_overhead_ns: u64::try_from(clock_overhead.as_nanos()).unwrap_or(u64::MAX),
         }
     }
 }
@@ -142,40 +210,182 @@ impl Report {
 
     fn ratio_cell(&self, row: &Row) -> String {
         match (self.ratio(row), row.baseline.and_then(|b| self.rows.get(b))) {
-            (Some(r), Some(base)) => format!(
-                "{r:.2}× {}",
-                base.case.split(',').next().unwrap_or(&base.case)
-            ),
+            (Some(r), Some(base)) => format!("{r:.2}× {}", floor_name(&base.case)),
             _ => "floor".to_owned(),
         }
     }
 
-    /// The report as Markdown: a header with the machine facts, then a latency table and a
-    /// throughput table.
-    pub fn to_markdown(&self) -> String {
+    fn header(&self, out: &mut String) {
         let m = &self.machine;
-        let mut out = String::new();
         let quick = if self.quick { " (quick)" } else { "" };
         let _ = writeln!(out, "## ipc-rs benchmark{quick}\n");
-        let _ = writeln!(out, "- CPU: {} ({} CPUs available)", m.cpu_model, m.cpus);
-        let _ = writeln!(out, "- kernel: {}", m.kernel);
+        if let Some(warning) = &m.warning {
+            let _ = writeln!(out, "> **Warning: {warning}**\n");
+        }
+        let _ = writeln!(
+            out,
+            "- CPU: {} ({} of {} CPUs available)",
+            m.cpu_model, m.cpus, m.cpus_online
+        );
+        let machine_kind = m.hypervisor.as_ref().map_or_else(
+            || "bare metal or undetected".to_owned(),
+            |h| format!("virtual machine ({h})"),
+        );
+        let _ = writeln!(
+            out,
+            "- kernel {}, {machine_kind}, governor {}",
+            m.kernel,
+            m.governor.as_deref().unwrap_or("not exposed")
+        );
+        let _ = writeln!(out, "- {}, commit {}", m.rust, m.commit);
         let _ = match m.pinned {
             Some((a, b)) => writeln!(out, "- two processes pinned to CPU {a} and CPU {b}"),
-            None => writeln!(
-                out,
-                "- only one CPU: the two processes share it (not a cross-core figure)"
-            ),
+            None => writeln!(out, "- not pinned apart: the two processes may share a CPU"),
         };
         let _ = writeln!(
             out,
             "- latency: one-way = round trip / 2, timed per round trip, each including two clock reads of {}",
-            ns(m.clock_overhead)
+            ns(Duration::from_nanos(m.clock_overhead_ns))
         );
         let _ = writeln!(
             out,
             "- throughput: one process streams numbered messages, the other checks every number; rounds interleaved with the other cases\n"
         );
-        let _ = writeln!(out, "### One-way latency\n");
+    }
+
+    /// The rows of mechanisms (not floors) measured at `size`, best first.
+    fn ranked(&self, latency: bool, size: usize) -> Vec<&Row> {
+        let mut rows: Vec<&Row> = self
+            .rows
+            .iter()
+            .filter(|r| r.baseline.is_some() && r.size == size)
+            // Mechanisms between processes only: not the in-process copies, nor the
+            // extra rows that compare one mechanism with another.
+            .filter(|r| !r.case.contains("SharedMemory::") && !r.case.contains(" vs "))
+            .filter(|r| matches!(r.metric, Metric::Latency(_)) == latency)
+            .collect();
+        rows.sort_by(|a, b| {
+            let (a, b) = (a.metric.central(), b.metric.central());
+            if latency {
+                a.total_cmp(&b)
+            } else {
+                b.total_cmp(&a)
+            }
+        });
+        rows
+    }
+
+    fn summary(&self, out: &mut String) {
+        let fast = self.ranked(true, 64);
+        let bulk = self.ranked(false, 64 * 1024);
+        if fast.is_empty() && bulk.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "### Which mechanism should I use?\n");
+        let is_spinning = |r: &&Row| {
+            r.case.contains("busy") || r.case.contains("spin") || r.case.contains("hand-off")
+        };
+        if let Some(best) = fast.first() {
+            let _ = writeln!(
+                out,
+                "- **Lowest latency**: {} — {} one-way for 64 B (p99 {}). It keeps a CPU busy while it waits.",
+                best.case,
+                ns(lat(best).median),
+                ns(lat(best).p99)
+            );
+        }
+        if let Some(sleeping) = fast.iter().find(|r| !is_spinning(r)) {
+            let _ = writeln!(
+                out,
+                "- **Lowest latency for a peer that sleeps** (no CPU burnt while idle): {} — {} one-way; every mechanism that wakes a sleeping process costs about this much here.",
+                sleeping.case,
+                ns(lat(sleeping).median)
+            );
+        }
+        if let (Some(best), Some(sleeping)) = (fast.first(), fast.iter().find(|r| !is_spinning(r)))
+        {
+            let factor =
+                lat(sleeping).median.as_secs_f64() / lat(best).median.as_secs_f64().max(1e-12);
+            let _ = writeln!(
+                out,
+                "- Spinning before sleeping (shared memory, spin-then-park) is worth it when messages come closer together than a wake-up: here that is a factor of {factor:.0}."
+            );
+        }
+        let copying: Vec<&&Row> = bulk
+            .iter()
+            .filter(|r| !r.case.contains("zero-copy"))
+            .collect();
+        if let Some(best) = copying.first() {
+            let _ = writeln!(
+                out,
+                "- **Highest throughput copying 64 KiB messages**: {} — {}.",
+                best.case,
+                rate(best.metric.central())
+            );
+        }
+        if let Some(kernel) = copying.iter().find(|r| !r.case.starts_with("shm")) {
+            let _ = writeln!(
+                out,
+                "- **Highest throughput through the kernel** (no shared memory to manage): {} — {}.",
+                kernel.case,
+                rate(kernel.metric.central())
+            );
+        }
+        if let Some(zero) = bulk.iter().find(|r| r.case.contains("zero-copy")) {
+            let _ = writeln!(
+                out,
+                "- **Zero-copy** (written and read in place): {} — {:.1} M messages/s of 64 KiB.",
+                zero.case,
+                zero.metric.central() / 65536.0 / 1e6
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n### Ranked: one-way latency, 64 B\n\n| rank | mechanism | median | p99 | p99.9 | × its floor |\n|---:|---|---:|---:|---:|---:|"
+        );
+        for (i, row) in fast.iter().enumerate() {
+            let l = lat(row);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                i + 1,
+                row.case,
+                ns(l.median),
+                ns(l.p99),
+                ns(l.p999),
+                self.ratio_cell(row)
+            );
+        }
+        if !bulk.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### Ranked: one-way throughput, 64 KiB messages\n\n| rank | mechanism | median | slowest round | × its floor |\n|---:|---|---:|---:|---:|"
+            );
+            for (i, row) in bulk.iter().enumerate() {
+                if let Metric::Throughput(rounds) = &row.metric {
+                    let slowest = rounds.iter().copied().fold(f64::INFINITY, f64::min);
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | {} | {} |",
+                        i + 1,
+                        row.case,
+                        rate(median(rounds)),
+                        rate(slowest),
+                        self.ratio_cell(row)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(out);
+    }
+
+    /// The report as Markdown: the machine, a summary with rankings, then every latency
+    /// and throughput figure with its ratio to its floor, and how to read them.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        self.header(&mut out);
+        self.summary(&mut out);
+        let _ = writeln!(out, "### One-way latency, every case\n");
         let _ = writeln!(
             out,
             "| case | size | median | p99 | p99.9 | samples | × baseline | target |"
@@ -203,7 +413,7 @@ impl Report {
             .filter(|r| matches!(r.metric, Metric::Throughput(_)))
             .collect();
         if !throughput.is_empty() {
-            let _ = writeln!(out, "\n### One-way throughput\n");
+            let _ = writeln!(out, "\n### One-way throughput, every case\n");
             let _ = writeln!(
                 out,
                 "| case | message | median | slowest round | rounds | × baseline | target |"
@@ -226,89 +436,235 @@ impl Report {
                 }
             }
         }
-        out
-    }
-
-    /// The report as JSON: latencies in nanoseconds, throughput in bytes per second.
-    pub fn to_json(&self) -> String {
-        let m = &self.machine;
-        let pinned = m
-            .pinned
-            .map_or_else(|| "null".to_owned(), |(a, b)| format!("[{a}, {b}]"));
-        let mut out = format!(
-            "{{\n  \"quick\": {},\n  \"machine\": {{\"cpu_model\": {}, \"cpus\": {}, \"kernel\": {}, \"pinned\": {pinned}, \"clock_overhead_ns\": {}}},\n  \"rows\": [\n",
-            self.quick,
-            json_string(&m.cpu_model),
-            m.cpus,
-            json_string(&m.kernel),
-            m.clock_overhead.as_nanos()
+        let _ = writeln!(
+            out,
+            "\n### How to read it\n\n\
+             - Every mechanism is measured next to its *floor*: the same operation written with raw \
+             system calls (or a minimal ring, for shared memory) in the same run. The ratio to the floor \
+             is the figure that carries from machine to machine; the absolute numbers depend on the CPU \
+             and, on a virtual machine, on how the host schedules the two vCPUs (runs can differ by 2×).\n\
+             - Latency is one-way (half a round trip); p99 and p99.9 show the tail a user will meet.\n\
+             - Throughput is the median of interleaved rounds; the slowest round shows the spread.\n\
+             - A *target* is the project's promise for that ratio (PERFORMANCE.md).\n\
+             - `cargo xtask bench --save NAME` keeps this run; `--compare OLD NEW` shows what changed."
         );
-        for (i, row) in self.rows.iter().enumerate() {
-            let baseline = row
-                .baseline
-                .map_or_else(|| "null".to_owned(), |b| b.to_string());
-            let ratio = self
-                .ratio(row)
-                .map_or_else(|| "null".to_owned(), |r| format!("{r:.4}"));
-            let metric = match &row.metric {
-                Metric::Latency(l) => format!(
-                    "\"median_ns\": {}, \"p99_ns\": {}, \"p999_ns\": {}, \"min_ns\": {}, \"samples\": {}",
-                    l.median.as_nanos(),
-                    l.p99.as_nanos(),
-                    l.p999.as_nanos(),
-                    l.min.as_nanos(),
-                    l.samples
-                ),
-                Metric::Throughput(rounds) => format!(
-                    "\"bytes_per_sec_median\": {:.0}, \"bytes_per_sec_rounds\": [{}]",
-                    median(rounds),
-                    rounds
-                        .iter()
-                        .map(|r| format!("{r:.0}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
-            let target = row.target.map_or_else(|| "null".to_owned(), json_string);
-            let _ = writeln!(
-                out,
-                "    {{\"case\": {}, \"size\": {}, {metric}, \"baseline\": {baseline}, \"ratio\": {ratio}, \"target\": {target}}}{}",
-                json_string(&row.case),
-                row.size,
-                if i + 1 < self.rows.len() { "," } else { "" }
-            );
-        }
-        out.push_str("  ]\n}\n");
         out
     }
 
-    /// Writes `report.md` and `report.json` into `dir`, creating it.
+    /// The report as JSON: every figure (latencies in nanoseconds, throughput in bytes per
+    /// second) and the machine.
+    pub fn to_json(&self) -> String {
+        let rows = self
+            .rows
+            .iter()
+            .map(|row| {
+                let (latency, throughput) = match &row.metric {
+                    Metric::Latency(l) => (
+                        Some(JsonLatency {
+                            median_ns: nanos(l.median),
+                            p99_ns: nanos(l.p99),
+                            p999_ns: nanos(l.p999),
+                            min_ns: nanos(l.min),
+                            samples: l.samples,
+                        }),
+                        None,
+                    ),
+                    Metric::Throughput(rounds) => (
+                        None,
+                        Some(JsonThroughput {
+                            bytes_per_sec_median: median(rounds),
+                            bytes_per_sec_rounds: rounds.clone(),
+                        }),
+                    ),
+                };
+                JsonRow {
+                    case: row.case.clone(),
+                    size: row.size,
+                    latency,
+                    throughput,
+                    baseline: row.baseline,
+                    ratio: self.ratio(row),
+                    target: row.target.map(str::to_owned),
+                }
+            })
+            .collect();
+        let report = JsonReport {
+            quick: self.quick,
+            machine: self.machine.clone(),
+            rows,
+        };
+        serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
+    }
+
+    /// Writes `report.md`, `report.json` and `report.svg` into `dir`, creating it.
     ///
     /// # Errors
     ///
-    /// The file system error.
+    /// The file system error, or the chart's.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("report.md"), self.to_markdown())?;
-        std::fs::write(dir.join("report.json"), self.to_json())
+        std::fs::write(dir.join("report.json"), self.to_json())?;
+        crate::chart::write_svg(self, &dir.join("report.svg"))
     }
 }
 
-/// `s` as a JSON string literal.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+fn lat(row: &Row) -> &Summary {
+    match &row.metric {
+        Metric::Latency(l) => l,
+        Metric::Throughput(_) => unreachable!("a latency row"),
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The name of a floor row, for the ratio column: its label without "(floor)".
+fn floor_name(case: &str) -> &str {
+    case.strip_suffix(" (floor)").unwrap_or(case)
+}
+
+/// `report.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JsonReport {
+    /// A `--quick` run.
+    pub quick: bool,
+    /// The machine and the run.
+    pub machine: Machine,
+    /// Every figure.
+    pub rows: Vec<JsonRow>,
+}
+
+/// One row of `report.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JsonRow {
+    /// The case.
+    pub case: String,
+    /// Message size in bytes.
+    pub size: usize,
+    /// Latency figures, for a latency row.
+    pub latency: Option<JsonLatency>,
+    /// Throughput figures, for a throughput row.
+    pub throughput: Option<JsonThroughput>,
+    /// The index of the floor row.
+    pub baseline: Option<usize>,
+    /// The ratio to the floor.
+    pub ratio: Option<f64>,
+    /// The target for the ratio.
+    pub target: Option<String>,
+}
+
+/// Latency figures in nanoseconds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JsonLatency {
+    /// Median one-way latency.
+    pub median_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p999_ns: u64,
+    /// The fastest sample.
+    pub min_ns: u64,
+    /// How many samples.
+    pub samples: usize,
+}
+
+/// Throughput figures in bytes per second.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JsonThroughput {
+    /// The median round.
+    pub bytes_per_sec_median: f64,
+    /// Every round.
+    pub bytes_per_sec_rounds: Vec<f64>,
+}
+
+impl JsonRow {
+    /// The figure compared between runs, and whether higher is better.
+    fn central(&self) -> Option<(f64, bool)> {
+        match (&self.latency, &self.throughput) {
+            (Some(l), _) => Some((l.median_ns as f64, false)),
+            (_, Some(t)) => Some((t.bytes_per_sec_median, true)),
+            _ => None,
         }
     }
-    out.push('"');
+
+    fn key(&self) -> (String, usize, bool) {
+        (self.case.clone(), self.size, self.latency.is_some())
+    }
+}
+
+/// Compares two reports row by row: the change of each figure, flagged as a regression or
+/// an improvement beyond `threshold` (a fraction, such as 0.05), as Markdown.
+pub fn compare(old: &JsonReport, new: &JsonReport, threshold: f64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## ipc-rs benchmark comparison\n\n- old: commit {}, {}\n- new: commit {}, {}\n- noise threshold: ±{:.0}%\n",
+        old.machine.commit,
+        old.machine.cpu_model,
+        new.machine.commit,
+        new.machine.cpu_model,
+        threshold * 100.0
+    );
+    if old.machine.cpu_model != new.machine.cpu_model {
+        let _ = writeln!(
+            out,
+            "> **The CPUs differ: compare ratios to floors, not absolute figures.**\n"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| case | size | old | new | change | ratio to floor, old → new | verdict |\n|---|---:|---:|---:|---:|---:|---|"
+    );
+    let (mut regressions, mut improvements) = (0, 0);
+    for row in &new.rows {
+        let Some(before) = old.rows.iter().find(|o| o.key() == row.key()) else {
+            let _ = writeln!(out, "| {} | {} | | | | | new |", row.case, size(row.size));
+            continue;
+        };
+        let (Some((a, higher_better)), Some((b, _))) = (before.central(), row.central()) else {
+            continue;
+        };
+        if a <= 0.0 {
+            continue;
+        }
+        let change = b / a - 1.0;
+        let better = if higher_better { change } else { -change };
+        let verdict = if better < -threshold {
+            regressions += 1;
+            "**regression**"
+        } else if better > threshold {
+            improvements += 1;
+            "improvement"
+        } else {
+            ""
+        };
+        let show = |v: f64| {
+            if higher_better {
+                rate(v)
+            } else {
+                ns(Duration::from_secs_f64(v / 1e9))
+            }
+        };
+        let ratios = match (before.ratio, row.ratio) {
+            (Some(x), Some(y)) => format!("{x:.2} → {y:.2}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:+.1}% | {ratios} | {verdict} |",
+            row.case,
+            size(row.size),
+            show(a),
+            show(b),
+            change * 100.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{regressions} regressions and {improvements} improvements beyond the threshold."
+    );
     out
 }
 
@@ -348,9 +704,15 @@ mod tests {
             machine: Machine {
                 cpu_model: "Test \"CPU\"\t1".into(),
                 cpus: 2,
+                cpus_online: 2,
                 kernel: "6.0".into(),
+                governor: None,
+                hypervisor: Some("KVM".into()),
+                rust: "rustc 1.0".into(),
+                commit: "abc".into(),
                 pinned: Some((0, 1)),
-                clock_overhead: Duration::from_nanos(20),
+                warning: None,
+                clock_overhead_ns: 20,
             },
             rows: vec![
                 row("floor", 64, Metric::Latency(summary(100)), None, None),
@@ -402,21 +764,32 @@ mod tests {
     }
 
     #[test]
-    fn json_is_escaped_and_complete() {
-        let json = report().to_json();
-        assert!(
-            json.contains(r#""cpu_model": "Test \"CPU\"\u00091""#),
-            "{json}"
+    fn json_round_trips_and_compares() {
+        let report = report();
+        let json = report.to_json();
+        let parsed: JsonReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed.machine.cpu_model, "Test \"CPU\"\t1");
+        assert_eq!(parsed.rows.len(), 4);
+        assert_eq!(parsed.rows[1].ratio, Some(1.5));
+        assert_eq!(
+            parsed.rows[3]
+                .throughput
+                .as_ref()
+                .unwrap()
+                .bytes_per_sec_rounds,
+            [1.5e9, 1.9e9]
         );
+        // The same run against itself: no change; a slower wrapper: a regression.
+        let same = compare(&parsed, &parsed, 0.05);
+        assert!(same.contains("0 regressions and 0 improvements"), "{same}");
+        let mut slower = parsed.clone();
+        slower.rows[1].latency.as_mut().unwrap().median_ns = 200;
+        let diff = compare(&parsed, &slower, 0.05);
         assert!(
-            json.contains(r#""ratio": 1.5000, "target": "≤ 1.05""#),
-            "{json}"
+            diff.contains("| wrapper | 4 KiB | 150 ns | 200 ns | +33.3% |"),
+            "{diff}"
         );
-        assert!(
-            json.contains(r#""bytes_per_sec_rounds": [1500000000, 1900000000]"#),
-            "{json}"
-        );
-        assert_eq!(json.matches('{').count(), json.matches('}').count());
+        assert!(diff.contains("1 regressions"), "{diff}");
     }
 
     #[test]

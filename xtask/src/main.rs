@@ -3,7 +3,9 @@
 //! - `test`: formatting, clippy, the whole test suite (nextest when installed) and doc tests;
 //! - `ci`: what CI runs: `test`, plus `cargo doc` with warnings denied and the benchmarks
 //!   compiled;
-//! - `bench [--quick] [runner options]`: the comparison runner (`ipc-bench-runner`);
+//! - `bench [--quick] [runner options]`: the comparison runner (`ipc-bench-runner`), which
+//!   writes `target/ipc-report/report.{md,json,svg}`, keeps baselines (`--save NAME`) and
+//!   compares reports (`--compare OLD NEW`);
 //! - `stress [--injections N]`: the crash matrix with N kills per mechanism (2000 by
 //!   default) and its report;
 //! - `clean-ipc [--dry-run]`: removes objects left behind by crashed tests and benchmarks.
@@ -24,7 +26,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   test                     fmt check, clippy -D warnings, all tests, doc tests
   ci                       test + cargo doc (warnings denied) + benchmarks compiled
-  bench [--quick] [ARGS]   run the comparison benchmark runner and print the table
+  bench [--quick] [ARGS]   run the comparison benchmark runner: target/ipc-report/report.{md,json,svg}
+                           (--save NAME keeps a baseline; --compare OLD NEW diffs two reports)
   stress [--injections N]  the crash matrix with N kills per mechanism (default 2000)
   clean-ipc [--dry-run]    remove leftover ipcrs-* objects whose creator is gone
 ";

@@ -9,7 +9,7 @@ use ipc_bench::channels::Flavour as ShmFlavour;
 use ipc_bench::floor::{ShmPingPong, clock_overhead, run_peer, sample_one_way};
 use ipc_bench::pipes::Flavour;
 use ipc_bench::queues::Flavour as MqFlavour;
-use ipc_bench::report::{Machine, Metric, Report, Row};
+use ipc_bench::report::{JsonReport, Machine, Metric, Report, Row, compare};
 use ipc_bench::sems::{Flavour as SemFlavour, Uncontended};
 use ipc_bench::shm::{Copy, CopyBench};
 use ipc_bench::signals::Flavour as SigFlavour;
@@ -19,17 +19,25 @@ use ipc_bench::transport::{Case, PingPong, throughput};
 use ipc_bench::{affinity, peer};
 use ipc_core::Result;
 
-const USAGE: &str = "usage: ipc-bench-runner [--quick] [--out DIR]
+const USAGE: &str = "usage: ipc-bench-runner [--quick] [--out DIR] [--only S] [--save NAME]
+       ipc-bench-runner --compare OLD NEW [--threshold PERCENT] [--out DIR]
 
-  --quick    fewer samples (well under a minute)
-  --out DIR  where to write report.md and report.json (default: target/ipc-bench)
-  --only S   only the cases whose name contains S (such as `shm:` or `socket:tcp`),
-             with their floors; for working on one mechanism";
+  --quick        fewer samples (about a minute and a half on two cores)
+  --out DIR      where to write report.md, report.json and report.svg
+                 (default: target/ipc-report)
+  --only S       only the cases whose name contains S (such as `shm:` or `socket:tcp`),
+                 with their floors; for working on one mechanism
+  --save NAME    also keep report.json as the baseline DIR/baselines/NAME.json
+  --compare A B  compare two reports (paths, or names of saved baselines) row by row and
+                 flag changes beyond the noise threshold (default 5%); measures nothing";
 
 struct Options {
     quick: bool,
     out: PathBuf,
     only: Option<String>,
+    save: Option<String>,
+    compare: Option<(String, String)>,
+    threshold: f64,
 }
 
 impl Options {
@@ -62,8 +70,11 @@ fn select<T>(
 fn parse(args: &[String]) -> std::result::Result<Options, String> {
     let mut options = Options {
         quick: false,
-        out: PathBuf::from("target/ipc-bench"),
+        out: PathBuf::from("target/ipc-report"),
         only: None,
+        save: None,
+        compare: None,
+        threshold: 0.05,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -71,6 +82,20 @@ fn parse(args: &[String]) -> std::result::Result<Options, String> {
             "--quick" => options.quick = true,
             "--out" => options.out = args.next().ok_or("--out needs a directory")?.into(),
             "--only" => options.only = Some(args.next().ok_or("--only needs a name")?.clone()),
+            "--save" => options.save = Some(args.next().ok_or("--save needs a name")?.clone()),
+            "--compare" => {
+                let old = args.next().ok_or("--compare needs two reports")?.clone();
+                let new = args.next().ok_or("--compare needs two reports")?.clone();
+                options.compare = Some((old, new));
+            }
+            "--threshold" => {
+                let percent: f64 = args
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .filter(|p: &f64| *p >= 0.0)
+                    .ok_or("--threshold needs a percentage")?;
+                options.threshold = percent / 100.0;
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -99,12 +124,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some((old, new)) = &options.compare {
+        return match compare_reports(&options, old, new) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("ipc-bench-runner: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(&options) {
         Ok(report) => {
             print!("{}", report.to_markdown());
-            match report.write(&options.out) {
+            if let Some(warning) = &report.machine.warning {
+                eprintln!("ipc-bench-runner: WARNING: {warning}");
+            }
+            match report.write(&options.out).and_then(|()| save(&options)) {
                 Ok(()) => {
-                    println!("\nwritten to {}/report.{{md,json}}", options.out.display());
+                    println!(
+                        "\nwritten to {}/report.{{md,json,svg}}",
+                        options.out.display()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(err) => {
@@ -121,6 +164,45 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Keeps `report.json` as a named baseline, if asked to.
+fn save(options: &Options) -> std::io::Result<()> {
+    let Some(name) = &options.save else {
+        return Ok(());
+    };
+    let dir = options.out.join("baselines");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::copy(
+        options.out.join("report.json"),
+        dir.join(format!("{name}.json")),
+    )?;
+    println!(
+        "kept as the baseline {}",
+        dir.join(format!("{name}.json")).display()
+    );
+    Ok(())
+}
+
+/// Reads a report: a path, or the name of a saved baseline.
+fn load(options: &Options, which: &str) -> std::result::Result<JsonReport, String> {
+    let path = PathBuf::from(which);
+    let path = if path.exists() {
+        path
+    } else {
+        options.out.join("baselines").join(format!("{which}.json"))
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not a report: {e}", path.display()))
+}
+
+fn compare_reports(options: &Options, old: &str, new: &str) -> std::result::Result<String, String> {
+    Ok(compare(
+        &load(options, old)?,
+        &load(options, new)?,
+        options.threshold,
+    ))
 }
 
 /// A latency case: a round trip to time, and the samples so far.
@@ -175,12 +257,15 @@ const MIB: usize = 1024 * 1024;
 /// The latency plan: for each size, each channel next to its floor.
 fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
     let mut plan = Vec::new();
-    for size in [64, 4096] {
+    for size in [64, 4096, 64 * KIB] {
         let floor = Case::Pipe(Flavour::Raw);
         plan.push((floor, size, None, None));
         plan.push((Case::Pipe(Flavour::Pipe), size, Some(floor), Some("≤ 1.05")));
         plan.push((Case::Pipe(Flavour::Framed), size, Some(floor), None));
         for flavour in SocketFlavour::ALL {
+            if size > flavour.max_message() {
+                continue;
+            }
             let floor = flavour.floor();
             if floor == flavour {
                 plan.push((Case::Socket(flavour), size, None, None));
@@ -362,12 +447,33 @@ fn label(case: Case, capacity: usize) -> String {
 }
 
 fn run(options: &Options) -> Result<Report> {
-    let pinned = affinity::cpu_pair()?;
-    let peer_cpu = pinned.map(|(_, b)| b);
+    let mut pinned = affinity::cpu_pair()?;
+    let mut warning = None;
+    if pinned.is_none() {
+        warning = Some(
+            "only one CPU is available: the two processes share it, so every latency is a \
+             same-CPU hand-off and no figure here compares with a cross-core one"
+                .to_owned(),
+        );
+    }
     // Read the machine before pinning, which would hide the other CPUs.
-    let machine = Machine::detect(pinned, clock_overhead());
-    if let Some((own, _)) = pinned {
-        affinity::pin_to(own)?;
+    let mut machine = Machine::detect(pinned, None, clock_overhead());
+    if let Some((own, peer)) = pinned {
+        // Pinning both CPUs is tried here first: a failure is reported, not hidden.
+        let check = affinity::pin_to(peer).and_then(|()| affinity::pin_to(own));
+        if let Err(err) = check {
+            warning = Some(format!(
+                "the processes could not be pinned to CPUs {own} and {peer} ({err}): they float, \
+                 and the figures mix same-CPU and cross-core hand-offs"
+            ));
+            pinned = None;
+        }
+    }
+    let peer_cpu = pinned.map(|(_, b)| b);
+    machine.pinned = pinned;
+    machine.warning.clone_from(&warning);
+    if let Some(warning) = &warning {
+        eprintln!("ipc-bench-runner: WARNING: {warning}");
     }
     let (rounds, scale, bytes_per_round) = if options.quick {
         (3, 1, 48 * MIB)
@@ -439,8 +545,20 @@ fn run(options: &Options) -> Result<Report> {
         .filter(|&&f| options.wants(Case::Sem(f)) || options.wants(Case::Sem(f.floor())))
         .map(|&f| (f, Vec::new()))
         .collect();
+    let cases = latency.len() + bulk.len();
+    let started = std::time::Instant::now();
+    let progress = |round: usize, done: usize, what: &str, size: usize| {
+        // One line, rewritten in place: what runs, and how far along the run is.
+        let percent = (round * cases + done) * 100 / (rounds * cases).max(1);
+        eprint!(
+            "\r\x1b[2K  {percent:>3}% · round {}/{rounds} · case {}/{cases} · {:>4.0}s · {what} ({size} B)",
+            round + 1,
+            done + 1,
+            started.elapsed().as_secs_f64()
+        );
+        let _ = std::io::Write::flush(&mut std::io::stderr());
+    };
     for round in 0..rounds {
-        eprintln!("round {}/{rounds}", round + 1);
         for (case, rates) in &mut copy_rates {
             rates.push(copies.run(*case, copy_count)?);
         }
@@ -451,11 +569,14 @@ fn run(options: &Options) -> Result<Report> {
                 samples.push(uncontended.time(*flavour, 1000)? / 10);
             }
         }
-        for case in &mut latency {
+        for (i, case) in latency.iter_mut().enumerate() {
+            progress(round, i, &case.name, case.size);
             case.round(peer_cpu)
                 .map_err(|e| e.with_subject(format!("{} at {} bytes", case.name, case.size)))?;
         }
-        for case in &mut bulk {
+        let offset = latency.len();
+        for (i, case) in bulk.iter_mut().enumerate() {
+            progress(round, offset + i, &case.name, case.size);
             let count = (bytes_per_round / case.size).max(16) as u64;
             let elapsed = throughput(case.case, case.size, case.capacity, count, peer_cpu)
                 .map_err(|e| e.with_subject(format!("{} at {} bytes", case.name, case.size)))?;
@@ -464,6 +585,10 @@ fn run(options: &Options) -> Result<Report> {
         }
     }
 
+    eprintln!(
+        "\r\x1b[2K  100% · {rounds} rounds of {cases} cases in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
     let mut rows: Vec<Row> = latency
         .into_iter()
         .filter_map(|mut case| {
