@@ -286,9 +286,14 @@ impl Report {
             r.case.contains("busy") || r.case.contains("spin") || r.case.contains("hand-off")
         };
         if let Some(best) = fast.first() {
+            let how = if best.case.contains("spin-then-park") {
+                "It spins for a while (50 µs by default) before it sleeps."
+            } else {
+                "It keeps a CPU busy while it waits."
+            };
             let _ = writeln!(
                 out,
-                "- **Lowest latency**: {} — {} one-way for 64 B (p99 {}). It keeps a CPU busy while it waits.",
+                "- **Lowest latency**: {} — {} one-way for 64 B (p99 {}). {how}",
                 best.case,
                 ns(lat(best).median),
                 ns(lat(best).p99)
