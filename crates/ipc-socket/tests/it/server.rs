@@ -62,10 +62,16 @@ fn many_clients_and_a_clean_shutdown() {
     }
     assert_eq!(served.load(Ordering::SeqCst), 8 * 50);
 
+    // The handlers of the clients above end on their own once those clients are gone.
+    let deadline = ipc_testkit::test_deadline();
+    while server.clients() > 0 {
+        assert!(!deadline.has_expired(), "the handlers never ended");
+        std::thread::yield_now();
+    }
     // A client that stays connected and silent: shutdown must not wait for it.
     let idle = connect_stream(&addr).unwrap();
-    // Wait until the server has taken it on (a connection never accepted would be reset).
-    let deadline = ipc_testkit::test_deadline();
+    // Wait until the server has taken it on (a connection never accepted would be reset;
+    // counting from zero, so that a handler of the earlier clients is not mistaken for it).
     while server.clients() == 0 {
         assert!(
             !deadline.has_expired(),
