@@ -3,7 +3,8 @@
 use crate::cmd::{cargo, step};
 
 /// Runs the test kit's `ipc-clean`, which removes `ipcrs-*` objects whose creator is gone
-/// and that no live process uses; it never touches other objects.
+/// and that no live process uses, and the System V semaphore sets `ipc-sem` made for a
+/// creator that crashed; it never touches other objects.
 ///
 /// # Errors
 ///

@@ -30,6 +30,10 @@
 //! someone else posted gives it back when it exits. A robust mutex is released by the kernel
 //! when its holder dies, and the next locker learns that the data may be half-updated.
 //!
+//! Named objects are removed by their creator on drop. A System V set outlives a creator
+//! that crashed (the kernel keeps it until `IPC_RMID`), so each set records its creator's
+//! pid, and [`remove_stale_undo_sets`] removes those nobody will.
+//!
 //! Every wait has `try_` and `_timeout` forms, retries `EINTR` against its deadline, and
 //! every semaphore hands out RAII [`Permit`]s (`acquire`); bounded and binary semaphores
 //! ([`SemaphoreOptions::max`], [`SemaphoreOptions::binary`]) refuse a post beyond the bound.
@@ -57,7 +61,7 @@ mod wait;
 pub use mutex::{Locked, MutexGuard, MutexOptions, OwnerDied, RobustMutex};
 pub use named::{NamedSemaphore, SEM_VALUE_MAX, SemaphoreOptions};
 pub use permit::{Permit, Release};
-pub use sysv::{SEMVMX, UndoSemaphore};
+pub use sysv::{SEMVMX, StaleUndoSet, UndoSemaphore, remove_stale_undo_sets, stale_undo_sets};
 pub use unnamed::{SEMAPHORE_SIZE, Semaphore};
 
 pub use ipc_core::{CreationMode, Error, IpcName, Permissions, Result};

@@ -385,10 +385,23 @@ pub(crate) fn semop(
     }
 }
 
-/// `semctl(id, num, GETVAL)`.
-pub(crate) fn sem_getval(id: libc::c_int, num: libc::c_int) -> io::Result<libc::c_int> {
-    // SAFETY: GETVAL takes no fourth argument.
-    let value = unsafe { libc::semctl(id, num, libc::GETVAL) };
+/// What [`sem_get`] reads of one semaphore: `semctl` commands that take no fourth argument.
+#[derive(Clone, Copy)]
+pub(crate) enum SemGet {
+    /// `GETVAL`: the value.
+    Value,
+    /// `GETPID`: the pid of the last process to change it.
+    LastPid,
+}
+
+/// `semctl(id, num, GETVAL or GETPID)`.
+pub(crate) fn sem_get(id: libc::c_int, num: libc::c_int, what: SemGet) -> io::Result<libc::c_int> {
+    let cmd = match what {
+        SemGet::Value => libc::GETVAL,
+        SemGet::LastPid => libc::GETPID,
+    };
+    // SAFETY: GETVAL and GETPID take no fourth argument.
+    let value = unsafe { libc::semctl(id, num, cmd) };
     if value < 0 {
         Err(io::Error::last_os_error())
     } else {

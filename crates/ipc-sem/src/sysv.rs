@@ -5,15 +5,30 @@ use std::time::Duration;
 
 use ipc_core::{Deadline, Error, IpcName, Limit, OpenIntent, Result, Unlink, UnlinkOnDrop};
 
+use crate::SemaphoreOptions;
 use crate::permit::{Release, Sealed};
-use crate::{SemaphoreOptions, sys};
+use crate::sys::{self, SemGet};
 
 /// The largest value of a System V semaphore (`SEMVMX`).
 pub const SEMVMX: u32 = 32767;
 
-/// The set's semaphores: the value, and a tag that says the set is ready and is ours.
+/// The set's semaphores. Only `VALUE` is ever waited on; the others are records that every
+/// process can read with `semctl(GETVAL)`: `TAG` says the set is ready and was made for this
+/// name, `STAMP` says this crate made it and whether its creator persisted it, and the
+/// creator's pid is split over two semaphores because a value stops at [`SEMVMX`] (15 bits)
+/// while a pid can take 22.
 const VALUE: u16 = 0;
 const TAG: libc::c_int = 1;
+const STAMP: libc::c_int = 2;
+const CREATOR_LOW: libc::c_int = 3;
+const CREATOR_HIGH: libc::c_int = 4;
+const SET_SIZE: libc::c_int = 5;
+
+/// `STAMP` of a set whose creator removes it on drop: if the creator is gone, so is the
+/// reason to keep it. Arbitrary values below [`SEMVMX`], unlikely in other programs' sets.
+const STAMP_OWNED: libc::c_int = 0x1e5e;
+/// `STAMP` of a set its creator persisted: kept whatever happens to the creator.
+const STAMP_PERSISTED: libc::c_int = 0x1e5f;
 
 /// The System V key and tag for `name`: FNV-1a of the name, split in two. Two names can
 /// share a key; the tag (stored in the set's second semaphore) tells them apart.
@@ -54,7 +69,7 @@ impl SemaphoreOptions {
                     OpenIntent::OpenExisting => 0,
                 };
                 let mode = libc::c_int::try_from(mode).unwrap_or(0o600);
-                sys::semget(key, 2, flags | mode)
+                sys::semget(key, SET_SIZE, flags | mode)
                     .map_err(|e| Error::from(e).with_op(op).with_subject(name.as_str()))
             },
             || {
@@ -68,9 +83,18 @@ impl SemaphoreOptions {
         let set = UndoSemaphore::new(id, name, opened.created);
         if opened.created {
             let initial = libc::c_int::try_from(self.initial_value()).unwrap_or(0);
-            sys::sem_setval(id, libc::c_int::from(VALUE), initial)
-                .and_then(|()| sys::sem_setval(id, TAG, tag))
-                .map_err(|e| set.err("semctl", e))?;
+            let (low, high) = split_pid(std::process::id());
+            // The tag goes last: it tells waiting openers that everything else is set.
+            [
+                (CREATOR_LOW, low),
+                (CREATOR_HIGH, high),
+                (STAMP, STAMP_OWNED),
+                (libc::c_int::from(VALUE), initial),
+                (TAG, tag),
+            ]
+            .into_iter()
+            .try_for_each(|(num, value)| sys::sem_setval(id, num, value))
+            .map_err(|e| set.err("semctl", e))?;
             Ok(set)
         } else {
             set.check_existing(self, tag)?;
@@ -152,9 +176,10 @@ impl Unlink for SetId {
 /// peer-gone error. Values are limited to [`SEMVMX`], a process's balance of waits and
 /// posts to ±32767 (`SEMAEM`: past it, operations fail with a limit error), and sets to the
 /// system's `SEMMNI`
-/// (`/proc/sys/kernel/sem`); a set left behind by a crashed creator stays until removed
-/// (`ipcrm`, or a creation with
-/// [`CreationMode::PurgeAndCreate`](ipc_core::CreationMode::PurgeAndCreate)).
+/// (`/proc/sys/kernel/sem`). The kernel does not remove a set whose creator crashed:
+/// [`remove_stale_undo_sets`] does (the set records its creator's pid), as does a creation
+/// with [`CreationMode::PurgeAndCreate`](ipc_core::CreationMode::PurgeAndCreate) or
+/// `ipcrm`.
 #[derive(Debug)]
 pub struct UndoSemaphore {
     id: libc::c_int,
@@ -191,7 +216,7 @@ impl UndoSemaphore {
         }
         let deadline = Deadline::after(options.open_timeout());
         loop {
-            match sys::sem_getval(self.id, TAG).map_err(|e| self.err("semctl", e))? {
+            match sys::sem_get(self.id, TAG, SemGet::Value).map_err(|e| self.err("semctl", e))? {
                 found if found == tag => return Ok(()),
                 0 if !deadline.has_expired() => std::thread::sleep(Duration::from_millis(1)),
                 0 => {
@@ -224,8 +249,13 @@ impl UndoSemaphore {
         self.id
     }
 
-    /// Keeps the set after the creator's handle is dropped.
+    /// Keeps the set after the creator's handle is dropped, and after the creator exits:
+    /// [`remove_stale_undo_sets`] leaves it alone from now on.
     pub fn persist(&mut self) {
+        if self.set.is_owned() {
+            // SETVAL fails only if the set is already gone, leaving nothing to keep.
+            let _ = sys::sem_setval(self.id, STAMP, STAMP_PERSISTED);
+        }
         self.set.persist();
     }
 
@@ -334,7 +364,7 @@ impl UndoSemaphore {
     ///
     /// Peer-gone if the set was removed.
     pub fn value(&self) -> Result<u32> {
-        let value = sys::sem_getval(self.id, libc::c_int::from(VALUE))
+        let value = sys::sem_get(self.id, libc::c_int::from(VALUE), SemGet::Value)
             .map_err(|e| self.err("semctl", e))?;
         Ok(u32::try_from(value).unwrap_or(0))
     }
@@ -350,6 +380,120 @@ impl Release for UndoSemaphore {
     }
 }
 
+/// Splits a pid into two semaphore values of 15 bits and the rest.
+fn split_pid(pid: u32) -> (libc::c_int, libc::c_int) {
+    let low = libc::c_int::try_from(pid & SEMVMX).unwrap_or(0);
+    let high = libc::c_int::try_from(pid >> 15).unwrap_or(0);
+    (low, high)
+}
+
+/// A System V set that [`SemaphoreOptions::create_undo`] made, whose creator exited
+/// (crashed, most likely) without removing or persisting it: found by
+/// [`stale_undo_sets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaleUndoSet {
+    id: i32,
+    key: i32,
+    creator: u32,
+}
+
+impl StaleUndoSet {
+    /// The System V id of the set (as `ipcs -s` shows it).
+    pub fn id(&self) -> i32 {
+        self.id
+    }
+
+    /// The System V key of the set.
+    pub fn key(&self) -> i32 {
+        self.key
+    }
+
+    /// The pid of the process that created the set, which has exited.
+    pub fn creator_pid(&self) -> u32 {
+        self.creator
+    }
+
+    /// Removes the set. Its id is not reused until the kernel's sequence number for the
+    /// slot wraps, so between finding and removing it, another set cannot take its place.
+    ///
+    /// # Errors
+    ///
+    /// The error of `semctl(IPC_RMID)` (a set removed meanwhile by someone else is not an
+    /// error).
+    pub fn remove(&self) -> Result<()> {
+        match sys::sem_remove(self.id) {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EIDRM | libc::EINVAL)) => Ok(()),
+            Err(e) => Err(Error::from(e)
+                .with_op("semctl(IPC_RMID)")
+                .with_subject(format!("System V semaphore set {}", self.id))),
+        }
+    }
+}
+
+/// The sets made by [`SemaphoreOptions::create_undo`] that nobody will remove: their
+/// creator exited without removing or [`persist`](UndoSemaphore::persist)ing them, and the
+/// last process to change the permit count has exited too (a set still used by survivors
+/// is kept, to be removed once they are done).
+///
+/// Sets this user may not read are skipped. Pids are those of the caller's pid namespace:
+/// run it in the namespace of the processes that use the sets. A creator pid that was
+/// reused keeps the set (the check errs on the side of keeping).
+///
+/// # Errors
+///
+/// If `/proc/sysvipc/sem` cannot be read.
+pub fn stale_undo_sets() -> Result<Vec<StaleUndoSet>> {
+    const LIST: &str = "/proc/sysvipc/sem";
+    let table = std::fs::read_to_string(LIST)
+        .map_err(|e| Error::from(e).with_op("read").with_subject(LIST))?;
+    // Columns: key semid perms nsems uid gid cuid cgid otime ctime, after a header line.
+    Ok(table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let key = fields.next()?.parse().ok()?;
+            let id = fields.next()?.parse().ok()?;
+            let nsems: libc::c_int = fields.nth(1)?.parse().ok()?;
+            (nsems == SET_SIZE).then_some((key, id))
+        })
+        .filter_map(|(key, id)| stale_set(key, id))
+        .collect())
+}
+
+/// Whether set `id` is a stale one of ours. Its pid records never change after creation;
+/// only `STAMP` can (to persisted, by a live creator), so reading it again after finding
+/// the creator gone makes the answer final.
+fn stale_set(key: i32, id: libc::c_int) -> Option<StaleUndoSet> {
+    let owned = || sys::sem_get(id, STAMP, SemGet::Value).ok() == Some(STAMP_OWNED);
+    if !owned() {
+        return None;
+    }
+    let low = u32::try_from(sys::sem_get(id, CREATOR_LOW, SemGet::Value).ok()?).ok()?;
+    let high = u32::try_from(sys::sem_get(id, CREATOR_HIGH, SemGet::Value).ok()?).ok()?;
+    let creator = (high << 15) | low;
+    let last_user =
+        u32::try_from(sys::sem_get(id, libc::c_int::from(VALUE), SemGet::LastPid).ok()?).ok()?;
+    let gone = |pid: u32| pid == 0 || !ipc_core::process_is_alive(pid);
+    (creator != 0 && gone(creator) && gone(last_user) && owned()).then_some(StaleUndoSet {
+        id,
+        key,
+        creator,
+    })
+}
+
+/// Removes the sets [`stale_undo_sets`] finds, and returns them.
+///
+/// # Errors
+///
+/// As [`stale_undo_sets`] and [`StaleUndoSet::remove`].
+pub fn remove_stale_undo_sets() -> Result<Vec<StaleUndoSet>> {
+    let stale = stale_undo_sets()?;
+    stale.iter().try_for_each(StaleUndoSet::remove)?;
+    Ok(stale)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +505,17 @@ mod tests {
             let (key, tag) = key_and_tag(&name);
             assert!(key > 0);
             assert!((1..=32767).contains(&tag));
+        }
+    }
+
+    #[test]
+    fn pids_split_into_semaphore_values() {
+        // 4194304 is the largest pid_max Linux allows.
+        for pid in [1, 32767, 32768, 65535, 4_194_304] {
+            let (low, high) = split_pid(pid);
+            assert!((0..=32767).contains(&low) && (0..=32767).contains(&high));
+            let joined = (u32::try_from(high).unwrap() << 15) | u32::try_from(low).unwrap();
+            assert_eq!(joined, pid);
         }
     }
 }

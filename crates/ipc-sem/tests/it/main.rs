@@ -13,6 +13,7 @@ ipc_testkit::peer_roles! {
     "mutex-hold" => mutex::hold_role,
     "mutex-count" => mutex::count_role,
     "undo-hold" => undo::hold_role,
+    "undo-create" => undo::create_role,
     "undo-wait" => undo::wait_role,
     "unnamed-wait" => unnamed::wait_role,
     "unnamed-claim-and-hang" => unnamed::claim_and_hang_role,

@@ -4,13 +4,26 @@
 use std::time::{Duration, Instant};
 
 use ipc_core::{Access, IpcName, Permissions};
-use ipc_sem::{SEMVMX, SemaphoreOptions};
+use ipc_sem::{SEMVMX, SemaphoreOptions, StaleUndoSet, stale_undo_sets};
 use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, SignalStorm, run_unprivileged};
 
 /// Opens the undo semaphore arg 0, takes a permit and holds it until killed.
 pub fn hold_role(ctx: &mut PeerContext) -> PeerResult {
     let sem = SemaphoreOptions::new().open_undo(&IpcName::new(ctx.arg(0)?)?)?;
     sem.wait()?;
+    ctx.ready()?;
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Creates the undo semaphore arg 0, persists it if arg 1 is "persist", and waits to be
+/// killed: a creator that crashes.
+pub fn create_role(ctx: &mut PeerContext) -> PeerResult {
+    let mut sem = SemaphoreOptions::new().create_undo(&IpcName::new(ctx.arg(0)?)?)?;
+    if ctx.arg(1)? == "persist" {
+        sem.persist();
+    }
     ctx.ready()?;
     loop {
         std::thread::park();
@@ -192,4 +205,63 @@ fn the_value_and_the_undo_balance_are_bounded() {
     assert!(err.is_limit_exceeded(), "{err}");
     assert_eq!(posted, SEMVMX);
     assert_eq!(sem.value().unwrap(), SEMVMX);
+}
+
+/// The stale set with System V id `id`, if the sweep finds it.
+fn find_stale(id: i32) -> Option<StaleUndoSet> {
+    stale_undo_sets()
+        .unwrap()
+        .into_iter()
+        .find(|set| set.id() == id)
+}
+
+/// Starts a peer that creates the undo semaphore `name` (persisting it if asked), kills
+/// it, and returns the set's id and the dead creator's pid.
+fn crashed_creator(name: &IpcName, persist: bool) -> (i32, u32) {
+    let mut creator = Peer::spawn(
+        "undo-create",
+        &[name.as_str(), if persist { "persist" } else { "keep" }],
+    );
+    let pid = creator.pid();
+    creator.kill().unwrap();
+    (SemaphoreOptions::new().open_undo(name).unwrap().id(), pid)
+}
+
+#[test]
+fn a_set_whose_creator_crashed_is_found_and_removed() {
+    let guard = LeakGuard::new();
+    let name = guard.name("undo-stale");
+    let (id, creator) = crashed_creator(&name, false);
+    let found = find_stale(id).expect("the crashed creator's set is stale");
+    assert_eq!(found.creator_pid(), creator);
+    // Only this set: a sweep of all would race with other tests' crashed creators.
+    found.remove().unwrap();
+    assert_eq!(find_stale(id), None);
+    let err = SemaphoreOptions::new().open_undo(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+}
+
+#[test]
+fn persisted_used_and_live_sets_are_not_stale() {
+    let guard = LeakGuard::new();
+    // Persisted by its creator before the crash: kept on purpose.
+    let persisted = guard.name("undo-persisted");
+    let (id, _) = crashed_creator(&persisted, true);
+    assert_eq!(find_stale(id), None);
+    let mut handle = SemaphoreOptions::new().open_undo(&persisted).unwrap();
+    handle.remove().unwrap();
+
+    // The creator crashed, but a survivor (this process) still posts to it.
+    let used = guard.name("undo-used");
+    let (id, _) = crashed_creator(&used, false);
+    let mut handle = SemaphoreOptions::new().open_undo(&used).unwrap();
+    handle.post().unwrap();
+    assert_eq!(find_stale(id), None);
+    handle.remove().unwrap();
+
+    // The creator is alive.
+    let live = SemaphoreOptions::new()
+        .create_undo(&guard.name("undo-live"))
+        .unwrap();
+    assert_eq!(find_stale(live.id()), None);
 }

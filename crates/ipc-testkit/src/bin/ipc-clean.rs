@@ -1,6 +1,7 @@
 //! `ipc-clean [--dry-run]`: removes the project's objects left behind by crashed tests,
 //! examples and benchmarks, from `/dev/shm`, the temporary directory and the POSIX message
-//! queue file system. Run by `cargo xtask clean-ipc`.
+//! queue file system, and the System V semaphore sets of `ipc-sem` whose creator crashed.
+//! Run by `cargo xtask clean-ipc`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
     };
     let dir_refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
     let result = clean_stale(&dir_refs, dry_run);
+    let sets_ok = clean_undo_sets(dry_run);
     if let Some(dir) = private_mount {
         let _ = nix::mount::umount(&dir);
         let _ = std::fs::remove_dir(&dir);
@@ -38,7 +40,7 @@ fn main() -> ExitCode {
     match result {
         Ok(report) => {
             print(&report, dry_run);
-            if report.failed.is_empty() {
+            if report.failed.is_empty() && sets_ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -68,6 +70,34 @@ fn print(report: &CleanReport, dry_run: bool) {
         report.kept.len(),
         report.failed.len()
     );
+}
+
+/// Sweeps `ipc-sem`'s System V sets whose creator crashed (they have no name in a
+/// directory, so `clean_stale` cannot see them). Returns whether that went well.
+fn clean_undo_sets(dry_run: bool) -> bool {
+    let found = if dry_run {
+        ipc_sem::stale_undo_sets()
+    } else {
+        ipc_sem::remove_stale_undo_sets()
+    };
+    match found {
+        Ok(sets) => {
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for set in &sets {
+                println!(
+                    "{verb} System V semaphore set {} (key {:#x}, creator {} gone)",
+                    set.id(),
+                    set.key(),
+                    set.creator_pid()
+                );
+            }
+            true
+        }
+        Err(err) => {
+            eprintln!("ipc-clean: System V semaphore sets: {err}");
+            false
+        }
+    }
 }
 
 fn is_mqueue(dir: &Path) -> bool {

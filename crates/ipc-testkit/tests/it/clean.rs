@@ -1,6 +1,6 @@
 use std::fs::File;
 
-use ipc_testkit::{LeakGuard, Peer, clean_stale};
+use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, clean_stale};
 
 #[test]
 fn clean_removes_only_dead_creators_unused_objects() {
@@ -74,7 +74,43 @@ fn ipc_clean_finds_stale_queues_without_a_mounted_mqueue() {
     .unwrap();
     mq_close(mqd).unwrap();
 
-    // A dry run, so that a concurrent test's objects are never at risk from this one.
+    let stdout = ipc_clean_dry_run();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("would remove ") && l.ends_with(name.file_name())),
+        "{stdout}"
+    );
+    mq_unlink(name.as_cstr()).unwrap();
+}
+
+/// Creates the System V undo semaphore arg 0 and waits to be killed.
+pub fn undo_creator(ctx: &mut PeerContext) -> PeerResult {
+    let _sem =
+        ipc_sem::SemaphoreOptions::new().create_undo(&ipc_core::IpcName::new(ctx.arg(0)?)?)?;
+    ctx.ready()?;
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn ipc_clean_finds_the_semaphore_sets_of_crashed_creators() {
+    let guard = LeakGuard::new();
+    let name = guard.name("clean-undo");
+    let mut creator = Peer::spawn("undo-creator", &[name.as_str()]);
+    creator.kill().unwrap();
+    let mut set = ipc_sem::SemaphoreOptions::new().open_undo(&name).unwrap();
+
+    let stdout = ipc_clean_dry_run();
+    let expected = format!("would remove System V semaphore set {} ", set.id());
+    assert!(stdout.lines().any(|l| l.starts_with(&expected)), "{stdout}");
+    set.remove().unwrap();
+}
+
+/// Runs `ipc-clean --dry-run` (a dry run, so that a concurrent test's objects are never at
+/// risk from this one) and returns what it printed, after checking that it succeeded.
+fn ipc_clean_dry_run() -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_ipc-clean"))
         .arg("--dry-run")
         .output()
@@ -82,11 +118,5 @@ fn ipc_clean_finds_stale_queues_without_a_mounted_mqueue() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}{stderr}");
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("would remove ") && l.ends_with(name.file_name())),
-        "{stdout}{stderr}"
-    );
-    mq_unlink(name.as_cstr()).unwrap();
+    stdout.into_owned()
 }

@@ -16,4 +16,5 @@ ipc_testkit::peer_roles! {
     "list-fds" => peers::list_fds,
     "df" => peers::df,
     "leaky" => leaks::leaky,
+    "undo-creator" => clean::undo_creator,
 }
