@@ -42,8 +42,11 @@
 //!
 //! POSIX semaphores hold up to [`SEM_VALUE_MAX`] (2^31 − 1), System V ones up to [`SEMVMX`]
 //! (32767), with at most `SEMMNI` sets on the system (`/proc/sys/kernel/sem`). Timed waits
-//! on POSIX semaphores and mutexes measure against the wall clock (`sem_timedwait`,
-//! `pthread_mutex_timedlock`); System V timed waits are relative. Named semaphores are
+//! measure against the monotonic clock, so setting the wall clock moves no deadline:
+//! `sem_clockwait` and `pthread_mutex_clocklock`, looked up at run time, and relative
+//! `semtimedop` for System V. A C library without the first two (glibc before 2.30, musl)
+//! gets `sem_timedwait` and `pthread_mutex_timedlock`, whose deadlines move with the wall
+//! clock. Named semaphores are
 //! files in `/dev/shm`, which the C library requires.
 
 #![deny(unsafe_code)]

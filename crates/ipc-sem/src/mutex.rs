@@ -8,7 +8,7 @@ use std::time::Duration;
 use ipc_core::{Clock, Deadline, Error, Result, SharedRegion, ShmSafe};
 
 use crate::block::{self, OBJECT, PARAM};
-use crate::sys::{Block, RawMutex};
+use crate::sys::{self, Block, RawMutex};
 
 /// "MTX1": a block holding a robust mutex.
 const MAGIC: u32 = u32::from_le_bytes(*b"MTX1");
@@ -226,16 +226,21 @@ impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
         self.locked(self.raw().try_lock(), "pthread_mutex_trylock")
     }
 
-    /// Locks the mutex, waiting at most `timeout` (measured against the wall clock, as
-    /// `pthread_mutex_timedlock` does). A holder that dies meanwhile ends the wait with
+    /// Locks the mutex, waiting at most `timeout` (on the monotonic clock with
+    /// `pthread_mutex_clocklock`; on the wall clock, with `pthread_mutex_timedlock`, where
+    /// the C library lacks it). A holder that dies meanwhile ends the wait with
     /// [`Locked::OwnerDied`].
     ///
     /// # Errors
     ///
     /// `TimedOut` if it stayed locked; otherwise as [`lock`](RobustMutex::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> Result<Locked<'_, R, T>> {
-        let op = "pthread_mutex_timedlock";
-        let Some(at) = Deadline::after(timeout).absolute_timespec(Clock::Realtime)? else {
+        let clock = sys::wait_clock();
+        let op = match clock {
+            Clock::Monotonic => "pthread_mutex_clocklock",
+            Clock::Realtime => "pthread_mutex_timedlock",
+        };
+        let Some(at) = Deadline::after(timeout).absolute_timespec(clock)? else {
             return self.lock();
         };
         self.locked(self.raw().timed_lock(&at), op)

@@ -474,8 +474,8 @@ impl NamedSemaphore {
     /// Takes one permit, waiting at most `timeout`; signals interrupt nothing (the wait
     /// resumes for the time left).
     ///
-    /// `sem_timedwait` measures against the wall clock: if it is set meanwhile, the wait
-    /// ends early or late by as much.
+    /// The wait is measured on the monotonic clock (`sem_clockwait`), so setting the wall
+    /// clock does not move it; see the crate's Limits for C libraries without it.
     ///
     /// # Errors
     ///

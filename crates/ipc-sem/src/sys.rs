@@ -8,6 +8,63 @@
 use std::ffi::CStr;
 use std::io;
 use std::ptr::NonNull;
+use std::sync::OnceLock;
+
+use ipc_core::Clock;
+
+/// `sem_clockwait(sem, clock, abstime)`.
+type SemClockwait =
+    unsafe extern "C" fn(*mut libc::sem_t, libc::clockid_t, *const libc::timespec) -> libc::c_int;
+/// `pthread_mutex_clocklock(mutex, clock, abstime)`.
+type MutexClocklock = unsafe extern "C" fn(
+    *mut libc::pthread_mutex_t,
+    libc::clockid_t,
+    *const libc::timespec,
+) -> libc::c_int;
+
+/// `sem_clockwait` and `pthread_mutex_clocklock` (glibc 2.30 and later, not declared by
+/// the libc crate for Linux): timed waits against a clock of the caller's choice.
+#[derive(Clone, Copy)]
+struct ClockWaits {
+    sem: SemClockwait,
+    mutex: MutexClocklock,
+}
+
+/// The C library's `sem_clockwait` and `pthread_mutex_clocklock`, looked up once at run
+/// time (as std does for calls newer than its oldest supported glibc), so that binaries
+/// still run on an older C library or one without them (musl), on the wall clock.
+fn clock_waits() -> Option<ClockWaits> {
+    static WAITS: OnceLock<Option<ClockWaits>> = OnceLock::new();
+    *WAITS.get_or_init(|| {
+        // SAFETY: `dlsym` with the default handle and a NUL-terminated name only reads.
+        let sem = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"sem_clockwait".as_ptr()) };
+        // SAFETY: as above.
+        let mutex = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"pthread_mutex_clocklock".as_ptr()) };
+        if sem.is_null() || mutex.is_null() {
+            return None;
+        }
+        // SAFETY: non-null addresses of the C library's functions of these names, whose
+        // signatures are those of `ClockWaits` (sem_clockwait(3),
+        // pthread_mutex_clocklock(3)).
+        Some(unsafe {
+            ClockWaits {
+                sem: std::mem::transmute::<*mut libc::c_void, SemClockwait>(sem),
+                mutex: std::mem::transmute::<*mut libc::c_void, MutexClocklock>(mutex),
+            }
+        })
+    })
+}
+
+/// The clock that absolute times for [`RawSem::timed_wait`] and [`RawMutex::timed_lock`]
+/// are measured against: `CLOCK_MONOTONIC` where the C library can wait on it, so that
+/// setting the wall clock moves no deadline, `CLOCK_REALTIME` where it cannot.
+pub(crate) fn wait_clock() -> Clock {
+    if clock_waits().is_some() {
+        Clock::Monotonic
+    } else {
+        Clock::Realtime
+    }
+}
 
 /// A POSIX semaphore: a pointer to a `sem_t` that stays valid for `'a` (its owner keeps the
 /// memory mapped).
@@ -43,10 +100,19 @@ impl RawSem<'_> {
         check(unsafe { libc::sem_trywait(self.0.as_ptr()) })
     }
 
-    /// `sem_timedwait` until the absolute `CLOCK_REALTIME` time `at`.
+    /// Waits until the absolute time `at` on [`wait_clock`]: `sem_clockwait` on the
+    /// monotonic clock, or `sem_timedwait` on the wall clock.
     pub(crate) fn timed_wait(&self, at: &libc::timespec) -> io::Result<()> {
-        // SAFETY: as for `post`; `at` is a valid timespec for the duration of the call.
-        check(unsafe { libc::sem_timedwait(self.0.as_ptr(), at) })
+        let sem = self.0.as_ptr();
+        let ret = if let Some(waits) = clock_waits() {
+            // SAFETY: as for `post`; `at` is a valid timespec for the duration of the call;
+            // `waits.sem` is `sem_clockwait`.
+            unsafe { (waits.sem)(sem, libc::CLOCK_MONOTONIC, at) }
+        } else {
+            // SAFETY: as above.
+            unsafe { libc::sem_timedwait(sem, at) }
+        };
+        check(ret)
     }
 
     /// `sem_getvalue` (0 while processes wait, on Linux).
@@ -281,10 +347,20 @@ impl RawMutex<'_> {
         }
     }
 
-    /// `pthread_mutex_timedlock` until the absolute `CLOCK_REALTIME` time `at`.
+    /// Locks, waiting until the absolute time `at` on [`wait_clock`]:
+    /// `pthread_mutex_clocklock` on the monotonic clock, or `pthread_mutex_timedlock` on
+    /// the wall clock.
     pub(crate) fn timed_lock(&self, at: &libc::timespec) -> std::result::Result<(), libc::c_int> {
-        // SAFETY: as for `lock`; `at` is valid for the call.
-        pthread(unsafe { libc::pthread_mutex_timedlock(self.0.as_ptr(), at) })
+        let mutex = self.0.as_ptr();
+        let ret = if let Some(waits) = clock_waits() {
+            // SAFETY: as for `lock`; `at` is valid for the call; `waits.mutex` is
+            // `pthread_mutex_clocklock`.
+            unsafe { (waits.mutex)(mutex, libc::CLOCK_MONOTONIC, at) }
+        } else {
+            // SAFETY: as above.
+            unsafe { libc::pthread_mutex_timedlock(mutex, at) }
+        };
+        pthread(ret)
     }
 
     /// `pthread_mutex_unlock` (by the thread that holds it).
@@ -432,4 +508,16 @@ pub(crate) fn sem_owner(id: libc::c_int) -> io::Result<(libc::uid_t, u32)> {
     // integer.
     let ds = unsafe { ds.assume_init() };
     Ok((ds.sem_perm.uid, u32::from(ds.sem_perm.mode) & 0o777))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Every glibc since 2.30 (2019) has both calls; a fallback here would be a lookup bug.
+    #[test]
+    #[cfg(target_env = "gnu")]
+    fn timed_waits_use_the_monotonic_clock_on_glibc() {
+        assert_eq!(wait_clock(), Clock::Monotonic);
+    }
 }

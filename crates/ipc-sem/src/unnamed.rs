@@ -153,8 +153,8 @@ impl<R: SharedRegion> Semaphore<R> {
         wait::try_wait(self.block.sem(OBJECT), "unnamed semaphore")
     }
 
-    /// Takes one permit, waiting at most `timeout` (measured against the wall clock, as
-    /// `sem_timedwait` does).
+    /// Takes one permit, waiting at most `timeout` (on the monotonic clock, as for
+    /// [`NamedSemaphore::wait_timeout`](crate::NamedSemaphore::wait_timeout)).
     ///
     /// # Errors
     ///

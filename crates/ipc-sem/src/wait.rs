@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ipc_core::{Clock, Deadline, Error, Result};
 
-use crate::sys::RawSem;
+use crate::sys::{self, RawSem};
 
 /// `sem_trywait`, with `EAGAIN` as `WouldBlock` and `EINTR` retried.
 pub(crate) fn try_wait(sem: RawSem<'_>, subject: &str) -> Result<()> {
@@ -26,19 +26,23 @@ pub(crate) fn wait(sem: RawSem<'_>, subject: &str) -> Result<()> {
     })
 }
 
-/// `sem_timedwait` until `timeout` from now, resumed after `EINTR` for the time left.
+/// `sem_clockwait` (or `sem_timedwait`) until `timeout` from now, resumed after `EINTR`
+/// for the time left.
 pub(crate) fn wait_timeout(sem: RawSem<'_>, timeout: Duration, subject: &str) -> Result<()> {
+    let clock = sys::wait_clock();
+    let op = match clock {
+        Clock::Monotonic => "sem_clockwait",
+        Clock::Realtime => "sem_timedwait",
+    };
     Deadline::after(timeout).retry(|deadline| {
-        // The absolute time is computed for every attempt from the time left, so a wall
-        // clock set between two attempts moves the end of only one of them.
-        let Some(at) = deadline.absolute_timespec(Clock::Realtime)? else {
+        // The absolute time is computed for every attempt from the time left, so that on
+        // the wall clock, a clock set between two attempts moves the end of only one.
+        let Some(at) = deadline.absolute_timespec(clock)? else {
             return wait(sem, subject);
         };
         sem.timed_wait(&at).map_err(|e| match e.raw_os_error() {
-            Some(libc::ETIMEDOUT) => Error::timed_out("sem_timedwait").with_subject(subject),
-            _ => Error::from(e)
-                .with_op("sem_timedwait")
-                .with_subject(subject),
+            Some(libc::ETIMEDOUT) => Error::timed_out(op).with_subject(subject),
+            _ => Error::from(e).with_op(op).with_subject(subject),
         })
     })
 }
