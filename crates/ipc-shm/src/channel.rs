@@ -156,7 +156,8 @@ impl Default for WaitStrategy {
 #[derive(Clone, Debug)]
 pub struct ChannelOptions {
     capacity: usize,
-    max_message: usize,
+    /// `None`: the default, which depends on the capacity.
+    max_message: Option<usize>,
     wait: WaitStrategy,
     permissions: Permissions,
     timeout: Duration,
@@ -167,7 +168,7 @@ impl Default for ChannelOptions {
     fn default() -> Self {
         ChannelOptions {
             capacity: 1 << 20,
-            max_message: 64 * 1024,
+            max_message: None,
             wait: WaitStrategy::default(),
             permissions: Permissions::owner_only(),
             timeout: Duration::from_secs(5),
@@ -182,7 +183,8 @@ fn round8(n: usize) -> usize {
 }
 
 impl ChannelOptions {
-    /// A 1 MiB ring, messages up to 64 KiB, spin-then-park, owner-only.
+    /// A 1 MiB ring, messages up to 64 KiB, spin-then-park, owner-only, opening waits up
+    /// to 5 s.
     pub fn new() -> Self {
         Self::default()
     }
@@ -200,11 +202,18 @@ impl ChannelOptions {
 
     /// The largest message; the ring must hold at least one (plus 8 bytes of record
     /// header), and a ring of twice that or more keeps the producer from waiting for every
-    /// message to be taken.
+    /// message to be taken. By default the smaller of 64 KiB and half the ring less the
+    /// 8-byte record header, so that two messages always fit.
     #[must_use]
     pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.max_message = bytes;
+        self.max_message = Some(bytes);
         self
+    }
+
+    /// The largest message these options allow: as set, or the default for the capacity.
+    fn max_message(&self) -> usize {
+        self.max_message
+            .unwrap_or_else(|| (64 * 1024).min(self.capacity / 2 - RECORD_HEADER))
     }
 
     /// How endpoints opened with these options wait.
@@ -238,9 +247,8 @@ impl ChannelOptions {
     }
 
     fn check(&self) -> Result<()> {
-        if self.max_message == 0
-            || RECORD_HEADER.saturating_add(round8(self.max_message)) > self.capacity
-        {
+        let max_message = self.max_message();
+        if max_message == 0 || RECORD_HEADER.saturating_add(round8(max_message)) > self.capacity {
             let limit = Limit::new(
                 "ChannelOptions::capacity - 8",
                 (self.capacity - RECORD_HEADER) as u64,
@@ -248,7 +256,7 @@ impl ChannelOptions {
             return Err(Error::limit_exceeded(
                 "ChannelOptions",
                 "max_message_size",
-                self.max_message as u64,
+                max_message as u64,
                 limit,
             ));
         }
@@ -257,7 +265,7 @@ impl ChannelOptions {
 
     fn init(&self, segment: &SharedMemory) -> Result<()> {
         segment.write::<u64>(CAPACITY, &(self.capacity as u64))?;
-        segment.write::<u64>(MAX_MESSAGE, &(self.max_message as u64))?;
+        segment.write::<u64>(MAX_MESSAGE, &(self.max_message() as u64))?;
         segment
             .atomic_u64(HEAD)?
             .store(self.start, Ordering::Relaxed);

@@ -116,6 +116,18 @@ fn absurd_sizes_are_errors_not_panics() {
 }
 
 #[test]
+fn the_default_largest_message_fits_the_ring_twice() {
+    let max = |options: ChannelOptions| options.channel().unwrap().0.max_message_size();
+    assert_eq!(max(ChannelOptions::new()), 64 * 1024);
+    assert_eq!(max(ChannelOptions::new().capacity(1 << 17)), 64 * 1024 - 8);
+    assert_eq!(max(ChannelOptions::new().capacity(4096)), 2048 - 8);
+    assert_eq!(
+        max(ChannelOptions::new().capacity(4096).max_message_size(100)),
+        100
+    );
+}
+
+#[test]
 fn copy_api_rules() {
     let (mut producer, mut consumer) = ChannelOptions::new()
         .capacity(4096)
