@@ -1,6 +1,7 @@
 //! Scenarios across the ipc-rs crates, each between separate processes, through the public
 //! APIs only.
 
+mod cloexec;
 mod crash;
 mod fuzz_corpus;
 mod generic;
