@@ -57,6 +57,61 @@ pub fn channel(data: &[u8]) {
     }
 }
 
+/// Endpoints attaching to a channel whose positions a previous (or hostile) endpoint left
+/// anywhere: bytes 0..8 and 8..16 of `data` are the producer's and the consumer's positions
+/// (little-endian), byte 16 the ring's size (4 KiB to 64 KiB) and the rest a script of
+/// sends and receives of various sizes. Attaching refuses impossible positions; from
+/// possible ones, everything sent is received whole.
+pub fn channel_positions(data: &[u8]) {
+    let word = |at: usize| {
+        let mut bytes = [0u8; 8];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = data.get(at + i).copied().unwrap_or(0);
+        }
+        u64::from_le_bytes(bytes)
+    };
+    let (head, tail) = (word(0), word(8));
+    let capacity = 4096 << (data.get(16).copied().unwrap_or(0) % 5);
+    let options = ChannelOptions::new()
+        .capacity(capacity)
+        .timeout(Duration::from_millis(1));
+    let Ok((producer, consumer)) = options.channel() else {
+        return;
+    };
+    let fd = |segment: &ipc_shm::SharedMemory| segment.as_fd().try_clone_to_owned();
+    let (Ok(producer_fd), Ok(consumer_fd)) = (fd(producer.segment()), fd(consumer.segment()))
+    else {
+        return;
+    };
+    // The positions sit at bytes 128 and 256 (see the channel's layout).
+    for (offset, value) in [(128, head), (256, tail)] {
+        if let Ok(position) = producer.segment().atomic_u64(offset) {
+            position.store(value, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    drop((producer, consumer));
+    let (Ok(mut producer), Ok(mut consumer)) = (
+        options.producer_from_fd(producer_fd),
+        options.consumer_from_fd(consumer_fd),
+    ) else {
+        return;
+    };
+    let max = producer.max_message_size();
+    let mut buf = vec![0u8; max];
+    let mut sent = std::collections::VecDeque::new();
+    for &op in data.get(17..).unwrap_or_default() {
+        let len = usize::from(op) * max / 255;
+        if op % 2 == 0 {
+            if producer.try_send(&vec![op; len]).is_ok() {
+                sent.push_back(len);
+            }
+        } else if let Ok(n) = consumer.try_recv(&mut buf) {
+            // Attached at possible positions, the two ends agree on every message.
+            assert_eq!(Some(n), sent.pop_front(), "a message received out of turn");
+        }
+    }
+}
+
 const LAYOUT: Layout = Layout::new(u64::from_le_bytes(*b"FUZZSEGM"), 1);
 
 /// A segment received from another process whose every byte, header included, is `data`:

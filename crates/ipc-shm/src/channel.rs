@@ -12,8 +12,8 @@
 //!   64  capacity u64, max_message u64              (written once by the creator)
 //!  128  head u64                                   (the producer's position)
 //!  256  tail u64                                   (the consumer's position)
-//!  384  producer pid u32, state u32, start time u64, parks u32
-//!  448  consumer pid u32, state u32, start time u64, parks u32
+//!  384  producer state u64, start time u64, parks u32
+//!  448  consumer state u64, start time u64, parks u32
 //!  512  producer futex u32, sleeping u32          (written only when it parks)
 //!  640  consumer futex u32, sleeping u32
 //! 4096  ring: records of [len u32, kind u32, payload rounded up to 8 bytes]
@@ -35,13 +35,21 @@
 //! polls never parks and says so ("parks" is 0): its peer then skips the fence and the
 //! check altogether.
 //!
-//! # Liveness
+//! # Sides and liveness
 //!
-//! Each endpoint records its pid and its process start time. The other side opens a
-//! pidfd for that pid, after checking the start time (so a reused pid is never taken for
-//! the peer): the pidfd becomes readable when the peer dies, whatever the way. Waits check
-//! it at least every 20 ms, so a dead peer is reported within that bound, and a clean
-//! close is seen at once (a state word plus a wake-up).
+//! A side's state word says whether it is detached, being claimed, attached or closed, by
+//! which process (its pid and the low 24 bits of its start time), and carries a generation
+//! that every change increments. Each change is a compare-exchange from the exact word
+//! seen, so of several processes that race to take over a dead endpoint exactly one wins,
+//! and a claim that was taken over can never complete (no ABA). Attaching is a claim
+//! (record the identity and the wait strategy) and then the switch to attached.
+//!
+//! The other side watches the process named in the word, whether it is claiming or
+//! attached: it opens a pidfd for that pid, after checking the start time (so a reused pid
+//! is never taken for the peer), and the pidfd becomes readable when the peer dies,
+//! whatever the way. Waits check it at least every 20 ms, so a dead peer (or a claimant
+//! that died half-way through attaching) is reported within that bound, and a clean close
+//! is seen at once (a state word plus a wake-up).
 
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
@@ -56,15 +64,14 @@ use crate::sys::Control;
 use crate::{Layout, MemfdOptions, ReceiveOptions, SharedMemory, ShmOptions, sys};
 
 /// The header layout of channel segments.
-pub const CHANNEL_LAYOUT: Layout = Layout::new(u64::from_le_bytes(*b"IPCRSCHN"), 3);
+pub const CHANNEL_LAYOUT: Layout = Layout::new(u64::from_le_bytes(*b"IPCRSCHN"), 4);
 
 const CAPACITY: usize = 64;
 const MAX_MESSAGE: usize = 72;
 const HEAD: usize = 128;
 const TAIL: usize = 256;
 /// Offsets within a side's identity line.
-const PID: usize = 0;
-const STATE: usize = 4;
+const STATE: usize = 0;
 const START: usize = 8;
 const PARKS: usize = 16;
 /// Offsets within a side's wait line.
@@ -84,31 +91,83 @@ fn wait_line(side: usize) -> usize {
 /// Where the ring starts.
 const DATA: usize = 4096;
 const RECORD_HEADER: usize = 8;
+/// Records start at multiples of this: every position is one.
+const RECORD_ALIGN: u64 = 8;
 const KIND_MESSAGE: u32 = 1;
 const KIND_PADDING: u32 = 2;
 
-/// Endpoint states.
-const DETACHED: u32 = 0;
-const ATTACHED: u32 = 1;
-const CLOSED: u32 = 2;
-/// A claim in progress: this bit plus the claimant's pid (pids are below 2^22), so that a
-/// claimant that died half-way can be told from a live one, and only one successor can
-/// take its claim over (the compare-exchange names the dead claimant).
-const CLAIMING: u32 = 1 << 31;
+/// What a side's state word says about its endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// No endpoint has attached yet (the word of a new channel is 0).
+    Detached,
+    /// A process is attaching: it owns the side and is writing its identity.
+    Claiming,
+    /// An endpoint is attached.
+    Attached,
+    /// The endpoint closed its end.
+    Closed,
+}
+
+/// A side's state word: `pid` (bits 0..22; Linux pids are below 2^22), the phase (bits
+/// 22..24), a generation (bits 24..40) that every change increments, and the low 24 bits of
+/// the process's start time (bits 40..64), which tell a live claimant from a later process
+/// that reused a dead claimant's pid. Every value is meaningful, so a peer cannot write an
+/// invalid one, only a wrong one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SideState(u64);
+
+impl SideState {
+    const PID_BITS: u32 = 22;
+
+    fn pid(self) -> u32 {
+        (self.0 & ((1 << Self::PID_BITS) - 1)) as u32
+    }
+
+    fn phase(self) -> Phase {
+        match (self.0 >> Self::PID_BITS) & 3 {
+            0 => Phase::Detached,
+            1 => Phase::Claiming,
+            2 => Phase::Attached,
+            _ => Phase::Closed,
+        }
+    }
+
+    fn start24(self) -> u64 {
+        self.0 >> 40
+    }
+
+    /// The next state of the side, by process `pid` that started at `start`.
+    fn next(self, phase: Phase, pid: u32, start: u64) -> SideState {
+        let phase = match phase {
+            Phase::Detached => 0,
+            Phase::Claiming => 1,
+            Phase::Attached => 2,
+            Phase::Closed => 3,
+        };
+        let generation = ((self.0 >> 24) + 1) & 0xffff;
+        SideState(
+            (start & 0xff_ffff) << 40
+                | generation << 24
+                | phase << Self::PID_BITS
+                | u64::from(pid) & ((1 << Self::PID_BITS) - 1),
+        )
+    }
+}
 
 /// How often a waiting endpoint checks that its peer is alive.
 const LIVENESS_SLICE: Duration = Duration::from_millis(20);
 
 /// Indices into an endpoint's [`Control`] words.
-const OWN_STATE: usize = 0;
-const PEER_STATE: usize = 1;
-const OWN_FUTEX: usize = 2;
-const OWN_SLEEPING: usize = 3;
-const PEER_FUTEX: usize = 4;
-const PEER_SLEEPING: usize = 5;
-const PEER_PARKS: usize = 6;
+const OWN_FUTEX: usize = 0;
+const OWN_SLEEPING: usize = 1;
+const PEER_FUTEX: usize = 2;
+const PEER_SLEEPING: usize = 3;
+const PEER_PARKS: usize = 4;
 const HEAD_POS: usize = 0;
 const TAIL_POS: usize = 1;
+const OWN_STATE: usize = 2;
+const PEER_STATE: usize = 3;
 
 /// How an endpoint waits for data or space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +241,17 @@ fn round8(n: usize) -> usize {
     n.div_ceil(8).saturating_mul(8)
 }
 
+/// Whether a largest message of `max` bytes suits a ring of `capacity` bytes: its record
+/// (header and payload rounded up to 8) must take at most half the ring, so that it fits
+/// before the ring's end or at its start wherever the previous record ended. `max` may
+/// come from shared memory: nothing here overflows.
+fn record_fits(max: u64, capacity: u64) -> bool {
+    max.div_ceil(8)
+        .checked_mul(8)
+        .and_then(|rounded| rounded.checked_add(RECORD_HEADER as u64))
+        .is_some_and(|size| size <= capacity / 2)
+}
+
 impl ChannelOptions {
     /// A 1 MiB ring, messages up to 64 KiB, spin-then-park, owner-only, opening waits up
     /// to 5 s.
@@ -200,10 +270,14 @@ impl ChannelOptions {
         self
     }
 
-    /// The largest message; the ring must hold at least one (plus 8 bytes of record
-    /// header), and a ring of twice that or more keeps the producer from waiting for every
-    /// message to be taken. By default the smaller of 64 KiB and half the ring less the
-    /// 8-byte record header, so that two messages always fit.
+    /// The largest message: at most half the ring less the 8-byte record header, and by
+    /// default the smaller of that and 64 KiB.
+    ///
+    /// Messages never wrap around the ring's end (that is what lets a loan be one region),
+    /// so a message that does not fit before the end waits for the space at the start; the
+    /// limit of half the ring is what guarantees that every message up to the maximum fits
+    /// once the ring has drained, wherever the last one ended. Creation refuses a larger
+    /// maximum: raise the capacity instead.
     #[must_use]
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message = Some(bytes);
@@ -248,16 +322,26 @@ impl ChannelOptions {
 
     fn check(&self) -> Result<()> {
         let max_message = self.max_message();
-        if max_message == 0 || RECORD_HEADER.saturating_add(round8(max_message)) > self.capacity {
+        if max_message == 0 || !record_fits(max_message as u64, self.capacity as u64) {
             let limit = Limit::new(
-                "ChannelOptions::capacity - 8",
-                (self.capacity - RECORD_HEADER) as u64,
+                "ChannelOptions::capacity / 2 - 8",
+                (self.capacity / 2 - RECORD_HEADER) as u64,
             );
             return Err(Error::limit_exceeded(
                 "ChannelOptions",
                 "max_message_size",
                 max_message as u64,
                 limit,
+            ));
+        }
+        if self.start % RECORD_ALIGN != 0 {
+            return Err(Error::new(
+                "ChannelOptions",
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a start position must be a multiple of {RECORD_ALIGN}, not {}",
+                    self.start
+                ),
             ));
         }
         Ok(())
@@ -398,6 +482,8 @@ struct Ring {
     own: usize,
     peer: usize,
     peer_watch: PeerWatch,
+    /// This side's state word once attached: closing changes exactly that word.
+    attached: Option<SideState>,
 }
 
 impl Ring {
@@ -416,12 +502,7 @@ impl Ring {
             && capacity >= 4096
             && usize::try_from(capacity).is_ok_and(|c| DATA.checked_add(c) == Some(segment.len()))
             && max > 0
-            // `max` comes from shared memory: rounded up without overflowing.
-            && max
-                .div_ceil(8)
-                .checked_mul(8)
-                .and_then(|rounded| rounded.checked_add(RECORD_HEADER as u64))
-                .is_some_and(|size| size <= capacity);
+            && record_fits(max, capacity);
         if !valid {
             return Err(Error::corrupted(
                 OP,
@@ -434,15 +515,13 @@ impl Ring {
         let control = Control::new(
             segment,
             [
-                identity(own) + STATE,
-                identity(peer) + STATE,
                 wait_line(own) + FUTEX,
                 wait_line(own) + SLEEPING,
                 wait_line(peer) + FUTEX,
                 wait_line(peer) + SLEEPING,
                 identity(peer) + PARKS,
             ],
-            [HEAD, TAIL],
+            [HEAD, TAIL, identity(own) + STATE, identity(peer) + STATE],
         )?;
         Ok(Ring {
             control,
@@ -452,6 +531,7 @@ impl Ring {
             own,
             peer,
             peer_watch: PeerWatch::default(),
+            attached: None,
         })
     }
 
@@ -467,73 +547,95 @@ impl Ring {
         self.segment().atomic_u64(offset)
     }
 
-    /// Claims this side's role: only one live endpoint per side.
+    /// Claims this side's role: only one live endpoint per side. A side whose endpoint
+    /// closed, or whose process (attached or half-way through attaching) died, is taken
+    /// over.
     fn claim(&mut self, role: &'static str) -> Result<()> {
-        let state = self.control.word(OWN_STATE);
-        let observed = state.load(Ordering::Acquire);
-        match observed {
-            DETACHED | CLOSED => {}
-            ATTACHED => {
+        const OP: &str = "channel attach";
+        let state = self.control.position(OWN_STATE);
+        let observed = SideState(state.load(Ordering::Acquire));
+        match observed.phase() {
+            Phase::Detached | Phase::Closed => {}
+            phase => {
                 let mut watch = PeerWatch::default();
-                if watch.status(self.control.segment(), self.own)? == PeerStatus::Alive {
-                    let pid = self.word(identity(self.own) + PID)?.load(Ordering::Relaxed);
+                let status = watch.status(self.segment(), self.own)?;
+                if matches!(status, PeerStatus::Alive | PeerStatus::NotYet) {
+                    let pid = observed.pid();
+                    let doing = if phase == Phase::Claiming {
+                        "is attaching"
+                    } else {
+                        "is attached"
+                    };
                     return Err(Error::new(
-                        "channel attach",
+                        OP,
                         io::ErrorKind::AddrInUse,
-                        format!("a live {role} (pid {pid}) is attached"),
+                        format!("a live {role} (pid {pid}) {doing}"),
                     ));
                 }
-            }
-            claim if claim & CLAIMING != 0 => {
-                let claimant = claim & !CLAIMING;
-                if ipc_core::process_is_alive(claimant) {
-                    return Err(Error::new(
-                        "channel attach",
-                        io::ErrorKind::AddrInUse,
-                        format!("another process (pid {claimant}) is attaching as the {role}"),
-                    ));
-                }
-            }
-            other => {
-                return Err(Error::corrupted(
-                    "channel attach",
-                    format!("the {role} state is {other}"),
-                ));
             }
         }
-        // Only one claimant can move the state away from what it saw.
-        let claim = CLAIMING | (std::process::id() & !CLAIMING);
+        let (pid, start) = (std::process::id(), own_start_time());
+        let claim = observed.next(Phase::Claiming, pid, start);
+        // Only one claimant can move the word away from what it saw, and the generation
+        // makes sure that what it saw cannot come back.
         if state
-            .compare_exchange(observed, claim, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(observed.0, claim.0, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
             return Err(Error::new(
-                "channel attach",
+                OP,
                 io::ErrorKind::AddrInUse,
                 format!("another process is attaching as the {role}"),
             ));
         }
-        self.word(identity(self.own) + PID)?
-            .store(std::process::id(), Ordering::Relaxed);
         self.position(identity(self.own) + START)?
-            .store(own_start_time(), Ordering::Relaxed);
+            .store(start, Ordering::Relaxed);
         self.word(wait_line(self.own) + SLEEPING)?
             .store(0, Ordering::Relaxed);
         let parks = !matches!(self.wait, WaitStrategy::BusyPoll);
         self.word(identity(self.own) + PARKS)?
             .store(u32::from(parks), Ordering::Relaxed);
-        state.store(ATTACHED, Ordering::Release);
+        let attached = claim.next(Phase::Attached, pid, start);
+        if state
+            .compare_exchange(claim.0, attached.0, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // Only a process that took this one for dead (or a hostile one) changes a
+            // claim: the side is not ours.
+            return Err(Error::new(
+                OP,
+                io::ErrorKind::AddrInUse,
+                format!("the {role} side was taken over while this process attached"),
+            ));
+        }
+        self.attached = Some(attached);
         Ok(())
     }
 
-    /// Marks this side closed and wakes the peer, so that it sees it at once.
+    /// Marks this side closed and wakes the peer, so that it sees it at once. A side taken
+    /// over since (which only a peer that took this process for dead does) is left alone.
     fn close(&self) {
-        self.control
-            .word(OWN_STATE)
-            .store(CLOSED, Ordering::Release);
+        let Some(attached) = self.attached else {
+            return;
+        };
+        let closed = attached.next(Phase::Closed, attached.pid(), 0);
+        if self
+            .control
+            .position(OWN_STATE)
+            .compare_exchange(attached.0, closed.0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
         let futex = self.control.word(PEER_FUTEX);
         futex.fetch_add(1, Ordering::Release);
         sys::futex_wake(futex, i32::MAX);
+    }
+
+    /// Whether the peer closed its end (a relaxed read: for the fast paths).
+    fn peer_closed(&self) -> bool {
+        SideState(self.control.position(PEER_STATE).load(Ordering::Relaxed)).phase()
+            == Phase::Closed
     }
 
     /// Wakes the peer if it sleeps (after publishing a position with release ordering).
@@ -659,59 +761,78 @@ enum PeerStatus {
     Dead(u32),
 }
 
-/// Watches the process recorded in a control line, through a pidfd opened once per pid.
+/// Watches the process named in a side's state word, through a pidfd opened once per
+/// attached process.
 #[derive(Debug, Default)]
 struct PeerWatch {
-    pidfd: Option<(u32, u64, std::os::fd::OwnedFd)>,
+    pidfd: Option<(SideState, std::os::fd::OwnedFd)>,
 }
 
 impl PeerWatch {
     fn status(&mut self, segment: &SharedMemory, line: usize) -> Result<PeerStatus> {
-        let state = segment
-            .atomic_u32(identity(line) + STATE)?
-            .load(Ordering::Acquire);
-        match state {
-            DETACHED => return Ok(PeerStatus::NotYet),
-            CLOSED => return Ok(PeerStatus::Closed),
-            // A claim in progress: its process is writing its pid and start time.
-            claim if claim & CLAIMING != 0 => return Ok(PeerStatus::NotYet),
-            ATTACHED => {}
-            other => {
-                return Err(Error::corrupted(
-                    "channel",
-                    format!("a peer state of {other}"),
-                ));
+        let state = SideState(
+            segment
+                .atomic_u64(identity(line) + STATE)?
+                .load(Ordering::Acquire),
+        );
+        let pid = state.pid();
+        match state.phase() {
+            Phase::Detached => Ok(PeerStatus::NotYet),
+            Phase::Closed => Ok(PeerStatus::Closed),
+            // A claimant writes its identity after claiming: the word names it, the start
+            // time's low bits tell it from a later process with the same pid.
+            Phase::Claiming => {
+                let alive = ipc_core::process_is_alive(pid)
+                    && ipc_core::process_start_time(pid)
+                        .is_some_and(|start| start & 0xff_ffff == state.start24());
+                Ok(if alive {
+                    PeerStatus::NotYet
+                } else {
+                    PeerStatus::Dead(pid)
+                })
+            }
+            Phase::Attached => {
+                if !matches!(&self.pidfd, Some((seen, _)) if *seen == state) {
+                    self.pidfd = None;
+                    let start = segment
+                        .atomic_u64(identity(line) + START)?
+                        .load(Ordering::Relaxed);
+                    let Ok(pidfd) = ipc_core::pidfd_open(pid) else {
+                        return Ok(PeerStatus::Dead(pid));
+                    };
+                    // The pid may have been reused since it was recorded: only the same
+                    // start time proves it is the same process.
+                    if ipc_core::process_start_time(pid) != Some(start) {
+                        return Ok(PeerStatus::Dead(pid));
+                    }
+                    self.pidfd = Some((state, pidfd));
+                }
+                let Some((_, pidfd)) = &self.pidfd else {
+                    return Ok(PeerStatus::Dead(pid));
+                };
+                let exited = ipc_core::poll_now(pidfd, PollFlags::POLLIN, "poll")?;
+                Ok(if exited.contains(PollFlags::POLLIN) {
+                    PeerStatus::Dead(pid)
+                } else {
+                    PeerStatus::Alive
+                })
             }
         }
-        let pid = segment
-            .atomic_u32(identity(line) + PID)?
-            .load(Ordering::Relaxed);
-        let start = segment
-            .atomic_u64(identity(line) + START)?
-            .load(Ordering::Relaxed);
-        let fresh = !matches!(&self.pidfd, Some((p, s, _)) if *p == pid && *s == start);
-        if fresh {
-            self.pidfd = None;
-            let Ok(pidfd) = ipc_core::pidfd_open(pid) else {
-                return Ok(PeerStatus::Dead(pid));
-            };
-            // The pid may have been reused since it was recorded: only the same start time
-            // proves it is the same process.
-            if ipc_core::process_start_time(pid) != Some(start) {
-                return Ok(PeerStatus::Dead(pid));
-            }
-            self.pidfd = Some((pid, start, pidfd));
-        }
-        let Some((_, _, pidfd)) = &self.pidfd else {
-            return Ok(PeerStatus::Dead(pid));
-        };
-        let exited = ipc_core::poll_now(pidfd, PollFlags::POLLIN, "poll")?;
-        Ok(if exited.contains(PollFlags::POLLIN) {
-            PeerStatus::Dead(pid)
-        } else {
-            PeerStatus::Alive
-        })
     }
+}
+
+/// Checks the position a previous endpoint of this side left, before attaching to it.
+fn check_own_position(position: u64, role: &str) -> Result<()> {
+    if position % RECORD_ALIGN == 0 {
+        return Ok(());
+    }
+    Err(Error::corrupted(
+        "channel attach",
+        format!(
+            "the {role}'s position {position} is impossible (positions are multiples of \
+             {RECORD_ALIGN})"
+        ),
+    ))
 }
 
 fn own_start_time() -> u64 {
@@ -736,6 +857,7 @@ impl Producer {
         ring.claim("producer")?;
         let head = ring.control.position(HEAD_POS).load(Ordering::Acquire);
         let tail = ring.control.position(TAIL_POS).load(Ordering::Acquire);
+        check_own_position(head, "producer")?;
         let mut producer = Producer {
             ring,
             head,
@@ -755,13 +877,15 @@ impl Producer {
         self.ring.max
     }
 
+    /// Checks a consumer position read from shared memory before it enters any arithmetic.
     fn validate_tail(&mut self, tail: u64) -> Result<()> {
         let used = self.head.wrapping_sub(tail);
-        if used > self.ring.capacity {
+        if used > self.ring.capacity || tail % RECORD_ALIGN != 0 {
             return Err(Error::corrupted(
                 "send",
                 format!(
-                    "the consumer's position {tail} is {used} bytes behind {}; the ring holds {}",
+                    "the consumer's position {tail} is impossible: {used} bytes behind the \
+                     producer's {} in a ring of {} (positions are multiples of {RECORD_ALIGN})",
                     self.head, self.ring.capacity
                 ),
             ));
@@ -782,7 +906,7 @@ impl Producer {
             return Err(Error::limit_exceeded(op, "message size", len as u64, limit));
         }
         // A consumer that closed will never read: report it rather than fill the ring.
-        if self.ring.control.word(PEER_STATE).load(Ordering::Relaxed) == CLOSED {
+        if self.ring.peer_closed() {
             return Err(Error::peer_gone(op, "the consumer closed the channel"));
         }
         let size = (RECORD_HEADER + round8(len)) as u64;
@@ -800,7 +924,7 @@ impl Producer {
             let mut bad = None;
             self.ring.wait_for(wait, op, |ring| {
                 let tail = ring.control.position(TAIL_POS).load(Ordering::Acquire);
-                if head.wrapping_sub(tail) > capacity {
+                if head.wrapping_sub(tail) > capacity || tail % RECORD_ALIGN != 0 {
                     bad = Some(tail);
                     return Ok(true);
                 }
@@ -1068,6 +1192,7 @@ impl Consumer {
         ring.claim("consumer")?;
         let tail = ring.control.position(TAIL_POS).load(Ordering::Acquire);
         let head = ring.control.position(HEAD_POS).load(Ordering::Acquire);
+        check_own_position(tail, "consumer")?;
         let mut consumer = Consumer {
             ring,
             tail,
@@ -1087,13 +1212,15 @@ impl Consumer {
         self.ring.max
     }
 
+    /// Checks a producer position read from shared memory before it enters any arithmetic.
     fn validate_head(&mut self, head: u64) -> Result<()> {
         let available = head.wrapping_sub(self.tail);
-        if available > self.ring.capacity {
+        if available > self.ring.capacity || head % RECORD_ALIGN != 0 {
             return Err(Error::corrupted(
                 "recv",
                 format!(
-                    "the producer's position {head} is {available} bytes ahead of {}; the ring holds {}",
+                    "the producer's position {head} is impossible: {available} bytes ahead of \
+                     the consumer's {} in a ring of {} (positions are multiples of {RECORD_ALIGN})",
                     self.tail, self.ring.capacity
                 ),
             ));
@@ -1111,15 +1238,14 @@ impl Consumer {
             }
             if self.cached_head == self.tail {
                 // Empty: a producer that closed or died will send nothing more.
-                if self.ring.control.word(PEER_STATE).load(Ordering::Relaxed) == CLOSED {
+                if self.ring.peer_closed() {
                     return Err(Error::peer_gone(op, "the producer closed the channel"));
                 }
                 let tail = self.tail;
                 let mut seen = tail;
                 self.ring.wait_for(wait, op, |ring| {
                     seen = ring.control.position(HEAD_POS).load(Ordering::Acquire);
-                    Ok(seen != tail
-                        || ring.control.word(PEER_STATE).load(Ordering::Relaxed) == CLOSED)
+                    Ok(seen != tail || ring.peer_closed())
                 })?;
                 self.validate_head(seen)?;
                 continue;

@@ -230,8 +230,8 @@ impl crate::RecvLoan<'_> {
 #[derive(Debug)]
 pub(crate) struct Control {
     segment: SharedMemory,
-    words32: [std::ptr::NonNull<AtomicU32>; 7],
-    words64: [std::ptr::NonNull<AtomicU64>; 2],
+    words32: [std::ptr::NonNull<AtomicU32>; 5],
+    words64: [std::ptr::NonNull<AtomicU64>; 4],
 }
 
 // SAFETY: the pointers refer to atomics inside the segment this struct owns; atomics may be
@@ -245,14 +245,14 @@ impl Control {
     /// `offsets64`, checking bounds, alignment and writability.
     pub(crate) fn new(
         segment: SharedMemory,
-        offsets32: [usize; 7],
-        offsets64: [usize; 2],
+        offsets32: [usize; 5],
+        offsets64: [usize; 4],
     ) -> Result<Control> {
-        let mut words32 = [std::ptr::NonNull::dangling(); 7];
+        let mut words32 = [std::ptr::NonNull::dangling(); 5];
         for (slot, offset) in words32.iter_mut().zip(offsets32) {
             *slot = std::ptr::NonNull::from(segment.atomic_u32(offset)?);
         }
-        let mut words64 = [std::ptr::NonNull::dangling(); 2];
+        let mut words64 = [std::ptr::NonNull::dangling(); 4];
         for (slot, offset) in words64.iter_mut().zip(offsets64) {
             *slot = std::ptr::NonNull::from(segment.atomic_u64(offset)?);
         }

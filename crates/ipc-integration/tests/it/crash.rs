@@ -639,3 +639,143 @@ fn crash_shm_segment_mid_initialisation() {
     }
     finish(&report);
 }
+
+/// The channel options of the attach rows.
+fn attach_options() -> ipc_shm::ChannelOptions {
+    ipc_shm::ChannelOptions::new()
+        .capacity(64 * 1024)
+        .max_message_size(1024)
+        .wait_strategy(ipc_shm::WaitStrategy::Blocking)
+        .timeout(test_timeout())
+}
+
+/// Waits for "go", then attaches to channel arg 0 as the side arg 1 ("producer" or
+/// "consumer") and waits to be killed, wherever the kill finds it. With arg 2 "mid-claim"
+/// it stops where a process dying half-way through attaching stops: its claim written into
+/// the side's state word (arg 3 is its offset), the attach not finished.
+pub fn attacher_role(ctx: &mut PeerContext) -> PeerResult {
+    let name = IpcName::new(ctx.arg(0)?)?;
+    let side = ctx.arg(1)?.to_owned();
+    if ctx.arg(2)? == "mid-claim" {
+        let segment = ShmOptions::new().open(&name)?;
+        let state = segment.atomic_u64(ctx.arg(3)?.parse()?)?;
+        let pid = std::process::id();
+        let start = ipc_core::process_start_time(pid).ok_or("no start time")?;
+        // pid, phase 1 (claiming), generation 1, start time: see ipc-shm's channel docs.
+        state.store(
+            (start & 0xff_ffff) << 40 | 1 << 24 | 1 << 22 | u64::from(pid),
+            Ordering::SeqCst,
+        );
+        ctx.ready_with("at point")?;
+        loop {
+            std::thread::park();
+        }
+    }
+    ctx.ready()?;
+    ctx.recv()?;
+    let options = attach_options();
+    let _end: Box<dyn std::any::Any> = if side == "producer" {
+        Box::new(options.open_producer(&name)?)
+    } else {
+        Box::new(options.open_consumer(&name)?)
+    };
+    ctx.send("attached")?;
+    loop {
+        std::thread::park();
+    }
+}
+
+/// A channel endpoint killed while it attaches (at random moments from before its claim to
+/// after its attach, and every fourth time between claim and attach): a survivor waiting on that side reports the death once the side names
+/// the dead process, within the liveness bound, and the side is always free again.
+fn attach_kills(side: &str) {
+    let guard = LeakGuard::new();
+    let mut report = CrashReport::new(&format!("shm-channel {side} (attach)"));
+    let mut rng = Rng::new(0xa77ac4 ^ side.len() as u64);
+    // The side's state word (see the layout in ipc-shm's channel docs).
+    let state_offset = if side == "producer" { 384 } else { 448 };
+    let (mut claimed, mut mid_claim) = (0u64, 0u64);
+    for injection in 0..injections() {
+        let name = guard.name("attach");
+        let options = attach_options();
+        let (mut producer, mut consumer) = (None, None);
+        if side == "producer" {
+            consumer = Some(options.create_consumer(&name).unwrap());
+        } else {
+            producer = Some(options.create_producer(&name).unwrap());
+            // A full ring, so that the producer waits on the consumer's side.
+            let p = producer.as_mut().unwrap();
+            while p.try_send(&[7u8; 1000]).is_ok() {}
+        }
+        let at_point = injection % 4 == 3;
+        let mode = if at_point { "mid-claim" } else { "random" };
+        let mut peer = Peer::spawn(
+            "crash-attacher",
+            &[name.as_str(), side, mode, &state_offset.to_string()],
+        );
+        if !at_point {
+            peer.send("go").unwrap();
+            std::thread::sleep(Duration::from_micros(rng.below(400)));
+        }
+        peer.kill().unwrap();
+        report.injections += 1;
+        let killed = Instant::now();
+        let state = ShmOptions::new()
+            .open(&name)
+            .unwrap()
+            .atomic_u64(state_offset)
+            .unwrap()
+            .load(Ordering::SeqCst);
+        // Phase bits 22..24: 0 means the peer died before it claimed the side.
+        let phase = (state >> 22) & 3;
+        if phase == 1 {
+            mid_claim += 1;
+        }
+        if phase != 0 {
+            claimed += 1;
+            let outcome = match (&mut producer, &mut consumer) {
+                (_, Some(consumer)) => consumer
+                    .recv_timeout(&mut [0u8; 1024], Duration::from_secs(2))
+                    .map(drop),
+                (Some(producer), _) => producer.send_timeout(&[8u8; 1000], Duration::from_secs(2)),
+                _ => unreachable!(),
+            };
+            match outcome {
+                Err(e) if e.is_peer_gone() => report.detect.push(killed.elapsed()),
+                Err(e) if e.is_timeout() => {
+                    report.deadlocks += 1;
+                    eprintln!("injection {injection}: the dead {side} was not reported");
+                }
+                other => panic!("injection {injection}: {other:?}"),
+            }
+        }
+        // Whatever the moment, the side can be taken again.
+        let taken = if side == "producer" {
+            options.open_producer(&name).map(drop)
+        } else {
+            options.open_consumer(&name).map(drop)
+        };
+        if let Err(e) = taken {
+            report.deadlocks += 1;
+            eprintln!("injection {injection}: the side stayed taken: {e}");
+        }
+    }
+    eprintln!(
+        "{side} attach: {claimed} of {} kills after the claim, {mid_claim} between claim and attach",
+        report.injections
+    );
+    if guard.check().is_err() {
+        report.leaked += 1;
+    }
+    finish(&report);
+}
+
+#[test]
+fn crash_shm_channel_producers_during_attach() {
+    attach_kills("producer");
+}
+
+#[test]
+fn crash_shm_channel_consumers_during_attach() {
+    attach_kills("consumer");
+}

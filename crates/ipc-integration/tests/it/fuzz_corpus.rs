@@ -84,6 +84,11 @@ fn fuzz_corpus_channel() {
 }
 
 #[test]
+fn fuzz_corpus_channel_positions() {
+    replay("channel_positions", fuzz::channel_positions, 2_000);
+}
+
+#[test]
 fn fuzz_corpus_segment() {
     replay("segment", fuzz::segment, 2_000);
 }

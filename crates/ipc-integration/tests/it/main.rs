@@ -17,6 +17,7 @@ ipc_testkit::peer_roles! {
     "crash-lock-holder" => crash::lock_holder_role,
     "crash-permit-holder" => crash::permit_holder_role,
     "crash-mid-init" => crash::mid_init_role,
+    "crash-attacher" => crash::attacher_role,
     "channel-producer" => scenarios::channel_producer_role,
     "buffer-producer" => scenarios::buffer_producer_role,
     "seqpacket-client" => scenarios::seqpacket_client_role,

@@ -3,6 +3,7 @@
 mod attacks;
 mod channel;
 mod channel_crash;
+mod channel_sides;
 mod named;
 
 ipc_testkit::peer_roles! {
@@ -14,4 +15,8 @@ ipc_testkit::peer_roles! {
     "channel-producer" => channel_crash::producer_role,
     "channel-consumer" => channel_crash::consumer_role,
     "scribbler" => channel_crash::scribbler_role,
+    "claim-and-hang" => channel_sides::claim_and_hang_role,
+    "take-over" => channel_sides::take_over_role,
+    "attach-and-hang" => channel_sides::attach_and_hang_role,
+    "poke" => channel_sides::poke_role,
 }
