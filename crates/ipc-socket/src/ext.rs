@@ -1,11 +1,11 @@
 //! What Unix sockets can do beyond bytes: pass descriptors and tell who the peer is.
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 
 use ipc_core::{Error, Limit, Result};
-use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, sockopt};
+use nix::sys::socket::{ControlMessage, MsgFlags, sockopt};
 
 use crate::sys;
 
@@ -88,7 +88,8 @@ pub(crate) struct Received {
 }
 
 /// `recvmsg` with room for `max_fds` descriptors (and credentials), received close-on-exec.
-/// More descriptors than that is an error, and every one that arrived is closed.
+/// More descriptors than that is an error, and every one that arrived is closed, however the
+/// kernel truncated the control messages.
 pub(crate) fn recv_with_fds(
     socket: BorrowedFd<'_>,
     buf: &mut [u8],
@@ -99,53 +100,38 @@ pub(crate) fn recv_with_fds(
     let max_fds = max_fds.min(MAX_FDS_PER_MESSAGE);
     let space = cmsg_space(max_fds * std::mem::size_of::<RawFd>())
         + cmsg_space(std::mem::size_of::<libc::ucred>());
-    let mut cmsg = vec![0u8; space];
-    let mut iov = [IoSliceMut::new(buf)];
-    let msg = loop {
-        match nix::sys::socket::recvmsg::<()>(
-            socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            flags | MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(nix::errno::Errno::EAGAIN) => return Err(Error::would_block(OP)),
-            other => break other.map_err(|e| Error::from_errno(OP, e))?,
+    let received = loop {
+        match sys::recvmsg(socket, buf, space, flags.bits()) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(Error::would_block(OP));
+            }
+            other => break other.map_err(|e| Error::from(e).with_op(OP))?,
         }
     };
-    let mut fds = Vec::new();
-    let mut credentials = None;
-    // Own every descriptor first, so that each is closed on every error path below.
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for cmsg in cmsgs {
-            match cmsg {
-                ControlMessageOwned::ScmRights(received) => {
-                    fds.extend(sys::own_received(&received))
-                }
-                ControlMessageOwned::ScmCredentials(c) => {
-                    credentials = Some(PeerCredentials::from(c))
-                }
-                _ => {}
-            }
-        }
-    }
     // The control buffer has room for credentials too, which a few more descriptors could
     // use instead: count them as well as asking the kernel.
-    if msg.flags.contains(MsgFlags::MSG_CTRUNC) || fds.len() > max_fds {
-        drop(fds);
+    if received.flags & libc::MSG_CTRUNC != 0 || received.fds.len() > max_fds {
+        let arrived = received.fds.len();
+        drop(received.fds);
         let limit = Limit::new("max_fds of this receive", max_fds as u64);
         return Err(Error::limit_exceeded(
             OP,
-            "descriptors in the message (some were dropped by the kernel)",
-            (max_fds + 1) as u64,
+            "descriptors in the message (the kernel dropped those beyond the limit; the \
+             ones that arrived were closed)",
+            (arrived.max(max_fds) + 1) as u64,
             limit,
         ));
     }
     Ok(Received {
-        len: msg.bytes,
-        fds,
-        credentials,
-        truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+        len: received.bytes,
+        fds: received.fds,
+        credentials: received.credentials.map(|c| PeerCredentials {
+            pid: u32::try_from(c.pid).unwrap_or(0),
+            uid: c.uid,
+            gid: c.gid,
+        }),
+        truncated: received.flags & libc::MSG_TRUNC != 0,
     })
 }
 

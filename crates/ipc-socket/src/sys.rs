@@ -1,5 +1,6 @@
-//! The crate's only unsafe code: taking ownership of descriptors the kernel hands over, and
-//! `SO_PEERPIDFD`, which neither nix nor socket2 wraps.
+//! The crate's only unsafe code: taking ownership of descriptors the kernel hands over
+//! (`accept4`, and `recvmsg`, whose control messages are walked here even when truncated),
+//! and `SO_PEERPIDFD`, which neither nix nor socket2 wraps.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -24,18 +25,6 @@ const SO_PEERPIDFD: libc::c_int = 77;
 unsafe fn owned(fd: RawFd) -> OwnedFd {
     // SAFETY: guaranteed by the caller.
     unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
-/// Takes ownership of every descriptor in `fds`, which the kernel just passed to this
-/// process in one `SCM_RIGHTS` message.
-pub(crate) fn own_received(fds: &[RawFd]) -> Vec<OwnedFd> {
-    fds.iter()
-        .map(|&fd| {
-            // SAFETY: descriptors received with `SCM_RIGHTS` are new in this process and
-            // referred to nowhere else; each appears once in the message.
-            unsafe { owned(fd) }
-        })
-        .collect()
 }
 
 /// `accept4` on `listener`: a new connected socket, close-on-exec, owned.
@@ -76,4 +65,97 @@ pub(crate) fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
     // initialised bytes into the slice (socket2 never de-initialises memory), so the bytes
     // stay valid `u8`s when the borrow ends.
     unsafe { &mut *(std::ptr::from_mut::<[u8]>(buf) as *mut [std::mem::MaybeUninit<u8>]) }
+}
+
+/// What one `recvmsg` delivered, with every descriptor the kernel installed already owned.
+#[derive(Debug)]
+pub(crate) struct RawReceived {
+    /// The byte count `recvmsg` returned (the message's real length with `MSG_TRUNC`).
+    pub(crate) bytes: usize,
+    /// The message flags (`MSG_TRUNC`, `MSG_CTRUNC`).
+    pub(crate) flags: libc::c_int,
+    pub(crate) fds: Vec<OwnedFd>,
+    pub(crate) credentials: Option<libc::ucred>,
+}
+
+/// `recvmsg` into `buf` with `control` bytes of control-message space and `flags`
+/// (`MSG_CMSG_CLOEXEC` is always added).
+///
+/// nix's control-message iterator refuses to walk a buffer the kernel truncated
+/// (`MSG_CTRUNC`), which would leave the descriptors that did arrive open and unowned. This
+/// walks the headers the kernel wrote, however many, and owns every descriptor in them.
+pub(crate) fn recvmsg(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+    control: usize,
+    flags: libc::c_int,
+) -> io::Result<RawReceived> {
+    // `u64` elements keep the buffer aligned for `cmsghdr`.
+    let mut cmsg = vec![0u64; control.div_ceil(8).max(1)];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: a zeroed `msghdr` is a valid "no name, no data, no control" header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.len() * 8;
+    // SAFETY: `msg` points at `iov` (which covers `buf`, writable for its length) and at
+    // `cmsg` (writable for `msg_controllen` bytes); all outlive the call.
+    let ret =
+        unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, flags | libc::MSG_CMSG_CLOEXEC) };
+    let Ok(bytes) = usize::try_from(ret) else {
+        return Err(io::Error::last_os_error());
+    };
+    let mut fds = Vec::new();
+    let mut credentials = None;
+    // SAFETY: `msg` is the header the kernel just filled in: `msg_control` and the
+    // `msg_controllen` it set describe the control messages it wrote, which the CMSG macros
+    // walk without leaving that range (CMSG_NXTHDR checks each header against the end).
+    let mut header = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !header.is_null() {
+        // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR return only headers that lie within the buffer.
+        let (level, kind, len) = unsafe {
+            (
+                (*header).cmsg_level,
+                (*header).cmsg_type,
+                (*header).cmsg_len,
+            )
+        };
+        // SAFETY: as above; CMSG_DATA points just past the header.
+        let data = unsafe { libc::CMSG_DATA(header) };
+        // SAFETY: CMSG_LEN(0) is arithmetic on a constant.
+        let payload = len.saturating_sub(unsafe { libc::CMSG_LEN(0) } as usize);
+        let end = msg.msg_control as usize + msg.msg_controllen;
+        // The kernel never writes past the buffer, but a truncated header may claim more
+        // than it holds: stay within what was written.
+        let payload = payload.min(end.saturating_sub(data as usize));
+        if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
+            let count = payload / std::mem::size_of::<RawFd>();
+            for i in 0..count {
+                // SAFETY: `i` counts whole descriptors within the payload; unaligned reads
+                // make no assumption about the payload's alignment.
+                let fd = unsafe { data.cast::<RawFd>().add(i).read_unaligned() };
+                // SAFETY: descriptors in SCM_RIGHTS were just installed for this process,
+                // each once, and nothing else refers to them.
+                fds.push(unsafe { owned(fd) });
+            }
+        } else if level == libc::SOL_SOCKET
+            && kind == libc::SCM_CREDENTIALS
+            && payload >= std::mem::size_of::<libc::ucred>()
+        {
+            // SAFETY: the payload holds a whole `ucred`, read without assuming alignment.
+            credentials = Some(unsafe { data.cast::<libc::ucred>().read_unaligned() });
+        }
+        // SAFETY: `header` is a header within `msg`'s control buffer.
+        header = unsafe { libc::CMSG_NXTHDR(&msg, header) };
+    }
+    Ok(RawReceived {
+        bytes,
+        flags: msg.msg_flags,
+        fds,
+        credentials,
+    })
 }

@@ -14,6 +14,7 @@ ipc_testkit::peer_roles! {
     "race-bind" => listener::race_bind_role,
     "send-fd" => fds::send_fd_role,
     "fd-leak" => fds::fd_leak_role,
+    "fd-flood-receiver" => fds::fd_flood_receiver_role,
     "hostile" => framing::hostile_role,
     "connect-as" => identity::connect_role,
     "echo-client" => server::echo_client_role,
