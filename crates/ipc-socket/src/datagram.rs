@@ -140,10 +140,14 @@ impl Datagram {
 
     /// Receives the next message, waiting for one.
     ///
+    /// One system call takes the whole message, so threads sharing the socket never cut
+    /// or steal each other's messages.
+    ///
     /// # Errors
     ///
-    /// Buffer too small (the message stays queued); corrupted if a sender exceeded the
-    /// maximum (that message is dropped).
+    /// Buffer too small, with the size the message needed (that message is gone: a buffer
+    /// of [`max_message_size`](Datagram::max_message_size) bytes never loses one); corrupted
+    /// if a sender exceeded the maximum (that message is dropped).
     pub fn recv(&self, buf: &mut [u8]) -> Result<usize> {
         message::recv(
             self.socket.as_fd(),
@@ -156,39 +160,32 @@ impl Datagram {
     }
 
     /// Receives the next message and the address it came from (`None` for an unbound
-    /// sender).
+    /// sender), in one system call.
     ///
     /// # Errors
     ///
     /// As [`Datagram::recv`].
     pub fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, Option<UnixAddr>)> {
-        // Check the size without taking the message, then take it with its address.
-        let mut probe = [0u8; 0];
-        let size = loop {
-            match nix::sys::socket::recv(
+        const OP: &str = "recvfrom";
+        let mut iov = [std::io::IoSliceMut::new(buf)];
+        let (n, from) = loop {
+            match nix::sys::socket::recvmsg::<nix::sys::socket::UnixAddr>(
                 self.socket.as_raw_fd(),
-                &mut probe,
-                MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
-            ) {
-                Err(nix::errno::Errno::EINTR) => {}
-                other => break other.map_err(|e| Error::from_errno("recv", e))?,
-            }
-        };
-        if size > buf.len() {
-            return Err(Error::buffer_too_small("recvfrom", size, buf.len()));
-        }
-        loop {
-            match nix::sys::socket::recvfrom::<nix::sys::socket::UnixAddr>(
-                self.socket.as_raw_fd(),
-                buf,
+                &mut iov,
+                None,
+                MsgFlags::MSG_TRUNC,
             ) {
                 Err(nix::errno::Errno::EINTR) => {}
                 other => {
-                    let (n, from) = other.map_err(|e| Error::from_errno("recvfrom", e))?;
-                    return Ok((n, from.as_ref().and_then(UnixAddr::from_sockaddr)));
+                    let msg = other.map_err(|e| Error::from_errno(OP, e))?;
+                    break (msg.bytes, msg.address);
                 }
             }
+        };
+        if n > buf.len() {
+            return Err(message::cut(OP, n, buf.len(), self.max));
         }
+        Ok((n, from.as_ref().and_then(UnixAddr::from_sockaddr)))
     }
 
     /// Asks the kernel to attach each sender's credentials to the messages it receives

@@ -2,7 +2,6 @@
 //! detection. Connections and sockets are std's types.
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
@@ -404,14 +403,17 @@ impl UdpOptions {
 /// std's [`UdpSocket`].
 ///
 /// A plain `recv_from` into a buffer that is too small cuts the datagram and says nothing.
-/// These methods look at the datagram's size first: one that does not fit stays queued and
-/// the error says how large a buffer it needs.
+/// These methods take each datagram in one system call that also reports its real size
+/// (`MSG_TRUNC`): one that did not fit is an error saying how large a buffer it needed,
+/// never a silently shorter datagram, and threads sharing the socket never take each
+/// other's datagrams. A buffer of 65 527 bytes (the largest UDP payload) never cuts one.
 pub trait UdpSocketExt: AsFd {
     /// Receives the next datagram and its sender, waiting for one.
     ///
     /// # Errors
     ///
-    /// Buffer too small (the datagram stays queued); other `recvfrom` errors.
+    /// Buffer too small, with the size the datagram needed (that datagram is gone); other
+    /// `recvfrom` errors.
     fn recv_from_checked(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
         udp_recv(self.as_fd(), buf, Some(Deadline::NEVER))
     }
@@ -437,9 +439,6 @@ pub trait UdpSocketExt: AsFd {
 
 impl UdpSocketExt for UdpSocket {}
 
-/// The largest UDP payload (over IPv6; 65,507 bytes over IPv4).
-const MAX_UDP_PAYLOAD: usize = 65_527;
-
 fn udp_recv(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
@@ -459,25 +458,10 @@ fn udp_recv(
         Some(deadline) => poll_fd(fd, PollFlags::POLLIN, deadline, OP).map(drop),
     };
     loop {
-        // The size of the next datagram, without taking it; a buffer that holds the
-        // largest possible datagram needs no look.
-        if buf.len() < MAX_UDP_PAYLOAD {
-            let mut probe: [MaybeUninit<u8>; 0] = [];
-            match socket.recv_from_with_flags(&mut probe, flags | libc::MSG_PEEK | libc::MSG_TRUNC)
-            {
-                Ok((size, _)) if size > buf.len() => {
-                    return Err(Error::buffer_too_small(OP, size, buf.len()));
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wait(deadline)?;
-                    continue;
-                }
-                Err(e) => return Err(Error::from(e).with_op(OP)),
+        match socket.recv_from_with_flags(crate::sys::as_uninit(buf), flags | libc::MSG_TRUNC) {
+            Ok((n, _)) if n > buf.len() => {
+                return Err(Error::buffer_too_small(OP, n, buf.len()));
             }
-        }
-        match socket.recv_from_with_flags(crate::sys::as_uninit(buf), flags) {
             Ok((n, addr)) => {
                 let addr = addr.as_socket().ok_or_else(|| {
                     Error::new(OP, io::ErrorKind::InvalidData, "not an IP address")

@@ -53,8 +53,10 @@
 //! - **Messages**: [`Seqpacket`] and [`Datagram`] implement
 //!   [`MessageSender`]/[`MessageReceiver`] natively; stream sockets get them through
 //!   [`FramedWriter`]/[`FramedReader`] (lengths checked before allocating, a malformed frame
-//!   ends the stream with an error, never a panic). A message that does not fit the
-//!   caller's buffer stays queued, and the error says what size it needs.
+//!   ends the stream with an error, never a panic). Each message is taken in one system
+//!   call, so threads sharing a socket never cut or steal each other's messages; one that
+//!   does not fit the caller's buffer is an error saying the size it needed (a buffer of
+//!   the maximum message size never loses one).
 //! - **Deadlines**: `accept`, `connect` and every send and receive have `try_` and
 //!   `_timeout` forms; `EINTR` is retried.
 //!

@@ -82,11 +82,13 @@ pub(crate) fn send(
 
 /// Receives one message into `buf` and returns its length.
 ///
-/// If `buf` is smaller than `max`, the size of the next message is peeked first, so that a
-/// message that does not fit stays queued (a buffer-too-small error tells its size). A
-/// message above `max` (a peer ignoring the limit) is an error, and is gone. A zero-length
-/// read is end of stream (peer gone): seqpacket sockets cannot tell it from an empty
-/// message, so the senders of this crate refuse empty messages there.
+/// One `recv` call with `MSG_TRUNC` takes the message whole and says its real length, so
+/// threads or processes that share the socket never take half of each other's messages: a
+/// message longer than `buf` is reported with the size it needed (and is gone), one above
+/// `max` (a peer ignoring the limit) is a corrupted error. A buffer of `max` bytes never
+/// loses a message within the limit. A zero-length read is end of stream (peer gone):
+/// seqpacket sockets cannot tell it from an empty message, so the senders of this crate
+/// refuse empty messages there.
 pub(crate) fn recv(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
@@ -96,37 +98,11 @@ pub(crate) fn recv(
     op: &'static str,
 ) -> Result<usize> {
     loop {
-        if buf.len() < max {
-            // MSG_TRUNC with MSG_PEEK reports the real length of the next message without
-            // taking it.
-            let mut probe = [0u8; 0];
-            match nix::sys::socket::recv(
-                fd.as_raw_fd(),
-                &mut probe,
-                wait.flags() | MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
-            ) {
-                Ok(n) if n > buf.len() => return Err(Error::buffer_too_small(op, n, buf.len())),
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(nix::errno::Errno::EAGAIN) => {
-                    wait.wait(fd, PollFlags::POLLIN, op)?;
-                    continue;
-                }
-                Err(errno) => return Err(Error::from_errno(op, errno)),
-            }
-        }
         match nix::sys::socket::recv(fd.as_raw_fd(), buf, wait.flags() | MsgFlags::MSG_TRUNC) {
             Ok(0) if stream_end && !buf.is_empty() => {
                 return Err(Error::peer_gone(op, "the peer closed the connection"));
             }
-            Ok(n) if n > buf.len() => {
-                return Err(Error::corrupted(
-                    op,
-                    format!(
-                        "the peer sent a message of {n} bytes, above the maximum of {max}; it was dropped"
-                    ),
-                ));
-            }
+            Ok(n) if n > buf.len() => return Err(cut(op, n, buf.len(), max)),
             Ok(n) => return Ok(n),
             Err(nix::errno::Errno::EINTR) => {}
             Err(nix::errno::Errno::EAGAIN) => wait.wait(fd, PollFlags::POLLIN, op)?,
@@ -135,5 +111,20 @@ pub(crate) fn recv(
             }
             Err(errno) => return Err(Error::from_errno(op, errno)),
         }
+    }
+}
+
+/// The error for a message of `len` bytes that a receive into `available` bytes cut (and
+/// the kernel dropped): corrupted above the maximum `max`, buffer-too-small below it.
+pub(crate) fn cut(op: &'static str, len: usize, available: usize, max: usize) -> Error {
+    if len > max {
+        Error::corrupted(
+            op,
+            format!(
+                "the peer sent a message of {len} bytes, above the maximum of {max}; it was dropped"
+            ),
+        )
+    } else {
+        Error::buffer_too_small(op, len, available)
     }
 }

@@ -132,8 +132,9 @@ impl Seqpacket {
     ///
     /// # Errors
     ///
-    /// Buffer too small (the message stays queued); peer gone at end of stream; corrupted
-    /// if the peer sent more than the maximum.
+    /// Buffer too small, with the size the message needed (that message is gone: a buffer
+    /// of [`max_message_size`](Seqpacket::max_message_size) bytes never loses one); peer
+    /// gone at end of stream; corrupted if the peer sent more than the maximum.
     pub fn recv(&self, buf: &mut [u8]) -> Result<usize> {
         message::recv(self.fd.as_fd(), buf, self.max, Wait::Block, true, "recv")
     }

@@ -62,13 +62,16 @@ fn seqpacket_keeps_message_boundaries() {
 fn seqpacket_message_rules() {
     let (mut a, mut b) = Seqpacket::pair().unwrap();
     assert!(cloexec(&a));
-    // Too small a buffer: the message stays, and the error says how much is needed.
+    // Too small a buffer: the error says how much was needed; that message is gone (one
+    // receive is one system call) and the next one is whole.
     a.send(&[7u8; 100]).unwrap();
+    a.send(&[8u8; 99]).unwrap();
     let mut small = [0u8; 10];
     let err = b.recv(&mut small).unwrap_err();
     assert_eq!(err.needed_len(), Some(100));
     let mut big = [0u8; 100];
-    assert_eq!(b.recv(&mut big).unwrap(), 100);
+    assert_eq!(b.recv(&mut big).unwrap(), 99);
+    assert_eq!(big[..99], [8u8; 99]);
     // Empty messages cannot be told from end of stream, so they are refused.
     assert_eq!(
         a.send(b"").unwrap_err().kind(),
@@ -128,14 +131,15 @@ fn datagrams_between_bound_sockets() {
         (&buf[..n], from),
         (&b"hello"[..], Some(client_addr.clone()))
     );
-    // A datagram that does not fit stays queued.
+    // A datagram that does not fit is reported with its size, never cut silently.
     client.send_to(&[1u8; 64], &server_addr).unwrap();
+    client.send_to(&[2u8; 63], &server_addr).unwrap();
     assert_eq!(
         server.recv_from(&mut buf).unwrap_err().needed_len(),
         Some(64)
     );
     let mut big = [0u8; 64];
-    assert_eq!(server.recv(&mut big).unwrap(), 64);
+    assert_eq!(server.recv(&mut big).unwrap(), 63);
     // Connected pair, message traits, zero-length datagrams are messages too.
     let (mut a, mut b) = Datagram::pair().unwrap();
     a.send(b"").unwrap();

@@ -7,6 +7,7 @@ mod inet;
 mod kinds;
 mod listener;
 mod server;
+mod shared;
 mod sigpipe;
 
 ipc_testkit::peer_roles! {
@@ -19,6 +20,7 @@ ipc_testkit::peer_roles! {
     "connect-as" => identity::connect_role,
     "echo-client" => server::echo_client_role,
     "sigpipe" => sigpipe::sigpipe_role,
+    "flood" => shared::flood_role,
 }
 
 /// The open descriptors of this process, to prove that nothing leaked.
