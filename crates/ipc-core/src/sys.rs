@@ -1,4 +1,5 @@
-//! ipc-core's only unsafe code: `sigtimedwait`, which nix does not wrap.
+//! ipc-core's only unsafe code: `sigtimedwait`, `pidfd_open`, `futex` and `gettid`, which nix
+//! does not wrap, and the fork handler that keeps thread identities right in a child.
 
 /// Takes a pending `SIGPIPE` off the calling thread, if there is one, without waiting.
 pub(crate) fn take_pending_sigpipe() {
@@ -33,4 +34,67 @@ pub(crate) fn pidfd_open(pid: u32) -> std::io::Result<std::os::fd::OwnedFd> {
     // SAFETY: the kernel just returned `fd` as a new descriptor (close-on-exec) that nothing
     // else owns.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// `futex(FUTEX_WAIT)` on a word in shared memory (no `FUTEX_PRIVATE_FLAG`: the waker is
+/// another process): sleeps while `*word == expected`, at most `timeout`. Returns early on a
+/// wake, a changed value, a signal or the timeout; callers re-check their condition.
+pub(crate) fn futex_wait(
+    word: &std::sync::atomic::AtomicU32,
+    expected: u32,
+    timeout: Option<std::time::Duration>,
+) {
+    let spec = timeout.map(|t| libc::timespec {
+        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(t.subsec_nanos()),
+    });
+    let spec_ptr = spec.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
+    // SAFETY: `word` is a valid, aligned 32-bit atomic for the duration of the call (it is
+    // borrowed), `spec_ptr` is null or points to a live timespec, and FUTEX_WAIT reads only
+    // the word. Every outcome (woken, EAGAIN, EINTR, ETIMEDOUT) is handled by the caller's
+    // re-check, so the result is not needed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            spec_ptr,
+            std::ptr::null::<u32>(),
+            0,
+        );
+    }
+}
+
+/// `futex(FUTEX_WAKE)`: wakes up to `count` processes waiting on `word`.
+pub(crate) fn futex_wake(word: &std::sync::atomic::AtomicU32, count: i32) {
+    // SAFETY: `word` is a valid, aligned 32-bit atomic; FUTEX_WAKE does not access memory
+    // beyond identifying the word.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            count,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0,
+        );
+    }
+}
+
+/// `gettid()`: the calling thread's id.
+pub(crate) fn gettid() -> u32 {
+    // SAFETY: `gettid` takes no arguments and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    u32::try_from(tid).unwrap_or(0)
+}
+
+/// Runs `child` in the child process after every `fork` of this process (`pthread_atfork`).
+pub(crate) fn at_fork_in_child(child: extern "C" fn()) {
+    // SAFETY: registering a handler with no prepare or parent step; `child` is a plain
+    // function that only stores to an atomic, which is allowed after fork.
+    unsafe {
+        libc::pthread_atfork(None, None, Some(child));
+    }
 }

@@ -5,8 +5,7 @@
 //!  0  magic u32     what the block holds (written before the state says ready)
 //!  4  state u32     0 empty, 1 ready, 1<<31 | pid while that process initialises it
 //!  8  param u32     the object's parameter (a semaphore's bound, 0 for none)
-//! 12  lock u32      0, or the pid of the process holding the object's own small lock
-//! 32  the object    (`sem_t`, `pthread_mutex_t`)
+//! 32  the object    (a semaphore's count, a mutex's lock word)
 //! ```
 
 use std::io;
@@ -23,8 +22,6 @@ const MAGIC: usize = 0;
 const STATE: usize = 4;
 /// The object's parameter word.
 pub(crate) const PARAM: usize = 8;
-/// The object's lock word.
-pub(crate) const LOCK: usize = 12;
 
 const READY: u32 = 1;
 const CLAIMED: u32 = 1 << 31;
@@ -79,11 +76,6 @@ pub(crate) fn publish<R: SharedRegion>(block: &Block<R>, magic: u32) {
     block.word(STATE).store(READY, Ordering::Release);
 }
 
-/// Gives a claimed block back after a failed initialisation.
-pub(crate) fn abandon<R: SharedRegion>(block: &Block<R>) {
-    block.word(STATE).store(0, Ordering::Release);
-}
-
 /// Waits until the block holds an initialised object of kind `magic`, at most `timeout`.
 ///
 /// # Errors
@@ -132,54 +124,5 @@ pub(crate) fn wait_ready<R: SharedRegion>(
             }
             other => return Err(Error::corrupted(op, format!("a block state of {other:#x}"))),
         }
-    }
-}
-
-/// Takes the block's lock word: a small lock held for a few instructions (a bounded
-/// post), which a process that dies holding it gives up (its successor sees the holder's
-/// pid is gone).
-pub(crate) struct WordLock<'a> {
-    word: &'a std::sync::atomic::AtomicU32,
-    me: u32,
-}
-
-impl<'a> WordLock<'a> {
-    pub(crate) fn take<R: SharedRegion>(block: &'a Block<R>) -> WordLock<'a> {
-        let word = block.word(LOCK);
-        let me = std::process::id();
-        let mut spins = 0u32;
-        loop {
-            match word.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return WordLock { word, me },
-                Err(holder) => {
-                    spins = spins.wrapping_add(1);
-                    // The lock is held for a few hundred nanoseconds; after a while, check
-                    // that its holder still lives, and take it over if not.
-                    if spins % 1024 == 0 {
-                        if holder != 0
-                            && !ipc_core::process_is_alive(holder)
-                            && word
-                                .compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed)
-                                .is_ok()
-                        {
-                            return WordLock { word, me };
-                        }
-                        std::thread::yield_now();
-                    } else {
-                        std::hint::spin_loop();
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Drop for WordLock<'_> {
-    fn drop(&mut self) {
-        // Only clear our own pid: a successor may have taken the lock over if this process
-        // was thought dead (it cannot be, while it runs this, but the word is shared).
-        let _ = self
-            .word
-            .compare_exchange(self.me, 0, Ordering::Release, Ordering::Relaxed);
     }
 }

@@ -19,16 +19,27 @@
 //! | primitive | lives in | when its holder dies | use it for |
 //! |---|---|---|---|
 //! | [`NamedSemaphore`] (`sem_open`) | `/dev/shm/sem.<name>` | **the permit is lost** | signalling between processes (producer/consumer counts, "work is ready") |
-//! | [`Semaphore`] (`sem_init`, shared) | a shared region you map | **the permit is lost** | the same, next to data in shared memory, without a name |
+//! | [`Semaphore`] (a futex count of this crate's) | a shared region you map | **the permit is lost** | the same, next to data in shared memory, without a name |
 //! | [`UndoSemaphore`] (System V, `SEM_UNDO`) | the kernel, by key | **the permit returns** | permits that are held and given back: locks, pools of resources |
-//! | [`RobustMutex`] (robust `pthread_mutex`) | a shared region you map | the next locker is told ([`Locked::OwnerDied`]) and repairs or gives up | mutual exclusion over data in shared memory |
+//! | [`RobustMutex`] (a futex lock of this crate's) | a shared region you map | the next locker is told ([`Locked::OwnerDied`]) and repairs or gives up | mutual exclusion over data in shared memory |
 //!
 //! POSIX semaphores do not know who took a permit, so nothing can give it back: a process
 //! that dies between `wait` and `post` leaves the count one lower for good (the tests prove
 //! it). A System V semaphore with `SEM_UNDO` is undone by the kernel when the process exits,
 //! but for the same reason it cannot carry signals: a process that waited for a permit
-//! someone else posted gives it back when it exits. A robust mutex is released by the kernel
-//! when its holder dies, and the next locker learns that the data may be half-updated.
+//! someone else posted gives it back when it exits. A robust mutex records its holder's
+//! thread; a waiter that finds the holder dead within 20 ms takes the lock over and learns
+//! that the data may be half-updated.
+//!
+//! # Shared memory and untrusted peers
+//!
+//! [`Semaphore`] and [`RobustMutex`] keep their state in words of the region that this
+//! crate's code reads and validates; no C library object (`sem_t`, `pthread_mutex_t`) is
+//! ever placed in memory a peer can write, so nothing a peer writes there crashes, aborts
+//! or hangs this process past a deadline (the tests scribble on both while another process
+//! uses them). [`NamedSemaphore`] is glibc's `sem_open` semaphore, kept for interoperating
+//! with C programs: every process that can open it is trusted, as a scribbled `sem_t` can
+//! make glibc abort the process that waits on it.
 //!
 //! Named objects are removed by their creator on drop. A System V set outlives a creator
 //! that crashed (the kernel keeps it until `IPC_RMID`), so each set records its creator's
@@ -43,11 +54,12 @@
 //! POSIX semaphores hold up to [`SEM_VALUE_MAX`] (2^31 − 1), System V ones up to [`SEMVMX`]
 //! (32767), with at most `SEMMNI` sets on the system (`/proc/sys/kernel/sem`). Timed waits
 //! measure against the monotonic clock, so setting the wall clock moves no deadline:
-//! `sem_clockwait` and `pthread_mutex_clocklock`, looked up at run time, and relative
-//! `semtimedop` for System V. A C library without the first two (glibc before 2.30, musl)
-//! gets `sem_timedwait` and `pthread_mutex_timedlock`, whose deadlines move with the wall
-//! clock. Named semaphores are
-//! files in `/dev/shm`, which the C library requires.
+//! relative futex waits for [`Semaphore`] and [`RobustMutex`], `sem_clockwait` (looked up at
+//! run time) for named semaphores, and relative `semtimedop` for System V. A C library
+//! without `sem_clockwait` (glibc before 2.30, musl) gets `sem_timedwait`, whose deadlines
+//! move with the wall clock. Named semaphores are files in `/dev/shm`, which the C library
+//! requires. All processes sharing a [`RobustMutex`] must share a PID namespace (it records
+//! thread ids).
 
 #![deny(unsafe_code)]
 

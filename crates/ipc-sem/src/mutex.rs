@@ -1,20 +1,46 @@
-//! Robust process-shared mutexes in a shared region.
+//! Robust process-shared mutexes in a shared region, on a futex protocol of this crate's
+//! whose every shared word is validated here.
+//!
+//! ```text
+//! 32  lock u64      0 free; else the holder's thread identity (46 bits), plus bit 62
+//!                   while the data is inconsistent (a holder died); 1 << 63 for good once
+//!                   a recovery was given up
+//! 40  wakes u32     the futex word: bumped by an unlock that finds sleepers
+//! 44  sleepers u32  how many threads sleep on it (a hint: wrong values cost a system call
+//!                   or a 20 ms slice, never a lost lock)
+//! 48  the value
+//! ```
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ipc_core::{Clock, Deadline, Error, Result, SharedRegion, ShmSafe};
+use ipc_core::{Deadline, Error, Result, SharedRegion, ShmSafe, ThreadIdentity};
 
 use crate::block::{self, OBJECT, PARAM};
-use crate::sys::{self, Block, RawMutex};
+use crate::sys::Block;
 
-/// "MTX1": a block holding a robust mutex.
-const MAGIC: u32 = u32::from_le_bytes(*b"MTX1");
+/// "MTX2": a block holding a robust mutex of this protocol.
+const MAGIC: u32 = u32::from_le_bytes(*b"MTX2");
 
-/// Where the guarded value starts in the block: after the header and the mutex, 16-aligned.
-const DATA: usize = (OBJECT + std::mem::size_of::<libc::pthread_mutex_t>()).next_multiple_of(16);
+const LOCK: usize = OBJECT;
+const WAKES: usize = OBJECT + 8;
+const SLEEPERS: usize = OBJECT + 12;
+/// Where the guarded value starts in the block.
+const DATA: usize = OBJECT + 16;
+
+/// Set in the lock word while the holder repairs after a holder that died.
+const INCONSISTENT: u64 = 1 << 62;
+/// The lock word of a mutex whose recovery was given up.
+const UNRECOVERABLE: u64 = 1 << 63;
+
+/// How long a waiter sleeps before it checks that the holder still lives: the bound on
+/// noticing a holder that died (whose death wakes nobody).
+const SLICE: Duration = Duration::from_millis(20);
+/// Spins on a held lock before sleeping: about a microsecond, the length of a typical
+/// critical section, well below the cost of a wake-up.
+const SPINS: u32 = 200;
 
 /// Options for placing a [`RobustMutex`] in a shared region.
 ///
@@ -60,22 +86,21 @@ impl MutexOptions {
     ///
     /// `InvalidInput` for a place outside the region, misaligned or read-only, or a `T`
     /// aligned to more than 16 bytes; `AlreadyExists` if the place holds an object (or a live
-    /// process is initialising one); the error of `pthread_mutex_init`.
+    /// process is initialising one).
     pub fn init_in<R: SharedRegion, T: ShmSafe>(
         &self,
         region: R,
         offset: usize,
         value: T,
     ) -> Result<RobustMutex<R, T>> {
-        let op = "pthread_mutex_init";
+        let op = "mutex_init_in";
         let block = place::<R, T>(region, offset, op)?;
         block::claim(&block, op)?;
         block.write(DATA, value);
         block.word(PARAM).store(data_size::<T>(), Ordering::Relaxed);
-        if let Err(errno) = block.mutex(OBJECT).init() {
-            block::abandon(&block);
-            return Err(Error::from_raw_os_error(op, errno));
-        }
+        block.word64(LOCK).store(0, Ordering::Relaxed);
+        block.word(WAKES).store(0, Ordering::Relaxed);
+        block.word(SLEEPERS).store(0, Ordering::Relaxed);
         block::publish(&block, MAGIC);
         Ok(RobustMutex {
             block,
@@ -137,11 +162,12 @@ fn place<R: SharedRegion, T>(region: R, offset: usize, op: &'static str) -> Resu
 /// holding it, the next [`lock`](RobustMutex::lock) returns [`Locked::OwnerDied`] instead
 /// of hanging, and that caller decides whether the guarded data can be repaired.
 ///
-/// Built on a `pthread_mutex_t` that is process-shared, robust (the kernel releases it when
-/// its holder dies, through the thread's robust list) and error-checking (a thread locking
-/// it twice gets an error, not a deadlock). It guards a value of a [`ShmSafe`] type `T`,
-/// read and written by copy: other processes map the same memory, so no reference into it
-/// is handed out.
+/// The lock is a word in the region holding the holder's thread id and start time, taken
+/// with a compare-exchange and waited on with a futex. A waiter checks every 20 ms that the
+/// holder still runs, so a holder that died is noticed within that bound; the same thread
+/// locking it twice gets `EDEADLK`, not a deadlock. It guards a value of a [`ShmSafe`] type
+/// `T`, read and written by copy: other processes map the same memory, so no reference
+/// into it is handed out. All processes using it must share a PID namespace.
 ///
 /// # When the holder dies
 ///
@@ -157,10 +183,13 @@ fn place<R: SharedRegion, T>(region: R, offset: usize, op: &'static str) -> Resu
 ///
 /// # Untrusted peers
 ///
-/// A peer that can write the region can corrupt the mutex (detected when the header is
-/// wrong; a scribbled `pthread_mutex_t` may make locks fail or wait until their timeout) and
-/// can change the guarded value without locking. Nothing it writes causes undefined
-/// behaviour in this process.
+/// Every shared word is read and checked by this crate's code, never handed to the C
+/// library: whatever a peer that can write the region puts there, this process gets a
+/// lock, an error (corrupted header, `ENOTRECOVERABLE`, `EDEADLK`) or a timeout at its
+/// deadline, never undefined behaviour, a crash or an abort. Such a peer can still hold the
+/// lock for as long as it lives, or break mutual exclusion by clearing the word, and change
+/// the guarded value without locking: share the region only with processes you trust to
+/// follow the protocol, as with any lock.
 pub struct RobustMutex<R, T: ShmSafe = ()> {
     block: Block<R>,
     data: PhantomData<T>,
@@ -171,38 +200,98 @@ impl<R, T: ShmSafe> RobustMutex<R, T> {
     pub const SIZE: usize = DATA + std::mem::size_of::<T>();
 }
 
+/// How a lock attempt may wait.
+#[derive(Clone, Copy)]
+enum Wait {
+    Try,
+    Until(Deadline),
+}
+
 impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
     #[inline]
-    fn raw(&self) -> RawMutex<'_> {
-        self.block.mutex(OBJECT)
+    fn lock_word(&self) -> &AtomicU64 {
+        self.block.word64(LOCK)
     }
 
+    /// Takes the lock for the calling thread.
     #[inline]
-    fn locked(
-        &self,
-        result: std::result::Result<(), libc::c_int>,
-        op: &'static str,
-    ) -> Result<Locked<'_, R, T>> {
-        match result {
-            Ok(()) => Ok(Locked::Clean(MutexGuard::new(self))),
-            Err(errno) => self.not_clean(errno, op),
+    fn acquire(&self, wait: Wait, op: &'static str) -> Result<Locked<'_, R, T>> {
+        let me = ThreadIdentity::current().to_bits();
+        match self
+            .lock_word()
+            .compare_exchange(0, me, Ordering::SeqCst, Ordering::Relaxed)
+        {
+            Ok(_) => Ok(Locked::Clean(MutexGuard::new(self, me))),
+            Err(_) => self.contended(me, wait, op),
         }
     }
 
-    /// What a lock that did not simply succeed found; kept out of the fast path.
+    /// The slow path: the lock was held, or given up, or its holder is dead.
     #[cold]
-    fn not_clean(&self, errno: libc::c_int, op: &'static str) -> Result<Locked<'_, R, T>> {
-        match errno {
-            libc::EOWNERDEAD => Ok(Locked::OwnerDied(OwnerDied {
-                guard: MutexGuard::new(self),
-            })),
-            libc::EBUSY => Err(Error::would_block(op)),
-            libc::ETIMEDOUT => Err(Error::timed_out(op)),
-            errno => Err(Error::from_raw_os_error(op, errno)),
+    fn contended(&self, me: u64, wait: Wait, op: &'static str) -> Result<Locked<'_, R, T>> {
+        let lock = self.lock_word();
+        let wakes = self.block.word(WAKES);
+        let sleepers = self.block.word(SLEEPERS);
+        let mut spins = 0u32;
+        // Whether the holder has had time to finish: check that it lives before waiting on.
+        let mut check_holder = matches!(wait, Wait::Try);
+        loop {
+            let seen = lock.load(Ordering::SeqCst);
+            if seen == 0 {
+                if lock
+                    .compare_exchange(0, me, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(Locked::Clean(MutexGuard::new(self, me)));
+                }
+                continue;
+            }
+            if seen & UNRECOVERABLE != 0 {
+                return Err(not_recoverable(op));
+            }
+            let holder = ThreadIdentity::from_bits(seen);
+            if holder.to_bits() == me {
+                return Err(Error::from_raw_os_error(op, libc::EDEADLK));
+            }
+            if check_holder && !holder.is_alive() {
+                // The holder died: take the lock over, marking the data inconsistent, so
+                // that this caller repairs it (or gives up).
+                let taken = me | INCONSISTENT;
+                if lock
+                    .compare_exchange(seen, taken, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(Locked::OwnerDied(OwnerDied {
+                        guard: MutexGuard::new(self, taken),
+                    }));
+                }
+                continue;
+            }
+            let deadline = match wait {
+                Wait::Try => return Err(Error::would_block(op)),
+                Wait::Until(deadline) => deadline,
+            };
+            if spins < SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            // Sleep until an unlock, or for a slice, then check the holder if nothing moved.
+            let slice = deadline.remaining().map_or(SLICE, |left| left.min(SLICE));
+            if slice.is_zero() {
+                return Err(Error::timed_out(op));
+            }
+            let seq = wakes.load(Ordering::SeqCst);
+            sleepers.fetch_add(1, Ordering::SeqCst);
+            if lock.load(Ordering::SeqCst) == seen {
+                ipc_core::futex_wait(wakes, seq, Some(slice));
+            }
+            sleepers.fetch_sub(1, Ordering::SeqCst);
+            check_holder = lock.load(Ordering::SeqCst) == seen;
         }
     }
 
-    /// Locks the mutex, waiting as long as it takes.
+    /// Locks the mutex, waiting as long as it takes (or until the holder is found dead).
     ///
     /// # Errors
     ///
@@ -210,46 +299,60 @@ impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
     /// `EDEADLK` if this thread already holds it.
     #[inline]
     pub fn lock(&self) -> Result<Locked<'_, R, T>> {
-        self.locked(self.raw().lock(), "pthread_mutex_lock")
+        self.acquire(Wait::Until(Deadline::NEVER), "mutex_lock")
     }
 
-    /// Locks the mutex if it is free now.
-    ///
-    /// When the mutex is busy the attempt costs a system call: it is a timed lock with a
-    /// time long past, because glibc's `pthread_mutex_trylock` leaves an unrecoverable
-    /// robust mutex locked by the caller. Spin on it sparingly.
+    /// Locks the mutex if it is free now, or if its holder is dead (which a busy mutex
+    /// costs a look at `/proc` to tell).
     ///
     /// # Errors
     ///
-    /// `WouldBlock` if another thread holds it; otherwise as [`lock`](RobustMutex::lock).
+    /// `WouldBlock` if a live thread holds it; otherwise as [`lock`](RobustMutex::lock).
     pub fn try_lock(&self) -> Result<Locked<'_, R, T>> {
-        self.locked(self.raw().try_lock(), "pthread_mutex_trylock")
+        self.acquire(Wait::Try, "mutex_try_lock")
     }
 
-    /// Locks the mutex, waiting at most `timeout` (on the monotonic clock with
-    /// `pthread_mutex_clocklock`; on the wall clock, with `pthread_mutex_timedlock`, where
-    /// the C library lacks it). A holder that dies meanwhile ends the wait with
-    /// [`Locked::OwnerDied`].
+    /// Locks the mutex, waiting at most `timeout` (on the monotonic clock). A holder that
+    /// dies meanwhile ends the wait with [`Locked::OwnerDied`].
     ///
     /// # Errors
     ///
     /// `TimedOut` if it stayed locked; otherwise as [`lock`](RobustMutex::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> Result<Locked<'_, R, T>> {
-        let clock = sys::wait_clock();
-        let op = match clock {
-            Clock::Monotonic => "pthread_mutex_clocklock",
-            Clock::Realtime => "pthread_mutex_timedlock",
-        };
-        let Some(at) = Deadline::after(timeout).absolute_timespec(clock)? else {
-            return self.lock();
-        };
-        self.locked(self.raw().timed_lock(&at), op)
+        self.acquire(Wait::Until(Deadline::after(timeout)), "mutex_lock_timeout")
     }
 
     /// The region the mutex lives in.
     pub fn region(&self) -> &R {
         self.block.region()
     }
+
+    /// Unlocks a lock this thread holds as `held`, waking a sleeper if there is one.
+    #[inline]
+    fn unlock(&self, held: u64) {
+        // A word that is no longer ours (a peer wrote it) is left alone.
+        if self
+            .lock_word()
+            .compare_exchange(held, 0, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.wake(1);
+        }
+    }
+
+    /// Wakes up to `count` sleepers, if the hint says there are any.
+    #[inline]
+    fn wake(&self, count: i32) {
+        if self.block.word(SLEEPERS).load(Ordering::SeqCst) != 0 {
+            let wakes = self.block.word(WAKES);
+            wakes.fetch_add(1, Ordering::SeqCst);
+            ipc_core::futex_wake(wakes, count);
+        }
+    }
+}
+
+fn not_recoverable(op: &'static str) -> Error {
+    Error::from_raw_os_error(op, libc::ENOTRECOVERABLE)
 }
 
 impl<R, T: ShmSafe> fmt::Debug for RobustMutex<R, T> {
@@ -283,7 +386,7 @@ impl<'a, R: SharedRegion, T: ShmSafe> Locked<'a, R, T> {
             Locked::OwnerDied(recovery) => {
                 drop(recovery);
                 Err(Error::owner_died(
-                    "pthread_mutex_lock",
+                    "mutex_lock",
                     "the previous holder died; the mutex was given up and is now unrecoverable",
                 ))
             }
@@ -296,15 +399,18 @@ impl<'a, R: SharedRegion, T: ShmSafe> Locked<'a, R, T> {
 #[must_use = "the mutex is unlocked as soon as the guard is dropped"]
 pub struct MutexGuard<'a, R: SharedRegion, T: ShmSafe> {
     mutex: &'a RobustMutex<R, T>,
-    /// A pthread mutex must be unlocked by the thread that locked it.
+    /// The lock word this thread holds the mutex as.
+    held: u64,
+    /// The lock word names the thread that locked it.
     _thread: PhantomData<*const ()>,
 }
 
 impl<'a, R: SharedRegion, T: ShmSafe> MutexGuard<'a, R, T> {
     #[inline]
-    fn new(mutex: &'a RobustMutex<R, T>) -> Self {
+    fn new(mutex: &'a RobustMutex<R, T>, held: u64) -> Self {
         MutexGuard {
             mutex,
+            held,
             _thread: PhantomData,
         }
     }
@@ -329,9 +435,24 @@ impl<'a, R: SharedRegion, T: ShmSafe> MutexGuard<'a, R, T> {
 impl<R: SharedRegion, T: ShmSafe> Drop for MutexGuard<'_, R, T> {
     #[inline]
     fn drop(&mut self) {
-        // Unlocking fails only for a thread that does not hold the mutex, which a guard
-        // rules out.
-        let _ = self.mutex.raw().unlock();
+        if self.held & INCONSISTENT == 0 {
+            self.mutex.unlock(self.held);
+            return;
+        }
+        // A recovery given up: the mutex is unusable for good, and every waiter is told.
+        if self
+            .mutex
+            .lock_word()
+            .compare_exchange(
+                self.held,
+                UNRECOVERABLE,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            self.mutex.wake(i32::MAX);
+        }
     }
 }
 
@@ -343,7 +464,8 @@ impl<R: SharedRegion, T: ShmSafe> fmt::Debug for MutexGuard<'_, R, T> {
 
 /// A [`RobustMutex`] locked after its previous holder died. Repair the value and call
 /// [`mark_consistent`](OwnerDied::mark_consistent); dropping it instead gives the mutex up
-/// for good (every later lock fails with `ENOTRECOVERABLE`), as POSIX specifies.
+/// for good (every later lock fails with `ENOTRECOVERABLE`), as POSIX specifies for robust
+/// mutexes.
 #[must_use = "dropping it makes the mutex unrecoverable; repair and mark_consistent instead"]
 pub struct OwnerDied<'a, R: SharedRegion, T: ShmSafe> {
     guard: MutexGuard<'a, R, T>,
@@ -369,14 +491,30 @@ impl<'a, R: SharedRegion, T: ShmSafe> OwnerDied<'a, R, T> {
     ///
     /// # Errors
     ///
-    /// The error of `pthread_mutex_consistent` (none for a mutex locked this way); the mutex
-    /// is then unlocked and unrecoverable.
-    pub fn mark_consistent(self) -> Result<MutexGuard<'a, R, T>> {
-        self.guard
+    /// Corrupted if another process rewrote the lock word meanwhile (then nothing is
+    /// unlocked for it).
+    pub fn mark_consistent(mut self) -> Result<MutexGuard<'a, R, T>> {
+        let repaired = self.guard.held & !INCONSISTENT;
+        if self
+            .guard
             .mutex
-            .raw()
-            .consistent()
-            .map_err(|errno| Error::from_raw_os_error("pthread_mutex_consistent", errno))?;
+            .lock_word()
+            .compare_exchange(
+                self.guard.held,
+                repaired,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            // Not ours any more: dropping the guard must not touch the word either.
+            self.guard.held = 0;
+            return Err(Error::corrupted(
+                "mutex_mark_consistent",
+                "another process rewrote the lock word of a mutex this thread held",
+            ));
+        }
+        self.guard.held = repaired;
         Ok(self.guard)
     }
 }

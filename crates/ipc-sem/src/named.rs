@@ -355,6 +355,15 @@ impl Unlink for SemName {
 ///
 /// **A permit is lost if its holder dies**: POSIX semaphores do not know who took a permit.
 /// For permits that return when their holder dies, use an [`UndoSemaphore`](crate::UndoSemaphore).
+///
+/// # Trusted peers only
+///
+/// This is glibc's semaphore, so that C programs can share it: its `sem_t` lives in a file
+/// that every process allowed to open the name can write, and glibc aborts a process whose
+/// wait finds a scribbled one. Every process that can open it is therefore trusted; set
+/// [`permissions`](SemaphoreOptions::permissions) accordingly, or use an unnamed
+/// [`Semaphore`](crate::Semaphore), whose words this crate validates, with peers you do
+/// not trust.
 #[derive(Debug)]
 pub struct NamedSemaphore {
     sem: sys::NamedSem,

@@ -1,9 +1,9 @@
-//! The crate's only unsafe code: calls into the C library's POSIX semaphores and
-//! process-shared mutexes, and the System V semaphore system calls.
+//! The crate's only unsafe code: calls into the C library's named POSIX semaphores, the
+//! System V semaphore system calls, and the view of a block of a shared region that the
+//! unnamed semaphore and the robust mutex keep their words in.
 //!
-//! The types here wrap a pointer to a `sem_t` or `pthread_mutex_t` whose memory some owner
-//! keeps mapped (the C library for `sem_open`, a shared region otherwise); every function
-//! returns the C library's error as an `io::Error` and leaves naming the object to callers.
+//! Every function returns the C library's error as an `io::Error` and leaves naming the
+//! object to callers.
 
 use std::ffi::CStr;
 use std::io;
@@ -12,54 +12,33 @@ use std::sync::OnceLock;
 
 use ipc_core::Clock;
 
-/// `sem_clockwait(sem, clock, abstime)`.
+/// `sem_clockwait(sem, clock, abstime)` (glibc 2.30 and later, not declared by the libc
+/// crate for Linux): a timed wait against a clock of the caller's choice.
 type SemClockwait =
     unsafe extern "C" fn(*mut libc::sem_t, libc::clockid_t, *const libc::timespec) -> libc::c_int;
-/// `pthread_mutex_clocklock(mutex, clock, abstime)`.
-type MutexClocklock = unsafe extern "C" fn(
-    *mut libc::pthread_mutex_t,
-    libc::clockid_t,
-    *const libc::timespec,
-) -> libc::c_int;
 
-/// `sem_clockwait` and `pthread_mutex_clocklock` (glibc 2.30 and later, not declared by
-/// the libc crate for Linux): timed waits against a clock of the caller's choice.
-#[derive(Clone, Copy)]
-struct ClockWaits {
-    sem: SemClockwait,
-    mutex: MutexClocklock,
-}
-
-/// The C library's `sem_clockwait` and `pthread_mutex_clocklock`, looked up once at run
-/// time (as std does for calls newer than its oldest supported glibc), so that binaries
-/// still run on an older C library or one without them (musl), on the wall clock.
-fn clock_waits() -> Option<ClockWaits> {
-    static WAITS: OnceLock<Option<ClockWaits>> = OnceLock::new();
-    *WAITS.get_or_init(|| {
+/// The C library's `sem_clockwait`, looked up once at run time (as std does for calls newer
+/// than its oldest supported glibc), so that binaries still run on an older C library or
+/// one without it (musl), on the wall clock.
+fn sem_clockwait() -> Option<SemClockwait> {
+    static WAIT: OnceLock<Option<SemClockwait>> = OnceLock::new();
+    *WAIT.get_or_init(|| {
         // SAFETY: `dlsym` with the default handle and a NUL-terminated name only reads.
         let sem = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"sem_clockwait".as_ptr()) };
-        // SAFETY: as above.
-        let mutex = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"pthread_mutex_clocklock".as_ptr()) };
-        if sem.is_null() || mutex.is_null() {
+        if sem.is_null() {
             return None;
         }
-        // SAFETY: non-null addresses of the C library's functions of these names, whose
-        // signatures are those of `ClockWaits` (sem_clockwait(3),
-        // pthread_mutex_clocklock(3)).
-        Some(unsafe {
-            ClockWaits {
-                sem: std::mem::transmute::<*mut libc::c_void, SemClockwait>(sem),
-                mutex: std::mem::transmute::<*mut libc::c_void, MutexClocklock>(mutex),
-            }
-        })
+        // SAFETY: a non-null address of the C library's function of this name, whose
+        // signature is `SemClockwait` (sem_clockwait(3)).
+        Some(unsafe { std::mem::transmute::<*mut libc::c_void, SemClockwait>(sem) })
     })
 }
 
-/// The clock that absolute times for [`RawSem::timed_wait`] and [`RawMutex::timed_lock`]
-/// are measured against: `CLOCK_MONOTONIC` where the C library can wait on it, so that
-/// setting the wall clock moves no deadline, `CLOCK_REALTIME` where it cannot.
+/// The clock that absolute times for [`RawSem::timed_wait`] are measured against:
+/// `CLOCK_MONOTONIC` where the C library can wait on it, so that setting the wall clock
+/// moves no deadline, `CLOCK_REALTIME` where it cannot.
 pub(crate) fn wait_clock() -> Clock {
-    if clock_waits().is_some() {
+    if sem_clockwait().is_some() {
         Clock::Monotonic
     } else {
         Clock::Realtime
@@ -104,10 +83,10 @@ impl RawSem<'_> {
     /// monotonic clock, or `sem_timedwait` on the wall clock.
     pub(crate) fn timed_wait(&self, at: &libc::timespec) -> io::Result<()> {
         let sem = self.0.as_ptr();
-        let ret = if let Some(waits) = clock_waits() {
+        let ret = if let Some(clockwait) = sem_clockwait() {
             // SAFETY: as for `post`; `at` is a valid timespec for the duration of the call;
-            // `waits.sem` is `sem_clockwait`.
-            unsafe { (waits.sem)(sem, libc::CLOCK_MONOTONIC, at) }
+            // `clockwait` is `sem_clockwait`.
+            unsafe { clockwait(sem, libc::CLOCK_MONOTONIC, at) }
         } else {
             // SAFETY: as above.
             unsafe { libc::sem_timedwait(sem, at) }
@@ -121,13 +100,6 @@ impl RawSem<'_> {
         // SAFETY: as for `post`; `value` is a valid out-pointer.
         check(unsafe { libc::sem_getvalue(self.0.as_ptr(), &mut value) })?;
         Ok(value)
-    }
-
-    /// `sem_init` with `pshared = 1`.
-    pub(crate) fn init_shared(&self, value: u32) -> io::Result<()> {
-        // SAFETY: the memory is a writable, aligned `sem_t`-sized place, mapped for the
-        // lifetime of `self`, that no process uses before the caller publishes it.
-        check(unsafe { libc::sem_init(self.0.as_ptr(), 1, value) })
     }
 }
 
@@ -210,7 +182,7 @@ pub(crate) struct Block<R> {
 }
 
 // SAFETY: the pointer is only a view of memory owned by `region`; access to it is through
-// atomics and the C library's thread-safe semaphore and mutex calls.
+// atomics and by-value copies.
 unsafe impl<R: Send> Send for Block<R> {}
 // SAFETY: as above.
 unsafe impl<R: Sync> Sync for Block<R> {}
@@ -263,133 +235,25 @@ impl<R: ipc_core::SharedRegion> Block<R> {
         }
     }
 
-    /// The `sem_t` at `offset` of the block (8-aligned, with room for a `sem_t`).
+    /// The 64-bit atomic at `offset` of the block (a multiple of 8, inside it).
     #[inline]
-    pub(crate) fn sem(&self, offset: usize) -> RawSem<'_> {
+    pub(crate) fn word64(&self, offset: usize) -> &std::sync::atomic::AtomicU64 {
         assert!(
-            offset % 8 == 0 && offset + std::mem::size_of::<libc::sem_t>() <= self.size,
-            "semaphore {offset} outside the block"
+            offset % 8 == 0 && offset + 8 <= self.size,
+            "word {offset} outside the block"
         );
-        // SAFETY: inside the block and aligned (checked above); mapped while `self` lives,
-        // which the lifetime of the result ties it to.
-        let ptr = unsafe { self.base.add(offset) }.cast::<libc::sem_t>();
-        RawSem(ptr, std::marker::PhantomData)
-    }
-}
-
-/// A process-shared robust mutex: a pointer to a `pthread_mutex_t` mapped for `'a`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct RawMutex<'a>(
-    NonNull<libc::pthread_mutex_t>,
-    std::marker::PhantomData<&'a ()>,
-);
-
-/// The error number of a `pthread` call (they return it instead of setting `errno`).
-fn pthread(ret: libc::c_int) -> std::result::Result<(), libc::c_int> {
-    if ret == 0 { Ok(()) } else { Err(ret) }
-}
-
-impl RawMutex<'_> {
-    /// Initialises the mutex as process-shared, robust and error-checking (a thread that
-    /// locks it twice gets `EDEADLK` instead of hanging).
-    pub(crate) fn init(&self) -> std::result::Result<(), libc::c_int> {
-        let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
-        // SAFETY: `attr` is initialised by `pthread_mutexattr_init` before any other use
-        // and destroyed afterwards; the mutex memory is a writable, aligned place mapped for
-        // the lifetime of `self` that no process uses before the caller publishes it.
+        // SAFETY: as for `word`, with 8-byte alignment (the block is 16-byte aligned).
         unsafe {
-            pthread(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
-            let attr = attr.as_mut_ptr();
-            let result = pthread(libc::pthread_mutexattr_setpshared(
-                attr,
-                libc::PTHREAD_PROCESS_SHARED,
-            ))
-            .and_then(|()| {
-                pthread(libc::pthread_mutexattr_setrobust(
-                    attr,
-                    libc::PTHREAD_MUTEX_ROBUST,
-                ))
-            })
-            .and_then(|()| {
-                pthread(libc::pthread_mutexattr_settype(
-                    attr,
-                    libc::PTHREAD_MUTEX_ERRORCHECK,
-                ))
-            })
-            .and_then(|()| pthread(libc::pthread_mutex_init(self.0.as_ptr(), attr)));
-            libc::pthread_mutexattr_destroy(attr);
-            result
+            &*self
+                .base
+                .as_ptr()
+                .add(offset)
+                .cast::<std::sync::atomic::AtomicU64>()
         }
-    }
-
-    /// `pthread_mutex_lock`: `Err(EOWNERDEAD)` means locked, previous owner dead.
-    #[inline]
-    pub(crate) fn lock(&self) -> std::result::Result<(), libc::c_int> {
-        // SAFETY: an initialised mutex mapped for the lifetime of `self`.
-        pthread(unsafe { libc::pthread_mutex_lock(self.0.as_ptr()) })
-    }
-
-    /// Locks the mutex if it is free: `Err(EBUSY)` if another thread holds it.
-    ///
-    /// This is `pthread_mutex_timedlock` with a time long past, not `pthread_mutex_trylock`:
-    /// glibc's trylock on an unrecoverable robust error-checking mutex leaves it locked by
-    /// the caller (it unlocks only robust *normal* mutexes on that path), after which every
-    /// lock fails with `EDEADLK` in this thread and hangs in others. The timed lock takes a
-    /// free mutex at once, unlocks an unrecoverable one, and times out at once otherwise.
-    pub(crate) fn try_lock(&self) -> std::result::Result<(), libc::c_int> {
-        let long_ago = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        match self.timed_lock(&long_ago) {
-            Err(libc::ETIMEDOUT) => Err(libc::EBUSY),
-            other => other,
-        }
-    }
-
-    /// Locks, waiting until the absolute time `at` on [`wait_clock`]:
-    /// `pthread_mutex_clocklock` on the monotonic clock, or `pthread_mutex_timedlock` on
-    /// the wall clock.
-    pub(crate) fn timed_lock(&self, at: &libc::timespec) -> std::result::Result<(), libc::c_int> {
-        let mutex = self.0.as_ptr();
-        let ret = if let Some(waits) = clock_waits() {
-            // SAFETY: as for `lock`; `at` is valid for the call; `waits.mutex` is
-            // `pthread_mutex_clocklock`.
-            unsafe { (waits.mutex)(mutex, libc::CLOCK_MONOTONIC, at) }
-        } else {
-            // SAFETY: as above.
-            unsafe { libc::pthread_mutex_timedlock(mutex, at) }
-        };
-        pthread(ret)
-    }
-
-    /// `pthread_mutex_unlock` (by the thread that holds it).
-    #[inline]
-    pub(crate) fn unlock(&self) -> std::result::Result<(), libc::c_int> {
-        // SAFETY: as for `lock`.
-        pthread(unsafe { libc::pthread_mutex_unlock(self.0.as_ptr()) })
-    }
-
-    /// `pthread_mutex_consistent`, after `EOWNERDEAD`.
-    pub(crate) fn consistent(&self) -> std::result::Result<(), libc::c_int> {
-        // SAFETY: as for `lock`.
-        pthread(unsafe { libc::pthread_mutex_consistent(self.0.as_ptr()) })
     }
 }
 
 impl<R: ipc_core::SharedRegion> Block<R> {
-    /// The `pthread_mutex_t` at `offset` of the block (8-aligned, with room for one).
-    #[inline]
-    pub(crate) fn mutex(&self, offset: usize) -> RawMutex<'_> {
-        assert!(
-            offset % 8 == 0 && offset + std::mem::size_of::<libc::pthread_mutex_t>() <= self.size,
-            "mutex {offset} outside the block"
-        );
-        // SAFETY: inside the block and aligned (checked above); mapped while `self` lives.
-        let ptr = unsafe { self.base.add(offset) }.cast::<libc::pthread_mutex_t>();
-        RawMutex(ptr, std::marker::PhantomData)
-    }
-
     /// Reads the `T` at `offset` of the block, by value.
     pub(crate) fn read<T: ipc_core::ShmSafe>(&self, offset: usize) -> T {
         assert!(

@@ -1,24 +1,38 @@
-//! Unnamed process-shared POSIX semaphores (`sem_init` with `pshared = 1`) in a shared
-//! region.
+//! Unnamed process-shared counting semaphores in a shared region, on a futex protocol of
+//! this crate's whose every shared word is validated here.
+//!
+//! ```text
+//! 32  value u32     the count; waiters sleep on it while it is 0
+//! 36  sleepers u32  how many threads sleep on it (a hint: a wrong value costs a system
+//!                   call, never a lost wake-up of a correct peer)
+//! ```
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ipc_core::{Error, Limit, Result, SharedRegion};
+use ipc_core::{Deadline, Error, Limit, Result, SharedRegion};
 
-use crate::block::{self, OBJECT, PARAM, WordLock};
+use crate::block::{self, OBJECT, PARAM};
 use crate::permit::{Release, Sealed};
 use crate::sys::Block;
-use crate::{SEM_VALUE_MAX, SemaphoreOptions, wait};
+use crate::{SEM_VALUE_MAX, SemaphoreOptions};
 
 /// The bytes a [`Semaphore`] takes in a region (its offset must be a multiple of 16).
 pub const SEMAPHORE_SIZE: usize = 64;
 
-/// "SEM1": a block holding a semaphore.
-const MAGIC: u32 = u32::from_le_bytes(*b"SEM1");
+/// "SEM2": a block holding a semaphore of this protocol.
+const MAGIC: u32 = u32::from_le_bytes(*b"SEM2");
 
-/// An unnamed process-shared semaphore (`sem_init` with `pshared = 1`), living in a shared
-/// region such as an `ipc-shm` segment at a fixed offset.
+const VALUE: usize = OBJECT;
+const SLEEPERS: usize = OBJECT + 4;
+/// Spins on a zero value before sleeping: well below the cost of a wake-up.
+const SPINS: u32 = 100;
+
+/// What names the semaphore in errors.
+const SUBJECT: &str = "unnamed semaphore";
+
+/// An unnamed process-shared semaphore, living in a shared region such as an `ipc-shm`
+/// segment at a fixed offset: a count in the region, waited on with a futex.
 ///
 /// One process initialises it ([`SemaphoreOptions::init_in`]); the others open it
 /// ([`SemaphoreOptions::open_in`]), which waits until it is initialised and refuses memory
@@ -29,10 +43,12 @@ const MAGIC: u32 = u32::from_le_bytes(*b"SEM1");
 ///
 /// # Untrusted peers
 ///
-/// A process that can write the region can corrupt the semaphore: this is detected when
-/// the header is wrong (an error), but a scribbled `sem_t` just holds some other value, so
-/// waits may block until a timeout. Nothing a peer writes causes undefined behaviour in
-/// this process.
+/// The count and the sleeper hint are read and checked by this crate's code, never handed
+/// to the C library (glibc's `sem_t` aborts the process when a scribbled one makes the
+/// futex call fail). A process that can write the region can corrupt the semaphore: a
+/// wrong header is an error, a scribbled count is just another count (posts beyond the
+/// bound are refused, waits may block until their timeout). Nothing a peer writes causes
+/// undefined behaviour, a crash or an abort in this process, or a wait past its deadline.
 #[derive(Debug)]
 pub struct Semaphore<R> {
     block: Block<R>,
@@ -50,17 +66,17 @@ impl SemaphoreOptions {
     /// `AlreadyExists` if the place already holds an object (or a live process is
     /// initialising one); a limit error for an initial value above the bound.
     pub fn init_in<R: SharedRegion>(&self, region: R, offset: usize) -> Result<Semaphore<R>> {
-        let op = "sem_init";
+        let op = "semaphore_init_in";
         self.check_values(op)?;
         let block = place(region, offset, op)?;
         block::claim(&block, op)?;
         block
             .word(PARAM)
             .store(self.bound().unwrap_or(0), Ordering::Relaxed);
-        if let Err(e) = block.sem(OBJECT).init_shared(self.initial_value()) {
-            block::abandon(&block);
-            return Err(Error::from(e).with_op(op));
-        }
+        block
+            .word(VALUE)
+            .store(self.initial_value(), Ordering::Relaxed);
+        block.word(SLEEPERS).store(0, Ordering::Relaxed);
         block::publish(&block, MAGIC);
         Ok(Semaphore {
             block,
@@ -79,7 +95,7 @@ impl SemaphoreOptions {
     /// peer-gone if the initialising process died; corrupted if the memory holds something
     /// else.
     pub fn open_in<R: SharedRegion>(&self, region: R, offset: usize) -> Result<Semaphore<R>> {
-        let op = "sem_open_in";
+        let op = "semaphore_open_in";
         let block = place(region, offset, op)?;
         block::wait_ready(&block, MAGIC, "semaphore", self.open_timeout(), op)?;
         let max = match block.word(PARAM).load(Ordering::Relaxed) {
@@ -107,6 +123,10 @@ impl<R: SharedRegion> Semaphore<R> {
         self.max
     }
 
+    fn value_word(&self) -> &AtomicU32 {
+        self.block.word(VALUE)
+    }
+
     /// Adds one permit, waking a waiter.
     ///
     /// # Errors
@@ -115,33 +135,85 @@ impl<R: SharedRegion> Semaphore<R> {
     /// (nothing changes); `EOVERFLOW` at [`SEM_VALUE_MAX`].
     #[inline]
     pub fn post(&self) -> Result<()> {
-        let sem = self.block.sem(OBJECT);
-        let Some(max) = self.max else {
-            return sem.post().map_err(|e| Error::from(e).with_op("sem_post"));
-        };
-        // The check and the post must not interleave with another process's.
-        let _lock = WordLock::take(&self.block);
-        let value = self.value()?;
-        if value >= max {
-            let limit = Limit::new("SemaphoreOptions::max", u64::from(max));
-            return Err(Error::limit_exceeded(
-                "sem_post",
+        const OP: &str = "post";
+        let value = self.value_word();
+        let limit = self.max.unwrap_or(SEM_VALUE_MAX);
+        let mut seen = value.load(Ordering::Relaxed);
+        loop {
+            if seen >= limit {
+                return Err(self.full(OP, seen));
+            }
+            match value.compare_exchange_weak(seen, seen + 1, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => seen = now,
+            }
+        }
+        if self.block.word(SLEEPERS).load(Ordering::SeqCst) != 0 {
+            ipc_core::futex_wake(value, 1);
+        }
+        Ok(())
+    }
+
+    /// The error of a post that finds the value at `value`, at or beyond the bound.
+    #[cold]
+    fn full(&self, op: &'static str, value: u32) -> Error {
+        match self.max {
+            Some(max) => Error::limit_exceeded(
+                op,
                 "semaphore value",
                 u64::from(value) + 1,
-                limit,
-            ));
+                Limit::new("SemaphoreOptions::max", u64::from(max)),
+            ),
+            None => Error::from_raw_os_error(op, libc::EOVERFLOW),
         }
-        sem.post().map_err(|e| Error::from(e).with_op("sem_post"))
+        .with_subject(SUBJECT)
+    }
+
+    /// Takes one permit, waiting until `deadline` (none for `None`: a try).
+    #[inline]
+    fn take(&self, deadline: Option<Deadline>, op: &'static str) -> Result<()> {
+        let value = self.value_word();
+        let mut spins = 0u32;
+        loop {
+            let seen = value.load(Ordering::Relaxed);
+            if seen > 0 {
+                if value
+                    .compare_exchange_weak(seen, seen - 1, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+            let Some(deadline) = deadline else {
+                return Err(Error::would_block(op).with_subject(SUBJECT));
+            };
+            if spins < SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            let left = deadline.remaining();
+            if left.is_some_and(|left| left.is_zero()) {
+                return Err(Error::timed_out(op).with_subject(SUBJECT));
+            }
+            // Sleeps only while the value is still 0; a post in between changes it, so no
+            // wake-up is missed. Signals and spurious wake-ups just go round again.
+            let sleepers = self.block.word(SLEEPERS);
+            sleepers.fetch_add(1, Ordering::SeqCst);
+            ipc_core::futex_wait(value, 0, left);
+            sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Takes one permit, waiting as long as it takes. Interruptions by signals are retried.
     ///
     /// # Errors
     ///
-    /// The errors of `sem_wait` other than `EINTR` (none for a valid semaphore).
+    /// None for a semaphore whose header checked out; the `Result` matches the other forms.
     #[inline]
     pub fn wait(&self) -> Result<()> {
-        wait::wait(self.block.sem(OBJECT), "unnamed semaphore")
+        self.take(Some(Deadline::NEVER), "wait")
     }
 
     /// Takes one permit if one is available now.
@@ -150,26 +222,25 @@ impl<R: SharedRegion> Semaphore<R> {
     ///
     /// `WouldBlock` if the value is 0.
     pub fn try_wait(&self) -> Result<()> {
-        wait::try_wait(self.block.sem(OBJECT), "unnamed semaphore")
+        self.take(None, "try_wait")
     }
 
-    /// Takes one permit, waiting at most `timeout` (on the monotonic clock, as for
-    /// [`NamedSemaphore::wait_timeout`](crate::NamedSemaphore::wait_timeout)).
+    /// Takes one permit, waiting at most `timeout` (on the monotonic clock).
     ///
     /// # Errors
     ///
     /// `TimedOut` if no permit came in time.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
-        wait::wait_timeout(self.block.sem(OBJECT), timeout, "unnamed semaphore")
+        self.take(Some(Deadline::after(timeout)), "wait_timeout")
     }
 
-    /// The current value (0 while processes wait).
+    /// The current value.
     ///
     /// # Errors
     ///
-    /// The error of `sem_getvalue` (none for a valid semaphore).
+    /// None; the `Result` matches [`NamedSemaphore::value`](crate::NamedSemaphore::value).
     pub fn value(&self) -> Result<u32> {
-        wait::value(self.block.sem(OBJECT), "unnamed semaphore")
+        Ok(self.value_word().load(Ordering::Relaxed))
     }
 
     crate::permit::acquire_methods!();

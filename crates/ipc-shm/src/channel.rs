@@ -61,7 +61,7 @@ use ipc_core::{
 use nix::poll::PollFlags;
 
 use crate::sys::Control;
-use crate::{Layout, MemfdOptions, ReceiveOptions, SharedMemory, ShmOptions, sys};
+use crate::{Layout, MemfdOptions, ReceiveOptions, SharedMemory, ShmOptions};
 
 /// The header layout of channel segments.
 pub const CHANNEL_LAYOUT: Layout = Layout::new(u64::from_le_bytes(*b"IPCRSCHN"), 4);
@@ -629,7 +629,7 @@ impl Ring {
         }
         let futex = self.control.word(PEER_FUTEX);
         futex.fetch_add(1, Ordering::Release);
-        sys::futex_wake(futex, i32::MAX);
+        ipc_core::futex_wake(futex, i32::MAX);
     }
 
     /// Whether the peer closed its end (a relaxed read: for the fast paths).
@@ -652,7 +652,7 @@ impl Ring {
         if self.control.word(PEER_SLEEPING).load(Ordering::Relaxed) != 0 {
             let futex = self.control.word(PEER_FUTEX);
             futex.fetch_add(1, Ordering::Release);
-            sys::futex_wake(futex, 1);
+            ipc_core::futex_wake(futex, 1);
         }
         Ok(())
     }
@@ -727,7 +727,7 @@ impl Ring {
                 self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
                 return Err(Error::timed_out(op));
             }
-            sys::futex_wait(self.control.word(OWN_FUTEX), seq, Some(slice));
+            ipc_core::futex_wait(self.control.word(OWN_FUTEX), seq, Some(slice));
             self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
         }
     }

@@ -164,49 +164,6 @@ unsafe impl SharedRegion for SharedMemory {
     }
 }
 
-/// `futex(FUTEX_WAIT)` on a word in shared memory (no `FUTEX_PRIVATE_FLAG`: the waker is
-/// another process): sleeps while `*word == expected`, at most `timeout`. Returns early on a
-/// wake, a changed value, a signal or the timeout; callers re-check their condition.
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<std::time::Duration>) {
-    let spec = timeout.map(|t| libc::timespec {
-        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::from(t.subsec_nanos()),
-    });
-    let spec_ptr = spec.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
-    // SAFETY: `word` is a valid, aligned 32-bit atomic for the duration of the call (it is
-    // borrowed), `spec_ptr` is null or points to a live timespec, and FUTEX_WAIT reads only
-    // the word. Every outcome (woken, EAGAIN, EINTR, ETIMEDOUT) is handled by the caller's
-    // re-check, so the result is not needed.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            spec_ptr,
-            std::ptr::null::<u32>(),
-            0,
-        );
-    }
-}
-
-/// `futex(FUTEX_WAKE)`: wakes up to `count` processes waiting on `word`.
-pub(crate) fn futex_wake(word: &AtomicU32, count: i32) {
-    // SAFETY: `word` is a valid, aligned 32-bit atomic; FUTEX_WAKE does not access memory
-    // beyond identifying the word.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            count,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0,
-        );
-    }
-}
-
 impl crate::RecvLoan<'_> {
     /// The message as a byte slice, without copying.
     ///

@@ -1,5 +1,6 @@
 //! ipc-sem across real processes: waits, bounds, crashes, permissions, corrupted memory.
 
+mod hostile;
 mod mutex;
 mod named;
 mod undo;
@@ -17,4 +18,7 @@ ipc_testkit::peer_roles! {
     "undo-wait" => undo::wait_role,
     "unnamed-wait" => unnamed::wait_role,
     "unnamed-claim-and-hang" => unnamed::claim_and_hang_role,
+    "mutex-victim" => hostile::mutex_victim_role,
+    "semaphore-victim" => hostile::semaphore_victim_role,
+    "mutex-hold-then-unlock" => hostile::mutex_hold_then_unlock_role,
 }

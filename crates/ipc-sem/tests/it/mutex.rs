@@ -179,5 +179,5 @@ fn the_wrong_memory_is_refused() {
     assert!(err.is_corrupted(), "{err}");
     let err = MutexOptions::new().init_in(&segment, 0, 0u64).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists, "{err}");
-    assert_eq!(RobustMutex::<&SharedMemory, u64>::SIZE, 88);
+    assert_eq!(RobustMutex::<&SharedMemory, u64>::SIZE, 56);
 }

@@ -151,24 +151,3 @@ fn an_initialiser_that_died_is_reported_and_replaced() {
     let sem = options.initial(1).init_in(&segment, 0).unwrap();
     sem.try_wait().unwrap();
 }
-
-#[test]
-fn a_bounded_post_survives_a_dead_lock_holder() {
-    let guard = LeakGuard::new();
-    let (_name, segment) = segment(&guard, "locker");
-    let sem = SemaphoreOptions::new()
-        .binary()
-        .init_in(&segment, 0)
-        .unwrap();
-    // A process that died inside a bounded post left its pid in the lock word.
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let dead = child.id();
-    child.wait().unwrap();
-    segment
-        .atomic_u32(12)
-        .unwrap()
-        .store(dead, Ordering::SeqCst);
-    sem.post().unwrap();
-    assert_eq!(segment.atomic_u32(12).unwrap().load(Ordering::SeqCst), 0);
-    assert_eq!(sem.value().unwrap(), 1);
-}
