@@ -332,15 +332,21 @@ pub(crate) enum SemGet {
     Value,
     /// `GETPID`: the pid of the last process to change it.
     LastPid,
+    /// `GETNCNT`: how many processes wait for its value to grow.
+    Waiting,
+    /// `GETZCNT`: how many processes wait for its value to be zero.
+    WaitingForZero,
 }
 
-/// `semctl(id, num, GETVAL or GETPID)`.
+/// `semctl(id, num, GETVAL, GETPID, GETNCNT or GETZCNT)`.
 pub(crate) fn sem_get(id: libc::c_int, num: libc::c_int, what: SemGet) -> io::Result<libc::c_int> {
     let cmd = match what {
         SemGet::Value => libc::GETVAL,
         SemGet::LastPid => libc::GETPID,
+        SemGet::Waiting => libc::GETNCNT,
+        SemGet::WaitingForZero => libc::GETZCNT,
     };
-    // SAFETY: GETVAL and GETPID take no fourth argument.
+    // SAFETY: GETVAL, GETPID, GETNCNT and GETZCNT take no fourth argument.
     let value = unsafe { libc::semctl(id, num, cmd) };
     if value < 0 {
         Err(io::Error::last_os_error())

@@ -433,8 +433,10 @@ impl StaleUndoSet {
 
 /// The sets made by [`SemaphoreOptions::create_undo`] that nobody will remove: their
 /// creator exited without removing or [`persist`](UndoSemaphore::persist)ing them, and the
-/// last process to change the permit count has exited too (a set still used by survivors
-/// is kept, to be removed once they are done).
+/// last process to change any of its semaphores has exited too, and no process is blocked
+/// waiting on it (a set still used by survivors is kept, to be removed once they are
+/// done). The kernel cannot name a live process that holds a permit it took before the
+/// last change by another one: such a set is stale once that other process is gone.
 ///
 /// Sets this user may not read are skipped. Pids are those of the caller's pid namespace:
 /// run it in the namespace of the processes that use the sets. A creator pid that was
@@ -473,14 +475,21 @@ fn stale_set(key: i32, id: libc::c_int) -> Option<StaleUndoSet> {
     let low = u32::try_from(sys::sem_get(id, CREATOR_LOW, SemGet::Value).ok()?).ok()?;
     let high = u32::try_from(sys::sem_get(id, CREATOR_HIGH, SemGet::Value).ok()?).ok()?;
     let creator = (high << 15) | low;
-    let last_user =
-        u32::try_from(sys::sem_get(id, libc::c_int::from(VALUE), SemGet::LastPid).ok()?).ok()?;
     let gone = |pid: u32| pid == 0 || !ipc_core::process_is_alive(pid);
-    (creator != 0 && gone(creator) && gone(last_user) && owned()).then_some(StaleUndoSet {
-        id,
-        key,
-        creator,
-    })
+    if creator == 0 || !gone(creator) {
+        return None;
+    }
+    // Every live user the kernel can name keeps the set: a process blocked in a wait on
+    // any of its semaphores (for a permit or for zero), or the last to change any of them.
+    for num in 0..SET_SIZE {
+        let waiting = sys::sem_get(id, num, SemGet::Waiting).ok()?
+            + sys::sem_get(id, num, SemGet::WaitingForZero).ok()?;
+        let last_user = u32::try_from(sys::sem_get(id, num, SemGet::LastPid).ok()?).ok()?;
+        if waiting > 0 || !gone(last_user) {
+            return None;
+        }
+    }
+    owned().then_some(StaleUndoSet { id, key, creator })
 }
 
 /// Removes the sets [`stale_undo_sets`] finds, and returns them.

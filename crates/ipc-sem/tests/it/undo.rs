@@ -265,3 +265,27 @@ fn persisted_used_and_live_sets_are_not_stale() {
         .unwrap();
     assert_eq!(find_stale(live.id()), None);
 }
+
+/// Defect: the sweep checked only the creator and the last process to change the value,
+/// so a live process blocked in a wait on a crashed creator's set lost it ("the semaphore
+/// set was removed").
+#[test]
+fn a_set_with_a_live_waiter_is_not_stale() {
+    let guard = LeakGuard::new();
+    let name = guard.name("undo-waited");
+    let (id, _) = crashed_creator(&name, false);
+    let mut waiter = Peer::spawn("undo-wait", &[name.as_str(), "refuse"]);
+    let deadline = ipc_testkit::test_deadline();
+    // SAFETY: GETNCNT takes no fourth argument.
+    while unsafe { libc::semctl(id, 0, libc::GETNCNT) } < 1 {
+        assert!(!deadline.has_expired(), "the waiter never waited");
+        std::thread::yield_now();
+    }
+    // The creator and the last changer are dead, but the waiter lives.
+    assert_eq!(find_stale(id), None);
+    let mut handle = SemaphoreOptions::new().open_undo(&name).unwrap();
+    handle.post().unwrap();
+    assert_eq!(waiter.recv().unwrap(), "ok");
+    waiter.wait_success().unwrap();
+    handle.remove().unwrap();
+}
