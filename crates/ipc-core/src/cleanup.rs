@@ -7,14 +7,27 @@ use std::path::{Path, PathBuf};
 
 use crate::IpcName;
 
-/// Everything any process has open or mapped, as `/proc` shows it: `/dev/shm/x` for
-/// segments and semaphores, `/x` for message queues, paths for files and sockets.
+/// Everything any process has open, mapped or is in, as `/proc` shows it: `/dev/shm/x` for
+/// segments and semaphores, `/x` for message queues, paths for files and FIFOs, the paths
+/// of bound Unix sockets (`/proc/net/unix`, as an open socket's descriptor names no path),
+/// and working directories.
 ///
 /// # Errors
 ///
 /// If `/proc` cannot be read; processes that vanish or cannot be inspected are skipped.
 pub fn objects_in_use() -> io::Result<BTreeSet<PathBuf>> {
     let mut used = BTreeSet::new();
+    // Columns: Num RefCount Protocol Flags Type St Inode Path (absent for unbound sockets).
+    if let Ok(sockets) = fs::read_to_string("/proc/net/unix") {
+        used.extend(
+            sockets
+                .lines()
+                .skip(1)
+                .filter_map(|line| line.split_whitespace().nth(7))
+                .filter(|path| path.starts_with('/'))
+                .map(PathBuf::from),
+        );
+    }
     for process in fs::read_dir("/proc")?.flatten() {
         let is_pid = process
             .file_name()
@@ -25,6 +38,9 @@ pub fn objects_in_use() -> io::Result<BTreeSet<PathBuf>> {
         }
         if let Ok(fds) = fs::read_dir(process.path().join("fd")) {
             used.extend(fds.flatten().filter_map(|fd| fs::read_link(fd.path()).ok()));
+        }
+        if let Ok(cwd) = fs::read_link(process.path().join("cwd")) {
+            used.insert(cwd);
         }
         if let Ok(maps) = fs::read_to_string(process.path().join("maps")) {
             for line in maps.lines() {
@@ -40,8 +56,9 @@ pub fn objects_in_use() -> io::Result<BTreeSet<PathBuf>> {
 
 /// Whether the object at `path`, named `file_name` in its directory, is a stale leftover of
 /// this project: its name (after an optional `sem.`) starts with `prefix` and has the form
-/// of [`IpcName::unique`], its creator is gone, and no live process has it open or mapped
-/// (`in_use`, from [`objects_in_use`]).
+/// of [`IpcName::unique`], its creator is gone, and no live process uses it or, for a
+/// directory, anything inside it (`in_use`, from [`objects_in_use`]: a FIFO or file held
+/// open, a bound socket, a mapping, a working directory).
 ///
 /// A creator pid that was reused keeps the object: the check errs on the side of keeping.
 pub fn is_stale(path: &Path, file_name: &str, prefix: &str, in_use: &BTreeSet<PathBuf>) -> bool {
@@ -54,6 +71,6 @@ pub fn is_stale(path: &Path, file_name: &str, prefix: &str, in_use: &BTreeSet<Pa
     };
     let creator_alive = Path::new(&format!("/proc/{pid}")).exists();
     !creator_alive
-        && !in_use.contains(path)
+        && !in_use.iter().any(|used| used.starts_with(path))
         && !in_use.contains(Path::new(&format!("/{file_name}")))
 }

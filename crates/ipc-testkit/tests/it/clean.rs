@@ -53,6 +53,55 @@ fn clean_removes_only_dead_creators_unused_objects() {
     drop(in_use);
 }
 
+/// Opens the FIFO at arg 0 for reading and writing (so that the open does not wait), and
+/// binds a Unix socket at arg 1, then holds both until killed.
+pub fn hold_inside(ctx: &mut PeerContext) -> PeerResult {
+    let _fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(ctx.arg(0)?)?;
+    let _socket = std::os::unix::net::UnixListener::bind(ctx.arg(1)?)?;
+    ctx.ready()?;
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Defect: a stale-looking directory was removed while a live process held a FIFO inside
+/// it open, because only the directory itself was checked. Each object inside keeps it: a
+/// FIFO held open, and (in a second directory) a bound socket.
+#[test]
+fn a_directory_whose_contents_a_live_process_uses_is_kept() {
+    let guard = LeakGuard::new();
+    let mut peer = Peer::spawn("idle", &[]);
+    let dead = peer.pid();
+    peer.kill().unwrap();
+    let scratch = guard.dir();
+    let with_fifo = scratch.join(format!("ipcrs-test-fifo-{dead}-0000abcd-1"));
+    let with_socket = scratch.join(format!("ipcrs-test-sock-{dead}-0000abcd-2"));
+    for dir in [&with_fifo, &with_socket] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    let fifo = with_fifo.join("events");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let socket = with_socket.join("server.sock");
+    let mut holder = Peer::spawn(
+        "hold-inside",
+        &[fifo.to_str().unwrap(), socket.to_str().unwrap()],
+    );
+
+    let report = clean_stale(&[scratch], false).unwrap();
+    assert!(report.removed.is_empty(), "{report:?}");
+    assert!(fifo.exists() && socket.exists());
+    assert_eq!(report.kept.len(), 2, "{report:?}");
+
+    // Once the holder is gone, both are leftovers.
+    holder.kill().unwrap();
+    let report = clean_stale(&[scratch], false).unwrap();
+    assert_eq!(report.removed.len(), 2, "{report:?}");
+    assert!(!with_fifo.exists() && !with_socket.exists());
+}
+
 #[test]
 fn ipc_clean_finds_stale_queues_without_a_mounted_mqueue() {
     use nix::mqueue::{MQ_OFlag, MqAttr, mq_close, mq_open, mq_unlink};

@@ -17,4 +17,5 @@ ipc_testkit::peer_roles! {
     "df" => peers::df,
     "leaky" => leaks::leaky,
     "undo-creator" => clean::undo_creator,
+    "hold-inside" => clean::hold_inside,
 }
