@@ -347,6 +347,52 @@ fn size_and_reserve(fd: BorrowedFd<'_>, size: usize, subject: &str) -> Result<()
         .map_err(|e| Error::from_errno("posix_fallocate", e).with_subject(subject))
 }
 
+/// Makes sure every page of the `size` bytes of an existing object has its space set aside
+/// before the object is mapped: a page that was never allocated (a creator that only
+/// `ftruncate`d, a hole) is allocated on first touch, and on a full file system that
+/// touch dies of SIGBUS. A writable object's holes are reserved now (`posix_fallocate`,
+/// which keeps its contents); one this process may only read is refused unless the file
+/// system has room for them (pages read from holes are allocated too).
+fn ensure_reserved(fd: BorrowedFd<'_>, size: usize, writable: bool, subject: &str) -> Result<()> {
+    let meta = metadata(fd)?;
+    let reserved = meta.blocks().saturating_mul(512);
+    let size64 = size as u64;
+    if reserved >= size64 {
+        return Ok(());
+    }
+    let missing = size64 - reserved;
+    let full = |why: &str| {
+        Error::new(
+            "open",
+            io::ErrorKind::StorageFull,
+            format!(
+                "{missing} of the segment's {size} bytes were never allocated (its creator did not \
+                 reserve them) and {why}: touching them would kill this process with SIGBUS. \
+                 Free space in /dev/shm, or have the creator reserve the segment \
+                 (posix_fallocate; ShmOptions::create does)"
+            ),
+        )
+        .with_subject(subject)
+    };
+    if writable {
+        let len = i64::try_from(size).unwrap_or(i64::MAX);
+        return match nix::fcntl::posix_fallocate(fd, 0, len) {
+            Ok(()) => Ok(()),
+            Err(nix::errno::Errno::ENOSPC) => Err(full("the file system has no room for them")),
+            Err(errno) => Err(Error::from_errno("posix_fallocate", errno).with_subject(subject)),
+        };
+    }
+    let stats = nix::sys::statvfs::fstatvfs(fd)
+        .map_err(|e| Error::from_errno("fstatvfs", e).with_subject(subject))?;
+    let free = stats.blocks_available().saturating_mul(stats.fragment_size());
+    if free < missing {
+        return Err(full(&format!(
+            "the file system has only {free} bytes free, and this process may not reserve them"
+        )));
+    }
+    Ok(())
+}
+
 fn map_fd(fd: BorrowedFd<'_>, len: usize, writable: bool) -> Result<MmapRaw> {
     let mut options = MmapOptions::new();
     options.len(len);
@@ -613,6 +659,7 @@ impl ShmOptions {
             std::thread::sleep(pause.min(deadline.remaining().unwrap_or(pause)));
             pause = (pause * 2).min(Duration::from_millis(5));
         };
+        ensure_reserved(fd.as_fd(), size, !self.read_only, name.as_str())?;
         let map = map_fd(fd.as_fd(), size, !self.read_only)?;
         if let Some(layout) = self.layout {
             header::wait_ready(&map, layout, deadline, name.as_str())?;
@@ -857,6 +904,7 @@ impl ReceiveOptions {
             .map_err(|e| Error::from_errno("fcntl(F_GETFL)", e))?;
         let opened_writable = OFlag::from_bits_truncate(access) & OFlag::O_ACCMODE == OFlag::O_RDWR;
         let writable = opened_writable && !seals.forbids_writing() && !self.read_only;
+        ensure_reserved(fd.as_fd(), size, writable, "a received segment")?;
         let map = map_fd(fd.as_fd(), size, writable)?;
         if let Some(layout) = self.layout {
             header::wait_ready(

@@ -12,6 +12,7 @@ ipc_testkit::peer_roles! {
     "create-and-hang" => named::create_and_hang_role,
     "squat" => named::squat_role,
     "fill-shm" => named::fill_shm_role,
+    "sparse-open" => named::sparse_open_role,
     "channel-producer" => channel_crash::producer_role,
     "channel-consumer" => channel_crash::consumer_role,
     "scribbler" => channel_crash::scribbler_role,

@@ -76,6 +76,88 @@ pub fn fill_shm_role(ctx: &mut PeerContext) -> PeerResult {
     Ok(())
 }
 
+/// In a private, nearly full `/dev/shm`: makes segments the way a foreign (or hostile)
+/// creator might, by `ftruncate` alone, then opens them with this crate and touches every
+/// page, reporting each outcome on one line.
+pub fn sparse_open_role(ctx: &mut PeerContext) -> PeerResult {
+    let sparse = |name: &IpcName, size: i64| -> PeerResult {
+        let fd = nix::sys::mman::shm_open(
+            name.as_cstr(),
+            nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_EXCL | nix::fcntl::OFlag::O_RDWR,
+            nix::sys::stat::Mode::S_IRWXU,
+        )?;
+        nix::unistd::ftruncate(&fd, size)?;
+        Ok(())
+    };
+    let touch = |options: ShmOptions, name: &IpcName| match options.open(name) {
+        Ok(segment) => {
+            // Every page, as a user of the segment would.
+            let mut byte = [0u8; 1];
+            for offset in (0..segment.len()).step_by(4096) {
+                segment.read_at(offset, &mut byte)?;
+                if segment.is_writable() {
+                    segment.write_at(offset, &[1])?;
+                }
+            }
+            Ok::<_, ipc_core::Error>("opened".to_owned())
+        }
+        Err(err) => Ok(format!("{:?}", err.kind())),
+    };
+    let (big, small) = (IpcName::new(ctx.arg(0)?)?, IpcName::new(ctx.arg(1)?)?);
+    ctx.ready()?;
+    // 8 MiB that the 256 KiB file system cannot hold, then 64 KiB that it can.
+    sparse(&big, 8 << 20)?;
+    sparse(&small, 64 << 10)?;
+    let writable = touch(ShmOptions::new(), &big)?;
+    let read_only = touch(ShmOptions::new().read_only(true), &big)?;
+    let fits = touch(ShmOptions::new(), &small)?;
+    // The same segment received as a descriptor (as from a peer over a socket).
+    let fd = nix::sys::mman::shm_open(
+        big.as_cstr(),
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let received = match ipc_shm::ReceiveOptions::new().allow_unsealed(true).map(fd) {
+        Ok(_) => "mapped".to_owned(),
+        Err(err) => format!("{:?}", err.kind()),
+    };
+    let blocks = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(format!(
+        "/dev/shm/{}",
+        small.file_name()
+    ))?);
+    for name in [&big, &small] {
+        nix::sys::mman::shm_unlink(name.as_cstr())?;
+    }
+    ctx.send(&format!(
+        "{writable} {read_only} {fits} {} {received}",
+        blocks * 512
+    ))?;
+    Ok(())
+}
+
+/// Defect: a segment whose creator only sized it (no reservation) in a nearly full
+/// `/dev/shm` killed the first process that wrote to it with SIGBUS. Its opener now
+/// reserves the space or refuses it with a clear error.
+#[test]
+fn an_unreserved_segment_is_reserved_or_refused_never_a_sigbus() {
+    let guard = LeakGuard::new();
+    let (big, small) = (guard.name("sparse-big"), guard.name("sparse-small"));
+    let mut peer = Peer::builder("sparse-open")
+        .arg(big.as_str())
+        .arg(small.as_str())
+        .private_tmpfs("/dev/shm", "256k")
+        .spawn()
+        .unwrap();
+    let outcome = peer.recv().unwrap();
+    peer.wait_success().unwrap();
+    assert_eq!(
+        outcome,
+        format!("StorageFull StorageFull opened {} StorageFull", 64 << 10),
+        "writable, read-only and fitting opens, the small one's reserved bytes, and the \
+         big one received as a descriptor"
+    );
+}
+
 #[test]
 fn create_open_and_clean_up() {
     let guard = LeakGuard::new();
