@@ -35,8 +35,10 @@ const INCONSISTENT: u64 = 1 << 62;
 /// The lock word of a mutex whose recovery was given up.
 const UNRECOVERABLE: u64 = 1 << 63;
 
-/// How long a waiter sleeps before it checks that the holder still lives: the bound on
-/// noticing a holder that died (whose death wakes nobody).
+/// How long a waiter sleeps at first before it checks that the holder still lives (whose
+/// death wakes nobody); each check that finds it alive doubles the sleep, up to `SLICE`.
+const FIRST_SLICE: Duration = Duration::from_millis(1);
+/// The longest sleep between two checks of the holder: the bound on noticing its death.
 const SLICE: Duration = Duration::from_millis(20);
 /// Spins on a held lock before sleeping: about a microsecond, the length of a typical
 /// critical section, well below the cost of a wake-up.
@@ -163,8 +165,9 @@ fn place<R: SharedRegion, T>(region: R, offset: usize, op: &'static str) -> Resu
 /// of hanging, and that caller decides whether the guarded data can be repaired.
 ///
 /// The lock is a word in the region holding the holder's thread id and start time, taken
-/// with a compare-exchange and waited on with a futex. A waiter checks every 20 ms that the
-/// holder still runs, so a holder that died is noticed within that bound; the same thread
+/// with a compare-exchange and waited on with a futex. A waiter checks that the holder still
+/// runs after 1 ms, then at least every 20 ms, so a holder that died is noticed within that
+/// bound; the same thread
 /// locking it twice gets `EDEADLK`, not a deadlock. It guards a value of a [`ShmSafe`] type
 /// `T`, read and written by copy: other processes map the same memory, so no reference
 /// into it is handed out. All processes using it must share a PID namespace.
@@ -233,6 +236,7 @@ impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
         let wakes = self.block.word(WAKES);
         let sleepers = self.block.word(SLEEPERS);
         let mut spins = 0u32;
+        let mut sleep = FIRST_SLICE;
         // Whether the holder has had time to finish: check that it lives before waiting on.
         let mut check_holder = matches!(wait, Wait::Try);
         loop {
@@ -277,7 +281,7 @@ impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
                 continue;
             }
             // Sleep until an unlock, or for a slice, then check the holder if nothing moved.
-            let slice = deadline.remaining().map_or(SLICE, |left| left.min(SLICE));
+            let slice = deadline.remaining().map_or(sleep, |left| left.min(sleep));
             if slice.is_zero() {
                 return Err(Error::timed_out(op));
             }
@@ -288,6 +292,11 @@ impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
             }
             sleepers.fetch_sub(1, Ordering::SeqCst);
             check_holder = lock.load(Ordering::SeqCst) == seen;
+            sleep = if check_holder {
+                (sleep * 2).min(SLICE)
+            } else {
+                FIRST_SLICE
+            };
         }
     }
 

@@ -64,8 +64,10 @@
 //! [`WaitStrategy`] picks how a side waits for the other: busy polling (lowest latency, a
 //! core each), spin-then-park (the default: spins 50 µs, then sleeps on a futex), or
 //! blocking. A side that dies is reported to the other within 20 ms (through a pidfd, never
-//! mistaking a reused pid for the peer), and a new process can take its place; nothing the
-//! peer writes into the ring can make the other side read out of bounds, loop or hang.
+//! mistaking a reused pid for the peer), even half-way through attaching, and a new process
+//! can take its place (of several that race for it, exactly one wins); nothing the peer
+//! writes into the control block or the ring can make the other side read out of bounds,
+//! overflow an arithmetic, loop or hang past a deadline.
 //!
 //! # What this crate takes care of
 //!
@@ -77,7 +79,9 @@
 //!   shrinking, at exactly its verified size. Named segments cannot be sealed: share them
 //!   only with peers you trust not to shrink them (they need write access to do so).
 //! - **No SIGBUS from a full `/dev/shm`.** Space is reserved at creation
-//!   (`posix_fallocate`), so a full file system is an `ENOSPC` error there.
+//!   (`posix_fallocate`), so a full file system is an `ENOSPC` error there; an opener
+//!   checks that an existing segment's space is allocated (a foreign creator may only have
+//!   sized it) and reserves it, or refuses it with a `StorageFull` error, before mapping.
 //! - **No half-initialised segments.** With a [`Layout`] header, openers wait (with a
 //!   deadline) until the creator has finished; a creator that died meanwhile gives them a
 //!   timeout error, and a magic, version or size mismatch is an error at open.
@@ -91,8 +95,8 @@
 //! the memory; memfds count against the same memory. A channel has one producer and one
 //! consumer at a time (a second live one is refused with `AddrInUse`); its capacity is a
 //! power of two of at least 4096 bytes, and a message may be at most the configured
-//! maximum, which must fit in the ring with its 8-byte record header (a ring of twice that
-//! or more lets the producer run ahead). Both ends of a channel must run in the same pid
+//! maximum, which with its 8-byte record header may take at most half the ring (so that
+//! every message fits once the ring has drained, wherever the previous one ended). Both ends of a channel must run in the same pid
 //! namespace: each end records its pid, and the other checks that process's liveness.
 
 #![deny(unsafe_code)]

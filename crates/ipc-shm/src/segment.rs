@@ -384,7 +384,9 @@ fn ensure_reserved(fd: BorrowedFd<'_>, size: usize, writable: bool, subject: &st
     }
     let stats = nix::sys::statvfs::fstatvfs(fd)
         .map_err(|e| Error::from_errno("fstatvfs", e).with_subject(subject))?;
-    let free = stats.blocks_available().saturating_mul(stats.fragment_size());
+    let free = stats
+        .blocks_available()
+        .saturating_mul(stats.fragment_size());
     if free < missing {
         return Err(full(&format!(
             "the file system has only {free} bytes free, and this process may not reserve them"
@@ -610,8 +612,9 @@ impl ShmOptions {
     /// # Errors
     ///
     /// `NotFound`; `PermissionDenied` for another user's segment or missing permissions;
-    /// `TimedOut` if the creator does not finish in time; corrupted for a header that does
-    /// not match the layout.
+    /// `TimedOut` if the creator does not finish in time; `StorageFull` for a segment whose
+    /// space was never reserved when the file system has no room for it; corrupted for a
+    /// header that does not match the layout.
     pub fn open(&self, name: &IpcName) -> Result<SharedMemory> {
         let access = if self.read_only {
             OFlag::O_RDONLY
@@ -867,7 +870,8 @@ impl ReceiveOptions {
     /// # Errors
     ///
     /// `InvalidInput` for anything but a shared-memory object or an empty one;
-    /// `PermissionDenied` for an object without the shrink seal; corrupted for a header
+    /// `PermissionDenied` for an object without the shrink seal; `StorageFull` for one
+    /// whose space was never reserved when there is no room for it; corrupted for a header
     /// that does not match the layout.
     pub fn map(&self, fd: OwnedFd) -> Result<SharedMemory> {
         const OP: &str = "SharedMemory::from_fd";

@@ -30,13 +30,43 @@ pub fn hostile_role(ctx: &mut PeerContext) -> PeerResult {
             writer.write_all(&[0xff, 0xff, 0xff, 0xf0])?;
             writer.write_all(&[0xa5; 64])?;
         }
-        // A seqpacket receiver that allows one descriptor gets three.
+        // A seqpacket receiver that allows one descriptor gets three, then 200 (more than
+        // its control buffer holds, so the kernel truncates it).
         "extra-fds" => {
             let socket = Seqpacket::connect_timeout(&UnixAddr::path(&target), test_timeout())?;
             let file = std::fs::File::open("/dev/null")?;
             ctx.ready()?;
             socket.send_with_fds(b"three", &[file.as_fd(), file.as_fd(), file.as_fd()])?;
+            socket.send_with_fds(b"many", &vec![file.as_fd(); 200])?;
             ctx.recv()?;
+        }
+        // Random and chosen words over a robust mutex (offset 0) and a semaphore (offset
+        // 512) in segment arg 1, while the victim uses them.
+        "scribble-sync" => {
+            let segment = ShmOptions::new().open(&IpcName::new(target.as_str())?)?;
+            let dead = std::thread::spawn(|| ipc_core::ThreadIdentity::current().to_bits())
+                .join()
+                .map_err(|_| "the helper thread panicked")?;
+            ctx.ready()?;
+            let special = [0, u64::MAX, 1 << 63, 1 << 62, dead, dead | 1 << 62, 1];
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+            let until = Instant::now() + Duration::from_millis(200);
+            while Instant::now() < until {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let base = if seed % 2 == 0 { 0 } else { 512 };
+                let offset = base + usize::try_from((seed >> 8) % 6).unwrap_or(0) * 8;
+                let value = if seed % 3 == 0 {
+                    seed
+                } else {
+                    special[usize::try_from((seed >> 16) % 7).unwrap_or(0)]
+                };
+                segment
+                    .atomic_u64(offset)?
+                    .store(value, std::sync::atomic::Ordering::SeqCst);
+                std::thread::yield_now();
+            }
         }
         // Random words over a channel's control block and ring while its ends run.
         "scribble" => {
@@ -125,8 +155,10 @@ fn extra_descriptors_are_an_error_and_none_is_kept() {
     let mut peer = Peer::spawn("hostile", &["extra-fds", path.to_str().unwrap()]);
     let (socket, _) = listener.accept_timeout(test_timeout()).unwrap();
     let mut buf = [0u8; 16];
-    let err = socket.recv_with_fds(&mut buf, 1).unwrap_err();
-    assert!(err.is_limit_exceeded(), "{err}");
+    for _ in 0..2 {
+        let err = socket.recv_with_fds(&mut buf, 1).unwrap_err();
+        assert!(err.is_limit_exceeded(), "{err}");
+    }
     peer.send("done").unwrap();
     peer.wait_success().unwrap();
     // The leak guard (one process per test) checks that no received descriptor stayed open.
@@ -175,6 +207,61 @@ fn a_scribbled_channel_gives_typed_errors_only() {
     // Detection of a write that lands between a store and the peer's load is chance (see
     // ipc-shm's scribbler test); what is certain is that only typed errors came.
     eprintln!("{errors} typed errors, {seq} rounds");
+}
+
+/// A peer writes anything into a robust mutex and a semaphore while this process locks,
+/// repairs, gives up, posts and waits: only typed errors, no crash, no abort, no wait past
+/// its deadline.
+#[test]
+fn a_scribbled_mutex_and_semaphore_give_typed_errors_only() {
+    let guard = LeakGuard::new();
+    let name = guard.name("scribbled-sync");
+    let segment = ShmOptions::new().size(4096).create(&name).unwrap();
+    let mutex: ipc_sem::RobustMutex<_, u64> = ipc_sem::MutexOptions::new()
+        .init_in(&segment, 0, 0)
+        .unwrap();
+    let sem = SemaphoreOptions::new()
+        .max(8)
+        .init_in(&segment, 512)
+        .unwrap();
+    let mut peer = Peer::spawn("hostile", &["scribble-sync", name.as_str()]);
+    let typed = |e: &ipc_core::Error| {
+        e.is_timeout()
+            || e.is_would_block()
+            || e.is_corrupted()
+            || e.is_owner_died()
+            || e.is_limit_exceeded()
+            || matches!(
+                e.raw_os_error(),
+                Some(libc::ENOTRECOVERABLE | libc::EDEADLK | libc::EOVERFLOW)
+            )
+    };
+    let (mut rounds, mut errors) = (0u64, 0u64);
+    let until = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < until {
+        rounds += 1;
+        match mutex.lock_timeout(Duration::from_millis(1)) {
+            Ok(ipc_sem::Locked::Clean(g)) => g.set(rounds),
+            Ok(ipc_sem::Locked::OwnerDied(r)) if rounds % 2 == 0 => {
+                if let Err(e) = r.mark_consistent() {
+                    assert!(typed(&e), "{e}");
+                }
+            }
+            Ok(ipc_sem::Locked::OwnerDied(r)) => drop(r),
+            Err(e) => {
+                assert!(typed(&e), "{e}");
+                errors += 1;
+            }
+        }
+        for result in [sem.post(), sem.wait_timeout(Duration::from_millis(1))] {
+            if let Err(e) = result {
+                assert!(typed(&e), "{e}");
+                errors += 1;
+            }
+        }
+    }
+    peer.wait_success().unwrap();
+    eprintln!("{errors} typed errors, {rounds} rounds");
 }
 
 #[test]
