@@ -3,8 +3,10 @@
 //!
 //! ```text
 //!  0  magic u32     what the block holds (written before the state says ready)
-//!  4  state u32     0 empty, 1 ready, 1<<31 | pid while that process initialises it
+//!  4  state u32     0 not initialised, 1 ready
 //!  8  param u32     the object's parameter (a semaphore's bound, 0 for none)
+//! 16  claim u64     0, or the thread initialising it (ipc_core::ThreadIdentity: its id and
+//!                   start time, so that a later thread with the same id is not taken for it)
 //! 32  the object    (a semaphore's count, a mutex's lock word)
 //! ```
 
@@ -12,7 +14,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ipc_core::{Deadline, Error, Result, SharedRegion};
+use ipc_core::{Deadline, Error, Result, SharedRegion, ThreadIdentity};
 
 use crate::sys::Block;
 
@@ -22,24 +24,23 @@ const MAGIC: usize = 0;
 const STATE: usize = 4;
 /// The object's parameter word.
 pub(crate) const PARAM: usize = 8;
+const CLAIM: usize = 16;
 
 const READY: u32 = 1;
-const CLAIMED: u32 = 1 << 31;
 
 /// Claims an empty block (or one whose initialiser died) for initialisation by this
-/// process.
+/// thread.
 ///
 /// # Errors
 ///
-/// `AlreadyExists` if the block holds an object or a live process is initialising it;
+/// `AlreadyExists` if the block holds an object or a live thread is initialising it;
 /// corrupted for a state no process writes.
 pub(crate) fn claim<R: SharedRegion>(block: &Block<R>, op: &'static str) -> Result<()> {
-    let state = block.word(STATE);
-    let me = CLAIMED | (std::process::id() & !CLAIMED);
+    let me = ThreadIdentity::current().to_bits();
+    let claim = block.word64(CLAIM);
     loop {
-        let seen = state.load(Ordering::Acquire);
-        let free = match seen {
-            0 => true,
+        match block.word(STATE).load(Ordering::Acquire) {
+            0 => {}
             READY => {
                 return Err(Error::new(
                     op,
@@ -47,23 +48,23 @@ pub(crate) fn claim<R: SharedRegion>(block: &Block<R>, op: &'static str) -> Resu
                     "the block already holds an initialised object",
                 ));
             }
-            claim if claim & CLAIMED != 0 => {
-                let pid = claim & !CLAIMED;
-                if ipc_core::process_is_alive(pid) {
-                    return Err(Error::new(
-                        op,
-                        io::ErrorKind::AlreadyExists,
-                        format!("process {pid} is initialising the block"),
-                    ));
-                }
-                true
-            }
             other => return Err(Error::corrupted(op, format!("a block state of {other:#x}"))),
-        };
-        if free
-            && state
-                .compare_exchange(seen, me, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
+        }
+        let seen = claim.load(Ordering::Acquire);
+        if seen != 0 {
+            let claimant = ThreadIdentity::from_bits(seen);
+            if claimant.is_alive() {
+                return Err(Error::new(
+                    op,
+                    io::ErrorKind::AlreadyExists,
+                    format!("thread {} is initialising the block", claimant.tid()),
+                ));
+            }
+        }
+        // Of several processes that find the block free (or its claimant dead), one wins.
+        if claim
+            .compare_exchange(seen, me, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
         {
             return Ok(());
         }
@@ -103,16 +104,18 @@ pub(crate) fn wait_ready<R: SharedRegion>(
                 }
                 return Ok(());
             }
-            claim if claim & CLAIMED != 0 && !ipc_core::process_is_alive(claim & !CLAIMED) => {
-                return Err(Error::peer_gone(
-                    op,
-                    format!(
-                        "process {} died while initialising the {what}",
-                        claim & !CLAIMED
-                    ),
-                ));
-            }
-            state if state == 0 || state & CLAIMED != 0 => {
+            0 => {
+                let claim = block.word64(CLAIM).load(Ordering::Acquire);
+                let claimant = ThreadIdentity::from_bits(claim);
+                if claim != 0 && !claimant.is_alive() {
+                    return Err(Error::peer_gone(
+                        op,
+                        format!(
+                            "the thread (id {}) initialising the {what} died",
+                            claimant.tid()
+                        ),
+                    ));
+                }
                 if deadline.has_expired() {
                     return Err(Error::new(
                         op,

@@ -34,14 +34,18 @@ pub fn wait_role(ctx: &mut PeerContext) -> PeerResult {
     Ok(())
 }
 
+/// The block's claim word: the identity of the thread initialising it.
+const CLAIM: usize = 16;
+
 /// Marks the semaphore block at offset 0 of segment arg 0 as being initialised by this
-/// process, as `init_in` does first, then hangs until killed: an initialiser that dies
+/// thread, as `init_in` does first, then hangs until killed: an initialiser that dies
 /// half-way.
 pub fn claim_and_hang_role(ctx: &mut PeerContext) -> PeerResult {
     let segment = ShmOptions::new().open(&IpcName::new(ctx.arg(0)?)?)?;
-    segment
-        .atomic_u32(4)?
-        .store((1 << 31) | std::process::id(), Ordering::SeqCst);
+    segment.atomic_u64(CLAIM)?.store(
+        ipc_core::ThreadIdentity::current().to_bits(),
+        Ordering::SeqCst,
+    );
     ctx.ready()?;
     loop {
         std::thread::park();
@@ -149,5 +153,21 @@ fn an_initialiser_that_died_is_reported_and_replaced() {
     peer.kill().unwrap();
     assert!(options.open_in(&segment, 0).unwrap_err().is_peer_gone());
     let sem = options.initial(1).init_in(&segment, 0).unwrap();
+    sem.try_wait().unwrap();
+}
+
+/// A claim naming a live thread id but another start time is a thread that reused the id
+/// of a dead initialiser: the block is free.
+#[test]
+fn a_claim_by_a_reused_thread_id_is_dead() {
+    let guard = LeakGuard::new();
+    let (_name, segment) = segment(&guard, "reused-claim");
+    let me = ipc_core::ThreadIdentity::current().to_bits();
+    let claim = segment.atomic_u64(CLAIM).unwrap();
+    claim.store(me ^ 1 << 30, Ordering::SeqCst);
+    let sem = SemaphoreOptions::new()
+        .initial(1)
+        .init_in(&segment, 0)
+        .unwrap();
     sem.try_wait().unwrap();
 }
