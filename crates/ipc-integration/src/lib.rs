@@ -28,7 +28,7 @@ pub mod report;
 use std::collections::BTreeMap;
 
 pub use mechanism::{Listening, Mechanism};
-pub use report::{CrashReport, Rng, injections};
+pub use report::{CrashReport, injections};
 
 /// The smallest message: producer (4 bytes), number (8), checksum (4).
 pub const MIN_MESSAGE: usize = 16;

@@ -79,27 +79,3 @@ pub fn injections() -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200)
 }
-
-/// A small deterministic random generator (xorshift), so that a failing run can be
-/// repeated from its seed.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from `seed` (`IPC_CRASH_SEED` overrides it).
-    pub fn new(seed: u64) -> Self {
-        let seed = std::env::var("IPC_CRASH_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(seed);
-        Rng(seed | 1)
-    }
-
-    /// The next number below `bound` (at least 1).
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound.max(1)
-    }
-}

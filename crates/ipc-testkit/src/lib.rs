@@ -50,6 +50,7 @@ mod clean;
 mod leak;
 mod lines;
 mod peer;
+mod rng;
 mod storm;
 #[allow(unsafe_code)]
 mod sys;
@@ -63,6 +64,7 @@ pub use peer::{
     NOBODY, PEER_ENTRY_TEST, Peer, PeerBuilder, PeerContext, PeerError, PeerResult, Role,
     run_unprivileged,
 };
+pub use rng::{Rng, SEED_ENV};
 pub use storm::{STORM_SIGNAL, SignalStorm};
 pub use timeout::{TIMEOUT_SCALE_ENV, test_deadline, test_timeout};
 

@@ -4,7 +4,7 @@
 //! order; survivors progress or report the death in bounded time; nothing left behind.
 //!
 //! `IPC_CRASH_INJECTIONS` sets the kills per mechanism (200 by default; `cargo xtask stress
-//! --injections N` for more), `IPC_CRASH_SEED` repeats a run. Each test writes its report
+//! --injections N` for more), `IPC_TEST_SEED` repeats a run. Each test writes its report
 //! line where `cargo xtask test` prints it.
 
 use std::io::Write;
@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use ipc_core::{FramedWriter, IpcName};
 use ipc_integration::mechanism::MAX_MESSAGE;
-use ipc_integration::{CrashReport, Mechanism, Rng, Tally, encode, injections};
+use ipc_integration::{CrashReport, Mechanism, Tally, encode, injections};
 use ipc_sem::{Locked, MutexOptions, RobustMutex, SemaphoreOptions};
 use ipc_shm::{Layout, SharedMemory, ShmOptions};
 use ipc_socket::{Seqpacket, SeqpacketListener, UnixAddr, UnixSocketExt};
-use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, test_timeout};
+use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, Rng, test_timeout};
 
 /// Where the report lines go: `cargo xtask test` prints this directory's files.
 fn report_dir() -> std::path::PathBuf {

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use ipc_integration::{Rng, fuzz};
+use ipc_integration::fuzz;
+use ipc_testkit::Rng;
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -16,7 +16,7 @@ use ipc_sem::SemaphoreOptions;
 use ipc_shm::{ChannelOptions, ReceiveOptions, ShmOptions};
 use ipc_socket::{Seqpacket, SeqpacketListener, UnixAddr, UnixSocketExt};
 use ipc_testkit::{
-    LeakGuard, Peer, PeerContext, PeerResult, SignalStorm, run_unprivileged, test_timeout,
+    LeakGuard, Peer, PeerContext, PeerResult, Rng, SignalStorm, run_unprivileged, test_timeout,
 };
 
 /// The hostile peer. Arg 0 is the attack, arg 1 its target (a path or a name).
@@ -49,18 +49,15 @@ pub fn hostile_role(ctx: &mut PeerContext) -> PeerResult {
                 .map_err(|_| "the helper thread panicked")?;
             ctx.ready()?;
             let special = [0, u64::MAX, 1 << 63, 1 << 62, dead, dead | 1 << 62, 1];
-            let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+            let mut rng = Rng::new(0x5c41_bb1e);
             let until = Instant::now() + Duration::from_millis(200);
             while Instant::now() < until {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let base = if seed % 2 == 0 { 0 } else { 512 };
-                let offset = base + usize::try_from((seed >> 8) % 6).unwrap_or(0) * 8;
-                let value = if seed % 3 == 0 {
-                    seed
+                let base = rng.pick(&[0, 512]);
+                let offset = base + usize::try_from(rng.below(6)).unwrap_or(0) * 8;
+                let value = if rng.below(3) == 0 {
+                    rng.next_u64()
                 } else {
-                    special[usize::try_from((seed >> 16) % 7).unwrap_or(0)]
+                    rng.pick(&special)
                 };
                 segment
                     .atomic_u64(offset)?
@@ -72,14 +69,11 @@ pub fn hostile_role(ctx: &mut PeerContext) -> PeerResult {
         "scribble" => {
             let segment = ShmOptions::new().open(&IpcName::new(target.as_str())?)?;
             ctx.ready()?;
-            let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+            let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
             let until = Instant::now() + Duration::from_millis(200);
             while Instant::now() < until {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let offset = usize::try_from(seed >> 40).unwrap_or(0) % (segment.len() - 8);
-                segment.write::<u64>(offset & !7, &seed)?;
+                let offset = usize::try_from(rng.below(segment.len() as u64 - 8)).unwrap_or(0);
+                segment.write::<u64>(offset & !7, &rng.next_u64())?;
             }
         }
         // An unsealed memfd is handed over, then shrunk to nothing.

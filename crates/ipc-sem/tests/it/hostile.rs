@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use ipc_core::IpcName;
 use ipc_sem::{Locked, MutexOptions, RobustMutex, SemaphoreOptions};
 use ipc_shm::{SharedMemory, ShmOptions};
-use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult};
+use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, Rng};
 
 type Counter<'a> = RobustMutex<&'a SharedMemory, u64>;
 
@@ -110,17 +110,14 @@ pub fn mutex_hold_then_unlock_role(ctx: &mut PeerContext) -> PeerResult {
 /// `millis` have passed, picking among `special` values and random ones.
 fn scribble(segment: &SharedMemory, range: std::ops::Range<usize>, special: &[u64], millis: u64) {
     let until = Instant::now() + Duration::from_millis(millis);
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     while Instant::now() < until {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
         let span = u64::try_from(range.len() / 8).unwrap();
-        let offset = range.start + usize::try_from(seed % span).unwrap() * 8;
-        let value = if seed % 3 == 0 {
-            seed
+        let offset = range.start + usize::try_from(rng.below(span)).unwrap() * 8;
+        let value = if rng.below(3) == 0 {
+            rng.next_u64()
         } else {
-            special[usize::try_from((seed >> 8) % special.len() as u64).unwrap()]
+            rng.pick(special)
         };
         segment.atomic_u64(offset).unwrap().store(value, SeqCst);
         std::thread::yield_now();

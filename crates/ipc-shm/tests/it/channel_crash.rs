@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ipc_core::IpcName;
 use ipc_shm::{ChannelOptions, ShmOptions, WaitStrategy};
-use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, test_timeout};
+use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, Rng, test_timeout};
 
 use crate::channel::message;
 
@@ -71,20 +71,18 @@ pub fn scribbler_role(ctx: &mut PeerContext) -> PeerResult {
     let name = IpcName::new(ctx.arg(0)?)?;
     let segment = ShmOptions::new().open(&name)?;
     ctx.ready()?;
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let mut writes = 0u64;
     let deadline = Instant::now() + Duration::from_millis(ctx.arg(1)?.parse()?);
     while Instant::now() < deadline {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
         // Mostly the control lines, sometimes record headers in the ring.
-        let offset = if seed % 4 == 0 {
-            4096 + (seed as usize >> 8) % (64 * 1024 - 8)
+        let offset = if rng.below(4) == 0 {
+            4096 + rng.below(64 * 1024 - 8)
         } else {
-            64 + (seed as usize >> 8) % (4096 - 64 - 8)
+            64 + rng.below(4096 - 64 - 8)
         };
-        segment.write::<u64>(offset & !7, &seed)?;
+        let offset = usize::try_from(offset).unwrap_or(64);
+        segment.write::<u64>(offset & !7, &rng.next_u64())?;
         writes += 1;
     }
     ctx.send(&writes.to_string())?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ipc_core::{Access, CreationMode, IpcName, Permissions};
 use ipc_shm::{HEADER_LEN, Layout, ShmOptions};
-use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, run_unprivileged};
+use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, Rng, run_unprivileged};
 
 const LAYOUT: Layout = Layout::new(0x5445_5354_5345_474d, 7);
 
@@ -306,14 +306,11 @@ fn scribbled_headers_are_errors_never_crashes() {
         assert!(err.is_corrupted(), "offset {offset}: {err}");
         owner.write_at(0, &saved).unwrap();
     }
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for _ in 0..300 {
         let mut noise = [0u8; HEADER_LEN];
         for b in &mut noise {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            *b = seed.to_le_bytes()[0];
+            *b = rng.next_u64().to_le_bytes()[0];
         }
         owner.write_at(0, &noise).unwrap();
         // A random state of 0 or 1 looks like a creator still at work: a timeout, not a hang.

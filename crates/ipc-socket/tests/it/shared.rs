@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ipc_socket::{Datagram, Seqpacket, SeqpacketListener, UdpOptions, UdpSocketExt, UnixAddr};
-use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, test_deadline};
+use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, Rng, test_deadline};
 
 /// The receivers' buffer size, smaller than the sockets' maximum message size (64 KiB);
 /// messages are up to twice as large, so that some do not fit.
@@ -38,14 +38,10 @@ type SendFn = dyn Fn(&[u8]) -> ipc_socket::Result<()>;
 
 /// The sizes of the messages sent, at random from 8 to twice `BUFFER` bytes.
 fn sizes(count: usize) -> Vec<usize> {
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    // Both processes draw the same sizes (a peer inherits any seed override).
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     (0..count)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            8 + usize::try_from(seed % (2 * BUFFER as u64 - 7)).unwrap()
-        })
+        .map(|_| 8 + usize::try_from(rng.below(2 * BUFFER as u64 - 7)).unwrap())
         .collect()
 }
 
