@@ -1,13 +1,48 @@
 //! The examples run as a user would run them, and say what they should.
 
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
+
+/// Runs a command to completion with its output captured, like `Command::output`, but kills
+/// it (and fails the test) if it is still running at a deadline: a hung example is a
+/// failure with its output, not a hung suite.
+trait OutputWithinDeadline {
+    fn output_within_deadline(&mut self) -> Output;
+}
+
+impl OutputWithinDeadline for Command {
+    fn output_within_deadline(&mut self) -> Output {
+        // The longest example run here takes a few seconds; this bounds a hang.
+        let limit = ipc_testkit::test_timeout() * 6;
+        let child = self
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A pidfd, opened before the child can be reaped, can never name another process.
+        let process = ipc_signal::Process::open(child.id()).unwrap();
+        let watchdog = std::thread::spawn(move || {
+            let exited = process.wait_exit(ipc_core::Deadline::after(limit)).is_ok();
+            if !exited {
+                let _ = process.send(ipc_signal::Signal::KILL);
+            }
+            exited
+        });
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            watchdog.join().unwrap(),
+            "still running after {limit:?}, killed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+}
 
 #[test]
 fn pipeline_filters_and_counts() {
     let output = Command::new(env!("CARGO_BIN_EXE_pipe_pipeline"))
         .arg("2000")
-        .output()
-        .unwrap();
+        .output_within_deadline();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -24,8 +59,7 @@ fn pipeline_filters_and_counts() {
 fn fifo_server_hears_every_client() {
     let output = Command::new(env!("CARGO_BIN_EXE_fifo_events"))
         .arg("demo")
-        .output()
-        .unwrap();
+        .output_within_deadline();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -45,8 +79,7 @@ fn fifo_client_without_a_server_fails_cleanly() {
     let path = std::env::temp_dir().join(format!("ipcrs-test-nofifo-{}", std::process::id()));
     let output = Command::new(env!("CARGO_BIN_EXE_fifo_events"))
         .args(["client", path.to_str().unwrap(), "x", "1"])
-        .output()
-        .unwrap();
+        .output_within_deadline();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -59,8 +92,7 @@ fn fifo_client_without_a_server_fails_cleanly() {
 fn uds_echo_serves_every_client_and_cleans_up() {
     let output = Command::new(env!("CARGO_BIN_EXE_uds_echo"))
         .arg("6")
-        .output()
-        .unwrap();
+        .output_within_deadline();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -74,9 +106,7 @@ fn uds_echo_serves_every_client_and_cleans_up() {
 
 #[test]
 fn fd_passing_shares_one_open_file() {
-    let output = Command::new(env!("CARGO_BIN_EXE_fd_passing"))
-        .output()
-        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fd_passing")).output_within_deadline();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -94,9 +124,7 @@ fn fd_passing_shares_one_open_file() {
 
 #[test]
 fn tcp_echo_round_trips() {
-    let output = Command::new(env!("CARGO_BIN_EXE_tcp_echo"))
-        .output()
-        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tcp_echo")).output_within_deadline();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -108,9 +136,7 @@ fn tcp_echo_round_trips() {
 
 #[test]
 fn shm_table_is_read_by_name_and_through_a_sealed_memfd() {
-    let output = Command::new(env!("CARGO_BIN_EXE_shm_table"))
-        .output()
-        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_shm_table")).output_within_deadline();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -133,8 +159,7 @@ fn shm_table_is_read_by_name_and_through_a_sealed_memfd() {
 fn shm_producer_consumer_loses_nothing() {
     let output = Command::new(env!("CARGO_BIN_EXE_shm_producer_consumer"))
         .arg("100000")
-        .output()
-        .unwrap();
+        .output_within_deadline();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -151,8 +176,7 @@ fn shm_producer_consumer_loses_nothing() {
 fn shm_frames_stream_in_place() {
     let output = Command::new(env!("CARGO_BIN_EXE_shm_frames"))
         .arg("20")
-        .output()
-        .unwrap();
+        .output_within_deadline();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -169,8 +193,7 @@ fn shm_frames_stream_in_place() {
 fn sem_bounded_buffer_passes_every_item_in_order() {
     let output = Command::new(env!("CARGO_BIN_EXE_sem_bounded_buffer"))
         .arg("20000")
-        .output()
-        .unwrap();
+        .output_within_deadline();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -185,9 +208,7 @@ fn sem_bounded_buffer_passes_every_item_in_order() {
 
 #[test]
 fn sem_crash_recovery_repairs_the_books() {
-    let output = Command::new(env!("CARGO_BIN_EXE_sem_crash_recovery"))
-        .output()
-        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sem_crash_recovery")).output_within_deadline();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -208,8 +229,7 @@ fn sem_crash_recovery_repairs_the_books() {
 fn mq_client_server_answers_every_request() {
     let output = Command::new(env!("CARGO_BIN_EXE_mq_client_server"))
         .args(["3", "300"])
-        .output()
-        .unwrap();
+        .output_within_deadline();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -232,8 +252,7 @@ fn mq_client_server_answers_every_request() {
 fn mq_events_lose_nothing_and_alerts_come_first() {
     let output = Command::new(env!("CARGO_BIN_EXE_mq_events"))
         .args(["2", "300"])
-        .output()
-        .unwrap();
+        .output_within_deadline();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -248,9 +267,7 @@ fn mq_events_lose_nothing_and_alerts_come_first() {
 
 #[test]
 fn signal_shutdown_removes_the_servers_objects() {
-    let output = Command::new(env!("CARGO_BIN_EXE_signal_shutdown"))
-        .output()
-        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_signal_shutdown")).output_within_deadline();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -271,8 +288,7 @@ fn signal_shutdown_removes_the_servers_objects() {
 fn signal_payloads_come_back_doubled() {
     let output = Command::new(env!("CARGO_BIN_EXE_signal_payloads"))
         .arg("20")
-        .output()
-        .unwrap();
+        .output_within_deadline();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

@@ -55,6 +55,7 @@ mod storm;
 #[allow(unsafe_code)]
 mod sys;
 mod timeout;
+mod wait;
 
 pub use clean::{CleanReport, PROJECT_PREFIX, clean_stale};
 pub use leak::{LeakGuard, LeakReport};
@@ -67,6 +68,7 @@ pub use peer::{
 pub use rng::{Rng, SEED_ENV};
 pub use storm::{STORM_SIGNAL, SignalStorm};
 pub use timeout::{TIMEOUT_SCALE_ENV, test_deadline, test_timeout};
+pub use wait::{pause, wait_until};
 
 use ipc_core::IpcName;
 

@@ -58,10 +58,10 @@ fn interrupted_wait_still_gets_its_data() {
     let received_before = SignalStorm::received();
     let writer = std::thread::spawn(move || {
         // Write only after the waiting thread has been interrupted a few times.
-        let deadline = test_deadline();
-        while SignalStorm::received() < received_before + 20 && !deadline.has_expired() {
-            std::thread::yield_now();
-        }
+        ipc_testkit::wait_until(test_deadline(), || {
+            SignalStorm::received() >= received_before + 20
+        })
+        .expect("the storm's signals never arrived");
         nix::unistd::write(&w, b"x").unwrap();
         w
     });

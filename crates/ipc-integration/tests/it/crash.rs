@@ -92,11 +92,11 @@ pub fn producer_role(ctx: &mut PeerContext) -> PeerResult {
                 .open_producer(&name)?;
             for seq in 0..5 {
                 encode(producer, seq, MAX_MESSAGE, &mut buf);
-                producer_end.send(&buf)?;
+                producer_end.send_timeout(&buf, test_timeout())?;
                 ack.store(seq + 1, Ordering::SeqCst);
             }
             encode(producer, 5, MAX_MESSAGE, &mut buf);
-            let mut loan = producer_end.loan(buf.len())?;
+            let mut loan = producer_end.loan_timeout(buf.len(), test_timeout())?;
             loan.write_at(0, &buf[..buf.len() / 2])?;
             ctx.ready_with("at point")?;
             loop {
@@ -160,7 +160,7 @@ fn producer_kills(mechanism: Mechanism, named: Option<&str>) {
                     Err(e) => panic!("{label}: {e}"),
                 }
             }
-            std::thread::sleep(Duration::from_micros(rng.below(500)));
+            ipc_testkit::pause(Duration::from_micros(rng.below(500)));
         }
         peer.kill().unwrap();
         report.injections += 1;
@@ -307,7 +307,7 @@ fn consumer_kills(mechanism: Mechanism) {
                 Err(e) => panic!("the producer was wedged: {e}"),
             }
         }
-        std::thread::sleep(Duration::from_micros(rng.below(300)));
+        ipc_testkit::pause(Duration::from_micros(rng.below(300)));
         peer.kill().unwrap();
         report.injections += 1;
         consumed += ack_word(&acks).load(Ordering::SeqCst);
@@ -402,7 +402,7 @@ fn crash_seqpacket_fd_senders() {
         let mut taken = 0;
         loop {
             if taken == take && killed.is_none() {
-                std::thread::sleep(Duration::from_micros(rng.below(300)));
+                ipc_testkit::pause(Duration::from_micros(rng.below(300)));
                 peer.kill().unwrap();
                 report.injections += 1;
                 killed = Some(Instant::now());
@@ -460,7 +460,7 @@ pub fn lock_holder_role(ctx: &mut PeerContext) -> PeerResult {
     let holding = ctx.arg(1)? == "holding";
     ctx.ready()?;
     for n in 1u64.. {
-        let guard = match pair.lock()? {
+        let guard = match pair.lock_timeout(test_timeout())? {
             Locked::Clean(guard) => guard,
             Locked::OwnerDied(recovery) => {
                 let [a, _] = recovery.get();
@@ -499,7 +499,7 @@ fn crash_robust_mutex_holders() {
         if holding {
             assert_eq!(peer.recv().unwrap(), "at point");
         } else {
-            std::thread::sleep(Duration::from_micros(rng.below(2000)));
+            ipc_testkit::pause(Duration::from_micros(rng.below(2000)));
         }
         peer.kill().unwrap();
         report.injections += 1;
@@ -558,7 +558,7 @@ fn crash_sysv_semaphore_holders() {
     for injection in 0..injections() {
         let take = rng.below(4).to_string();
         let mut peer = Peer::spawn("crash-permit-holder", &[name.as_str(), &take]);
-        std::thread::sleep(Duration::from_micros(rng.below(1000)));
+        ipc_testkit::pause(Duration::from_micros(rng.below(1000)));
         peer.kill().unwrap();
         report.injections += 1;
         let killed = Instant::now();
@@ -715,7 +715,7 @@ fn attach_kills(side: &str) {
         );
         if !at_point {
             peer.send("go").unwrap();
-            std::thread::sleep(Duration::from_micros(rng.below(400)));
+            ipc_testkit::pause(Duration::from_micros(rng.below(400)));
         }
         peer.kill().unwrap();
         report.injections += 1;

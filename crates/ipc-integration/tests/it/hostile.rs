@@ -116,7 +116,7 @@ pub fn hostile_role(ctx: &mut PeerContext) -> PeerResult {
             while Instant::now() < until {
                 ipc_signal::send(pid, ipc_signal::Signal::WINCH)?;
                 sent += 1;
-                std::thread::sleep(Duration::from_micros(100));
+                ipc_testkit::pause(Duration::from_micros(100));
             }
             ctx.send(&sent.to_string())?;
         }

@@ -22,7 +22,7 @@ fn open(name: &IpcName, direction: Direction) -> MessageQueue {
 /// until killed, so that the name stays after a crash.
 pub fn create_and_die_role(ctx: &mut PeerContext) -> PeerResult {
     let queue = small().create(&IpcName::new(ctx.arg(0)?)?)?;
-    queue.send(b"left behind", 3)?;
+    queue.send_timeout(b"left behind", 3, ipc_testkit::test_timeout())?;
     ctx.ready()?;
     loop {
         std::thread::park();
@@ -49,7 +49,7 @@ pub fn send_role(ctx: &mut PeerContext) -> PeerResult {
     let queue = QueueOptions::new().open(&IpcName::new(ctx.arg(0)?)?, Direction::Send)?;
     ctx.ready()?;
     let line = ctx.recv()?;
-    queue.send(line.as_bytes(), 0)?;
+    queue.send_timeout(line.as_bytes(), 0, ipc_testkit::test_timeout())?;
     Ok(())
 }
 
@@ -63,8 +63,8 @@ pub fn open_role(ctx: &mut PeerContext) -> PeerResult {
         .accept_other_owner(accept)
         .open(&name, Direction::Both)
         .and_then(|queue| {
-            queue.send(b"hi", 0)?;
-            queue.recv_message()
+            queue.send_timeout(b"hi", 0, ipc_testkit::test_timeout())?;
+            queue.recv_message_timeout(ipc_testkit::test_timeout())
         });
     match result {
         Ok(_) => ctx.send("ok")?,
@@ -410,10 +410,10 @@ fn signals_do_not_shorten_waits_or_lose_messages() {
     let received = SignalStorm::received();
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            let deadline = ipc_testkit::test_deadline();
-            while SignalStorm::received() < received + 20 && !deadline.has_expired() {
-                std::thread::yield_now();
-            }
+            ipc_testkit::wait_until(ipc_testkit::test_deadline(), || {
+                SignalStorm::received() >= received + 20
+            })
+            .expect("the storm's signals never arrived");
             queue.send(b"through the storm", 0).unwrap();
         });
         assert_eq!(queue.recv_message().unwrap().data, b"through the storm");

@@ -131,10 +131,8 @@ fn reads_survive_a_signal_storm() {
     assert!(start.elapsed() >= Duration::from_millis(200));
     // A blocking read gets data that arrives after many interruptions.
     let writer = std::thread::spawn(move || {
-        let deadline = test_deadline();
-        while SignalStorm::received() < before + 100 && !deadline.has_expired() {
-            std::thread::yield_now();
-        }
+        ipc_testkit::wait_until(test_deadline(), || SignalStorm::received() >= before + 100)
+            .expect("the storm's signals never arrived");
         (&w).write_all(b"late").unwrap();
     });
     let mut buf = [0u8; 4];

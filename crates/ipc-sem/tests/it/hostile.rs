@@ -93,7 +93,7 @@ pub fn semaphore_victim_role(ctx: &mut PeerContext) -> PeerResult {
 pub fn mutex_hold_then_unlock_role(ctx: &mut PeerContext) -> PeerResult {
     let segment = ShmOptions::new().open(&IpcName::new(ctx.arg(0)?)?)?;
     let counter: Counter<'_> = MutexOptions::new().open_in(&segment, 0)?;
-    let guard = counter.lock()?.clean()?;
+    let guard = counter.lock_timeout(ipc_testkit::test_timeout())?.clean()?;
     ctx.ready()?;
     ctx.recv()?;
     drop(guard);

@@ -23,7 +23,7 @@ pub fn hold_role(ctx: &mut PeerContext) -> PeerResult {
     let segment = ShmOptions::new().open(&IpcName::new(ctx.arg(0)?)?)?;
     let value: u64 = ctx.arg(1)?.parse()?;
     let counter: Counter<'_> = MutexOptions::new().open_in(&segment, 0)?;
-    let guard = counter.lock()?.clean()?;
+    let guard = counter.lock_timeout(ipc_testkit::test_timeout())?.clean()?;
     guard.set(value);
     ctx.ready()?;
     loop {
@@ -39,7 +39,7 @@ pub fn count_role(ctx: &mut PeerContext) -> PeerResult {
     let counter: Counter<'_> = MutexOptions::new().open_in(&segment, 0)?;
     ctx.ready()?;
     for _ in 0..count {
-        let guard = counter.lock()?.clean()?;
+        let guard = counter.lock_timeout(ipc_testkit::test_timeout())?.clean()?;
         let value = guard.get();
         std::hint::spin_loop();
         guard.set(value + 1);
@@ -122,11 +122,17 @@ fn a_timed_lock_times_out_or_learns_of_the_holders_death() {
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert!(start.elapsed() >= Duration::from_millis(50));
-    // The holder dies while this thread waits: the wait ends with the news.
+    // The holder dies while this thread waits: the wait ends with the news. The mutex's
+    // sleeper count (byte 44 of its block, see the layout in ipc-sem's mutex docs) says
+    // when this thread sleeps in the wait.
     let pid = holder.pid();
+    let sleepers = segment.atomic_u32(44).unwrap();
     std::thread::scope(|scope| {
         scope.spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
+            ipc_testkit::wait_until(ipc_testkit::test_deadline(), || {
+                sleepers.load(std::sync::atomic::Ordering::SeqCst) > 0
+            })
+            .expect("the lock never slept");
             holder.kill().unwrap();
         });
         match counter.lock_timeout(ipc_testkit::test_timeout()).unwrap() {

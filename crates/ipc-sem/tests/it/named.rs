@@ -21,7 +21,7 @@ pub fn wait_role(ctx: &mut PeerContext) -> PeerResult {
 /// Opens semaphore arg 0, takes a permit and holds it until killed.
 pub fn hold_role(ctx: &mut PeerContext) -> PeerResult {
     let sem = SemaphoreOptions::new().open(&IpcName::new(ctx.arg(0)?)?)?;
-    let _permit = sem.acquire()?;
+    let _permit = sem.acquire_timeout(ipc_testkit::test_timeout())?;
     ctx.ready()?;
     loop {
         std::thread::park();
@@ -60,7 +60,7 @@ pub fn open_role(ctx: &mut PeerContext) -> PeerResult {
     {
         Ok(sem) => {
             sem.post()?;
-            sem.wait()?;
+            sem.wait_timeout(ipc_testkit::test_timeout())?;
             ctx.send("ok")?;
         }
         Err(err) => ctx.send(&format!("{:?}", err.kind()))?,
@@ -282,10 +282,10 @@ fn signals_neither_end_a_wait_early_nor_lose_a_permit() {
     let received = SignalStorm::received();
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            let deadline = ipc_testkit::test_deadline();
-            while SignalStorm::received() < received + 20 && !deadline.has_expired() {
-                std::thread::yield_now();
-            }
+            ipc_testkit::wait_until(ipc_testkit::test_deadline(), || {
+                SignalStorm::received() >= received + 20
+            })
+            .expect("the storm's signals never arrived");
             sem.post().unwrap();
         });
         sem.wait().unwrap();

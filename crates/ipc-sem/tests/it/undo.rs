@@ -10,7 +10,7 @@ use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, SignalStorm, run_unp
 /// Opens the undo semaphore arg 0, takes a permit and holds it until killed.
 pub fn hold_role(ctx: &mut PeerContext) -> PeerResult {
     let sem = SemaphoreOptions::new().open_undo(&IpcName::new(ctx.arg(0)?)?)?;
-    sem.wait()?;
+    sem.wait_timeout(ipc_testkit::test_timeout())?;
     ctx.ready()?;
     loop {
         std::thread::park();
@@ -111,12 +111,11 @@ fn the_creator_removes_it_and_waiters_learn_of_it() {
     let mut sem = SemaphoreOptions::new().create_undo(&name).unwrap();
     let mut waiter = Peer::spawn("undo-wait", &[name.as_str(), "refuse"]);
     // Let the waiter reach its wait: the set's waiter count says when.
-    let deadline = ipc_testkit::test_deadline();
     // SAFETY: GETNCNT takes no fourth argument.
-    while unsafe { libc::semctl(sem.id(), 0, libc::GETNCNT) } < 1 {
-        assert!(!deadline.has_expired(), "the waiter never waited");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    ipc_testkit::wait_until(ipc_testkit::test_deadline(), || unsafe {
+        libc::semctl(sem.id(), 0, libc::GETNCNT) >= 1
+    })
+    .expect("the waiter never waited");
     sem.remove().unwrap();
     assert_eq!(waiter.recv().unwrap(), "gone");
     waiter.wait_success().unwrap();
@@ -275,12 +274,11 @@ fn a_set_with_a_live_waiter_is_not_stale() {
     let name = guard.name("undo-waited");
     let (id, _) = crashed_creator(&name, false);
     let mut waiter = Peer::spawn("undo-wait", &[name.as_str(), "refuse"]);
-    let deadline = ipc_testkit::test_deadline();
     // SAFETY: GETNCNT takes no fourth argument.
-    while unsafe { libc::semctl(id, 0, libc::GETNCNT) } < 1 {
-        assert!(!deadline.has_expired(), "the waiter never waited");
-        std::thread::yield_now();
-    }
+    ipc_testkit::wait_until(ipc_testkit::test_deadline(), || unsafe {
+        libc::semctl(id, 0, libc::GETNCNT) >= 1
+    })
+    .expect("the waiter never waited");
     // The creator and the last changer are dead, but the waiter lives.
     assert_eq!(find_stale(id), None);
     let mut handle = SemaphoreOptions::new().open_undo(&name).unwrap();

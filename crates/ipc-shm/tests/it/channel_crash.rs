@@ -34,9 +34,9 @@ pub fn producer_role(ctx: &mut PeerContext) -> PeerResult {
         }
         "loan" => {
             for i in 0..3 {
-                producer.send(&message(i, max))?;
+                producer.send_timeout(&message(i, max), test_timeout())?;
             }
-            let mut loan = producer.loan(100)?;
+            let mut loan = producer.loan_timeout(100, test_timeout())?;
             loan.write_at(0, &[0xee; 100])?;
             ctx.ready()?;
             loop {
@@ -184,10 +184,10 @@ fn peer_death_during_a_blocking_wait_is_seen() {
     let watch = ShmOptions::new().open(&name).unwrap();
     let killer = std::thread::spawn(move || {
         let flag = watch.atomic_u32(644).unwrap();
-        let deadline = ipc_testkit::test_deadline();
-        while flag.load(std::sync::atomic::Ordering::Acquire) == 0 && !deadline.has_expired() {
-            std::thread::yield_now();
-        }
+        ipc_testkit::wait_until(ipc_testkit::test_deadline(), || {
+            flag.load(std::sync::atomic::Ordering::Acquire) != 0
+        })
+        .expect("the consumer never parked");
         peer.kill().unwrap();
     });
     let mut buf = [0u8; 16];

@@ -77,16 +77,11 @@ fn stop_resume_and_terminate() {
     assert!(start.elapsed() >= Duration::from_millis(30));
 
     process.stop().unwrap();
-    let deadline = test_deadline();
-    while state_of(process.pid()) != 'T' {
-        assert!(!deadline.has_expired(), "never stopped");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    ipc_testkit::wait_until(test_deadline(), || state_of(process.pid()) == 'T')
+        .expect("never stopped");
     process.resume().unwrap();
-    while state_of(process.pid()) == 'T' {
-        assert!(!deadline.has_expired(), "never resumed");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    ipc_testkit::wait_until(test_deadline(), || state_of(process.pid()) != 'T')
+        .expect("never resumed");
     assert_eq!(
         process.terminate(Duration::from_secs(5)).unwrap(),
         Termination::Graceful

@@ -63,22 +63,14 @@ fn many_clients_and_a_clean_shutdown() {
     assert_eq!(served.load(Ordering::SeqCst), 8 * 50);
 
     // The handlers of the clients above end on their own once those clients are gone.
-    let deadline = ipc_testkit::test_deadline();
-    while server.clients() > 0 {
-        assert!(!deadline.has_expired(), "the handlers never ended");
-        std::thread::yield_now();
-    }
+    ipc_testkit::wait_until(ipc_testkit::test_deadline(), || server.clients() == 0)
+        .expect("the handlers never ended");
     // A client that stays connected and silent: shutdown must not wait for it.
     let idle = connect_stream(&addr).unwrap();
     // Wait until the server has taken it on (a connection never accepted would be reset;
     // counting from zero, so that a handler of the earlier clients is not mistaken for it).
-    while server.clients() == 0 {
-        assert!(
-            !deadline.has_expired(),
-            "the idle client was never accepted"
-        );
-        std::thread::yield_now();
-    }
+    ipc_testkit::wait_until(ipc_testkit::test_deadline(), || server.clients() > 0)
+        .expect("the idle client was never accepted");
     let mut line = String::new();
     let reader =
         std::thread::spawn(move || BufReader::new(idle).read_line(&mut line).map(|_| line));
