@@ -23,12 +23,7 @@ pub const PIPE_BUF: usize = libc::PIPE_BUF;
 /// straight into the caller's buffer.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// How a receive or send may wait.
-#[derive(Clone, Copy, Debug)]
-enum Wait {
-    Try,
-    Until(Deadline),
-}
+use crate::internal::Wait;
 
 /// Sends length-prefixed messages over a byte stream.
 ///
@@ -280,7 +275,7 @@ impl<W: WriteReady> FramedWriter<W> {
                         // Once a frame has started, finishing it is part of the send: a
                         // `try_send` waits for the rest as a blocking send would, which
                         // ends when the reader reads on or goes away.
-                        Wait::Try => self.inner.wait_writable(Deadline::NEVER),
+                        Wait::Try | Wait::Block => self.inner.wait_writable(Deadline::NEVER),
                         Wait::Until(deadline) => self.inner.wait_writable(deadline),
                     };
                     waited.map_err(|err| (written, err))?;
@@ -526,6 +521,7 @@ impl<R: ReadReady> FramedReader<R> {
                 Err(err) if err.is_interrupted() => {}
                 Err(err) if err.is_would_block() => match wait {
                     Wait::Try => return Err(Error::would_block(op)),
+                    Wait::Block => inner.wait_readable(Deadline::NEVER)?,
                     Wait::Until(deadline) => inner.wait_readable(deadline)?,
                 },
                 other => return other,

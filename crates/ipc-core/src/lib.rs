@@ -50,6 +50,8 @@ mod deadline;
 mod error;
 mod frame;
 mod futex;
+#[doc(hidden)]
+pub mod internal;
 mod message;
 mod mode;
 mod name;
@@ -66,7 +68,6 @@ pub use cleanup::{is_stale, objects_in_use};
 pub use deadline::{Clock, Deadline, retry_eintr};
 pub use error::{Error, Limit, Result, SyscallReturn, cvt};
 pub use frame::{DEFAULT_MAX_MESSAGE_SIZE, FRAME_HEADER_LEN, FramedReader, FramedWriter, PIPE_BUF};
-pub use futex::{ThreadIdentity, futex_wait, futex_wake};
 pub use message::{MessageReceiver, MessageSender};
 pub use mode::{Access, CreationMode, OpenIntent, Opened, Permissions, Unlink, UnlinkOnDrop};
 pub use name::IpcName;

@@ -5,6 +5,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
+use ipc_core::internal::Wait;
 use ipc_core::{
     Clock, CreationMode, Deadline, Error, IpcName, Limit, MessageReceiver, MessageSender,
     OpenIntent, Permissions, Result, ShmSafe, Unlink, UnlinkOnDrop,
@@ -399,7 +400,7 @@ impl MessageQueue {
 
     fn send_with(&self, msg: &[u8], priority: u32, wait: Wait, op: &'static str) -> Result<()> {
         self.check_send(msg.len(), priority, op)?;
-        wait.run(op, self.subject(), |at| {
+        run(wait, op, self.subject(), |at| {
             sys::mq_send(self.fd.as_fd(), msg, priority, at)
         })
     }
@@ -447,7 +448,7 @@ impl MessageQueue {
             return Err(Error::buffer_too_small(op, self.max_message, buf.len())
                 .with_subject(self.subject()));
         }
-        wait.run(op, self.subject(), |at| {
+        run(wait, op, self.subject(), |at| {
             sys::mq_receive(self.fd.as_fd(), buf, at)
         })
     }
@@ -528,7 +529,7 @@ impl MessageQueue {
         op: &'static str,
     ) -> Result<()> {
         self.check_send(std::mem::size_of::<T>(), priority, op)?;
-        wait.run(op, self.subject(), |at| {
+        run(wait, op, self.subject(), |at| {
             sys::mq_send_value(self.fd.as_fd(), value, priority, at)
         })
     }
@@ -654,61 +655,51 @@ impl MessageQueue {
     }
 }
 
-/// How an operation may wait.
-#[derive(Clone, Copy, Debug)]
-enum Wait {
-    Block,
-    Try,
-    Until(Deadline),
-}
-
 /// A time long past, for an attempt that must not wait.
 const LONG_AGO: libc::timespec = libc::timespec {
     tv_sec: 0,
     tv_nsec: 0,
 };
 
-impl Wait {
-    /// Runs a queue call that takes an absolute `CLOCK_REALTIME` time (or none to block),
-    /// retrying `EINTR` against the deadline and naming the outcome.
-    fn run<T>(
-        self,
-        op: &'static str,
-        subject: &str,
-        mut call: impl FnMut(Option<&libc::timespec>) -> io::Result<T>,
-    ) -> Result<T> {
-        let deadline = match self {
-            Wait::Until(deadline) => deadline,
-            Wait::Block | Wait::Try => Deadline::NEVER,
+/// Runs a queue call that may wait as `wait` says and takes an absolute `CLOCK_REALTIME`
+/// time (or none to block), retrying `EINTR` against the deadline and naming the outcome.
+fn run<T>(
+    wait: Wait,
+    op: &'static str,
+    subject: &str,
+    mut call: impl FnMut(Option<&libc::timespec>) -> io::Result<T>,
+) -> Result<T> {
+    let deadline = match wait {
+        Wait::Until(deadline) => deadline,
+        Wait::Block | Wait::Try => Deadline::NEVER,
+    };
+    deadline.retry(|deadline| {
+        let at = match wait {
+            Wait::Block => None,
+            // A time already past: the call succeeds if it can at once, and times out
+            // otherwise (also on a blocking descriptor).
+            Wait::Try => Some(LONG_AGO),
+            Wait::Until(_) => Some(
+                deadline
+                    .absolute_timespec(Clock::Realtime)?
+                    .unwrap_or(LONG_AGO),
+            ),
         };
-        deadline.retry(|deadline| {
-            let at = match self {
-                Wait::Block => None,
-                // A time already past: the call succeeds if it can at once, and times out
-                // otherwise (also on a blocking descriptor).
-                Wait::Try => Some(LONG_AGO),
-                Wait::Until(_) => Some(
-                    deadline
-                        .absolute_timespec(Clock::Realtime)?
-                        .unwrap_or(LONG_AGO),
-                ),
-            };
-            call(at.as_ref()).map_err(|e| match e.raw_os_error() {
-                Some(libc::EAGAIN) => Error::would_block(op).with_subject(subject),
-                Some(libc::ETIMEDOUT) if matches!(self, Wait::Try) => {
-                    Error::would_block(op).with_subject(subject)
-                }
-                Some(libc::ETIMEDOUT) => Error::timed_out(op).with_subject(subject),
-                Some(libc::EBADF) => Error::new(
-                    op,
-                    io::ErrorKind::PermissionDenied,
-                    "the queue was not opened for this direction",
-                )
-                .with_subject(subject),
-                _ => Error::from(e).with_op(op).with_subject(subject),
-            })
+        call(at.as_ref()).map_err(|e| match e.raw_os_error() {
+            Some(libc::EAGAIN) => Error::would_block(op).with_subject(subject),
+            Some(libc::ETIMEDOUT) if matches!(wait, Wait::Try) => {
+                Error::would_block(op).with_subject(subject)
+            }
+            Some(libc::ETIMEDOUT) => Error::timed_out(op).with_subject(subject),
+            Some(libc::EBADF) => Error::new(
+                op,
+                io::ErrorKind::PermissionDenied,
+                "the queue was not opened for this direction",
+            )
+            .with_subject(subject),
+            _ => Error::from(e).with_op(op).with_subject(subject),
         })
-    }
+    })
 }
 
 impl AsFd for MessageQueue {

@@ -12,13 +12,7 @@ use crate::sys;
 /// The file that holds the largest capacity an unprivileged process may give a pipe.
 pub(crate) const PIPE_MAX_SIZE: &str = "/proc/sys/fs/pipe-max-size";
 
-/// How a read or write may wait.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Wait {
-    Block,
-    Try,
-    Until(Deadline),
-}
+pub(crate) use ipc_core::internal::Wait;
 
 /// A description of a pipe end for error messages: `pipe (fd 5)`.
 pub(crate) fn subject(fd: BorrowedFd<'_>) -> String {

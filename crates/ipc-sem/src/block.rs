@@ -5,7 +5,7 @@
 //!  0  magic u32     what the block holds (written before the state says ready)
 //!  4  state u32     0 not initialised, 1 ready
 //!  8  param u32     the object's parameter (a semaphore's bound, 0 for none)
-//! 16  claim u64     0, or the thread initialising it (ipc_core::ThreadIdentity: its id and
+//! 16  claim u64     0, or the thread initialising it (ipc_core::internal::ThreadIdentity: its id and
 //!                   start time, so that a later thread with the same id is not taken for it)
 //! 32  the object    (a semaphore's count, a mutex's lock word)
 //! ```
@@ -14,7 +14,8 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ipc_core::{Deadline, Error, Result, SharedRegion, ThreadIdentity};
+use ipc_core::internal::ThreadIdentity;
+use ipc_core::{Deadline, Error, Result, SharedRegion};
 
 use crate::sys::Block;
 

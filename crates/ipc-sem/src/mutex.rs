@@ -16,7 +16,8 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ipc_core::{Deadline, Error, Result, SharedRegion, ShmSafe, ThreadIdentity};
+use ipc_core::internal::{ThreadIdentity, Wait};
+use ipc_core::{Error, Result, SharedRegion, ShmSafe};
 
 use crate::block::{self, OBJECT, PARAM};
 use crate::sys::Block;
@@ -203,13 +204,6 @@ impl<R, T: ShmSafe> RobustMutex<R, T> {
     pub const SIZE: usize = DATA + std::mem::size_of::<T>();
 }
 
-/// How a lock attempt may wait.
-#[derive(Clone, Copy)]
-enum Wait {
-    Try,
-    Until(Deadline),
-}
-
 impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
     #[inline]
     fn lock_word(&self) -> &AtomicU64 {
@@ -271,9 +265,8 @@ impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
                 }
                 continue;
             }
-            let deadline = match wait {
-                Wait::Try => return Err(Error::would_block(op)),
-                Wait::Until(deadline) => deadline,
+            let Some(deadline) = wait.deadline() else {
+                return Err(Error::would_block(op));
             };
             if spins < SPINS {
                 spins += 1;
@@ -288,7 +281,7 @@ impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
             let seq = wakes.load(Ordering::SeqCst);
             sleepers.fetch_add(1, Ordering::SeqCst);
             if lock.load(Ordering::SeqCst) == seen {
-                ipc_core::futex_wait(wakes, seq, Some(slice));
+                ipc_core::internal::futex_wait(wakes, seq, Some(slice));
             }
             sleepers.fetch_sub(1, Ordering::SeqCst);
             check_holder = lock.load(Ordering::SeqCst) == seen;
@@ -308,7 +301,7 @@ impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
     /// `EDEADLK` if this thread already holds it.
     #[inline]
     pub fn lock(&self) -> Result<Locked<'_, R, T>> {
-        self.acquire(Wait::Until(Deadline::NEVER), "mutex_lock")
+        self.acquire(Wait::Block, "mutex_lock")
     }
 
     /// Locks the mutex if it is free now, or if its holder is dead (which a busy mutex
@@ -328,7 +321,7 @@ impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
     ///
     /// `TimedOut` if it stayed locked; otherwise as [`lock`](RobustMutex::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> Result<Locked<'_, R, T>> {
-        self.acquire(Wait::Until(Deadline::after(timeout)), "mutex_lock_timeout")
+        self.acquire(Wait::after(timeout), "mutex_lock_timeout")
     }
 
     /// The region the mutex lives in.
@@ -355,7 +348,7 @@ impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
         if self.block.word(SLEEPERS).load(Ordering::SeqCst) != 0 {
             let wakes = self.block.word(WAKES);
             wakes.fetch_add(1, Ordering::SeqCst);
-            ipc_core::futex_wake(wakes, count);
+            ipc_core::internal::futex_wake(wakes, count);
         }
     }
 }

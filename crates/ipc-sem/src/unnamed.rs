@@ -10,7 +10,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ipc_core::{Deadline, Error, Limit, Result, SharedRegion};
+use ipc_core::internal::Wait;
+use ipc_core::{Error, Limit, Result, SharedRegion};
 
 use crate::block::{self, OBJECT, PARAM};
 use crate::permit::{Release, Sealed};
@@ -149,7 +150,7 @@ impl<R: SharedRegion> Semaphore<R> {
             }
         }
         if self.block.word(SLEEPERS).load(Ordering::SeqCst) != 0 {
-            ipc_core::futex_wake(value, 1);
+            ipc_core::internal::futex_wake(value, 1);
         }
         Ok(())
     }
@@ -169,9 +170,9 @@ impl<R: SharedRegion> Semaphore<R> {
         .with_subject(SUBJECT)
     }
 
-    /// Takes one permit, waiting until `deadline` (none for `None`: a try).
+    /// Takes one permit, waiting as `wait` says.
     #[inline]
-    fn take(&self, deadline: Option<Deadline>, op: &'static str) -> Result<()> {
+    fn take(&self, wait: Wait, op: &'static str) -> Result<()> {
         let value = self.value_word();
         let mut spins = 0u32;
         loop {
@@ -185,7 +186,7 @@ impl<R: SharedRegion> Semaphore<R> {
                 }
                 continue;
             }
-            let Some(deadline) = deadline else {
+            let Some(deadline) = wait.deadline() else {
                 return Err(Error::would_block(op).with_subject(SUBJECT));
             };
             if spins < SPINS {
@@ -201,7 +202,7 @@ impl<R: SharedRegion> Semaphore<R> {
             // wake-up is missed. Signals and spurious wake-ups just go round again.
             let sleepers = self.block.word(SLEEPERS);
             sleepers.fetch_add(1, Ordering::SeqCst);
-            ipc_core::futex_wait(value, 0, left);
+            ipc_core::internal::futex_wait(value, 0, left);
             sleepers.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -213,7 +214,7 @@ impl<R: SharedRegion> Semaphore<R> {
     /// None for a semaphore whose header checked out; the `Result` matches the other forms.
     #[inline]
     pub fn wait(&self) -> Result<()> {
-        self.take(Some(Deadline::NEVER), "wait")
+        self.take(Wait::Block, "wait")
     }
 
     /// Takes one permit if one is available now.
@@ -222,7 +223,7 @@ impl<R: SharedRegion> Semaphore<R> {
     ///
     /// `WouldBlock` if the value is 0.
     pub fn try_wait(&self) -> Result<()> {
-        self.take(None, "try_wait")
+        self.take(Wait::Try, "try_wait")
     }
 
     /// Takes one permit, waiting at most `timeout` (on the monotonic clock).
@@ -231,7 +232,7 @@ impl<R: SharedRegion> Semaphore<R> {
     ///
     /// `TimedOut` if no permit came in time.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
-        self.take(Some(Deadline::after(timeout)), "wait_timeout")
+        self.take(Wait::after(timeout), "wait_timeout")
     }
 
     /// The current value.

@@ -55,6 +55,7 @@ use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
+use ipc_core::internal::Wait;
 use ipc_core::{
     Deadline, Error, IpcName, Limit, MessageReceiver, MessageSender, Permissions, Result,
 };
@@ -629,7 +630,7 @@ impl Ring {
         }
         let futex = self.control.word(PEER_FUTEX);
         futex.fetch_add(1, Ordering::Release);
-        ipc_core::futex_wake(futex, i32::MAX);
+        ipc_core::internal::futex_wake(futex, i32::MAX);
     }
 
     /// Whether the peer closed its end (a relaxed read: for the fast paths).
@@ -652,7 +653,7 @@ impl Ring {
         if self.control.word(PEER_SLEEPING).load(Ordering::Relaxed) != 0 {
             let futex = self.control.word(PEER_FUTEX);
             futex.fetch_add(1, Ordering::Release);
-            ipc_core::futex_wake(futex, 1);
+            ipc_core::internal::futex_wake(futex, 1);
         }
         Ok(())
     }
@@ -727,7 +728,7 @@ impl Ring {
                 self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
                 return Err(Error::timed_out(op));
             }
-            ipc_core::futex_wait(self.control.word(OWN_FUTEX), seq, Some(slice));
+            ipc_core::internal::futex_wait(self.control.word(OWN_FUTEX), seq, Some(slice));
             self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
         }
     }
@@ -743,14 +744,6 @@ impl Ring {
             )),
         }
     }
-}
-
-/// How an operation may wait.
-#[derive(Clone, Copy, Debug)]
-enum Wait {
-    Block,
-    Try,
-    Until(Deadline),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

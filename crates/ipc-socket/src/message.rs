@@ -3,7 +3,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use ipc_core::{Deadline, Error, Limit, Result, poll_fd};
+use ipc_core::{Error, Limit, Result, poll_fd};
 use nix::poll::PollFlags;
 use nix::sys::socket::{MsgFlags, SockaddrLike};
 
@@ -11,15 +11,18 @@ use nix::sys::socket::{MsgFlags, SockaddrLike};
 /// [`Datagram`](crate::Datagram): 64 KiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
 
-/// How a call may wait.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Wait {
-    Block,
-    Try,
-    Until(Deadline),
+pub(crate) use ipc_core::internal::Wait;
+
+/// What a message socket call needs to know of how it may wait.
+pub(crate) trait SocketWait {
+    /// The flags that make the call itself wait or not.
+    fn flags(self) -> MsgFlags;
+
+    /// After `EAGAIN`: fail with `WouldBlock` or wait for `events`.
+    fn wait(self, fd: BorrowedFd<'_>, events: PollFlags, op: &'static str) -> Result<()>;
 }
 
-impl Wait {
+impl SocketWait for Wait {
     fn flags(self) -> MsgFlags {
         match self {
             Wait::Block => MsgFlags::empty(),
@@ -27,7 +30,6 @@ impl Wait {
         }
     }
 
-    /// After `EAGAIN`: fail with `WouldBlock` or wait for `events`.
     fn wait(self, fd: BorrowedFd<'_>, events: PollFlags, op: &'static str) -> Result<()> {
         match self {
             // A blocking call meets EAGAIN only if the socket was put in non-blocking mode.

@@ -44,9 +44,10 @@ pub fn hostile_role(ctx: &mut PeerContext) -> PeerResult {
         // 512) in segment arg 1, while the victim uses them.
         "scribble-sync" => {
             let segment = ShmOptions::new().open(&IpcName::new(target.as_str())?)?;
-            let dead = std::thread::spawn(|| ipc_core::ThreadIdentity::current().to_bits())
-                .join()
-                .map_err(|_| "the helper thread panicked")?;
+            let dead =
+                std::thread::spawn(|| ipc_core::internal::ThreadIdentity::current().to_bits())
+                    .join()
+                    .map_err(|_| "the helper thread panicked")?;
             ctx.ready()?;
             let special = [0, u64::MAX, 1 << 63, 1 << 62, dead, dead | 1 << 62, 1];
             let mut rng = Rng::new(0x5c41_bb1e);

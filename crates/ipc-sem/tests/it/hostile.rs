@@ -132,7 +132,7 @@ fn segment(guard: &LeakGuard, tag: &str) -> (IpcName, SharedMemory) {
 
 /// A dead thread's identity with the "inconsistent" bit, and the same without.
 fn dead_holder() -> u64 {
-    std::thread::spawn(|| ipc_core::ThreadIdentity::current().to_bits())
+    std::thread::spawn(|| ipc_core::internal::ThreadIdentity::current().to_bits())
         .join()
         .unwrap()
 }

@@ -43,7 +43,7 @@ const CLAIM: usize = 16;
 pub fn claim_and_hang_role(ctx: &mut PeerContext) -> PeerResult {
     let segment = ShmOptions::new().open(&IpcName::new(ctx.arg(0)?)?)?;
     segment.atomic_u64(CLAIM)?.store(
-        ipc_core::ThreadIdentity::current().to_bits(),
+        ipc_core::internal::ThreadIdentity::current().to_bits(),
         Ordering::SeqCst,
     );
     ctx.ready()?;
@@ -162,7 +162,7 @@ fn an_initialiser_that_died_is_reported_and_replaced() {
 fn a_claim_by_a_reused_thread_id_is_dead() {
     let guard = LeakGuard::new();
     let (_name, segment) = segment(&guard, "reused-claim");
-    let me = ipc_core::ThreadIdentity::current().to_bits();
+    let me = ipc_core::internal::ThreadIdentity::current().to_bits();
     let claim = segment.atomic_u64(CLAIM).unwrap();
     claim.store(me ^ 1 << 30, Ordering::SeqCst);
     let sem = SemaphoreOptions::new()
