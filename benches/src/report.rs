@@ -450,7 +450,7 @@ impl Report {
              and, on a virtual machine, on how the host schedules the two vCPUs (runs can differ by 2×).\n\
              - Latency is one-way (half a round trip); p99 and p99.9 show the tail a user will meet.\n\
              - Throughput is the median of interleaved rounds; the slowest round shows the spread.\n\
-             - A *target* is the project's promise for that ratio (PERFORMANCE.md).\n\
+             - A *target* is the project's promise for that ratio (ARCHITECTURE.md, Measuring).\n\
              - `cargo xtask bench --save NAME` keeps this run; `--compare OLD NEW` shows what changed."
         );
         out

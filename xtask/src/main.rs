@@ -1,6 +1,8 @@
 //! Project automation: `cargo xtask <command>`.
 //!
-//! - `test`: formatting, clippy, the whole test suite (nextest when installed) and doc tests;
+//! - `test`: the conventions (`tidy`), formatting, clippy, the whole test suite (nextest when
+//!   installed) and doc tests;
+//! - `tidy`: the rules of `CONVENTIONS.md` that a program can check;
 //! - `ci`: what CI runs: `test`, plus `cargo doc` with warnings denied and the benchmarks
 //!   compiled;
 //! - `bench [--quick] [runner options]`: the comparison runner (`ipc-bench-runner`), which
@@ -18,13 +20,15 @@ mod clean;
 mod cmd;
 mod stress;
 mod test;
+mod tidy;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  test                     fmt check, clippy -D warnings, all tests, doc tests
+  test                     tidy, fmt check, clippy -D warnings, all tests, doc tests
+  tidy                     the rules of CONVENTIONS.md that a program can check
   ci                       test + cargo doc (warnings denied) + benchmarks compiled
   bench [--quick] [ARGS]   run the comparison benchmark runner: target/ipc-report/report.{md,json,svg}
                            (--save NAME keeps a baseline; --compare OLD NEW diffs two reports)
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "test" => test::run(rest),
+        "tidy" => tidy::run(rest),
         "ci" => ci::run(rest),
         "bench" => bench::run(rest),
         "stress" => stress::run(rest),

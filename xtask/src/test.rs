@@ -2,12 +2,13 @@
 
 use crate::cmd::{cargo, has_cargo_subcommand, step};
 
-/// Runs formatting, clippy, the test suite and the doc tests.
+/// Runs the conventions check, formatting, clippy, the test suite and the doc tests.
 ///
 /// # Errors
 ///
 /// The name of the first step that failed.
 pub fn run_steps() -> Result<(), String> {
+    crate::tidy::run_checks().map_err(|problems| format!("step `tidy` failed: {problems}"))?;
     step("fmt", &mut cargo(&["fmt", "--all", "--check"]))?;
     step(
         "clippy",

@@ -3,8 +3,8 @@
 //!
 //! Every message of the workload says who sent it, its number in that sender's stream, a
 //! payload whose length varies with the number, and a checksum over all of it, so that a
-//! receiver can prove the invariants of `RELIABILITY.md`: complete and intact, exactly once,
-//! in order per producer.
+//! receiver can prove what "nothing lost" means (`ARCHITECTURE.md`): complete and intact,
+//! exactly once, in order per producer.
 //!
 //! ```
 //! use ipc_integration::{Tally, encode};

@@ -1,9 +1,10 @@
 //! The crate's only unsafe code: copies to and from the mapping, atomics and plain values at
-//! checked offsets, the unsafe slice views and futexes.
+//! checked offsets, the unsafe slice views and the channel's table of control words.
 //!
 //! Every function checks its offset and length against the mapping first, so the safe ones
 //! are sound whatever the caller passes. No function creates a reference to plain bytes
-//! of the mapping, because another process may write them at any time (RELIABILITY.md R6).
+//! of the mapping, because another process may write them at any time (ARCHITECTURE.md,
+//! invariant 7).
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 

@@ -1,3 +1,4 @@
+// The names are checked against the C library's own sem_open, called raw.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;

@@ -1,5 +1,5 @@
 //! The crash matrix: processes killed with SIGKILL at random and at named points, over and
-//! over, while the survivors check the invariants of RELIABILITY.md ("what nothing lost
+//! over, while the survivors check the invariants of ARCHITECTURE.md ("what nothing lost
 //! means"): delivered messages intact; every acknowledged message delivered once and in
 //! order; survivors progress or report the death in bounded time; nothing left behind.
 //!

@@ -1,3 +1,4 @@
+// The test restores SIGPIPE's default disposition and reads the pending set, raw.
 #![allow(unsafe_code)]
 
 use std::io::Write;

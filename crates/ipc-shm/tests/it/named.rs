@@ -1,3 +1,4 @@
+// One test writes a segment's header through a raw mapping of its own, as a foreign creator would.
 #![allow(unsafe_code)]
 
 use std::sync::atomic::Ordering;

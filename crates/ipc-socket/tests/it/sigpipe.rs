@@ -1,3 +1,4 @@
+// The test restores SIGPIPE's default disposition, which nix marks unsafe.
 #![allow(unsafe_code)]
 
 use std::os::unix::net::UnixStream;
