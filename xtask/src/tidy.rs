@@ -52,6 +52,9 @@ pub fn run_checks() -> Result<(), String> {
         }
         check_outside_references(&root, relative, &text, &mut problems);
         if file.extension().is_some_and(|e| e == "rs") {
+            if is_published_source(relative) {
+                check_no_nix_in_public_signatures(relative, &text, &mut problems);
+            }
             check_unsafe_allowances(relative, &text, &mut problems);
             if is_test_file(relative) {
                 check_no_sleep(relative, &text, &mut problems);
@@ -212,6 +215,89 @@ fn check_no_sleep(file: &Path, text: &str, problems: &mut Vec<String>) {
     }
 }
 
+/// The library sources of the published crates (`ipc-core` and the mechanisms), without
+/// `ipc_core::internal`, whose signatures may name nix types.
+fn is_published_source(file: &Path) -> bool {
+    let mut parts = file.components().map(|c| c.as_os_str().to_string_lossy());
+    let (Some(top), Some(krate), Some(dir)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    top == "crates"
+        && dir == "src"
+        && (krate == "ipc-core" || MECHANISMS.contains(&krate.as_ref()))
+        && !file.ends_with("ipc-core/src/internal.rs")
+}
+
+/// Names that this file imports from nix (`use nix::a::{B, C};` gives `B` and `C`).
+fn nix_imports(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let Some(path) = line.trim().strip_prefix("use nix::") else {
+            continue;
+        };
+        let path = path.trim_end_matches(';');
+        let list = match (path.find('{'), path.rfind('}')) {
+            (Some(open), Some(close)) => &path[open + 1..close],
+            _ => path.rsplit("::").next().unwrap_or(path),
+        };
+        for name in list.split(',') {
+            let name = name.rsplit(" as ").next().unwrap_or(name);
+            let name = name.rsplit("::").next().unwrap_or(name).trim();
+            if !name.is_empty() && name != "self" {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// No public signature names a nix type, so that a nix upgrade is never a breaking change
+/// for users. A public item's signature is read up to its body (or its value, for a
+/// constant); items marked `#[doc(hidden)]` are outside the API's promise.
+fn check_no_nix_in_public_signatures(file: &Path, text: &str, problems: &mut Vec<String>) {
+    let imported = nix_imports(text);
+    let names_nix = |signature: &str| {
+        signature.contains("nix::")
+            || signature
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|word| imported.iter().any(|name| name == word))
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let public = trimmed.starts_with("pub ") || trimmed.starts_with("impl");
+        let hidden = i > 0 && lines[i - 1].contains("doc(hidden)");
+        if !public || hidden {
+            continue;
+        }
+        // A function's signature may run over several lines: up to its body or `;`.
+        let mut signature = String::new();
+        for next in &lines[i..] {
+            signature.push_str(next.trim());
+            signature.push(' ');
+            if next.contains('{') || next.trim_end().ends_with(';') || next.contains(" = ") {
+                break;
+            }
+        }
+        let end = signature.find(['{', '=']).unwrap_or(signature.len());
+        let signature = &signature[..end];
+        // A tuple struct's fields are private unless marked `pub`.
+        let signature = match signature.find("struct ") {
+            Some(at) if signature[at..].contains('(') && !signature.contains("(pub ") => {
+                &signature[..at + signature[at..].find('(').unwrap_or(0)]
+            }
+            _ => signature,
+        };
+        if names_nix(signature) {
+            problems.push(format!(
+                "{}:{}: a public signature names a nix type (wrap it, or move the item to ipc_core::internal)",
+                file.display(),
+                i + 1
+            ));
+        }
+    }
+}
+
 /// Integration tests and the examples' test.
 fn is_test_file(file: &Path) -> bool {
     file.components().any(|c| c.as_os_str() == "tests")
@@ -278,6 +364,33 @@ mod tests {
         assert_eq!(problems.len(), 1, "an explained allowance is fine");
         check_unsafe_allowances(test, "#![allow(unsafe_code)]\n", &mut problems);
         assert_eq!(problems.len(), 2);
+    }
+
+    #[test]
+    fn nix_in_a_public_signature_is_reported() {
+        let file = Path::new("crates/ipc-pipe/src/x.rs");
+        assert!(is_published_source(file));
+        assert!(!is_published_source(Path::new(
+            "crates/ipc-core/src/internal.rs"
+        )));
+        assert!(!is_published_source(Path::new(
+            "crates/ipc-pipe/tests/it/x.rs"
+        )));
+        let text = "use nix::poll::{PollFlags, PollTimeout};\n\
+                    pub fn a(events: PollFlags) {}\n\
+                    pub fn b(\n    errno: nix::errno::Errno,\n) -> u32 {\n}\n\
+                    pub(crate) fn c(events: PollFlags) {}\n\
+                    #[doc(hidden)]\npub fn d(events: PollFlags) {}\n\
+                    pub struct Seals(PollFlags);\n\
+                    pub const NONE: u32 = PollFlags::empty().bits();\n\
+                    impl From<PollTimeout> for Thing {}\n";
+        let mut problems = Vec::new();
+        check_no_nix_in_public_signatures(file, text, &mut problems);
+        let lines: Vec<&str> = problems
+            .iter()
+            .map(|p| p.split(':').nth(1).unwrap_or(""))
+            .collect();
+        assert_eq!(lines, ["2", "3", "12"], "{problems:?}");
     }
 
     #[test]

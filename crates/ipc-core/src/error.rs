@@ -133,7 +133,10 @@ impl Error {
         Self::from_raw_os_error(op, errno)
     }
 
-    /// An error carrying `errno`, returned by the call `op`.
+    /// An error carrying `errno`, returned by the call `op`: for the crates that call nix.
+    /// Hidden, and outside the API's compatibility promise, so that a nix upgrade never
+    /// breaks a user; users have [`from_raw_os_error`](Error::from_raw_os_error).
+    #[doc(hidden)]
     pub fn from_errno(op: &'static str, errno: nix::errno::Errno) -> Self {
         Self::from_raw_os_error(op, errno as i32)
     }
@@ -431,14 +434,6 @@ impl From<io::Error> for Error {
             return Error::new("", kind, "unrecognised error payload");
         }
         Error::new("", kind, err.to_string())
-    }
-}
-
-impl From<nix::errno::Errno> for Error {
-    /// Keeps the OS error number; the operation is left empty: name it with
-    /// [`Error::with_op`] or use [`Error::from_errno`].
-    fn from(errno: nix::errno::Errno) -> Self {
-        Error::from_errno("", errno)
     }
 }
 

@@ -2,10 +2,15 @@
 //! documentation and outside the semantic-versioning promise of the public API.
 //!
 //! A mechanism crate reaches it as `ipc_core::internal::…`; a user program never should.
+//! Signatures here may name nix types (`PollFlags`): nothing outside this module does, so
+//! that a nix upgrade is never a breaking change for users.
 
+use std::os::fd::AsFd;
 use std::time::Duration;
 
-use crate::Deadline;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::{Deadline, Error, Result};
 
 pub use crate::futex::{ThreadIdentity, futex_wait, futex_wake};
 
@@ -35,5 +40,57 @@ impl Wait {
             Wait::Try => None,
             Wait::Until(deadline) => Some(deadline),
         }
+    }
+}
+
+/// Waits until `fd` reports one of `events` (or an error or hang-up, which `poll` always
+/// reports) or `deadline` passes, and returns the events that occurred. `EINTR` is retried
+/// against the same deadline.
+///
+/// The building block of every `_timeout` form in the mechanism crates.
+///
+/// ```
+/// use std::time::Duration;
+/// use nix::poll::PollFlags;
+/// use ipc_core::Deadline;
+/// use ipc_core::internal::poll_fd;
+///
+/// let (a, b) = std::os::unix::net::UnixStream::pair()?;
+/// let err = poll_fd(&a, PollFlags::POLLIN, Deadline::after(Duration::from_millis(1)), "poll").unwrap_err();
+/// assert!(err.is_timeout());
+/// assert!(poll_fd(&b, PollFlags::POLLOUT, Deadline::NEVER, "poll")?.contains(PollFlags::POLLOUT));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// `TimedOut` at the deadline (for the operation `op`), or the `poll` error.
+pub fn poll_fd(
+    fd: impl AsFd,
+    events: PollFlags,
+    deadline: Deadline,
+    op: &'static str,
+) -> Result<PollFlags> {
+    let fd = fd.as_fd();
+    deadline.retry(|deadline| {
+        let timeout = PollTimeout::try_from(deadline.poll_timeout_ms()).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd, events)];
+        match poll(&mut fds, timeout) {
+            Ok(0) => Err(Error::timed_out(op)),
+            Ok(_) => Ok(fds[0].revents().unwrap_or(PollFlags::empty())),
+            Err(errno) => Err(Error::from_errno(op, errno)),
+        }
+    })
+}
+
+/// Whether `fd` has one of `events` right now, without waiting.
+///
+/// # Errors
+///
+/// The `poll` error.
+pub fn poll_now(fd: impl AsFd, events: PollFlags, op: &'static str) -> Result<PollFlags> {
+    match poll_fd(fd, events, Deadline::after(Duration::ZERO), op) {
+        Err(err) if err.is_timeout() => Ok(PollFlags::empty()),
+        other => other,
     }
 }

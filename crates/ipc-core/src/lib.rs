@@ -39,9 +39,17 @@
 //!
 //! # Safety model
 //!
-//! The only `unsafe` code is one `sigtimedwait` call in a private `sys` module. The
-//! mechanism crates keep theirs in private `sys` modules too, and treat anything a peer
-//! process writes as untrusted input.
+//! The `unsafe` code is in a private `sys` module (`sigtimedwait`, `pidfd_open`, `futex`,
+//! `gettid`, a fork handler) and in the definitions of the unsafe traits [`SharedRegion`] and
+//! [`ShmSafe`]. The mechanism crates keep theirs in private `sys` modules too, and treat
+//! anything a peer process writes as untrusted input.
+//!
+//! # What is not API
+//!
+//! `ipc_core::internal` (hidden from these docs) holds the plumbing the crates share: the
+//! one `Wait` of every blocking call, `poll` with a deadline, futexes, thread identities.
+//! It may change in any release. No public signature outside it names a type of `nix`, so
+//! a `nix` upgrade is never a breaking change for users.
 
 #![deny(unsafe_code)]
 
@@ -74,4 +82,4 @@ pub use name::IpcName;
 pub use process::{pidfd_open, process_is_alive, process_start_time};
 pub use shared::{SharedRegion, ShmSafe};
 pub use sigpipe::{block_sigpipe, consume_sigpipe};
-pub use stream::{ReadReady, WriteReady, poll_fd, poll_now};
+pub use stream::{ReadReady, WriteReady};

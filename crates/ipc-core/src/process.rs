@@ -35,7 +35,7 @@ pub fn pidfd_open(pid: u32) -> Result<OwnedFd> {
 /// process's start time ([`process_start_time`]) where that matters.
 pub fn process_is_alive(pid: u32) -> bool {
     pidfd_open(pid).is_ok_and(|pidfd| {
-        crate::poll_now(&pidfd, PollFlags::POLLIN, "poll")
+        crate::internal::poll_now(&pidfd, PollFlags::POLLIN, "poll")
             .is_ok_and(|events| !events.contains(PollFlags::POLLIN))
     })
 }

@@ -100,7 +100,7 @@ impl Notification<'_> {
     /// `TimedOut` if it did not fire in time; peer-gone if the registration was removed
     /// (the queue was closed by this process, or another unregistered it).
     pub fn wait(&self, deadline: Deadline) -> Result<()> {
-        ipc_core::poll_fd(&self.socket, PollFlags::POLLIN, deadline, "poll")
+        ipc_core::internal::poll_fd(&self.socket, PollFlags::POLLIN, deadline, "poll")
             .map_err(|e| e.with_subject(self.queue.name().as_str()))?;
         let mut cookie = [0u8; COOKIE_LEN];
         let n = ipc_core::retry_eintr(|| {

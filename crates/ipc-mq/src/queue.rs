@@ -649,7 +649,7 @@ impl MessageQueue {
         } else {
             PollFlags::POLLIN
         };
-        ipc_core::poll_fd(&self.fd, flags, deadline, "poll")
+        ipc_core::internal::poll_fd(&self.fd, flags, deadline, "poll")
             .map(drop)
             .map_err(|e| e.with_subject(self.subject()))
     }

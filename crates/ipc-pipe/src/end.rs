@@ -21,7 +21,7 @@ pub(crate) fn subject(fd: BorrowedFd<'_>) -> String {
 }
 
 /// Waits for events on a descriptor with a deadline, retrying `EINTR`.
-pub(crate) use ipc_core::poll_fd as wait_for;
+pub(crate) use ipc_core::internal::poll_fd as wait_for;
 
 /// `F_DUPFD_CLOEXEC`: a second descriptor for the same pipe end.
 pub(crate) fn try_clone(fd: BorrowedFd<'_>) -> Result<OwnedFd> {

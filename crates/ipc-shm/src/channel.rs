@@ -803,7 +803,7 @@ impl PeerWatch {
                 let Some((_, pidfd)) = &self.pidfd else {
                     return Ok(PeerStatus::Dead(pid));
                 };
-                let exited = ipc_core::poll_now(pidfd, PollFlags::POLLIN, "poll")?;
+                let exited = ipc_core::internal::poll_now(pidfd, PollFlags::POLLIN, "poll")?;
                 Ok(if exited.contains(PollFlags::POLLIN) {
                     PeerStatus::Dead(pid)
                 } else {

@@ -89,7 +89,7 @@ impl SignalReceiver {
             if let Some(signal) = self.read_one()? {
                 return Ok(signal);
             }
-            ipc_core::poll_fd(&self.read, PollFlags::POLLIN, deadline, op)?;
+            ipc_core::internal::poll_fd(&self.read, PollFlags::POLLIN, deadline, op)?;
         }
     }
 

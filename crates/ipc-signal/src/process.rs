@@ -114,7 +114,10 @@ impl Process {
     ///
     /// The error of `poll` (none for a pidfd).
     pub fn has_exited(&self) -> Result<bool> {
-        Ok(ipc_core::poll_now(&self.pidfd, PollFlags::POLLIN, "poll")?.contains(PollFlags::POLLIN))
+        Ok(
+            ipc_core::internal::poll_now(&self.pidfd, PollFlags::POLLIN, "poll")?
+                .contains(PollFlags::POLLIN),
+        )
     }
 
     /// Waits until the process exits, at most until `deadline`. It is not reaped: for a
@@ -124,7 +127,7 @@ impl Process {
     ///
     /// `TimedOut` if it is still running at the deadline.
     pub fn wait_exit(&self, deadline: Deadline) -> Result<()> {
-        ipc_core::poll_fd(&self.pidfd, PollFlags::POLLIN, deadline, "poll")
+        ipc_core::internal::poll_fd(&self.pidfd, PollFlags::POLLIN, deadline, "poll")
             .map(drop)
             .map_err(|e| e.with_subject(format!("pid {}", self.pid)))
     }

@@ -160,7 +160,7 @@ impl Shutdown {
     /// `TimedOut` if none came.
     pub fn wait(&self, deadline: Deadline) -> Result<Signal> {
         while !self.is_requested() {
-            ipc_core::poll_fd(&self.read, PollFlags::POLLIN, deadline, "shutdown wait")?;
+            ipc_core::internal::poll_fd(&self.read, PollFlags::POLLIN, deadline, "shutdown wait")?;
             let mut bytes = [0u8; 64];
             let _ = nix::unistd::read(&self.read, &mut bytes);
         }

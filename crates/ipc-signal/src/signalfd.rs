@@ -105,7 +105,7 @@ impl SignalFd {
             if let Some(info) = self.read()? {
                 return Ok(info);
             }
-            ipc_core::poll_fd(&self.fd, PollFlags::POLLIN, deadline, op)?;
+            ipc_core::internal::poll_fd(&self.fd, PollFlags::POLLIN, deadline, op)?;
         }
     }
 

@@ -7,7 +7,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use ipc_core::{Deadline, Error, Permissions, Result, poll_fd};
+use ipc_core::internal::poll_fd;
+use ipc_core::{Deadline, Error, Permissions, Result};
 use nix::fcntl::{Flock, FlockArg, RenameFlags};
 use nix::poll::PollFlags;
 use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType};

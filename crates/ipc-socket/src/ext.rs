@@ -25,8 +25,10 @@ pub struct PeerCredentials {
     pub gid: u32,
 }
 
-impl From<nix::sys::socket::UnixCredentials> for PeerCredentials {
-    fn from(c: nix::sys::socket::UnixCredentials) -> Self {
+impl PeerCredentials {
+    /// The credentials nix read (`SO_PEERCRED`); kept out of the public API, so that a nix
+    /// upgrade never changes it.
+    pub(crate) fn from_nix(c: nix::sys::socket::UnixCredentials) -> Self {
         PeerCredentials {
             pid: u32::try_from(c.pid()).unwrap_or(0),
             uid: c.uid(),
@@ -207,7 +209,7 @@ pub trait UnixSocketExt: AsFd {
     #[doc(alias = "SO_PEERCRED")]
     fn peer_credentials(&self) -> Result<PeerCredentials> {
         nix::sys::socket::getsockopt(&self.as_fd(), sockopt::PeerCredentials)
-            .map(PeerCredentials::from)
+            .map(PeerCredentials::from_nix)
             .map_err(|e| Error::from_errno("getsockopt(SO_PEERCRED)", e))
     }
 

@@ -6,7 +6,8 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
-use ipc_core::{Deadline, Error, Result, poll_fd};
+use ipc_core::internal::poll_fd;
+use ipc_core::{Deadline, Error, Result};
 use nix::poll::PollFlags;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 

@@ -3,7 +3,8 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use ipc_core::{Error, Limit, Result, poll_fd};
+use ipc_core::internal::poll_fd;
+use ipc_core::{Error, Limit, Result};
 use nix::poll::PollFlags;
 use nix::sys::socket::{MsgFlags, SockaddrLike};
 

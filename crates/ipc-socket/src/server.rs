@@ -153,7 +153,7 @@ where
                     || err.raw_os_error() == Some(libc::ENFILE) =>
             {
                 // Out of descriptors: wait for clients to leave rather than spin.
-                let _ = ipc_core::poll_fd(
+                let _ = ipc_core::internal::poll_fd(
                     woken,
                     PollFlags::POLLIN,
                     Deadline::after(std::time::Duration::from_millis(50)),

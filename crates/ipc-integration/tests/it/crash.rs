@@ -407,7 +407,7 @@ fn crash_seqpacket_fd_senders() {
                 report.injections += 1;
                 killed = Some(Instant::now());
             }
-            if ipc_core::poll_fd(
+            if ipc_core::internal::poll_fd(
                 &socket,
                 nix::poll::PollFlags::POLLIN,
                 ipc_core::Deadline::after(Duration::from_secs(2)),
