@@ -459,7 +459,7 @@ impl SyscallReturn for isize {
 /// [`Result`] naming the call.
 ///
 /// ```
-/// use ipc_core::cvt;
+/// use ipc_core::internal::cvt;
 ///
 /// assert_eq!(cvt("write", 5isize).unwrap(), 5);
 /// let err = cvt("write", -1isize).unwrap_err();

@@ -12,7 +12,11 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::{Deadline, Error, Result};
 
+pub use crate::cleanup::{is_stale, objects_in_use};
+pub use crate::deadline::retry_eintr;
+pub use crate::error::{SyscallReturn, cvt};
 pub use crate::futex::{ThreadIdentity, futex_wait, futex_wake};
+pub use crate::process::{pidfd_open, process_is_alive, process_start_time};
 
 /// How one call of a blocking operation may wait: the three forms behind `op`, `try_op` and
 /// `op_timeout` (or `op_deadline`).

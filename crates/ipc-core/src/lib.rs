@@ -72,14 +72,12 @@ mod stream;
 #[allow(unsafe_code)]
 mod sys;
 
-pub use cleanup::{is_stale, objects_in_use};
-pub use deadline::{Clock, Deadline, retry_eintr};
-pub use error::{Error, Limit, Result, SyscallReturn, cvt};
+pub use deadline::{Clock, Deadline};
+pub use error::{Error, Limit, Result};
 pub use frame::{DEFAULT_MAX_MESSAGE_SIZE, FRAME_HEADER_LEN, FramedReader, FramedWriter, PIPE_BUF};
 pub use message::{MessageReceiver, MessageSender};
 pub use mode::{Access, CreationMode, OpenIntent, Opened, Permissions, Unlink, UnlinkOnDrop};
 pub use name::IpcName;
-pub use process::{pidfd_open, process_is_alive, process_start_time};
 pub use shared::{SharedRegion, ShmSafe};
 pub use sigpipe::{block_sigpipe, consume_sigpipe};
 pub use stream::{ReadReady, WriteReady};

@@ -12,8 +12,8 @@ use crate::{Error, Result};
 /// another process. Close-on-exec.
 ///
 /// ```
-/// let me = ipc_core::pidfd_open(std::process::id())?;
-/// assert!(ipc_core::process_is_alive(std::process::id()));
+/// let me = ipc_core::internal::pidfd_open(std::process::id())?;
+/// assert!(ipc_core::internal::process_is_alive(std::process::id()));
 /// # drop(me);
 /// # Ok::<(), ipc_core::Error>(())
 /// ```

@@ -103,7 +103,7 @@ impl Notification<'_> {
         ipc_core::internal::poll_fd(&self.socket, PollFlags::POLLIN, deadline, "poll")
             .map_err(|e| e.with_subject(self.queue.name().as_str()))?;
         let mut cookie = [0u8; COOKIE_LEN];
-        let n = ipc_core::retry_eintr(|| {
+        let n = ipc_core::internal::retry_eintr(|| {
             nix::unistd::read(&self.socket, &mut cookie).map_err(|e| Error::from_errno("read", e))
         })?;
         match (n, cookie[COOKIE_LEN - 1]) {

@@ -524,7 +524,7 @@ struct PostLock<'a>(&'a NamedSemaphore);
 
 impl<'a> PostLock<'a> {
     fn take(sem: &'a NamedSemaphore) -> Result<Self> {
-        ipc_core::retry_eintr(|| {
+        ipc_core::internal::retry_eintr(|| {
             sys::flock(sem.file.file.as_fd(), libc::LOCK_EX).map_err(|e| sem.err("flock", e))
         })?;
         Ok(PostLock(sem))

@@ -308,7 +308,7 @@ impl UndoSemaphore {
     /// waited (`SEMAEM`); peer-gone if the set was removed.
     #[inline]
     pub fn post(&self) -> Result<()> {
-        ipc_core::retry_eintr(|| self.op(1, 0, None).map_err(|e| self.err("semop", e)))
+        ipc_core::internal::retry_eintr(|| self.op(1, 0, None).map_err(|e| self.err("semop", e)))
     }
 
     /// Takes one permit, waiting as long as it takes; it returns by itself if this process
@@ -319,7 +319,7 @@ impl UndoSemaphore {
     /// Peer-gone if the set was removed.
     #[inline]
     pub fn wait(&self) -> Result<()> {
-        ipc_core::retry_eintr(|| self.op(-1, 0, None).map_err(|e| self.err("semop", e)))
+        ipc_core::internal::retry_eintr(|| self.op(-1, 0, None).map_err(|e| self.err("semop", e)))
     }
 
     /// Takes one permit if one is available now.
@@ -328,7 +328,7 @@ impl UndoSemaphore {
     ///
     /// `WouldBlock` if none is; peer-gone if the set was removed.
     pub fn try_wait(&self) -> Result<()> {
-        ipc_core::retry_eintr(|| {
+        ipc_core::internal::retry_eintr(|| {
             self.op(-1, libc::IPC_NOWAIT, None)
                 .map_err(|e| match e.raw_os_error() {
                     Some(libc::EAGAIN) => Error::would_block("semop").with_subject(self.subject()),
@@ -475,7 +475,7 @@ fn stale_set(key: i32, id: libc::c_int) -> Option<StaleUndoSet> {
     let low = u32::try_from(sys::sem_get(id, CREATOR_LOW, SemGet::Value).ok()?).ok()?;
     let high = u32::try_from(sys::sem_get(id, CREATOR_HIGH, SemGet::Value).ok()?).ok()?;
     let creator = (high << 15) | low;
-    let gone = |pid: u32| pid == 0 || !ipc_core::process_is_alive(pid);
+    let gone = |pid: u32| pid == 0 || !ipc_core::internal::process_is_alive(pid);
     if creator == 0 || !gone(creator) {
         return None;
     }

@@ -9,7 +9,7 @@ use crate::sys::{self, RawSem};
 
 /// `sem_trywait`, with `EAGAIN` as `WouldBlock` and `EINTR` retried.
 pub(crate) fn try_wait(sem: RawSem<'_>, subject: &str) -> Result<()> {
-    ipc_core::retry_eintr(|| {
+    ipc_core::internal::retry_eintr(|| {
         sem.try_wait().map_err(|e| match e.raw_os_error() {
             Some(libc::EAGAIN) => Error::would_block("sem_trywait").with_subject(subject),
             _ => Error::from(e).with_op("sem_trywait").with_subject(subject),
@@ -20,7 +20,7 @@ pub(crate) fn try_wait(sem: RawSem<'_>, subject: &str) -> Result<()> {
 /// `sem_wait`, with `EINTR` retried.
 #[inline]
 pub(crate) fn wait(sem: RawSem<'_>, subject: &str) -> Result<()> {
-    ipc_core::retry_eintr(|| {
+    ipc_core::internal::retry_eintr(|| {
         sem.wait()
             .map_err(|e| Error::from(e).with_op("sem_wait").with_subject(subject))
     })

@@ -775,8 +775,8 @@ impl PeerWatch {
             // A claimant writes its identity after claiming: the word names it, the start
             // time's low bits tell it from a later process with the same pid.
             Phase::Claiming => {
-                let alive = ipc_core::process_is_alive(pid)
-                    && ipc_core::process_start_time(pid)
+                let alive = ipc_core::internal::process_is_alive(pid)
+                    && ipc_core::internal::process_start_time(pid)
                         .is_some_and(|start| start & 0xff_ffff == state.start24());
                 Ok(if alive {
                     PeerStatus::NotYet
@@ -790,12 +790,12 @@ impl PeerWatch {
                     let start = segment
                         .atomic_u64(identity(line) + START)?
                         .load(Ordering::Relaxed);
-                    let Ok(pidfd) = ipc_core::pidfd_open(pid) else {
+                    let Ok(pidfd) = ipc_core::internal::pidfd_open(pid) else {
                         return Ok(PeerStatus::Dead(pid));
                     };
                     // The pid may have been reused since it was recorded: only the same
                     // start time proves it is the same process.
-                    if ipc_core::process_start_time(pid) != Some(start) {
+                    if ipc_core::internal::process_start_time(pid) != Some(start) {
                         return Ok(PeerStatus::Dead(pid));
                     }
                     self.pidfd = Some((state, pidfd));
@@ -829,7 +829,7 @@ fn check_own_position(position: u64, role: &str) -> Result<()> {
 }
 
 fn own_start_time() -> u64 {
-    ipc_core::process_start_time(std::process::id()).unwrap_or(0)
+    ipc_core::internal::process_start_time(std::process::id()).unwrap_or(0)
 }
 
 /// The producing end of a channel.

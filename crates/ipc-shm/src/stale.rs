@@ -17,7 +17,7 @@ const SHM_DIR: &str = "/dev/shm";
 ///
 /// If `/dev/shm` or `/proc` cannot be read.
 pub fn stale_segments(prefix: &str) -> Result<Vec<IpcName>> {
-    let in_use = ipc_core::objects_in_use()
+    let in_use = ipc_core::internal::objects_in_use()
         .map_err(|e| Error::from(e).with_op("read_dir").with_subject("/proc"))?;
     let entries = fs::read_dir(SHM_DIR)
         .map_err(|e| Error::from(e).with_op("read_dir").with_subject(SHM_DIR))?;
@@ -30,7 +30,7 @@ pub fn stale_segments(prefix: &str) -> Result<Vec<IpcName>> {
         if file_name.starts_with("sem.") {
             continue;
         }
-        if ipc_core::is_stale(
+        if ipc_core::internal::is_stale(
             &Path::new(SHM_DIR).join(file_name),
             file_name,
             prefix,

@@ -58,7 +58,7 @@ impl Process {
     pub fn open(pid: u32) -> Result<Process> {
         Ok(Process {
             pid,
-            pidfd: ipc_core::pidfd_open(pid)?,
+            pidfd: ipc_core::internal::pidfd_open(pid)?,
         })
     }
 
@@ -168,7 +168,7 @@ impl Process {
     /// was reaped already).
     pub fn wait_child(&self, deadline: Deadline) -> Result<ChildExit> {
         self.wait_exit(deadline)?;
-        let reaped = ipc_core::retry_eintr(|| {
+        let reaped = ipc_core::internal::retry_eintr(|| {
             sys::waitid_pidfd(self.pidfd.as_fd(), 0).map_err(|e| {
                 Error::from(e)
                     .with_op("waitid")

@@ -85,7 +85,7 @@ impl SignalFd {
     }
 
     fn read(&self) -> Result<Option<SignalInfo>> {
-        let Some((signo, code, pid, uid, value)) = ipc_core::retry_eintr(|| {
+        let Some((signo, code, pid, uid, value)) = ipc_core::internal::retry_eintr(|| {
             sys::read_siginfo(self.fd.as_fd()).map_err(|e| Error::from(e).with_op("read(signalfd)"))
         })?
         else {

@@ -39,7 +39,7 @@ pub struct CleanReport {
 ///
 /// Only if `/proc` cannot be read; unreadable directories in `dirs` are skipped.
 pub fn clean_stale(dirs: &[&Path], dry_run: bool) -> io::Result<CleanReport> {
-    let in_use = ipc_core::objects_in_use()?;
+    let in_use = ipc_core::internal::objects_in_use()?;
     let mut report = CleanReport::default();
     for dir in dirs {
         let Ok(entries) = fs::read_dir(dir) else {
@@ -55,7 +55,7 @@ pub fn clean_stale(dirs: &[&Path], dry_run: bool) -> io::Result<CleanReport> {
                 continue;
             }
             let path = entry.path();
-            if !ipc_core::is_stale(&path, name, PROJECT_PREFIX, &in_use) {
+            if !ipc_core::internal::is_stale(&path, name, PROJECT_PREFIX, &in_use) {
                 report.kept.push(path);
                 continue;
             }

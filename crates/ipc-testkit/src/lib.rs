@@ -95,7 +95,7 @@ pub fn unique_name(tag: &str) -> IpcName {
 /// `TimedOut` if it is still alive at the deadline; other errors of `pidfd_open`. A process
 /// that is already gone is not an error.
 pub fn wait_for_exit_of(pid: u32, deadline: ipc_core::Deadline) -> std::io::Result<()> {
-    match ipc_core::pidfd_open(pid) {
+    match ipc_core::internal::pidfd_open(pid) {
         Ok(pidfd) => lines::wait_readable(&pidfd, deadline),
         Err(err) if err.raw_os_error() == Some(libc::ESRCH) => Ok(()),
         Err(err) => Err(err.into()),

@@ -333,7 +333,7 @@ impl PeerBuilder {
         drop(control_write);
         let pid = child.id();
         register_spawned(pid);
-        let pidfd = match ipc_core::pidfd_open(pid) {
+        let pidfd = match ipc_core::internal::pidfd_open(pid) {
             Ok(fd) => fd,
             Err(err) => {
                 let _ = child.kill();

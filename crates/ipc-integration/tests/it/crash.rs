@@ -660,7 +660,7 @@ pub fn attacher_role(ctx: &mut PeerContext) -> PeerResult {
         let segment = ShmOptions::new().open(&name)?;
         let state = segment.atomic_u64(ctx.arg(3)?.parse()?)?;
         let pid = std::process::id();
-        let start = ipc_core::process_start_time(pid).ok_or("no start time")?;
+        let start = ipc_core::internal::process_start_time(pid).ok_or("no start time")?;
         // pid, phase 1 (claiming), generation 1, start time: see ipc-shm's channel docs.
         state.store(
             (start & 0xff_ffff) << 40 | 1 << 24 | 1 << 22 | u64::from(pid),

@@ -139,7 +139,10 @@ fn a_binary_semaphore_never_exceeds_one_even_with_racing_posters() {
         .collect();
     let mut taken = 0u64;
     let deadline = ipc_testkit::test_deadline();
-    while posters.iter().any(|p| ipc_core::process_is_alive(p.pid())) {
+    while posters
+        .iter()
+        .any(|p| ipc_core::internal::process_is_alive(p.pid()))
+    {
         assert!(sem.value().unwrap() <= 1);
         if sem.try_wait().is_ok() {
             taken += 1;

@@ -37,7 +37,7 @@ pub fn claim_and_hang_role(ctx: &mut PeerContext) -> PeerResult {
     let segment = ShmOptions::new().open(&IpcName::new(ctx.arg(0)?)?)?;
     let offset: usize = ctx.arg(1)?.parse()?;
     let pid = std::process::id();
-    let start = ipc_core::process_start_time(pid).ok_or("no start time")?;
+    let start = ipc_core::internal::process_start_time(pid).ok_or("no start time")?;
     let state = segment.atomic_u64(offset)?;
     state.store(claiming(pid, start, (state.load(SeqCst) >> 24) + 1), SeqCst);
     ctx.ready()?;
@@ -157,7 +157,7 @@ fn a_claim_by_a_reused_pid_is_dead_and_a_live_claim_is_kept() {
     let _producer = options().create_producer(&name).unwrap();
     let raw = ShmOptions::new().open(&name).unwrap();
     let state = raw.atomic_u64(CONSUMER_STATE).unwrap();
-    let init_start = ipc_core::process_start_time(1).unwrap();
+    let init_start = ipc_core::internal::process_start_time(1).unwrap();
 
     state.store(claiming(1, init_start, 1), SeqCst);
     let err = options().open_consumer(&name).unwrap_err();
