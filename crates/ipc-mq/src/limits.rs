@@ -57,8 +57,7 @@ impl SystemLimits {
             msg_default: knob("msg_default")?,
             msgsize_default: knob("msgsize_default")?,
             queues_max: knob("queues_max")?,
-            rlimit_bytes: sys::rlimit_msgqueue()
-                .map_err(|e| Error::from(e).with_op("getrlimit(RLIMIT_MSGQUEUE)"))?,
+            rlimit_bytes: sys::rlimit_msgqueue()?,
         })
     }
 

@@ -53,8 +53,7 @@ impl MessageQueue {
     /// `AddrInUse` if another process (or another registration of this one) is registered;
     /// the errors of creating the netlink socket.
     pub fn notify(&self) -> Result<Notification<'_>> {
-        let socket =
-            sys::notification_socket().map_err(|e| Error::from(e).with_op("socket(AF_NETLINK)"))?;
+        let socket = sys::notification_socket()?;
         let cookie = [0; COOKIE_LEN];
         // Registered before the value exists: a failed registration must not run the
         // drop, which would remove the registration that is in the way.
@@ -76,9 +75,7 @@ fn register(queue: &MessageQueue, socket: &OwnedFd, cookie: &[u8; COOKIE_LEN]) -
                 "another registration for this queue's notification exists (one per queue)",
             )
             .with_subject(queue.name().as_str()),
-            _ => Error::from(e)
-                .with_op("mq_notify")
-                .with_subject(queue.name().as_str()),
+            _ => e.with_subject(queue.name().as_str()),
         }
     })
 }

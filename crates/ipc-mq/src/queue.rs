@@ -157,13 +157,7 @@ impl QueueOptions {
                 )
                 .map_err(|e| open_error(e, name, &limits))
             },
-            || {
-                sys::mq_unlink(name.as_cstr()).map_err(|e| {
-                    Error::from(e)
-                        .with_op("mq_unlink")
-                        .with_subject(name.as_str())
-                })
-            },
+            || sys::mq_unlink(name.as_cstr()).map_err(|e| e.with_subject(name.as_str())),
         )?;
         let fd = opened.object;
         if opened.created {
@@ -192,7 +186,7 @@ impl QueueOptions {
 }
 
 /// `mq_open`'s error, with the limit behind `EMFILE`, `ENOSPC` and `EINVAL` named.
-fn open_error(e: io::Error, name: &IpcName, limits: &SystemLimits) -> Error {
+fn open_error(e: Error, name: &IpcName, limits: &SystemLimits) -> Error {
     let explained = match e.raw_os_error() {
         Some(libc::ENOSPC) => Some(format!(
             "the system's queues are all in use: raise /proc/sys/fs/mqueue/queues_max (now {})",
@@ -207,9 +201,7 @@ fn open_error(e: io::Error, name: &IpcName, limits: &SystemLimits) -> Error {
     };
     match explained {
         Some(message) => Error::new("mq_open", e.kind(), message).with_subject(name.as_str()),
-        None => Error::from(e)
-            .with_op("mq_open")
-            .with_subject(name.as_str()),
+        None => e.with_subject(name.as_str()),
     }
 }
 
@@ -252,11 +244,7 @@ impl Unlink for QueueName {
                 .with_subject(self.name.as_str()));
             }
         }
-        sys::mq_unlink(self.name.as_cstr()).map_err(|e| {
-            Error::from(e)
-                .with_op("mq_unlink")
-                .with_subject(self.name.as_str())
-        })
+        sys::mq_unlink(self.name.as_cstr()).map_err(|e| e.with_subject(self.name.as_str()))
     }
 }
 
@@ -300,8 +288,7 @@ pub struct MessageQueue {
 
 impl MessageQueue {
     fn new(fd: OwnedFd, name: &IpcName, created: bool) -> Result<MessageQueue> {
-        let (_, msgsize, _, _) =
-            sys::mq_getattr(fd.as_fd()).map_err(|e| Error::from(e).with_op("mq_getattr"))?;
+        let (_, msgsize, _, _) = sys::mq_getattr(fd.as_fd())?;
         let meta = nix::sys::stat::fstat(fd.as_fd())
             .map_err(|e| Error::from_errno("fstat", e).with_subject(name.as_str()))?;
         let target = QueueName {
@@ -353,11 +340,8 @@ impl MessageQueue {
     ///
     /// The error of `mq_getattr` (none for an open queue).
     pub fn attributes(&self) -> Result<QueueAttributes> {
-        let (capacity, msgsize, queued, flags) = sys::mq_getattr(self.fd.as_fd()).map_err(|e| {
-            Error::from(e)
-                .with_op("mq_getattr")
-                .with_subject(self.subject())
-        })?;
+        let (capacity, msgsize, queued, flags) =
+            sys::mq_getattr(self.fd.as_fd()).map_err(|e| e.with_subject(self.subject()))?;
         let count = |v: i64| u64::try_from(v).unwrap_or(0);
         Ok(QueueAttributes {
             capacity: count(capacity),
@@ -374,11 +358,8 @@ impl MessageQueue {
     ///
     /// The error of `mq_setattr` (none for an open queue).
     pub fn set_nonblocking(&self, nonblocking: bool) -> Result<()> {
-        sys::mq_set_nonblocking(self.fd.as_fd(), nonblocking).map_err(|e| {
-            Error::from(e)
-                .with_op("mq_setattr")
-                .with_subject(self.subject())
-        })
+        sys::mq_set_nonblocking(self.fd.as_fd(), nonblocking)
+            .map_err(|e| e.with_subject(self.subject()))
     }
 
     /// Checks a message's size and priority before sending.
@@ -667,7 +648,7 @@ fn run<T>(
     wait: Wait,
     op: &'static str,
     subject: &str,
-    mut call: impl FnMut(Option<&libc::timespec>) -> io::Result<T>,
+    mut call: impl FnMut(Option<&libc::timespec>) -> Result<T>,
 ) -> Result<T> {
     let deadline = match wait {
         Wait::Until(deadline) => deadline,
@@ -697,7 +678,7 @@ fn run<T>(
                 "the queue was not opened for this direction",
             )
             .with_subject(subject),
-            _ => Error::from(e).with_op(op).with_subject(subject),
+            _ => e.with_op(op).with_subject(subject),
         })
     })
 }

@@ -1,18 +1,14 @@
 //! The crate's only unsafe code: the POSIX message queue calls, made on the queue's
 //! descriptor (on Linux an `mqd_t` is a file descriptor), and the raw `mq_notify` system
 //! call with a netlink socket (glibc's wrapper would start a thread instead).
+//!
+//! Every function returns an error naming its call; callers add the queue's name.
 
 use std::ffi::CStr;
-use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
+use ipc_core::Result;
+use ipc_core::internal::cvt;
 
 /// `mq_open(name, flags, mode, attr)`; `attr` only matters with `O_CREAT`.
 pub(crate) fn mq_open(
@@ -21,7 +17,7 @@ pub(crate) fn mq_open(
     mode: libc::mode_t,
     capacity: i64,
     max_message: i64,
-) -> io::Result<OwnedFd> {
+) -> Result<OwnedFd> {
     // SAFETY: an all-zero `mq_attr` is valid; the fields set are plain integers.
     let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
     attr.mq_maxmsg = capacity;
@@ -36,26 +32,26 @@ pub(crate) fn mq_open(
             std::ptr::from_mut(&mut attr),
         )
     };
-    if mqd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let mqd = cvt("mq_open", mqd)?;
     // SAFETY: on Linux a queue descriptor is a file descriptor, new and owned by nobody
     // else; closing it is `mq_close`.
     Ok(unsafe { OwnedFd::from_raw_fd(mqd) })
 }
 
 /// `mq_unlink(name)`.
-pub(crate) fn mq_unlink(name: &CStr) -> io::Result<()> {
+pub(crate) fn mq_unlink(name: &CStr) -> Result<()> {
     // SAFETY: `name` is NUL-terminated.
-    check(unsafe { libc::mq_unlink(name.as_ptr()) })
+    cvt("mq_unlink", unsafe { libc::mq_unlink(name.as_ptr()) }).map(drop)
 }
 
 /// A queue's attributes: (capacity, maximum message size, messages queued, flags).
-pub(crate) fn mq_getattr(mqd: BorrowedFd<'_>) -> io::Result<(i64, i64, i64, i64)> {
+pub(crate) fn mq_getattr(mqd: BorrowedFd<'_>) -> Result<(i64, i64, i64, i64)> {
     // SAFETY: an all-zero `mq_attr` is valid and the kernel fills it in.
     let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
     // SAFETY: `mqd` is an open queue descriptor for the call; `attr` is writable.
-    check(unsafe { libc::mq_getattr(mqd.as_raw_fd(), &mut attr) })?;
+    cvt("mq_getattr", unsafe {
+        libc::mq_getattr(mqd.as_raw_fd(), &mut attr)
+    })?;
     Ok((
         attr.mq_maxmsg,
         attr.mq_msgsize,
@@ -65,7 +61,7 @@ pub(crate) fn mq_getattr(mqd: BorrowedFd<'_>) -> io::Result<(i64, i64, i64, i64)
 }
 
 /// Sets or clears `O_NONBLOCK` on the queue description.
-pub(crate) fn mq_set_nonblocking(mqd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
+pub(crate) fn mq_set_nonblocking(mqd: BorrowedFd<'_>, nonblocking: bool) -> Result<()> {
     // SAFETY: an all-zero `mq_attr` is valid; only `mq_flags` is read by `mq_setattr`.
     let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
     attr.mq_flags = if nonblocking {
@@ -74,7 +70,10 @@ pub(crate) fn mq_set_nonblocking(mqd: BorrowedFd<'_>, nonblocking: bool) -> io::
         0
     };
     // SAFETY: an open descriptor; `attr` valid for reading, the old attributes not asked.
-    check(unsafe { libc::mq_setattr(mqd.as_raw_fd(), &attr, std::ptr::null_mut()) })
+    cvt("mq_setattr", unsafe {
+        libc::mq_setattr(mqd.as_raw_fd(), &attr, std::ptr::null_mut())
+    })
+    .map(drop)
 }
 
 /// `mq_timedsend` (or `mq_send` without a time): `EINTR`, `EAGAIN`, `ETIMEDOUT` returned.
@@ -83,15 +82,21 @@ pub(crate) fn mq_send(
     msg: &[u8],
     priority: u32,
     at: Option<&libc::timespec>,
-) -> io::Result<()> {
+) -> Result<()> {
     let fd = mqd.as_raw_fd();
+    let op = if at.is_some() {
+        "mq_timedsend"
+    } else {
+        "mq_send"
+    };
     // SAFETY: an open descriptor; `msg` is valid for `msg.len()` bytes and `at` for reading.
-    check(unsafe {
+    cvt(op, unsafe {
         match at {
             Some(at) => libc::mq_timedsend(fd, msg.as_ptr().cast(), msg.len(), priority, at),
             None => libc::mq_send(fd, msg.as_ptr().cast(), msg.len(), priority),
         }
     })
+    .map(drop)
 }
 
 /// `mq_timedreceive` (or `mq_receive` without a time) into `buf`: (length, priority).
@@ -99,7 +104,7 @@ pub(crate) fn mq_receive(
     mqd: BorrowedFd<'_>,
     buf: &mut [u8],
     at: Option<&libc::timespec>,
-) -> io::Result<(usize, u32)> {
+) -> Result<(usize, u32)> {
     let fd = mqd.as_raw_fd();
     let mut priority = 0;
     // SAFETY: an open descriptor; `buf` is writable for `buf.len()` bytes, `priority` is a
@@ -112,8 +117,13 @@ pub(crate) fn mq_receive(
             None => libc::mq_receive(fd, buf.as_mut_ptr().cast(), buf.len(), &mut priority),
         }
     };
-    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
-    Ok((n, priority))
+    let op = if at.is_some() {
+        "mq_timedreceive"
+    } else {
+        "mq_receive"
+    };
+    let n = cvt(op, n)?;
+    Ok((usize::try_from(n).unwrap_or(0), priority))
 }
 
 /// The length of the cookie the kernel sends through the netlink socket
@@ -126,7 +136,7 @@ pub(crate) const COOKIE_LEN: usize = 32;
 pub(crate) fn mq_notify(
     mqd: BorrowedFd<'_>,
     socket: Option<(BorrowedFd<'_>, &[u8; COOKIE_LEN])>,
-) -> io::Result<()> {
+) -> Result<()> {
     // SAFETY: an all-zero `sigevent` is valid; the fields set are plain values.
     let mut event: libc::sigevent = unsafe { std::mem::zeroed() };
     let event_ptr = match socket {
@@ -147,15 +157,11 @@ pub(crate) fn mq_notify(
     // its own thread); `event_ptr` is null or a valid `sigevent` whose cookie pointer is
     // valid for `COOKIE_LEN` bytes, which the kernel copies during the call.
     let ret = unsafe { libc::syscall(libc::SYS_mq_notify, mqd.as_raw_fd(), event_ptr) };
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    cvt("mq_notify", ret).map(drop)
 }
 
 /// A netlink socket to receive queue notifications on (close-on-exec).
-pub(crate) fn notification_socket() -> io::Result<OwnedFd> {
+pub(crate) fn notification_socket() -> Result<OwnedFd> {
     // SAFETY: plain integer arguments.
     let fd = unsafe {
         libc::socket(
@@ -164,21 +170,21 @@ pub(crate) fn notification_socket() -> io::Result<OwnedFd> {
             libc::NETLINK_ROUTE,
         )
     };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = cvt("socket(AF_NETLINK)", fd)?;
     // SAFETY: a new descriptor that nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// `getrlimit(RLIMIT_MSGQUEUE)`: the soft limit in bytes.
-pub(crate) fn rlimit_msgqueue() -> io::Result<u64> {
+pub(crate) fn rlimit_msgqueue() -> Result<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: `limit` is a valid out-pointer.
-    check(unsafe { libc::getrlimit(libc::RLIMIT_MSGQUEUE, &mut limit) })?;
+    cvt("getrlimit(RLIMIT_MSGQUEUE)", unsafe {
+        libc::getrlimit(libc::RLIMIT_MSGQUEUE, &mut limit)
+    })?;
     Ok(limit.rlim_cur)
 }
 
@@ -189,17 +195,23 @@ pub(crate) fn mq_send_value<T: ipc_core::ShmSafe>(
     value: &T,
     priority: u32,
     at: Option<&libc::timespec>,
-) -> io::Result<()> {
+) -> Result<()> {
     let fd = mqd.as_raw_fd();
     let ptr = std::ptr::from_ref(value).cast::<libc::c_char>();
     let len = std::mem::size_of::<T>();
+    let op = if at.is_some() {
+        "mq_timedsend"
+    } else {
+        "mq_send"
+    };
     // SAFETY: an open descriptor; `ptr` is valid for `len` bytes (one `T`), `at` for reading.
-    check(unsafe {
+    cvt(op, unsafe {
         match at {
             Some(at) => libc::mq_timedsend(fd, ptr, len, priority, at),
             None => libc::mq_send(fd, ptr, len, priority),
         }
     })
+    .map(drop)
 }
 
 /// The `T` in `bytes`, if it has exactly the size of one.

@@ -168,20 +168,12 @@ impl SemaphoreOptions {
             .map_err(|e| e.with_subject(name.as_str()))?;
         let opened = self.mode.open_with(
             |intent| {
-                sys::NamedSem::open(name.as_cstr(), intent.flags(), 0o600, self.initial).map_err(
-                    |e| {
-                        Error::from(e)
-                            .with_op("sem_open")
-                            .with_subject(name.as_str())
-                    },
-                )
+                sys::NamedSem::open(name.as_cstr(), intent.flags(), 0o600, self.initial)
+                    .map_err(|e| e.with_op("sem_open").with_subject(name.as_str()))
             },
             || {
-                sys::sem_unlink(name.as_cstr()).map_err(|e| {
-                    Error::from(e)
-                        .with_op("sem_unlink")
-                        .with_subject(name.as_str())
-                })
+                sys::sem_unlink(name.as_cstr())
+                    .map_err(|e| e.with_op("sem_unlink").with_subject(name.as_str()))
             },
         )?;
         let file = SemFile::find(&opened.object, name, opened.created)?;
@@ -211,11 +203,7 @@ impl SemaphoreOptions {
         self.check_values("sem_open")
             .map_err(|e| e.with_subject(name.as_str()))?;
         let sem = sys::NamedSem::open(name.as_cstr(), OpenIntent::OpenExisting.flags(), 0, 0)
-            .map_err(|e| {
-                Error::from(e)
-                    .with_op("sem_open")
-                    .with_subject(name.as_str())
-            })?;
+            .map_err(|e| e.with_op("sem_open").with_subject(name.as_str()))?;
         let file = SemFile::find(&sem, name, false)?;
         file.check_owner(name, self.accept_other_owner)?;
         Ok(NamedSemaphore::new(sem, file, name, self.max, false))
@@ -339,11 +327,8 @@ impl Unlink for SemName {
             )
             .with_subject(self.name.as_str()));
         }
-        sys::sem_unlink(self.name.as_cstr()).map_err(|e| {
-            Error::from(e)
-                .with_op("sem_unlink")
-                .with_subject(self.name.as_str())
-        })
+        sys::sem_unlink(self.name.as_cstr())
+            .map_err(|e| e.with_op("sem_unlink").with_subject(self.name.as_str()))
     }
 }
 
@@ -430,8 +415,8 @@ impl NamedSemaphore {
         self.name().as_str()
     }
 
-    fn err(&self, op: &'static str, e: io::Error) -> Error {
-        Error::from(e).with_op(op).with_subject(self.subject())
+    fn err(&self, op: &'static str, e: Error) -> Error {
+        e.with_op(op).with_subject(self.subject())
     }
 
     /// Adds one permit, waking a waiter.

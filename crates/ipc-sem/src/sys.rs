@@ -2,15 +2,15 @@
 //! System V semaphore system calls, and the view of a block of a shared region that the
 //! unnamed semaphore and the robust mutex keep their words in.
 //!
-//! Every function returns the C library's error as an `io::Error` and leaves naming the
-//! object to callers.
+//! Every function returns an error naming its call (`cvt`); callers add the object.
 
 use std::ffi::CStr;
 use std::io;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
-use ipc_core::Clock;
+use ipc_core::internal::cvt;
+use ipc_core::{Clock, Error, Result};
 
 /// `sem_clockwait(sem, clock, abstime)` (glibc 2.30 and later, not declared by the libc
 /// crate for Linux): a timed wait against a clock of the caller's choice.
@@ -50,55 +50,51 @@ pub(crate) fn wait_clock() -> Clock {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RawSem<'a>(NonNull<libc::sem_t>, std::marker::PhantomData<&'a ()>);
 
-fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 impl RawSem<'_> {
     /// `sem_post`.
     #[inline]
-    pub(crate) fn post(&self) -> io::Result<()> {
+    pub(crate) fn post(&self) -> Result<()> {
         // SAFETY: `self.0` points to a `sem_t` mapped for the lifetime of `self`.
-        check(unsafe { libc::sem_post(self.0.as_ptr()) })
+        cvt("sem_post", unsafe { libc::sem_post(self.0.as_ptr()) }).map(drop)
     }
 
     /// `sem_wait`: `EINTR` is returned, not retried.
     #[inline]
-    pub(crate) fn wait(&self) -> io::Result<()> {
+    pub(crate) fn wait(&self) -> Result<()> {
         // SAFETY: as for `post`.
-        check(unsafe { libc::sem_wait(self.0.as_ptr()) })
+        cvt("sem_wait", unsafe { libc::sem_wait(self.0.as_ptr()) }).map(drop)
     }
 
     /// `sem_trywait`: `EAGAIN` when the value is zero.
-    pub(crate) fn try_wait(&self) -> io::Result<()> {
+    pub(crate) fn try_wait(&self) -> Result<()> {
         // SAFETY: as for `post`.
-        check(unsafe { libc::sem_trywait(self.0.as_ptr()) })
+        cvt("sem_trywait", unsafe { libc::sem_trywait(self.0.as_ptr()) }).map(drop)
     }
 
     /// Waits until the absolute time `at` on [`wait_clock`]: `sem_clockwait` on the
     /// monotonic clock, or `sem_timedwait` on the wall clock.
-    pub(crate) fn timed_wait(&self, at: &libc::timespec) -> io::Result<()> {
+    pub(crate) fn timed_wait(&self, at: &libc::timespec) -> Result<()> {
         let sem = self.0.as_ptr();
-        let ret = if let Some(clockwait) = sem_clockwait() {
+        let (op, ret) = if let Some(clockwait) = sem_clockwait() {
             // SAFETY: as for `post`; `at` is a valid timespec for the duration of the call;
             // `clockwait` is `sem_clockwait`.
-            unsafe { clockwait(sem, libc::CLOCK_MONOTONIC, at) }
+            ("sem_clockwait", unsafe {
+                clockwait(sem, libc::CLOCK_MONOTONIC, at)
+            })
         } else {
             // SAFETY: as above.
-            unsafe { libc::sem_timedwait(sem, at) }
+            ("sem_timedwait", unsafe { libc::sem_timedwait(sem, at) })
         };
-        check(ret)
+        cvt(op, ret).map(drop)
     }
 
     /// `sem_getvalue` (0 while processes wait, on Linux).
-    pub(crate) fn value(&self) -> io::Result<libc::c_int> {
+    pub(crate) fn value(&self) -> Result<libc::c_int> {
         let mut value = 0;
         // SAFETY: as for `post`; `value` is a valid out-pointer.
-        check(unsafe { libc::sem_getvalue(self.0.as_ptr(), &mut value) })?;
+        cvt("sem_getvalue", unsafe {
+            libc::sem_getvalue(self.0.as_ptr(), &mut value)
+        })?;
         Ok(value)
     }
 }
@@ -120,7 +116,7 @@ impl NamedSem {
         flags: libc::c_int,
         mode: libc::mode_t,
         value: u32,
-    ) -> io::Result<NamedSem> {
+    ) -> Result<NamedSem> {
         // SAFETY: `name` is NUL-terminated; the variadic mode and value are passed as the
         // promoted types `sem_open` reads (`mode_t` as `c_uint`, `unsigned int`).
         let sem = unsafe {
@@ -132,11 +128,15 @@ impl NamedSem {
             )
         };
         if sem == libc::SEM_FAILED {
-            return Err(io::Error::last_os_error());
+            return Err(Error::last_os_error("sem_open"));
         }
-        NonNull::new(sem)
-            .map(NamedSem)
-            .ok_or_else(|| io::Error::other("sem_open returned a null semaphore"))
+        NonNull::new(sem).map(NamedSem).ok_or_else(|| {
+            Error::new(
+                "sem_open",
+                io::ErrorKind::Other,
+                "sem_open returned a null semaphore",
+            )
+        })
     }
 
     /// The semaphore, mapped until `sem_close` in `drop`.
@@ -160,16 +160,16 @@ impl Drop for NamedSem {
 }
 
 /// `sem_unlink`.
-pub(crate) fn sem_unlink(name: &CStr) -> io::Result<()> {
+pub(crate) fn sem_unlink(name: &CStr) -> Result<()> {
     // SAFETY: `name` is NUL-terminated.
-    check(unsafe { libc::sem_unlink(name.as_ptr()) })
+    cvt("sem_unlink", unsafe { libc::sem_unlink(name.as_ptr()) }).map(drop)
 }
 
 /// `flock(fd, operation)`: `LOCK_EX` or `LOCK_UN`; `EINTR` is returned, not retried.
-pub(crate) fn flock(fd: std::os::fd::BorrowedFd<'_>, operation: libc::c_int) -> io::Result<()> {
+pub(crate) fn flock(fd: std::os::fd::BorrowedFd<'_>, operation: libc::c_int) -> Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: `fd` is an open descriptor for the duration of the call; `flock` only locks.
-    check(unsafe { libc::flock(fd.as_raw_fd(), operation) })
+    cvt("flock", unsafe { libc::flock(fd.as_raw_fd(), operation) }).map(drop)
 }
 
 /// A block of a shared region that holds one of the crate's objects: the region (kept
@@ -290,14 +290,9 @@ pub(crate) fn semget(
     key: libc::key_t,
     nsems: libc::c_int,
     flags: libc::c_int,
-) -> io::Result<libc::c_int> {
+) -> Result<libc::c_int> {
     // SAFETY: plain integer arguments; no memory is passed.
-    let id = unsafe { libc::semget(key, nsems, flags) };
-    if id < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(id)
-    }
+    cvt("semget", unsafe { libc::semget(key, nsems, flags) })
 }
 
 /// One `semop` on semaphore `num` of set `id`: add `op` with `flags` (`SEM_UNDO`,
@@ -308,21 +303,23 @@ pub(crate) fn semop(
     op: i16,
     flags: libc::c_int,
     timeout: Option<&libc::timespec>,
-) -> io::Result<()> {
+) -> Result<()> {
+    let name = if timeout.is_some() {
+        "semtimedop"
+    } else {
+        "semop"
+    };
     let mut buf = libc::sembuf {
         sem_num: num,
         sem_op: op,
-        sem_flg: i16::try_from(flags).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        sem_flg: i16::try_from(flags)
+            .map_err(|_| Error::new(name, io::ErrorKind::InvalidInput, "flags out of range"))?,
     };
     let timeout = timeout.map_or(std::ptr::null(), std::ptr::from_ref);
     // SAFETY: `buf` is one valid `sembuf` for the call, `timeout` is null or a valid
     // timespec; `semtimedop` with a null timeout is `semop`.
     let ret = unsafe { libc::syscall(libc::SYS_semtimedop, id, &mut buf, 1usize, timeout) };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    cvt(name, ret).map(drop)
 }
 
 /// What [`sem_get`] reads of one semaphore: `semctl` commands that take no fourth argument.
@@ -339,7 +336,7 @@ pub(crate) enum SemGet {
 }
 
 /// `semctl(id, num, GETVAL, GETPID, GETNCNT or GETZCNT)`.
-pub(crate) fn sem_get(id: libc::c_int, num: libc::c_int, what: SemGet) -> io::Result<libc::c_int> {
+pub(crate) fn sem_get(id: libc::c_int, num: libc::c_int, what: SemGet) -> Result<libc::c_int> {
     let cmd = match what {
         SemGet::Value => libc::GETVAL,
         SemGet::LastPid => libc::GETPID,
@@ -347,33 +344,36 @@ pub(crate) fn sem_get(id: libc::c_int, num: libc::c_int, what: SemGet) -> io::Re
         SemGet::WaitingForZero => libc::GETZCNT,
     };
     // SAFETY: GETVAL, GETPID, GETNCNT and GETZCNT take no fourth argument.
-    let value = unsafe { libc::semctl(id, num, cmd) };
-    if value < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(value)
-    }
+    cvt("semctl", unsafe { libc::semctl(id, num, cmd) })
 }
 
 /// `semctl(id, num, SETVAL, value)`.
-pub(crate) fn sem_setval(id: libc::c_int, num: libc::c_int, value: libc::c_int) -> io::Result<()> {
+pub(crate) fn sem_setval(id: libc::c_int, num: libc::c_int, value: libc::c_int) -> Result<()> {
     // SAFETY: SETVAL reads the `val` member of the `semun` argument, which an `int` passed
     // in its place provides on Linux's calling conventions (glibc's own callers do this).
-    check(unsafe { libc::semctl(id, num, libc::SETVAL, value) })
+    cvt("semctl(SETVAL)", unsafe {
+        libc::semctl(id, num, libc::SETVAL, value)
+    })
+    .map(drop)
 }
 
 /// `semctl(id, 0, IPC_RMID)`.
-pub(crate) fn sem_remove(id: libc::c_int) -> io::Result<()> {
+pub(crate) fn sem_remove(id: libc::c_int) -> Result<()> {
     // SAFETY: IPC_RMID takes no fourth argument.
-    check(unsafe { libc::semctl(id, 0, libc::IPC_RMID) })
+    cvt("semctl(IPC_RMID)", unsafe {
+        libc::semctl(id, 0, libc::IPC_RMID)
+    })
+    .map(drop)
 }
 
 /// `semctl(id, 0, IPC_STAT)`: the owner's uid and the permission bits.
-pub(crate) fn sem_owner(id: libc::c_int) -> io::Result<(libc::uid_t, u32)> {
+pub(crate) fn sem_owner(id: libc::c_int) -> Result<(libc::uid_t, u32)> {
     let mut ds = std::mem::MaybeUninit::<libc::semid_ds>::zeroed();
     // SAFETY: IPC_STAT writes a `semid_ds` through the pointer passed as the `buf` member
     // of `semun`; `ds` is one, valid for writes.
-    check(unsafe { libc::semctl(id, 0, libc::IPC_STAT, ds.as_mut_ptr()) })?;
+    cvt("semctl(IPC_STAT)", unsafe {
+        libc::semctl(id, 0, libc::IPC_STAT, ds.as_mut_ptr())
+    })?;
     // SAFETY: zero-initialised and filled in by the kernel above; every field is a plain
     // integer.
     let ds = unsafe { ds.assume_init() };

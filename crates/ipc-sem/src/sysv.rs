@@ -70,13 +70,12 @@ impl SemaphoreOptions {
                 };
                 let mode = libc::c_int::try_from(mode).unwrap_or(0o600);
                 sys::semget(key, SET_SIZE, flags | mode)
-                    .map_err(|e| Error::from(e).with_op(op).with_subject(name.as_str()))
+                    .map_err(|e| e.with_op(op).with_subject(name.as_str()))
             },
             || {
                 let id = sys::semget(key, 0, 0)
-                    .map_err(|e| Error::from(e).with_op(op).with_subject(name.as_str()))?;
-                sys::sem_remove(id)
-                    .map_err(|e| Error::from(e).with_op("semctl").with_subject(name.as_str()))
+                    .map_err(|e| e.with_op(op).with_subject(name.as_str()))?;
+                sys::sem_remove(id).map_err(|e| e.with_op("semctl").with_subject(name.as_str()))
             },
         )?;
         let id = opened.object;
@@ -113,8 +112,8 @@ impl SemaphoreOptions {
     pub fn open_undo(&self, name: &IpcName) -> Result<UndoSemaphore> {
         self.check_undo(name)?;
         let (key, tag) = key_and_tag(name);
-        let id = sys::semget(key, 0, 0)
-            .map_err(|e| Error::from(e).with_op("semget").with_subject(name.as_str()))?;
+        let id =
+            sys::semget(key, 0, 0).map_err(|e| e.with_op("semget").with_subject(name.as_str()))?;
         let set = UndoSemaphore::new(id, name, false);
         set.check_existing(self, tag)?;
         Ok(set)
@@ -154,8 +153,7 @@ struct SetId {
 impl Unlink for SetId {
     fn unlink(&self) -> Result<()> {
         sys::sem_remove(self.id).map_err(|e| {
-            Error::from(e)
-                .with_op("semctl(IPC_RMID)")
+            e.with_op("semctl(IPC_RMID)")
                 .with_subject(self.name.as_str())
         })
     }
@@ -272,7 +270,7 @@ impl UndoSemaphore {
         self.name().as_str()
     }
 
-    fn err(&self, op: &'static str, e: io::Error) -> Error {
+    fn err(&self, op: &'static str, e: Error) -> Error {
         match e.raw_os_error() {
             Some(libc::EIDRM | libc::EINVAL) => {
                 Error::peer_gone(op, "the semaphore set was removed").with_subject(self.subject())
@@ -286,17 +284,12 @@ impl UndoSemaphore {
                 Limit::new("SEMVMX, SEMAEM", u64::from(SEMVMX)),
             )
             .with_subject(self.subject()),
-            _ => Error::from(e).with_op(op).with_subject(self.subject()),
+            _ => e.with_op(op).with_subject(self.subject()),
         }
     }
 
     #[inline]
-    fn op(
-        &self,
-        delta: i16,
-        flags: libc::c_int,
-        timeout: Option<&libc::timespec>,
-    ) -> io::Result<()> {
+    fn op(&self, delta: i16, flags: libc::c_int, timeout: Option<&libc::timespec>) -> Result<()> {
         sys::semop(self.id, VALUE, delta, flags | libc::SEM_UNDO, timeout)
     }
 
@@ -424,7 +417,7 @@ impl StaleUndoSet {
         match sys::sem_remove(self.id) {
             Ok(()) => Ok(()),
             Err(e) if matches!(e.raw_os_error(), Some(libc::EIDRM | libc::EINVAL)) => Ok(()),
-            Err(e) => Err(Error::from(e)
+            Err(e) => Err(e
                 .with_op("semctl(IPC_RMID)")
                 .with_subject(format!("System V semaphore set {}", self.id))),
         }

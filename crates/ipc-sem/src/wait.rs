@@ -12,7 +12,7 @@ pub(crate) fn try_wait(sem: RawSem<'_>, subject: &str) -> Result<()> {
     ipc_core::internal::retry_eintr(|| {
         sem.try_wait().map_err(|e| match e.raw_os_error() {
             Some(libc::EAGAIN) => Error::would_block("sem_trywait").with_subject(subject),
-            _ => Error::from(e).with_op("sem_trywait").with_subject(subject),
+            _ => e.with_subject(subject),
         })
     })
 }
@@ -20,10 +20,7 @@ pub(crate) fn try_wait(sem: RawSem<'_>, subject: &str) -> Result<()> {
 /// `sem_wait`, with `EINTR` retried.
 #[inline]
 pub(crate) fn wait(sem: RawSem<'_>, subject: &str) -> Result<()> {
-    ipc_core::internal::retry_eintr(|| {
-        sem.wait()
-            .map_err(|e| Error::from(e).with_op("sem_wait").with_subject(subject))
-    })
+    ipc_core::internal::retry_eintr(|| sem.wait().map_err(|e| e.with_subject(subject)))
 }
 
 /// `sem_clockwait` (or `sem_timedwait`) until `timeout` from now, resumed after `EINTR`
@@ -42,7 +39,7 @@ pub(crate) fn wait_timeout(sem: RawSem<'_>, timeout: Duration, subject: &str) ->
         };
         sem.timed_wait(&at).map_err(|e| match e.raw_os_error() {
             Some(libc::ETIMEDOUT) => Error::timed_out(op).with_subject(subject),
-            _ => Error::from(e).with_op(op).with_subject(subject),
+            _ => e.with_op(op).with_subject(subject),
         })
     })
 }
@@ -51,6 +48,6 @@ pub(crate) fn wait_timeout(sem: RawSem<'_>, timeout: Duration, subject: &str) ->
 pub(crate) fn value(sem: RawSem<'_>, subject: &str) -> Result<u32> {
     let value = sem
         .value()
-        .map_err(|e| Error::from(e).with_op("sem_getvalue").with_subject(subject))?;
+        .map_err(|e| e.with_op("sem_getvalue").with_subject(subject))?;
     Ok(u32::try_from(value).unwrap_or(0))
 }

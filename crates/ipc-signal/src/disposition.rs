@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use ipc_core::{Error, Result};
+use ipc_core::Result;
 
 use crate::{Signal, sys};
 
@@ -39,12 +39,8 @@ pub enum Disposition {
 /// `InvalidInput` for `SIGKILL` and `SIGSTOP`.
 pub fn set_disposition(signal: Signal, disposition: Disposition) -> Result<DispositionGuard> {
     signal.catchable("sigaction")?;
-    let saved =
-        sys::set_disposition(signal.number(), disposition == Disposition::Ignore).map_err(|e| {
-            Error::from(e)
-                .with_op("sigaction")
-                .with_subject(signal.to_string())
-        })?;
+    let saved = sys::set_disposition(signal.number(), disposition == Disposition::Ignore)
+        .map_err(|e| e.with_subject(signal.to_string()))?;
     Ok(DispositionGuard { signal, saved })
 }
 

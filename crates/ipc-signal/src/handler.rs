@@ -64,11 +64,7 @@ impl SignalReceiver {
         for &signal in signals {
             signal.catchable("signal handler")?;
             let id = sys::register_pipe_writer(signal.number(), receiver._write.as_raw_fd())
-                .map_err(|e| {
-                    Error::from(e)
-                        .with_op("signal_hook::register")
-                        .with_subject(signal.to_string())
-                })?;
+                .map_err(|e| e.with_subject(signal.to_string()))?;
             receiver.ids.push(id);
         }
         Ok(receiver)

@@ -83,9 +83,7 @@ impl Process {
                     "the process has exited",
                 )
                 .with_subject(subject),
-                _ => Error::from(e)
-                    .with_op("pidfd_send_signal")
-                    .with_subject(subject),
+                _ => e.with_subject(subject),
             }
         })
     }
@@ -169,11 +167,8 @@ impl Process {
     pub fn wait_child(&self, deadline: Deadline) -> Result<ChildExit> {
         self.wait_exit(deadline)?;
         let reaped = ipc_core::internal::retry_eintr(|| {
-            sys::waitid_pidfd(self.pidfd.as_fd(), 0).map_err(|e| {
-                Error::from(e)
-                    .with_op("waitid")
-                    .with_subject(format!("pid {}", self.pid))
-            })
+            sys::waitid_pidfd(self.pidfd.as_fd(), 0)
+                .map_err(|e| e.with_subject(format!("pid {}", self.pid)))
         })?;
         let (code, status) = reaped.ok_or_else(|| {
             Error::new(

@@ -30,11 +30,7 @@ fn pid_t(pid: u32, op: &'static str) -> Result<libc::pid_t> {
 /// function never signals a process group).
 pub fn send(pid: u32, signal: Signal) -> Result<()> {
     let target = pid_t(pid, "kill")?;
-    sys::kill(target, signal.number()).map_err(|e| {
-        Error::from(e)
-            .with_op("kill")
-            .with_subject(format!("{signal} to pid {pid}"))
-    })
+    sys::kill(target, signal.number()).map_err(|e| e.with_subject(format!("{signal} to pid {pid}")))
 }
 
 /// Queues `signal` with the integer payload `value` to process `pid` (`sigqueue`). A
@@ -62,7 +58,7 @@ pub fn queue(pid: u32, signal: Signal, value: i32) -> Result<()> {
                 )
                 .with_subject(subject)
             }
-            _ => Error::from(e).with_op("sigqueue").with_subject(subject),
+            _ => e.with_subject(subject),
         }
     })
 }
@@ -74,9 +70,5 @@ pub fn queue(pid: u32, signal: Signal, value: i32) -> Result<()> {
 ///
 /// The error of `raise` (none for a valid signal).
 pub fn raise(signal: Signal) -> Result<()> {
-    sys::raise(signal.number()).map_err(|e| {
-        Error::from(e)
-            .with_op("raise")
-            .with_subject(signal.to_string())
-    })
+    sys::raise(signal.number()).map_err(|e| e.with_subject(signal.to_string()))
 }

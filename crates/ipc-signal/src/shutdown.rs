@@ -102,11 +102,8 @@ impl ShutdownOptions {
         };
         for &signal in &self.signals {
             signal.catchable("shutdown handler")?;
-            let id = sys::register_shutdown(signal.number(), Arc::clone(&state)).map_err(|e| {
-                Error::from(e)
-                    .with_op("signal_hook::register")
-                    .with_subject(signal.to_string())
-            })?;
+            let id = sys::register_shutdown(signal.number(), Arc::clone(&state))
+                .map_err(|e| e.with_subject(signal.to_string()))?;
             shutdown.ids.push(id);
         }
         Ok(shutdown)

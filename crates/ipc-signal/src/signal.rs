@@ -201,9 +201,7 @@ impl SignalSet {
     /// `InvalidInput` for `SIGKILL` or `SIGSTOP`.
     pub fn add(&mut self, signal: Signal) -> Result<()> {
         signal.catchable("sigaddset")?;
-        self.set
-            .add(signal.number())
-            .map_err(|e| Error::from(e).with_op("sigaddset"))
+        self.set.add(signal.number())
     }
 
     /// Whether `signal` is in the set.
@@ -219,10 +217,7 @@ impl SignalSet {
     ///
     /// The error of `pthread_sigmask` (none for a valid set).
     pub fn block(&self) -> Result<MaskGuard> {
-        let previous = self
-            .set
-            .apply(libc::SIG_BLOCK)
-            .map_err(|e| Error::from(e).with_op("pthread_sigmask"))?;
+        let previous = self.set.apply(libc::SIG_BLOCK)?;
         Ok(MaskGuard {
             previous,
             _thread: std::marker::PhantomData,
@@ -236,7 +231,7 @@ impl SignalSet {
     /// The error of `pthread_sigmask` (none).
     pub fn blocked() -> Result<SignalSet> {
         Ok(SignalSet {
-            set: sys::SigSet::current().map_err(|e| Error::from(e).with_op("pthread_sigmask"))?,
+            set: sys::SigSet::current()?,
         })
     }
 }

@@ -72,10 +72,7 @@ impl SignalFd {
         let set = SignalSet::of(signals)?;
         let guard: MaskGuard = set.block()?;
         guard.keep();
-        let fd = set
-            .set
-            .signalfd()
-            .map_err(|e| Error::from(e).with_op("signalfd"))?;
+        let fd = set.set.signalfd()?;
         Ok(SignalFd { fd, set })
     }
 
@@ -85,9 +82,8 @@ impl SignalFd {
     }
 
     fn read(&self) -> Result<Option<SignalInfo>> {
-        let Some((signo, code, pid, uid, value)) = ipc_core::internal::retry_eintr(|| {
-            sys::read_siginfo(self.fd.as_fd()).map_err(|e| Error::from(e).with_op("read(signalfd)"))
-        })?
+        let Some((signo, code, pid, uid, value)) =
+            ipc_core::internal::retry_eintr(|| sys::read_siginfo(self.fd.as_fd()))?
         else {
             return Ok(None);
         };

@@ -1,17 +1,14 @@
 //! The crate's only unsafe code: signal masks, `signalfd`, `kill`/`sigqueue`,
 //! `pidfd_send_signal`, `waitid` on a pidfd, `sigaction` for saved dispositions, and the
 //! async-signal-safe handler registered through signal-hook.
+//!
+//! Every function returns an error naming its call; callers add the signal or process.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
+use ipc_core::internal::cvt;
+use ipc_core::{Error, Result};
 
 /// A `sigset_t`.
 #[derive(Clone, Copy)]
@@ -28,9 +25,9 @@ impl SigSet {
     }
 
     /// Adds `signal` (a valid signal number, checked by the caller).
-    pub(crate) fn add(&mut self, signal: libc::c_int) -> io::Result<()> {
+    pub(crate) fn add(&mut self, signal: libc::c_int) -> Result<()> {
         // SAFETY: an initialised set; an invalid number is reported as EINVAL.
-        check(unsafe { libc::sigaddset(&mut self.0, signal) })
+        cvt("sigaddset", unsafe { libc::sigaddset(&mut self.0, signal) }).map(drop)
     }
 
     pub(crate) fn contains(&self, signal: libc::c_int) -> bool {
@@ -39,36 +36,36 @@ impl SigSet {
     }
 
     /// `pthread_sigmask(how, self)`, returning the previous mask.
-    pub(crate) fn apply(&self, how: libc::c_int) -> io::Result<SigSet> {
+    pub(crate) fn apply(&self, how: libc::c_int) -> Result<SigSet> {
         let mut old = SigSet::empty();
         // SAFETY: valid sets for reading and writing.
         let ret = unsafe { libc::pthread_sigmask(how, &self.0, &mut old.0) };
         if ret == 0 {
             Ok(old)
         } else {
-            Err(io::Error::from_raw_os_error(ret))
+            // pthread calls return the error number instead of setting errno.
+            Err(Error::from_raw_os_error("pthread_sigmask", ret))
         }
     }
 
     /// The calling thread's mask.
-    pub(crate) fn current() -> io::Result<SigSet> {
+    pub(crate) fn current() -> Result<SigSet> {
         let mut old = SigSet::empty();
         // SAFETY: a null new set only reads the mask into `old`.
         let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut old.0) };
         if ret == 0 {
             Ok(old)
         } else {
-            Err(io::Error::from_raw_os_error(ret))
+            Err(Error::from_raw_os_error("pthread_sigmask", ret))
         }
     }
 
     /// A `signalfd` for the set (close-on-exec, non-blocking).
-    pub(crate) fn signalfd(&self) -> io::Result<OwnedFd> {
+    pub(crate) fn signalfd(&self) -> Result<OwnedFd> {
         // SAFETY: a valid set; -1 asks for a new descriptor.
-        let fd = unsafe { libc::signalfd(-1, &self.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = cvt("signalfd", unsafe {
+            libc::signalfd(-1, &self.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
+        })?;
         // SAFETY: a new descriptor that nobody else owns.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
@@ -78,20 +75,20 @@ impl SigSet {
 pub(crate) type RawInfo = (u32, i32, u32, u32, i32);
 
 /// Reads one `signalfd_siginfo`, or `None` if none is pending (`EAGAIN`).
-pub(crate) fn read_siginfo(fd: BorrowedFd<'_>) -> io::Result<Option<RawInfo>> {
+pub(crate) fn read_siginfo(fd: BorrowedFd<'_>) -> Result<Option<RawInfo>> {
+    const OP: &str = "read(signalfd)";
     let mut info = std::mem::MaybeUninit::<libc::signalfd_siginfo>::zeroed();
     let size = std::mem::size_of::<libc::signalfd_siginfo>();
     // SAFETY: `info` is writable for `size` bytes.
-    let n = unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), size) };
-    if n < 0 {
-        let err = io::Error::last_os_error();
-        return match err.raw_os_error() {
-            Some(libc::EAGAIN) => Ok(None),
-            _ => Err(err),
-        };
-    }
+    let n = match cvt(OP, unsafe {
+        libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), size)
+    }) {
+        Err(err) if err.raw_os_error() == Some(libc::EAGAIN) => return Ok(None),
+        other => other?,
+    };
     if usize::try_from(n).ok() != Some(size) {
-        return Err(io::Error::new(
+        return Err(Error::new(
+            OP,
             io::ErrorKind::InvalidData,
             "a short signalfd read",
         ));
@@ -108,25 +105,25 @@ pub(crate) fn read_siginfo(fd: BorrowedFd<'_>) -> io::Result<Option<RawInfo>> {
 }
 
 /// `kill(pid, signal)`.
-pub(crate) fn kill(pid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
+pub(crate) fn kill(pid: libc::pid_t, signal: libc::c_int) -> Result<()> {
     // SAFETY: integer arguments only.
-    check(unsafe { libc::kill(pid, signal) })
+    cvt("kill", unsafe { libc::kill(pid, signal) }).map(drop)
 }
 
 /// `sigqueue(pid, signal, value)`.
-pub(crate) fn sigqueue(pid: libc::pid_t, signal: libc::c_int, value: i32) -> io::Result<()> {
+pub(crate) fn sigqueue(pid: libc::pid_t, signal: libc::c_int, value: i32) -> Result<()> {
     // The payload travels in the pointer-sized union; an integer sent this way is read
     // back as `ssi_int` / `si_int`.
     let value = libc::sigval {
         sival_ptr: value as isize as *mut libc::c_void,
     };
     // SAFETY: integer arguments and a plain union.
-    check(unsafe { libc::sigqueue(pid, signal, value) })
+    cvt("sigqueue", unsafe { libc::sigqueue(pid, signal, value) }).map(drop)
 }
 
 /// `pidfd_send_signal(pidfd, signal, NULL, 0)`: like `kill`, to the very process the pidfd
 /// names.
-pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: libc::c_int) -> io::Result<()> {
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: libc::c_int) -> Result<()> {
     // SAFETY: an open pidfd, a signal number, no siginfo, no flags.
     let ret = unsafe {
         libc::syscall(
@@ -137,11 +134,7 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: libc::c_int) -> i
             0,
         )
     };
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    cvt("pidfd_send_signal", ret).map(drop)
 }
 
 /// `waitid(P_PIDFD, pidfd, WEXITED | options)` for a child: `Some((code, status))` once it
@@ -149,12 +142,12 @@ pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: libc::c_int) -> i
 pub(crate) fn waitid_pidfd(
     pidfd: BorrowedFd<'_>,
     options: libc::c_int,
-) -> io::Result<Option<(i32, i32)>> {
+) -> Result<Option<(i32, i32)>> {
     let mut info = std::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
     let id = libc::id_t::try_from(pidfd.as_raw_fd())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        .map_err(|_| Error::new("waitid", io::ErrorKind::InvalidInput, "a negative pidfd"))?;
     // SAFETY: `info` is a writable siginfo; integer arguments otherwise.
-    check(unsafe {
+    cvt("waitid", unsafe {
         libc::waitid(
             libc::P_PIDFD,
             id,
@@ -178,32 +171,40 @@ pub(crate) struct SavedAction(libc::sigaction);
 
 /// Sets `signal` to the default action (`ignore` false) or to ignored, returning the
 /// previous action.
-pub(crate) fn set_disposition(signal: libc::c_int, ignore: bool) -> io::Result<SavedAction> {
+pub(crate) fn set_disposition(signal: libc::c_int, ignore: bool) -> Result<SavedAction> {
     // SAFETY: an all-zero `sigaction` is valid (empty mask, no flags).
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     action.sa_sigaction = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
     // SAFETY: as above.
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: valid actions for reading and writing.
-    check(unsafe { libc::sigaction(signal, &action, &mut old) })?;
+    cvt("sigaction", unsafe {
+        libc::sigaction(signal, &action, &mut old)
+    })?;
     Ok(SavedAction(old))
 }
 
 /// Puts a saved action back.
-pub(crate) fn restore_disposition(signal: libc::c_int, saved: &SavedAction) -> io::Result<()> {
+pub(crate) fn restore_disposition(signal: libc::c_int, saved: &SavedAction) -> Result<()> {
     // SAFETY: an action `sigaction` itself returned, so whatever handler it names was
     // installed before and is still valid.
-    check(unsafe { libc::sigaction(signal, &saved.0, std::ptr::null_mut()) })
+    cvt("sigaction", unsafe {
+        libc::sigaction(signal, &saved.0, std::ptr::null_mut())
+    })
+    .map(drop)
 }
 
 /// Registers, through signal-hook, a handler that writes the signal's number as one byte to
 /// `fd` (a non-blocking pipe): only `write(2)`, which is async-signal-safe, and a full pipe
 /// just drops the byte.
-pub(crate) fn register_pipe_writer(
-    signal: libc::c_int,
-    fd: RawFd,
-) -> io::Result<signal_hook::SigId> {
-    let byte = u8::try_from(signal).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+pub(crate) fn register_pipe_writer(signal: libc::c_int, fd: RawFd) -> Result<signal_hook::SigId> {
+    let byte = u8::try_from(signal).map_err(|_| {
+        Error::new(
+            "signal_hook::register",
+            io::ErrorKind::InvalidInput,
+            "not a signal number",
+        )
+    })?;
     let action = move || {
         // SAFETY: `write` is async-signal-safe; the pipe stays open while the registration
         // exists (its owner unregisters before closing it); errno is preserved by
@@ -213,6 +214,7 @@ pub(crate) fn register_pipe_writer(
     // SAFETY: the action does only async-signal-safe work (one `write`), allocates nothing
     // and takes no lock.
     unsafe { signal_hook::low_level::register(signal, action) }
+        .map_err(|e| Error::from(e).with_op("signal_hook::register"))
 }
 
 /// `_exit(code)`: async-signal-safe process exit, for a handler.
@@ -226,7 +228,7 @@ pub(crate) fn exit_now(code: libc::c_int) -> ! {
 pub(crate) fn register_shutdown(
     signal: libc::c_int,
     state: std::sync::Arc<crate::shutdown::State>,
-) -> io::Result<signal_hook::SigId> {
+) -> Result<signal_hook::SigId> {
     let action = move || {
         // Only atomics, `write` and `_exit`: all async-signal-safe.
         let count = state.record(signal);
@@ -240,10 +242,11 @@ pub(crate) fn register_shutdown(
     };
     // SAFETY: the action does only async-signal-safe work (atomics, `write`, `_exit`).
     unsafe { signal_hook::low_level::register(signal, action) }
+        .map_err(|e| Error::from(e).with_op("signal_hook::register"))
 }
 
 /// `raise(signal)`: sends the signal to the calling thread.
-pub(crate) fn raise(signal: libc::c_int) -> io::Result<()> {
+pub(crate) fn raise(signal: libc::c_int) -> Result<()> {
     // SAFETY: an integer argument.
-    check(unsafe { libc::raise(signal) })
+    cvt("raise", unsafe { libc::raise(signal) }).map(drop)
 }
