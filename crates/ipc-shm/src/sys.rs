@@ -101,6 +101,17 @@ pub(crate) fn atomic_u64(map: &MmapRaw, offset: usize) -> Result<&AtomicU64> {
     Ok(unsafe { &*ptr.cast::<AtomicU64>() })
 }
 
+/// `len` bytes at `ptr` as a slice.
+///
+/// # Safety
+///
+/// The bytes are inside a mapping that outlives `'a`, and nobody writes them while the slice
+/// lives.
+pub(crate) unsafe fn slice<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::slice::from_raw_parts(ptr, len) }
+}
+
 /// The whole mapping as a byte slice.
 ///
 /// # Safety
@@ -123,32 +134,6 @@ pub(crate) unsafe fn as_mut_slice(map: &mut MmapRaw) -> &mut [u8] {
     unsafe { std::slice::from_raw_parts_mut(map.as_mut_ptr(), map.len()) }
 }
 
-impl SharedMemory {
-    /// The whole segment as bytes.
-    ///
-    /// # Safety
-    ///
-    /// No process may write the segment while the slice lives (for example: it is sealed
-    /// against writing, or the application's protocol guarantees it). Otherwise the
-    /// compiler's assumption that the bytes do not change is broken, which is undefined
-    /// behaviour even if the values read look fine.
-    pub unsafe fn as_slice(&self) -> &[u8] {
-        // SAFETY: forwarded to the caller.
-        unsafe { as_slice(&self.map) }
-    }
-
-    /// The whole segment as mutable bytes.
-    ///
-    /// # Safety
-    ///
-    /// No other process may read or write the segment while the slice lives, and the
-    /// segment must be writable.
-    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: forwarded to the caller.
-        unsafe { as_mut_slice(&mut self.map) }
-    }
-}
-
 // SAFETY: the mapping stays at the same address with `len()` bytes for the value's life
 // (it is unmapped on drop only), readable, and writable when `is_writable()` says so.
 unsafe impl SharedRegion for SharedMemory {
@@ -162,23 +147,6 @@ unsafe impl SharedRegion for SharedMemory {
 
     fn is_writable(&self) -> bool {
         self.writable
-    }
-}
-
-impl crate::RecvLoan<'_> {
-    /// The message as a byte slice, without copying.
-    ///
-    /// # Safety
-    ///
-    /// The producer process must follow the channel protocol (every producer of this crate
-    /// does): it does not write a message after committing it. A hostile producer could, and
-    /// the slice would then change under Rust's feet.
-    pub unsafe fn as_slice(&self) -> &[u8] {
-        let (ptr, len) = self.region();
-        // SAFETY: the range lies inside the mapped segment (validated when the message was
-        // found) and, by the caller's promise, nobody writes it while the loan lives; the
-        // slice borrows the loan, which borrows the consumer and so the mapping.
-        unsafe { std::slice::from_raw_parts(ptr, len) }
     }
 }
 

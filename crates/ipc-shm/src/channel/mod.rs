@@ -1,0 +1,65 @@
+//! Single-producer single-consumer channels on a shared-memory segment.
+//!
+//! # Layout
+//!
+//! After the segment header ([`HEADER_LEN`](crate::HEADER_LEN) bytes) come the channel's
+//! configuration, each side's position on cache lines of its own (written on every
+//! message), each side's identity, and each side's wait words (written only when it
+//! parks, so that checking them costs no cache miss while traffic flows); from byte 4096
+//! the ring of `capacity` bytes (a power of two).
+//!
+//! ```text
+//!   64  capacity u64, max_message u64              (written once by the creator)
+//!  128  head u64                                   (the producer's position)
+//!  256  tail u64                                   (the consumer's position)
+//!  384  producer state u64, start time u64, parks u32
+//!  448  consumer state u64, start time u64, parks u32
+//!  512  producer futex u32, sleeping u32          (written only when it parks)
+//!  640  consumer futex u32, sleeping u32
+//! 4096  ring: records of [len u32, kind u32, payload rounded up to 8 bytes]
+//! ```
+//!
+//! The ring holds variable-length records; a record never wraps: when one does not fit
+//! before the end of the ring, a padding record fills the rest and the message starts at
+//! the beginning. Messages are therefore contiguous, which is what lets the zero-copy API
+//! hand out one region. Positions (`head`, `tail`) are 64-bit byte counters that never wrap
+//! in practice and are compared with wrapping arithmetic, so even a wrap is handled.
+//!
+//! # Waking
+//!
+//! Each side has a futex word and a "sleeping" flag. A waiter reads the futex word, sets
+//! its flag, re-checks the ring (sequentially consistent fences on both sides make sure
+//! that either the waiter sees the new data or the other side sees the flag), and sleeps on
+//! the futex. The other side bumps the futex word and calls `FUTEX_WAKE` only when the
+//! flag is set, so while both sides are busy no system call is made. An endpoint that busy
+//! polls never parks and says so ("parks" is 0): its peer then skips the fence and the
+//! check altogether.
+//!
+//! # Sides and liveness
+//!
+//! A side's state word says whether it is detached, being claimed, attached or closed, by
+//! which process (its pid and the low 24 bits of its start time), and carries a generation
+//! that every change increments. Each change is a compare-exchange from the exact word
+//! seen, so of several processes that race to take over a dead endpoint exactly one wins,
+//! and a claim that was taken over can never complete (no ABA). Attaching is a claim
+//! (record the identity and the wait strategy) and then the switch to attached.
+//!
+//! The other side watches the process named in the word, whether it is claiming or
+//! attached: it opens a pidfd for that pid, after checking the start time (so a reused pid
+//! is never taken for the peer), and the pidfd becomes readable when the peer dies,
+//! whatever the way. Waits check it at least every 20 ms, so a dead peer (or a claimant
+//! that died half-way through attaching) is reported within that bound, and a clean close
+//! is seen at once (a state word plus a wake-up).
+
+mod consumer;
+mod layout;
+mod options;
+mod producer;
+mod ring;
+mod side;
+
+pub use consumer::{Consumer, RecvLoan};
+pub use layout::CHANNEL_LAYOUT;
+pub use options::ChannelOptions;
+pub use producer::{Producer, SendLoan};
+pub use ring::WaitStrategy;

@@ -1,0 +1,331 @@
+//! The producing end: copies and loans into the ring.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ipc_core::internal::Wait;
+use ipc_core::{Deadline, Error, Limit, MessageSender, Result};
+
+use crate::SharedMemory;
+
+use super::layout::*;
+use super::ring::{HEAD_POS, Ring, TAIL_POS, WaitStrategy};
+
+/// The producing end of a channel.
+///
+/// Sends copy a message into the ring ([`send`](Producer::send)) or write it in place
+/// ([`loan`](Producer::loan)); both publish it whole, so the consumer never sees part of
+/// one, even if this process dies in the middle.
+#[derive(Debug)]
+pub struct Producer {
+    pub(super) ring: Ring,
+    pub(super) head: u64,
+    pub(super) cached_tail: u64,
+}
+
+impl Producer {
+    pub(super) fn attach(segment: SharedMemory, wait: WaitStrategy) -> Result<Producer> {
+        let mut ring = Ring::open(segment, wait, HEAD, TAIL)?;
+        ring.claim("producer")?;
+        let head = ring.control.position(HEAD_POS).load(Ordering::Acquire);
+        let tail = ring.control.position(TAIL_POS).load(Ordering::Acquire);
+        check_own_position(head, "producer")?;
+        let mut producer = Producer {
+            ring,
+            head,
+            cached_tail: tail,
+        };
+        producer.validate_tail(tail)?;
+        Ok(producer)
+    }
+
+    /// The channel's segment, for passing its descriptor to another process.
+    pub fn segment(&self) -> &SharedMemory {
+        self.ring.segment()
+    }
+
+    /// The largest message this channel carries.
+    pub fn max_message_size(&self) -> usize {
+        self.ring.max
+    }
+
+    /// Checks a consumer position read from shared memory before it enters any arithmetic.
+    pub(super) fn validate_tail(&mut self, tail: u64) -> Result<()> {
+        let used = self.head.wrapping_sub(tail);
+        if used > self.ring.capacity || tail % RECORD_ALIGN != 0 {
+            return Err(Error::corrupted(
+                "send",
+                format!(
+                    "the consumer's position {tail} is impossible: {used} bytes behind the \
+                     producer's {} in a ring of {} (positions are multiples of {RECORD_ALIGN})",
+                    self.head, self.ring.capacity
+                ),
+            ));
+        }
+        self.cached_tail = tail;
+        Ok(())
+    }
+
+    pub(super) fn free(&self) -> u64 {
+        self.ring.capacity - self.head.wrapping_sub(self.cached_tail)
+    }
+
+    /// Finds room for a record of `len` bytes, writing a padding record first if it must
+    /// start at the beginning of the ring; returns the record's position.
+    pub(super) fn reserve(&mut self, len: usize, wait: Wait, op: &'static str) -> Result<u64> {
+        if len > self.ring.max {
+            let limit = Limit::new("ChannelOptions::max_message_size", self.ring.max as u64);
+            return Err(Error::limit_exceeded(op, "message size", len as u64, limit));
+        }
+        // A consumer that closed will never read: report it rather than fill the ring.
+        if self.ring.peer_closed() {
+            return Err(Error::peer_gone(op, "the consumer closed the channel"));
+        }
+        let size = (RECORD_HEADER + round8(len)) as u64;
+        let index = self.head & (self.ring.capacity - 1);
+        let contiguous = self.ring.capacity - index;
+        let needed = if size > contiguous {
+            contiguous + size
+        } else {
+            size
+        };
+        if self.free() < needed {
+            let head = self.head;
+            let capacity = self.ring.capacity;
+            let mut seen = self.cached_tail;
+            let mut bad = None;
+            self.ring.wait_for(wait, op, |ring| {
+                let tail = ring.control.position(TAIL_POS).load(Ordering::Acquire);
+                if head.wrapping_sub(tail) > capacity || tail % RECORD_ALIGN != 0 {
+                    bad = Some(tail);
+                    return Ok(true);
+                }
+                seen = tail;
+                Ok(capacity - head.wrapping_sub(tail) >= needed)
+            })?;
+            if let Some(tail) = bad {
+                self.validate_tail(tail)?;
+            }
+            self.cached_tail = seen;
+        }
+        if size > contiguous {
+            let index = usize::try_from(index).unwrap_or(usize::MAX);
+            let padding = u32::try_from(contiguous - RECORD_HEADER as u64).unwrap_or(u32::MAX);
+            self.ring
+                .segment()
+                .write::<u64>(DATA + index, &record(padding, KIND_PADDING))?;
+            return Ok(self.head.wrapping_add(contiguous));
+        }
+        Ok(self.head)
+    }
+
+    /// Writes the record header at `position` and publishes everything up to the record's
+    /// end (padding included).
+    pub(super) fn commit(&mut self, position: u64, len: usize) -> Result<()> {
+        let index = usize::try_from(position & (self.ring.capacity - 1)).unwrap_or(usize::MAX);
+        let len32 = u32::try_from(len).unwrap_or(u32::MAX);
+        self.ring
+            .segment()
+            .write::<u64>(DATA + index, &record(len32, KIND_MESSAGE))?;
+        self.head = position.wrapping_add((RECORD_HEADER + round8(len)) as u64);
+        self.ring
+            .control
+            .position(HEAD_POS)
+            .store(self.head, Ordering::Release);
+        self.ring.wake_peer()
+    }
+
+    pub(super) fn send_with(&mut self, msg: &[u8], wait: Wait, op: &'static str) -> Result<()> {
+        let position = self.reserve(msg.len(), wait, op)?;
+        let index = usize::try_from(position & (self.ring.capacity - 1)).unwrap_or(usize::MAX);
+        self.ring
+            .segment()
+            .write_at(DATA + index + RECORD_HEADER, msg)?;
+        self.commit(position, msg.len())
+    }
+
+    /// Sends `msg`, waiting for room as the wait strategy says.
+    ///
+    /// # Errors
+    ///
+    /// A limit error above the maximum size (nothing sent); peer-gone if the consumer
+    /// closed its end or died while the ring was full; corrupted if the consumer's position
+    /// is impossible.
+    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_with(msg, Wait::Block, "send")
+    }
+
+    /// Sends `msg` if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock`; otherwise as [`send`](Producer::send).
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_with(msg, Wait::Try, "try_send")
+    }
+
+    /// Sends `msg`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut`; otherwise as [`send`](Producer::send).
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.send_with(msg, Wait::Until(Deadline::after(timeout)), "send_timeout")
+    }
+
+    // The zero-copy entry points are `#[inline]` so that the caller's crate keeps the loan
+    // in registers. Returned through memory, each message cost the consumer a dozen more
+    // stores, which queue behind its release of `tail` (a store that waits for the line
+    // the producer is polling): 4 KiB zero-copy ran at 0.62x the raw ring instead of 0.97x.
+    #[inline]
+    pub(super) fn loan_with(
+        &mut self,
+        len: usize,
+        wait: Wait,
+        op: &'static str,
+    ) -> Result<SendLoan<'_>> {
+        let position = self.reserve(len, wait, op)?;
+        let index = usize::try_from(position & (self.ring.capacity - 1)).unwrap_or(usize::MAX);
+        Ok(SendLoan {
+            producer: self,
+            position,
+            offset: DATA + index + RECORD_HEADER,
+            len,
+        })
+    }
+
+    /// Reserves room for a message of `len` bytes in the ring, to be written in place and
+    /// then [committed](SendLoan::commit): the zero-copy path. Until committed the consumer
+    /// cannot see it; dropped uncommitted, it is never sent.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Producer::send).
+    #[inline]
+    pub fn loan(&mut self, len: usize) -> Result<SendLoan<'_>> {
+        self.loan_with(len, Wait::Block, "loan")
+    }
+
+    /// [`loan`](Producer::loan) without waiting.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock`; otherwise as [`send`](Producer::send).
+    #[inline]
+    pub fn try_loan(&mut self, len: usize) -> Result<SendLoan<'_>> {
+        self.loan_with(len, Wait::Try, "try_loan")
+    }
+
+    /// [`loan`](Producer::loan), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut`; otherwise as [`send`](Producer::send).
+    pub fn loan_timeout(&mut self, len: usize, timeout: Duration) -> Result<SendLoan<'_>> {
+        self.loan_with(len, Wait::Until(Deadline::after(timeout)), "loan_timeout")
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.ring.close();
+    }
+}
+
+impl MessageSender for Producer {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        Producer::send(self, msg)
+    }
+
+    fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        Producer::try_send(self, msg)
+    }
+
+    fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        Producer::send_timeout(self, msg, timeout)
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.ring.max
+    }
+}
+
+/// Room for one message in the ring, written in place and then committed.
+///
+/// The region is not yet visible to the consumer, and the consumer never writes the ring,
+/// so this process is its only writer; it is still written through copies and raw pointers
+/// rather than a `&mut [u8]`, because a hostile consumer could write it anyway.
+#[derive(Debug)]
+pub struct SendLoan<'a> {
+    pub(super) producer: &'a mut Producer,
+    pub(super) position: u64,
+    pub(super) offset: usize,
+    pub(super) len: usize,
+}
+
+impl SendLoan<'_> {
+    /// The message's length.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty message.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `data` into the message at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if it does not fit within the message.
+    #[inline]
+    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
+        check_within(offset, data.len(), self.len, "SendLoan::write_at")?;
+        self.producer
+            .ring
+            .segment()
+            .write_at(self.offset + offset, data)
+    }
+
+    /// Writes a value of a [`ShmSafe`](ipc_core::ShmSafe) type at `offset` (any alignment).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if it does not fit within the message.
+    #[inline]
+    pub fn write<T: ipc_core::ShmSafe>(&mut self, offset: usize, value: &T) -> Result<()> {
+        check_within(
+            offset,
+            std::mem::size_of::<T>(),
+            self.len,
+            "SendLoan::write",
+        )?;
+        self.producer
+            .ring
+            .segment()
+            .write(self.offset + offset, value)
+    }
+
+    /// The first byte of the message, for writing in place (within [`len`](SendLoan::len)
+    /// bytes, before [`commit`](SendLoan::commit)).
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.producer
+            .ring
+            .segment()
+            .as_ptr()
+            .wrapping_add(self.offset)
+    }
+
+    /// Publishes the message.
+    ///
+    /// # Errors
+    ///
+    /// Only if the control block cannot be reached, which does not happen for a validated
+    /// segment.
+    #[inline]
+    pub fn commit(self) -> Result<()> {
+        self.producer.commit(self.position, self.len)
+    }
+}

@@ -1,0 +1,332 @@
+//! What both endpoints share: the validated geometry, claiming a side, how to wait, waking
+//! and waiting.
+
+use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use ipc_core::internal::Wait;
+use ipc_core::{Deadline, Error, Result};
+
+use crate::SharedMemory;
+use crate::sys::Control;
+
+use super::layout::*;
+use super::side::{LIVENESS_SLICE, PeerStatus, PeerWatch, Phase, SideState, own_start_time};
+
+/// Indices into an endpoint's [`Control`] words.
+pub(super) const OWN_FUTEX: usize = 0;
+pub(super) const OWN_SLEEPING: usize = 1;
+pub(super) const PEER_FUTEX: usize = 2;
+pub(super) const PEER_SLEEPING: usize = 3;
+pub(super) const PEER_PARKS: usize = 4;
+pub(super) const HEAD_POS: usize = 0;
+pub(super) const TAIL_POS: usize = 1;
+pub(super) const OWN_STATE: usize = 2;
+pub(super) const PEER_STATE: usize = 3;
+
+/// How an endpoint waits for data or space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitStrategy {
+    /// Spin until the condition holds: the lowest latency, one busy CPU per waiter. Never
+    /// presented as a blocking figure.
+    BusyPoll,
+    /// Spin for `spin` (checking the ring), then sleep on the futex. While traffic flows it
+    /// is as fast as busy polling; an idle waiter costs nothing.
+    SpinThenPark {
+        /// How long to spin before sleeping.
+        spin: Duration,
+    },
+    /// Sleep on the futex at once.
+    Blocking,
+}
+
+impl Default for WaitStrategy {
+    /// Spin for 50 µs, about twice the cost of a kernel wake-up on a virtual machine, then
+    /// park.
+    fn default() -> Self {
+        WaitStrategy::SpinThenPark {
+            spin: Duration::from_micros(50),
+        }
+    }
+}
+
+/// What both endpoints share: the segment, its validated geometry, and the liveness of the
+/// other side.
+#[derive(Debug)]
+pub(super) struct Ring {
+    pub(super) control: Control,
+    pub(super) capacity: u64,
+    pub(super) max: usize,
+    pub(super) wait: WaitStrategy,
+    /// The offset of this side's control line, and of the peer's.
+    pub(super) own: usize,
+    pub(super) peer: usize,
+    pub(super) peer_watch: PeerWatch,
+    /// This side's state word once attached: closing changes exactly that word.
+    pub(super) attached: Option<SideState>,
+}
+
+impl Ring {
+    pub(super) fn open(
+        segment: SharedMemory,
+        wait: WaitStrategy,
+        own: usize,
+        peer: usize,
+    ) -> Result<Ring> {
+        const OP: &str = "channel open";
+        if !segment.is_writable() {
+            return Err(Error::new(
+                OP,
+                io::ErrorKind::PermissionDenied,
+                "a channel segment must be writable",
+            ));
+        }
+        let capacity = segment.read::<u64>(CAPACITY)?;
+        let max = segment.read::<u64>(MAX_MESSAGE)?;
+        let valid = capacity.is_power_of_two()
+            && capacity >= 4096
+            && usize::try_from(capacity).is_ok_and(|c| DATA.checked_add(c) == Some(segment.len()))
+            && max > 0
+            && record_fits(max, capacity);
+        if !valid {
+            return Err(Error::corrupted(
+                OP,
+                format!(
+                    "the channel's geometry (capacity {capacity}, max message {max}, segment {} bytes) is invalid",
+                    segment.len()
+                ),
+            ));
+        }
+        let control = Control::new(
+            segment,
+            [
+                wait_line(own) + FUTEX,
+                wait_line(own) + SLEEPING,
+                wait_line(peer) + FUTEX,
+                wait_line(peer) + SLEEPING,
+                identity(peer) + PARKS,
+            ],
+            [HEAD, TAIL, identity(own) + STATE, identity(peer) + STATE],
+        )?;
+        Ok(Ring {
+            control,
+            capacity,
+            max: usize::try_from(max).unwrap_or(usize::MAX),
+            wait,
+            own,
+            peer,
+            peer_watch: PeerWatch::default(),
+            attached: None,
+        })
+    }
+
+    pub(super) fn segment(&self) -> &SharedMemory {
+        self.control.segment()
+    }
+
+    pub(super) fn word(&self, offset: usize) -> Result<&AtomicU32> {
+        self.segment().atomic_u32(offset)
+    }
+
+    pub(super) fn position(&self, offset: usize) -> Result<&AtomicU64> {
+        self.segment().atomic_u64(offset)
+    }
+
+    /// Claims this side's role: only one live endpoint per side. A side whose endpoint
+    /// closed, or whose process (attached or half-way through attaching) died, is taken
+    /// over.
+    pub(super) fn claim(&mut self, role: &'static str) -> Result<()> {
+        const OP: &str = "channel attach";
+        let state = self.control.position(OWN_STATE);
+        let observed = SideState(state.load(Ordering::Acquire));
+        match observed.phase() {
+            Phase::Detached | Phase::Closed => {}
+            phase => {
+                let mut watch = PeerWatch::default();
+                let status = watch.status(self.segment(), self.own)?;
+                if matches!(status, PeerStatus::Alive | PeerStatus::NotYet) {
+                    let pid = observed.pid();
+                    let doing = if phase == Phase::Claiming {
+                        "is attaching"
+                    } else {
+                        "is attached"
+                    };
+                    return Err(Error::new(
+                        OP,
+                        io::ErrorKind::AddrInUse,
+                        format!("a live {role} (pid {pid}) {doing}"),
+                    ));
+                }
+            }
+        }
+        let (pid, start) = (std::process::id(), own_start_time());
+        let claim = observed.next(Phase::Claiming, pid, start);
+        // Only one claimant can move the word away from what it saw, and the generation
+        // makes sure that what it saw cannot come back.
+        if state
+            .compare_exchange(observed.0, claim.0, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(Error::new(
+                OP,
+                io::ErrorKind::AddrInUse,
+                format!("another process is attaching as the {role}"),
+            ));
+        }
+        self.position(identity(self.own) + START)?
+            .store(start, Ordering::Relaxed);
+        self.word(wait_line(self.own) + SLEEPING)?
+            .store(0, Ordering::Relaxed);
+        let parks = !matches!(self.wait, WaitStrategy::BusyPoll);
+        self.word(identity(self.own) + PARKS)?
+            .store(u32::from(parks), Ordering::Relaxed);
+        let attached = claim.next(Phase::Attached, pid, start);
+        if state
+            .compare_exchange(claim.0, attached.0, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // Only a process that took this one for dead (or a hostile one) changes a
+            // claim: the side is not ours.
+            return Err(Error::new(
+                OP,
+                io::ErrorKind::AddrInUse,
+                format!("the {role} side was taken over while this process attached"),
+            ));
+        }
+        self.attached = Some(attached);
+        Ok(())
+    }
+
+    /// Marks this side closed and wakes the peer, so that it sees it at once. A side taken
+    /// over since (which only a peer that took this process for dead does) is left alone.
+    pub(super) fn close(&self) {
+        let Some(attached) = self.attached else {
+            return;
+        };
+        let closed = attached.next(Phase::Closed, attached.pid(), 0);
+        if self
+            .control
+            .position(OWN_STATE)
+            .compare_exchange(attached.0, closed.0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let futex = self.control.word(PEER_FUTEX);
+        futex.fetch_add(1, Ordering::Release);
+        ipc_core::internal::futex_wake(futex, i32::MAX);
+    }
+
+    /// Whether the peer closed its end (a relaxed read: for the fast paths).
+    pub(super) fn peer_closed(&self) -> bool {
+        SideState(self.control.position(PEER_STATE).load(Ordering::Relaxed)).phase()
+            == Phase::Closed
+    }
+
+    /// Wakes the peer if it sleeps (after publishing a position with release ordering).
+    pub(super) fn wake_peer(&self) -> Result<()> {
+        // A busy-polling peer never parks, so the fence (an `mfence` on x86, a good part of
+        // a zero-copy message's cost) and the check are skipped. A successor that attaches
+        // with another strategy sets the flag before it attaches; should this side still
+        // read the old value, the successor's first park lasts one liveness slice (20 ms)
+        // at most, as it re-checks the ring after every slice.
+        if self.control.word(PEER_PARKS).load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        fence(Ordering::SeqCst);
+        if self.control.word(PEER_SLEEPING).load(Ordering::Relaxed) != 0 {
+            let futex = self.control.word(PEER_FUTEX);
+            futex.fetch_add(1, Ordering::Release);
+            ipc_core::internal::futex_wake(futex, 1);
+        }
+        Ok(())
+    }
+
+    /// Waits until `ready()` holds, as the wait strategy and `wait` say. `ready` reads the
+    /// peer's position; `gone` says what to report if the peer is gone while not ready.
+    pub(super) fn wait_for(
+        &mut self,
+        wait: Wait,
+        op: &'static str,
+        mut ready: impl FnMut(&Ring) -> Result<bool>,
+    ) -> Result<()> {
+        if ready(self)? {
+            return Ok(());
+        }
+        let deadline = match wait {
+            Wait::Try => {
+                self.ensure_peer(op)?;
+                return Err(Error::would_block(op));
+            }
+            Wait::Block => Deadline::NEVER,
+            Wait::Until(deadline) => deadline,
+        };
+        let spin_until = match self.wait {
+            WaitStrategy::BusyPoll => None,
+            WaitStrategy::SpinThenPark { spin } => Some(Instant::now() + spin),
+            WaitStrategy::Blocking => Some(Instant::now()),
+        };
+        // Spin, checking the clock, the deadline and the peer every so often.
+        let mut spins = 0u32;
+        let mut next_check = Instant::now() + LIVENESS_SLICE;
+        loop {
+            if ready(self)? {
+                return Ok(());
+            }
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins % 256 == 0 {
+                let now = Instant::now();
+                if deadline.instant().is_some_and(|at| now >= at) {
+                    return Err(Error::timed_out(op));
+                }
+                if now >= next_check {
+                    self.ensure_peer(op)?;
+                    next_check = now + LIVENESS_SLICE;
+                }
+                if spin_until.is_some_and(|until| now >= until) {
+                    break;
+                }
+            }
+            if spin_until.is_some_and(|until| spins == 1 && Instant::now() >= until) {
+                break;
+            }
+        }
+        // Park on the futex, a slice at a time.
+        loop {
+            let seq = self.control.word(OWN_FUTEX).load(Ordering::Acquire);
+            self.control.word(OWN_SLEEPING).store(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if ready(self)? {
+                self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
+                return Ok(());
+            }
+            if let Err(err) = self.ensure_peer(op) {
+                self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
+                return Err(err);
+            }
+            let slice = deadline
+                .remaining()
+                .map_or(LIVENESS_SLICE, |left| left.min(LIVENESS_SLICE));
+            if slice.is_zero() {
+                self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
+                return Err(Error::timed_out(op));
+            }
+            ipc_core::internal::futex_wait(self.control.word(OWN_FUTEX), seq, Some(slice));
+            self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Fails with peer-gone if the peer closed its end or died.
+    pub(super) fn ensure_peer(&mut self, op: &'static str) -> Result<()> {
+        match self.peer_watch.status(self.control.segment(), self.peer)? {
+            PeerStatus::Alive | PeerStatus::NotYet => Ok(()),
+            PeerStatus::Closed => Err(Error::peer_gone(op, "the other end closed the channel")),
+            PeerStatus::Dead(pid) => Err(Error::peer_gone(
+                op,
+                format!("the other end (pid {pid}) died"),
+            )),
+        }
+    }
+}

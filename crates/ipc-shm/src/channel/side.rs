@@ -1,0 +1,145 @@
+//! Who owns each side of a channel: the state word, and watching the process it names.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ipc_core::Result;
+use nix::poll::PollFlags;
+
+use crate::SharedMemory;
+
+use super::layout::*;
+
+/// What a side's state word says about its endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// No endpoint has attached yet (the word of a new channel is 0).
+    Detached,
+    /// A process is attaching: it owns the side and is writing its identity.
+    Claiming,
+    /// An endpoint is attached.
+    Attached,
+    /// The endpoint closed its end.
+    Closed,
+}
+
+/// A side's state word: `pid` (bits 0..22; Linux pids are below 2^22), the phase (bits
+/// 22..24), a generation (bits 24..40) that every change increments, and the low 24 bits of
+/// the process's start time (bits 40..64), which tell a live claimant from a later process
+/// that reused a dead claimant's pid. Every value is meaningful, so a peer cannot write an
+/// invalid one, only a wrong one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct SideState(pub(super) u64);
+
+impl SideState {
+    const PID_BITS: u32 = 22;
+
+    pub(super) fn pid(self) -> u32 {
+        (self.0 & ((1 << Self::PID_BITS) - 1)) as u32
+    }
+
+    pub(super) fn phase(self) -> Phase {
+        match (self.0 >> Self::PID_BITS) & 3 {
+            0 => Phase::Detached,
+            1 => Phase::Claiming,
+            2 => Phase::Attached,
+            _ => Phase::Closed,
+        }
+    }
+
+    pub(super) fn start24(self) -> u64 {
+        self.0 >> 40
+    }
+
+    /// The next state of the side, by process `pid` that started at `start`.
+    pub(super) fn next(self, phase: Phase, pid: u32, start: u64) -> SideState {
+        let phase = match phase {
+            Phase::Detached => 0,
+            Phase::Claiming => 1,
+            Phase::Attached => 2,
+            Phase::Closed => 3,
+        };
+        let generation = ((self.0 >> 24) + 1) & 0xffff;
+        SideState(
+            (start & 0xff_ffff) << 40
+                | generation << 24
+                | phase << Self::PID_BITS
+                | u64::from(pid) & ((1 << Self::PID_BITS) - 1),
+        )
+    }
+}
+
+/// How often a waiting endpoint checks that its peer is alive.
+pub(super) const LIVENESS_SLICE: Duration = Duration::from_millis(20);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PeerStatus {
+    NotYet,
+    Alive,
+    Closed,
+    Dead(u32),
+}
+
+/// Watches the process named in a side's state word, through a pidfd opened once per
+/// attached process.
+#[derive(Debug, Default)]
+pub(super) struct PeerWatch {
+    pub(super) pidfd: Option<(SideState, std::os::fd::OwnedFd)>,
+}
+
+impl PeerWatch {
+    pub(super) fn status(&mut self, segment: &SharedMemory, line: usize) -> Result<PeerStatus> {
+        let state = SideState(
+            segment
+                .atomic_u64(identity(line) + STATE)?
+                .load(Ordering::Acquire),
+        );
+        let pid = state.pid();
+        match state.phase() {
+            Phase::Detached => Ok(PeerStatus::NotYet),
+            Phase::Closed => Ok(PeerStatus::Closed),
+            // A claimant writes its identity after claiming: the word names it, the start
+            // time's low bits tell it from a later process with the same pid.
+            Phase::Claiming => {
+                let alive = ipc_core::internal::process_is_alive(pid)
+                    && ipc_core::internal::process_start_time(pid)
+                        .is_some_and(|start| start & 0xff_ffff == state.start24());
+                Ok(if alive {
+                    PeerStatus::NotYet
+                } else {
+                    PeerStatus::Dead(pid)
+                })
+            }
+            Phase::Attached => {
+                if !matches!(&self.pidfd, Some((seen, _)) if *seen == state) {
+                    self.pidfd = None;
+                    let start = segment
+                        .atomic_u64(identity(line) + START)?
+                        .load(Ordering::Relaxed);
+                    let Ok(pidfd) = ipc_core::internal::pidfd_open(pid) else {
+                        return Ok(PeerStatus::Dead(pid));
+                    };
+                    // The pid may have been reused since it was recorded: only the same
+                    // start time proves it is the same process.
+                    if ipc_core::internal::process_start_time(pid) != Some(start) {
+                        return Ok(PeerStatus::Dead(pid));
+                    }
+                    self.pidfd = Some((state, pidfd));
+                }
+                let Some((_, pidfd)) = &self.pidfd else {
+                    return Ok(PeerStatus::Dead(pid));
+                };
+                let exited = ipc_core::internal::poll_now(pidfd, PollFlags::POLLIN, "poll")?;
+                Ok(if exited.contains(PollFlags::POLLIN) {
+                    PeerStatus::Dead(pid)
+                } else {
+                    PeerStatus::Alive
+                })
+            }
+        }
+    }
+}
+
+pub(super) fn own_start_time() -> u64 {
+    ipc_core::internal::process_start_time(std::process::id()).unwrap_or(0)
+}
