@@ -1,7 +1,7 @@
 //! Graceful shutdown on SIGTERM and SIGINT: a flag to check, a descriptor to poll, a wait
 //! with a deadline, and an optional forced exit on the second signal.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
@@ -9,37 +9,8 @@ use ipc_core::{Deadline, Error, Result};
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
 
-use crate::{Signal, sys};
-
-/// What the handlers share with the program: only atomics and a descriptor, so that the
-/// handlers stay async-signal-safe.
-#[derive(Debug)]
-pub(crate) struct State {
-    requested: AtomicBool,
-    count: AtomicUsize,
-    signal: AtomicI32,
-    force_exit: Option<i32>,
-    write: OwnedFd,
-}
-
-impl State {
-    /// Records a delivery of `signal`; returns how many there have been.
-    pub(crate) fn record(&self, signal: libc::c_int) -> usize {
-        self.signal.store(signal, Ordering::SeqCst);
-        self.requested.store(true, Ordering::SeqCst);
-        self.count.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    /// The descriptor the handler writes a byte to.
-    pub(crate) fn wake_fd(&self) -> RawFd {
-        self.write.as_raw_fd()
-    }
-
-    /// The exit code to leave with on a second signal, if configured.
-    pub(crate) fn force_exit(&self) -> Option<i32> {
-        self.force_exit
-    }
-}
+use crate::Signal;
+use crate::sys::{self, ShutdownState};
 
 /// Options for [`Shutdown`]: which signals ask for it, and whether a second one forces the
 /// process out.
@@ -88,7 +59,7 @@ impl ShutdownOptions {
     pub fn install(&self) -> Result<Shutdown> {
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
             .map_err(|e| Error::from_errno("pipe2", e))?;
-        let state = Arc::new(State {
+        let state = Arc::new(ShutdownState {
             requested: AtomicBool::new(false),
             count: AtomicUsize::new(0),
             signal: AtomicI32::new(0),
@@ -129,7 +100,7 @@ impl ShutdownOptions {
 /// ```
 #[derive(Debug)]
 pub struct Shutdown {
-    state: Arc<State>,
+    state: Arc<ShutdownState>,
     read: OwnedFd,
     ids: Vec<signal_hook::SigId>,
 }
@@ -188,7 +159,7 @@ impl Drop for Shutdown {
 
 /// A handle on a [`Shutdown`] request, for other threads.
 #[derive(Clone, Debug)]
-pub struct ShutdownToken(Arc<State>);
+pub struct ShutdownToken(Arc<ShutdownState>);
 
 impl ShutdownToken {
     /// Whether a shutdown signal has arrived.

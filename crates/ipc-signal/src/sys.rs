@@ -6,6 +6,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 use ipc_core::internal::cvt;
 use ipc_core::{Error, Result};
@@ -223,11 +224,41 @@ pub(crate) fn exit_now(code: libc::c_int) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// What the shutdown handlers share with the program: only atomics and a descriptor, so that the
+/// handlers stay async-signal-safe.
+#[derive(Debug)]
+pub(crate) struct ShutdownState {
+    pub(crate) requested: AtomicBool,
+    pub(crate) count: AtomicUsize,
+    pub(crate) signal: AtomicI32,
+    pub(crate) force_exit: Option<i32>,
+    pub(crate) write: OwnedFd,
+}
+
+impl ShutdownState {
+    /// Records a delivery of `signal`; returns how many there have been.
+    pub(crate) fn record(&self, signal: libc::c_int) -> usize {
+        self.signal.store(signal, Ordering::SeqCst);
+        self.requested.store(true, Ordering::SeqCst);
+        self.count.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The descriptor the handler writes a byte to.
+    pub(crate) fn wake_fd(&self) -> RawFd {
+        self.write.as_raw_fd()
+    }
+
+    /// The exit code to leave with on a second signal, if configured.
+    pub(crate) fn force_exit(&self) -> Option<i32> {
+        self.force_exit
+    }
+}
+
 /// Registers, through signal-hook, a handler that stores `true` into `flag`, writes one
 /// byte to `fd`, and on the second delivery exits the process with `force_exit` if given.
 pub(crate) fn register_shutdown(
     signal: libc::c_int,
-    state: std::sync::Arc<crate::shutdown::State>,
+    state: std::sync::Arc<ShutdownState>,
 ) -> Result<signal_hook::SigId> {
     let action = move || {
         // Only atomics, `write` and `_exit`: all async-signal-safe.
