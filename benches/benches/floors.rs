@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipc_bench::affinity;
+use ipc_bench::case::{Case, PingPong};
 use ipc_bench::floor::{ShmPingPong, serve_peer_role};
 use ipc_bench::pipes::Flavour;
-use ipc_bench::transport::{Case, PingPong};
 
 /// Times `iters` round trips and returns the one-way time (half of it).
 fn one_way(iters: u64, mut round_trip: impl FnMut() -> ipc_core::Result<()>) -> Duration {

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipc_bench::affinity;
+use ipc_bench::case::{Case, PingPong, throughput};
 use ipc_bench::floor::serve_peer_role;
 use ipc_bench::queues::Flavour;
-use ipc_bench::transport::{Case, PingPong, throughput};
 
 fn queues(c: &mut Criterion) {
     let pair = affinity::cpu_pair().expect("sched_getaffinity");

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion};
 use ipc_bench::affinity;
+use ipc_bench::case::{Case, PingPong};
 use ipc_bench::floor::serve_peer_role;
 use ipc_bench::sems::{Flavour, Uncontended};
-use ipc_bench::transport::{Case, PingPong};
 
 fn sems(c: &mut Criterion) {
     let pair = affinity::cpu_pair().expect("sched_getaffinity");

@@ -132,3 +132,15 @@ pub fn write_svg(report: &Report, path: &Path) -> std::io::Result<()> {
     };
     draw().map_err(std::io::Error::other)
 }
+
+/// Writes `report.md`, `report.json` and the charts, `report.svg`, into `dir`, creating it.
+///
+/// # Errors
+///
+/// The file system error, or the chart's.
+pub fn write_report(report: &Report, dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("report.md"), report.to_markdown())?;
+    std::fs::write(dir.join("report.json"), report.to_json())?;
+    write_svg(report, &dir.join("report.svg"))
+}

@@ -185,8 +185,8 @@ pub fn run_peer(role: &str, args: &[String]) -> Result<()> {
     let arg = args.first().map(String::as_str).unwrap_or_default();
     match role {
         SHM_PONG => shm_pong(arg),
-        crate::transport::PONG => crate::transport::pong(args),
-        crate::transport::PRODUCER => crate::transport::producer(args),
+        crate::transport::PONG => crate::case::pong(args),
+        crate::transport::PRODUCER => crate::case::producer(args),
         other => Err(Error::new(
             "run_peer",
             std::io::ErrorKind::InvalidInput,

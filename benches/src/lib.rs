@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub mod affinity;
+pub mod case;
 pub mod channels;
 pub mod chart;
 pub mod floor;

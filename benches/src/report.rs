@@ -1,7 +1,6 @@
 //! The comparison report: Markdown tables for people, JSON for tools.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::Duration;
 
 use crate::stats::Summary;
@@ -499,18 +498,6 @@ impl Report {
             rows,
         };
         serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
-    }
-
-    /// Writes `report.md`, `report.json` and `report.svg` into `dir`, creating it.
-    ///
-    /// # Errors
-    ///
-    /// The file system error, or the chart's.
-    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("report.md"), self.to_markdown())?;
-        std::fs::write(dir.join("report.json"), self.to_json())?;
-        crate::chart::write_svg(self, &dir.join("report.svg"))
     }
 }
 

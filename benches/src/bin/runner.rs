@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use ipc_bench::case::{Case, PingPong, throughput};
 use ipc_bench::channels::Flavour as ShmFlavour;
 use ipc_bench::floor::{ShmPingPong, clock_overhead, run_peer, sample_one_way};
 use ipc_bench::pipes::Flavour;
@@ -15,7 +16,6 @@ use ipc_bench::shm::{Copy, CopyBench};
 use ipc_bench::signals::Flavour as SigFlavour;
 use ipc_bench::sockets::Flavour as SocketFlavour;
 use ipc_bench::stats::Summary;
-use ipc_bench::transport::{Case, PingPong, throughput};
 use ipc_bench::{affinity, peer};
 use ipc_core::Result;
 
@@ -142,7 +142,9 @@ fn main() -> ExitCode {
             if let Some(warning) = &report.machine.warning {
                 eprintln!("ipc-bench-runner: WARNING: {warning}");
             }
-            match report.write(&options.out).and_then(|()| save(&options)) {
+            match ipc_bench::chart::write_report(&report, &options.out)
+                .and_then(|()| save(&options))
+            {
                 Ok(()) => {
                     println!(
                         "\nwritten to {}/report.{{md,json,svg}}",
