@@ -315,24 +315,8 @@ pub(crate) fn peer_link(flavour: Flavour, size: usize, args: &[String]) -> Resul
     Ok(Link { tx, rx })
 }
 
-impl crate::transport::Benchmarked for Flavour {
-    fn prefix(&self) -> &'static str {
-        "shm"
-    }
-
-    fn name(&self) -> &'static str {
-        Flavour::name(*self)
-    }
-
-    fn label(&self) -> &'static str {
-        Flavour::label(*self)
-    }
-
-    fn setup(&self, size: usize, capacity: usize) -> Result<Setup> {
-        setup(*self, size, capacity)
-    }
-
-    fn peer_link(&self, size: usize, args: &[String]) -> Result<Link> {
-        peer_link(*self, size, args)
-    }
-}
+crate::transport::benchmarked!(
+    "shm",
+    setup: |f, size, capacity| setup(f, size, capacity),
+    peer: |f, size, args| peer_link(f, size, args),
+);

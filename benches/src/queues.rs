@@ -190,24 +190,8 @@ pub(crate) fn peer_link(flavour: Flavour, size: usize, args: &[String]) -> Resul
     })
 }
 
-impl crate::transport::Benchmarked for Flavour {
-    fn prefix(&self) -> &'static str {
-        "mq"
-    }
-
-    fn name(&self) -> &'static str {
-        Flavour::name(*self)
-    }
-
-    fn label(&self) -> &'static str {
-        Flavour::label(*self)
-    }
-
-    fn setup(&self, size: usize, _capacity: usize) -> Result<Setup> {
-        setup(*self, size)
-    }
-
-    fn peer_link(&self, size: usize, args: &[String]) -> Result<Link> {
-        peer_link(*self, size, args)
-    }
-}
+crate::transport::benchmarked!(
+    "mq",
+    setup: |f, size, _| setup(f, size),
+    peer: |f, size, args| peer_link(f, size, args),
+);

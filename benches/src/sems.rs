@@ -478,24 +478,8 @@ impl Uncontended {
     }
 }
 
-impl crate::transport::Benchmarked for Flavour {
-    fn prefix(&self) -> &'static str {
-        "sem"
-    }
-
-    fn name(&self) -> &'static str {
-        Flavour::name(*self)
-    }
-
-    fn label(&self) -> &'static str {
-        Flavour::label(*self)
-    }
-
-    fn setup(&self, _size: usize, _capacity: usize) -> Result<Setup> {
-        setup(*self)
-    }
-
-    fn peer_link(&self, _size: usize, args: &[String]) -> Result<Link> {
-        peer_link(*self, args)
-    }
-}
+crate::transport::benchmarked!(
+    "sem",
+    setup: |f, _, _| setup(f),
+    peer: |f, _, args| peer_link(f, args),
+);

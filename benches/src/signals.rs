@@ -211,24 +211,8 @@ pub(crate) fn peer_link(flavour: Flavour) -> Result<Link> {
     })
 }
 
-impl crate::transport::Benchmarked for Flavour {
-    fn prefix(&self) -> &'static str {
-        "signal"
-    }
-
-    fn name(&self) -> &'static str {
-        Flavour::name(*self)
-    }
-
-    fn label(&self) -> &'static str {
-        Flavour::label(*self)
-    }
-
-    fn setup(&self, _size: usize, _capacity: usize) -> Result<Setup> {
-        setup(*self)
-    }
-
-    fn peer_link(&self, _size: usize, _args: &[String]) -> Result<Link> {
-        peer_link(*self)
-    }
-}
+crate::transport::benchmarked!(
+    "signal",
+    setup: |f, _, _| setup(f),
+    peer: |f, _, _| peer_link(f),
+);

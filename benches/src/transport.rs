@@ -167,3 +167,39 @@ pub(crate) fn stdio_fds() -> Result<(OwnedFd, OwnedFd)> {
         .map_err(Error::from)?;
     Ok((input, output))
 }
+
+/// Implements [`Benchmarked`] for the calling module's `Flavour`, from its inherent `name`
+/// and `label`, the case prefix, and how the module sets up each side.
+macro_rules! benchmarked {
+    (
+        $prefix:literal,
+        setup: |$f:ident, $size:pat_param, $capacity:pat_param| $setup:expr,
+        peer: |$g:ident, $peer_size:pat_param, $args:pat_param| $peer:expr $(,)?
+    ) => {
+        impl $crate::transport::Benchmarked for Flavour {
+            fn prefix(&self) -> &'static str {
+                $prefix
+            }
+
+            fn name(&self) -> &'static str {
+                Flavour::name(*self)
+            }
+
+            fn label(&self) -> &'static str {
+                Flavour::label(*self)
+            }
+
+            fn setup(&self, $size: usize, $capacity: usize) -> Result<Setup> {
+                let $f = *self;
+                $setup
+            }
+
+            fn peer_link(&self, $peer_size: usize, $args: &[String]) -> Result<Link> {
+                let $g = *self;
+                $peer
+            }
+        }
+    };
+}
+
+pub(crate) use benchmarked;
