@@ -2,7 +2,7 @@
 
 use crate::cmd::{cargo, step};
 
-/// Runs the test kit's `ipc-clean`, which removes `ipcrs-*` objects whose creator is gone
+/// Runs `ipc-clean`, which removes `ipcrs-*` objects whose creator is gone
 /// and that no live process uses, and the System V semaphore sets `ipc-sem` made for a
 /// creator that crashed; it never touches other objects.
 ///
@@ -14,7 +14,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "run",
         "--quiet",
         "-p",
-        "ipc-testkit",
+        "ipc-clean",
         "--bin",
         "ipc-clean",
         "--",

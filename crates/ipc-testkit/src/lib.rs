@@ -46,7 +46,6 @@
 
 #![deny(unsafe_code)]
 
-mod clean;
 mod leak;
 mod lines;
 mod peer;
@@ -57,7 +56,6 @@ mod sys;
 mod timeout;
 mod wait;
 
-pub use clean::{CleanReport, PROJECT_PREFIX, clean_stale};
 pub use leak::{LeakGuard, LeakReport};
 #[doc(hidden)]
 pub use peer::__peer_entry;

@@ -1,6 +1,5 @@
 //! The test kit's own tests: each piece proven across real processes.
 
-mod clean;
 mod leaks;
 mod peers;
 mod storm;
@@ -16,6 +15,4 @@ ipc_testkit::peer_roles! {
     "list-fds" => peers::list_fds,
     "df" => peers::df,
     "leaky" => leaks::leaky,
-    "undo-creator" => clean::undo_creator,
-    "hold-inside" => clean::hold_inside,
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ipc_testkit::{CleanReport, clean_stale};
+use ipc_clean::{CleanReport, clean_stale};
 
 fn main() -> ExitCode {
     let dry_run = std::env::args().skip(1).any(|a| a == "--dry-run");

@@ -1,6 +1,15 @@
 use std::fs::File;
 
-use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, clean_stale};
+use ipc_clean::clean_stale;
+use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult};
+
+/// Waits to be killed: a process whose pid is then dead.
+pub fn idle(ctx: &mut PeerContext) -> PeerResult {
+    ctx.ready()?;
+    loop {
+        std::thread::park();
+    }
+}
 
 #[test]
 fn clean_removes_only_dead_creators_unused_objects() {

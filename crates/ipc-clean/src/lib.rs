@@ -1,4 +1,15 @@
-//! Removing objects that crashed tests and benchmarks left behind.
+//! Removing the objects that crashed tests, examples and benchmarks left behind: the
+//! library behind the `ipc-clean` binary and `cargo xtask clean-ipc`.
+//!
+//! ```no_run
+//! let report = ipc_clean::clean_stale(&[std::path::Path::new("/dev/shm")], true)?;
+//! for path in &report.removed {
+//!     println!("would remove {}", path.display());
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+#![deny(unsafe_code)]
 
 use std::fs;
 use std::io;
