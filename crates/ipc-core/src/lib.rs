@@ -63,6 +63,7 @@ pub mod internal;
 mod message;
 mod mode;
 mod name;
+mod named;
 mod process;
 // Declares the unsafe marker traits of shared memory; no unsafe code runs here.
 #[allow(unsafe_code)]

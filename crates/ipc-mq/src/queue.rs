@@ -2,10 +2,9 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use ipc_core::internal::Wait;
+use ipc_core::internal::{ObjectId, Wait, unlink_if_ours};
 use ipc_core::{
     Clock, CreationMode, Deadline, Error, IpcName, Limit, MessageReceiver, MessageSender,
     OpenIntent, Permissions, Result, ShmSafe, Unlink, UnlinkOnDrop,
@@ -209,42 +208,36 @@ fn check_owner(fd: &OwnedFd, name: &IpcName, accept_other_owner: bool) -> Result
     let owner = nix::sys::stat::fstat(fd.as_fd())
         .map_err(|e| Error::from_errno("fstat", e).with_subject(name.as_str()))?
         .st_uid;
-    let me = nix::unistd::geteuid().as_raw();
-    if owner != me && !accept_other_owner {
-        return Err(Error::new(
-            "mq_open",
-            io::ErrorKind::PermissionDenied,
-            format!("owned by uid {owner}, not {me}; see QueueOptions::accept_other_owner"),
-        )
-        .with_subject(name.as_str()));
-    }
-    Ok(())
+    ipc_core::internal::check_owner(
+        "mq_open",
+        name.as_str(),
+        owner,
+        accept_other_owner,
+        "QueueOptions",
+    )
 }
 
 /// A queue's name and the queue it led to when this process created it (mqueue inode).
 #[derive(Debug)]
 struct QueueName {
     name: IpcName,
-    id: (u64, u64),
+    id: ObjectId,
 }
 
 impl Unlink for QueueName {
     /// Removes the name, unless it now leads to another queue (one created after a purge).
     fn unlink(&self) -> Result<()> {
-        if let Ok(current) = sys::mq_open(self.name.as_cstr(), libc::O_RDONLY, 0, 0, 0) {
-            let same = std::fs::File::from(current)
-                .metadata()
-                .is_ok_and(|meta| (meta.dev(), meta.ino()) == self.id);
-            if !same {
-                return Err(Error::new(
-                    "mq_unlink",
-                    io::ErrorKind::NotFound,
-                    "the name now leads to another queue; left alone",
-                )
-                .with_subject(self.name.as_str()));
-            }
-        }
-        sys::mq_unlink(self.name.as_cstr()).map_err(|e| e.with_subject(self.name.as_str()))
+        let current = sys::mq_open(self.name.as_cstr(), libc::O_RDONLY, 0, 0, 0)
+            .ok()
+            .and_then(|fd| ObjectId::of_fd(fd.as_fd()).ok());
+        unlink_if_ours(
+            "mq_unlink",
+            self.name.as_str(),
+            "queue",
+            self.id,
+            current,
+            || sys::mq_unlink(self.name.as_cstr()).map_err(|e| e.with_subject(self.name.as_str())),
+        )
     }
 }
 
@@ -289,11 +282,9 @@ pub struct MessageQueue {
 impl MessageQueue {
     fn new(fd: OwnedFd, name: &IpcName, created: bool) -> Result<MessageQueue> {
         let (_, msgsize, _, _) = sys::mq_getattr(fd.as_fd())?;
-        let meta = nix::sys::stat::fstat(fd.as_fd())
-            .map_err(|e| Error::from_errno("fstat", e).with_subject(name.as_str()))?;
         let target = QueueName {
             name: name.clone(),
-            id: (meta.st_dev, meta.st_ino),
+            id: ObjectId::of_fd(fd.as_fd()).map_err(|e| e.with_subject(name.as_str()))?,
         };
         Ok(MessageQueue {
             fd,

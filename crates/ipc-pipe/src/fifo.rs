@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipc_core::internal::{ObjectId, check_owner, unlink_if_ours};
 use ipc_core::{
     CreationMode, Deadline, Error, OpenIntent, Permissions, Result, Unlink, UnlinkOnDrop,
 };
@@ -41,6 +42,7 @@ use crate::{PipeReader, PipeWriter};
 pub struct FifoOptions {
     permissions: Permissions,
     mode: CreationMode,
+    accept_other_owner: bool,
 }
 
 impl FifoOptions {
@@ -63,6 +65,27 @@ impl FifoOptions {
         self
     }
 
+    /// Whether an existing FIFO owned by another user is accepted (refused by default: its
+    /// owner decides who else may write to it).
+    #[must_use]
+    pub fn accept_other_owner(mut self, accept: bool) -> Self {
+        self.accept_other_owner = accept;
+        self
+    }
+
+    /// Refers to an existing FIFO at `path`, without owning it.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`; `InvalidInput` if the path is a symbolic link or not a FIFO;
+    /// `PermissionDenied` if another user owns it, unless
+    /// [`accept_other_owner`](FifoOptions::accept_other_owner).
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Fifo> {
+        Ok(Fifo {
+            owner: UnlinkOnDrop::not_owned(FifoId::check(path.as_ref(), self.accept_other_owner)?),
+        })
+    }
+
     /// Creates (or, with [`CreationMode::OpenOrCreate`], opens) the FIFO at `path`.
     ///
     /// # Errors
@@ -76,11 +99,11 @@ impl FifoOptions {
         let opened = self.mode.open_with(
             |intent| match intent {
                 OpenIntent::Create => make_fifo(path, self.permissions),
-                OpenIntent::OpenExisting => FifoId::check(path),
+                OpenIntent::OpenExisting => FifoId::check(path, self.accept_other_owner),
             },
             || {
                 // Only ever remove a FIFO of ours, never a file that happens to be there.
-                let id = FifoId::check(path)?;
+                let id = FifoId::check(path, false)?;
                 id.unlink()
             },
         )?;
@@ -99,23 +122,29 @@ impl FifoOptions {
 #[derive(Debug, Clone)]
 struct FifoId {
     path: Arc<Path>,
-    dev: u64,
-    ino: u64,
+    id: ObjectId,
+    /// Whether another user's FIFO was accepted, which every later check keeps.
+    accept_other_owner: bool,
 }
 
 impl FifoId {
     /// Checks what is at `path` without following a symbolic link: a FIFO owned by this
     /// user.
-    fn check(path: &Path) -> Result<FifoId> {
+    fn check(path: &Path, accept_other_owner: bool) -> Result<FifoId> {
         let meta = fs::symlink_metadata(path).map_err(|e| {
             Error::from(e)
                 .with_op("lstat")
                 .with_subject(path.display().to_string())
         })?;
-        Self::from_metadata(path, &meta, "lstat")
+        Self::from_metadata(path, &meta, "lstat", accept_other_owner)
     }
 
-    fn from_metadata(path: &Path, meta: &fs::Metadata, op: &'static str) -> Result<FifoId> {
+    fn from_metadata(
+        path: &Path,
+        meta: &fs::Metadata,
+        op: &'static str,
+        accept_other_owner: bool,
+    ) -> Result<FifoId> {
         let refuse = |why: String| {
             Error::new(op, io::ErrorKind::InvalidInput, why)
                 .with_subject(path.display().to_string())
@@ -138,22 +167,17 @@ impl FifoId {
             };
             return Err(refuse(format!("is {kind}, not a FIFO")));
         }
-        let me = nix::unistd::geteuid().as_raw();
-        if meta.uid() != me {
-            return Err(Error::new(
-                op,
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "is owned by uid {}, not by this user (uid {me})",
-                    meta.uid()
-                ),
-            )
-            .with_subject(path.display().to_string()));
-        }
+        check_owner(
+            op,
+            &path.display().to_string(),
+            meta.uid(),
+            accept_other_owner,
+            "FifoOptions",
+        )?;
         Ok(FifoId {
             path: path.into(),
-            dev: meta.dev(),
-            ino: meta.ino(),
+            id: ObjectId::of(meta),
+            accept_other_owner,
         })
     }
 
@@ -178,8 +202,8 @@ impl FifoId {
         let meta = fs::File::from(fd.try_clone().map_err(|e| Error::from(e).with_op("dup"))?)
             .metadata()
             .map_err(|e| Error::from(e).with_op("fstat"))?;
-        let found = Self::from_metadata(&self.path, &meta, "fstat")?;
-        if (found.dev, found.ino) != (self.dev, self.ino) {
+        let found = Self::from_metadata(&self.path, &meta, "fstat", self.accept_other_owner)?;
+        if found.id != self.id {
             return Err(Error::new(
                 "open",
                 io::ErrorKind::InvalidInput,
@@ -194,20 +218,22 @@ impl FifoId {
 impl Unlink for FifoId {
     /// Removes the path if it still leads to this FIFO.
     fn unlink(&self) -> Result<()> {
-        let current = FifoId::check(&self.path)?;
-        if (current.dev, current.ino) != (self.dev, self.ino) {
-            return Err(Error::new(
-                "unlink",
-                io::ErrorKind::NotFound,
-                "the path now leads to another FIFO; left alone",
-            )
-            .with_subject(self.path.display().to_string()));
-        }
-        fs::remove_file(&self.path).map_err(|e| {
-            Error::from(e)
-                .with_op("unlink")
-                .with_subject(self.path.display().to_string())
-        })
+        let subject = self.path.display().to_string();
+        let current = FifoId::check(&self.path, self.accept_other_owner)?;
+        unlink_if_ours(
+            "unlink",
+            &subject,
+            "FIFO",
+            self.id,
+            Some(current.id),
+            || {
+                fs::remove_file(&self.path).map_err(|e| {
+                    Error::from(e)
+                        .with_op("unlink")
+                        .with_subject(subject.as_str())
+                })
+            },
+        )
     }
 }
 
@@ -229,7 +255,7 @@ fn make_fifo(path: &Path, permissions: Permissions) -> Result<FifoId> {
         .map_err(|e| Error::from(e).with_op("chmod").with_subject(subject()))?;
     let meta = fs::metadata(&through_fd)
         .map_err(|e| Error::from(e).with_op("fstat").with_subject(subject()))?;
-    FifoId::from_metadata(path, &meta, "fstat")
+    FifoId::from_metadata(path, &meta, "fstat", false)
 }
 
 /// A named pipe (FIFO) in the file system.
@@ -280,16 +306,15 @@ impl Fifo {
         FifoOptions::new().create(path)
     }
 
-    /// Refers to an existing FIFO at `path`, without owning it.
+    /// Refers to an existing FIFO at `path`, without owning it; [`FifoOptions::open`]
+    /// with the defaults.
     ///
     /// # Errors
     ///
     /// `NotFound`; `InvalidInput` if the path is a symbolic link or not a FIFO;
     /// `PermissionDenied` if another user owns it.
     pub fn open(path: impl AsRef<Path>) -> Result<Fifo> {
-        Ok(Fifo {
-            owner: UnlinkOnDrop::not_owned(FifoId::check(path.as_ref())?),
-        })
+        FifoOptions::new().open(path)
     }
 
     /// The FIFO's path.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use ipc_core::internal::{ObjectId, unlink_if_ours};
 use ipc_core::{
     CreationMode, Error, IpcName, Limit, OpenIntent, Permissions, Result, Unlink, UnlinkOnDrop,
 };
@@ -267,16 +268,13 @@ impl SemFile {
             .metadata()
             .map_err(|e| Error::from(e).with_op("fstat").with_subject(name.as_str()))?
             .uid();
-        let me = nix::unistd::geteuid().as_raw();
-        if owner != me && !accept_other_owner {
-            return Err(Error::new(
-                "sem_open",
-                io::ErrorKind::PermissionDenied,
-                format!("owned by uid {owner}, not {me}; see SemaphoreOptions::accept_other_owner"),
-            )
-            .with_subject(name.as_str()));
-        }
-        Ok(())
+        ipc_core::internal::check_owner(
+            "sem_open",
+            name.as_str(),
+            owner,
+            accept_other_owner,
+            "SemaphoreOptions",
+        )
     }
 }
 
@@ -318,17 +316,19 @@ impl Unlink for SemName {
     fn unlink(&self) -> Result<()> {
         let current = std::fs::symlink_metadata(&self.path)
             .ok()
-            .map(|meta| (meta.dev(), meta.ino()));
-        if current.is_some_and(|current| current != self.id) {
-            return Err(Error::new(
-                "sem_unlink",
-                io::ErrorKind::NotFound,
-                "the name now leads to another semaphore; left alone",
-            )
-            .with_subject(self.name.as_str()));
-        }
-        sys::sem_unlink(self.name.as_cstr())
-            .map_err(|e| e.with_op("sem_unlink").with_subject(self.name.as_str()))
+            .map(|meta| ObjectId::of(&meta));
+        let ours = ObjectId::new(self.id.0, self.id.1);
+        unlink_if_ours(
+            "sem_unlink",
+            self.name.as_str(),
+            "semaphore",
+            ours,
+            current,
+            || {
+                sys::sem_unlink(self.name.as_cstr())
+                    .map_err(|e| e.with_op("sem_unlink").with_subject(self.name.as_str()))
+            },
+        )
     }
 }
 

@@ -203,15 +203,13 @@ impl UndoSemaphore {
     /// Checks the owner of an existing set and waits until its creator has marked it ours.
     fn check_existing(&self, options: &SemaphoreOptions, tag: libc::c_int) -> Result<()> {
         let (owner, _mode) = sys::sem_owner(self.id).map_err(|e| self.err("semctl", e))?;
-        let me = nix::unistd::geteuid().as_raw();
-        if owner != me && !options.accepts_other_owner() {
-            return Err(Error::new(
-                "semget",
-                io::ErrorKind::PermissionDenied,
-                format!("owned by uid {owner}, not {me}; see SemaphoreOptions::accept_other_owner"),
-            )
-            .with_subject(self.subject()));
-        }
+        ipc_core::internal::check_owner(
+            "semget",
+            self.subject(),
+            owner,
+            options.accepts_other_owner(),
+            "SemaphoreOptions",
+        )?;
         let deadline = Deadline::after(options.open_timeout());
         loop {
             match sys::sem_get(self.id, TAG, SemGet::Value).map_err(|e| self.err("semctl", e))? {

@@ -8,6 +8,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt
 use std::path::{Path, PathBuf};
 
 use ipc_core::internal::poll_fd;
+use ipc_core::internal::{ObjectId, unlink_if_ours};
 use ipc_core::{Deadline, Error, Permissions, Result};
 use nix::fcntl::{Flock, FlockArg, RenameFlags};
 use nix::poll::PollFlags;
@@ -104,7 +105,7 @@ impl ListenerOptions {
 #[derive(Debug)]
 pub(crate) struct BoundPath {
     path: PathBuf,
-    id: (u64, u64),
+    id: ObjectId,
     lock: Option<PathLock>,
     persist: bool,
 }
@@ -121,10 +122,14 @@ impl Drop for BoundPath {
             // Remove the socket file only if it is still ours: a successor may already
             // have replaced it. Errors cannot be reported from a destructor, and the likely
             // one (the file is already gone) leaves nothing to do.
-            if let Ok(meta) = fs::symlink_metadata(&self.path) {
-                if (meta.dev(), meta.ino()) == self.id {
-                    let _ = fs::remove_file(&self.path);
-                }
+            let current = fs::symlink_metadata(&self.path)
+                .ok()
+                .map(|meta| ObjectId::of(&meta));
+            if current.is_some() {
+                let subject = self.path.display().to_string();
+                let _ = unlink_if_ours("unlink", &subject, "socket", self.id, current, || {
+                    fs::remove_file(&self.path).map_err(|e| Error::from(e).with_op("unlink"))
+                });
             }
         }
         drop(self.lock.take());
@@ -306,7 +311,7 @@ fn bind_path(
         .map_err(|e| Error::from(e).with_op("lstat").with_subject(subject()))?;
     Ok(BoundPath {
         path: path.to_path_buf(),
-        id: (meta.dev(), meta.ino()),
+        id: ObjectId::of(&meta),
         lock: Some(lock),
         persist: false,
     })

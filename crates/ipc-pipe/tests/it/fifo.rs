@@ -156,7 +156,18 @@ fn symlinks_files_and_foreign_fifos_are_refused() {
     .unwrap();
     let err = Fifo::open(&foreign).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
-    assert!(err.to_string().contains("owned by uid 65534"), "{err}");
+    assert!(err.to_string().contains("belongs to uid 65534"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("FifoOptions::accept_other_owner(true)"),
+        "the error names the fix: {err}"
+    );
+    // Accepted on purpose, it opens.
+    let accepted = FifoOptions::new()
+        .accept_other_owner(true)
+        .open(&foreign)
+        .unwrap();
+    drop(accepted.open_reader().unwrap());
     std::fs::remove_file(&foreign).unwrap();
     std::fs::remove_file(&decoy).unwrap();
 }
@@ -183,7 +194,7 @@ fn another_users_fifo_is_refused_to_them_too() {
         .unwrap();
     let lines = run_unprivileged("fifo-open-foreign", &[path.to_str().unwrap()]).unwrap();
     assert!(lines[0].starts_with("PermissionDenied"), "{lines:?}");
-    assert!(lines[0].contains("owned by uid 0"), "{lines:?}");
+    assert!(lines[0].contains("belongs to uid 0"), "{lines:?}");
     drop(fifo);
 }
 

@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
+use ipc_core::internal::{ObjectId, unlink_if_ours};
 use ipc_core::{Error, IpcName, Result, ShmSafe, Unlink, UnlinkOnDrop};
 use memmap2::{MmapOptions, MmapRaw};
 use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl};
@@ -23,32 +24,34 @@ pub(crate) const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
 
 /// The name of a segment and the object it led to, which its creator removes on drop.
 #[derive(Debug)]
-pub(crate) struct SegmentName(pub(crate) IpcName, pub(crate) Option<(u64, u64)>);
+pub(crate) struct SegmentName(pub(crate) IpcName, pub(crate) Option<ObjectId>);
 
 impl Unlink for SegmentName {
     /// Removes the name, unless it now leads to another object (a successor created after
     /// a purge): a creator's drop must never take the name from under its successor.
     fn unlink(&self) -> Result<()> {
-        if let Some(id) = self.1 {
-            let current = nix::sys::mman::shm_open(
-                self.0.as_cstr(),
-                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .ok()
-            .and_then(|fd| metadata(fd.as_fd()).ok())
-            .map(|meta| (meta.dev(), meta.ino()));
-            if current.is_some_and(|current| current != id) {
-                return Err(Error::new(
-                    "shm_unlink",
-                    io::ErrorKind::NotFound,
-                    "the name now leads to another segment; left alone",
-                )
-                .with_subject(&self.0));
-            }
-        }
-        nix::sys::mman::shm_unlink(self.0.as_cstr())
-            .map_err(|e| Error::from_errno("shm_unlink", e).with_subject(&self.0))
+        let unlink = || {
+            nix::sys::mman::shm_unlink(self.0.as_cstr())
+                .map_err(|e| Error::from_errno("shm_unlink", e).with_subject(&self.0))
+        };
+        let Some(ours) = self.1 else {
+            return unlink();
+        };
+        let current = nix::sys::mman::shm_open(
+            self.0.as_cstr(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+        .and_then(|fd| ObjectId::of_fd(fd.as_fd()).ok());
+        unlink_if_ours(
+            "shm_unlink",
+            self.0.as_str(),
+            "segment",
+            ours,
+            current,
+            unlink,
+        )
     }
 }
 

@@ -12,6 +12,8 @@ use ipc_core::{
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
+use ipc_core::internal::ObjectId;
+
 use super::memory::{
     SegmentName, SharedMemory, ensure_reserved, map_fd, metadata, size_and_reserve,
 };
@@ -183,9 +185,7 @@ impl ShmOptions {
         let fd = nix::sys::mman::shm_open(name.as_cstr(), flags, Mode::S_IRUSR | Mode::S_IWUSR)
             .map_err(|e| Error::from_errno("shm_open", e).with_subject(name))?;
         // From here on the name is ours: it goes away on every error path.
-        let id = metadata(fd.as_fd())
-            .map(|meta| (meta.dev(), meta.ino()))
-            .ok();
+        let id = ObjectId::of_fd(fd.as_fd()).ok();
         let owner = UnlinkOnDrop::owned(SegmentName(name.clone(), id));
         self.permissions
             .apply(fd.as_fd())
@@ -251,18 +251,13 @@ impl ShmOptions {
                 )
                 .with_subject(name));
             }
-            let me = nix::unistd::geteuid().as_raw();
-            if meta.uid() != me && !self.accept_other_owner {
-                return Err(Error::new(
-                    "open",
-                    io::ErrorKind::PermissionDenied,
-                    format!(
-                        "the segment belongs to uid {}, not to this user (uid {me})",
-                        meta.uid()
-                    ),
-                )
-                .with_subject(name));
-            }
+            ipc_core::internal::check_owner(
+                "shm_open",
+                name.as_str(),
+                meta.uid(),
+                self.accept_other_owner,
+                "ShmOptions",
+            )?;
             let size = usize::try_from(meta.size()).unwrap_or(usize::MAX);
             if size >= minimum {
                 break size;

@@ -1,0 +1,141 @@
+//! What every named object shares: its identity in the file system, the removal that never
+//! takes a successor's object, and the owner check.
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+
+use crate::{Error, Result};
+
+/// A named object as the kernel knows it: the device and inode behind its name. Two opens
+/// of a name reach the same object exactly when their identities are equal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectId {
+    dev: u64,
+    ino: u64,
+}
+
+impl ObjectId {
+    /// The identity of the object on device `dev` with inode `ino`.
+    pub fn new(dev: u64, ino: u64) -> ObjectId {
+        ObjectId { dev, ino }
+    }
+
+    /// The identity of the object `meta` describes.
+    pub fn of(meta: &std::fs::Metadata) -> ObjectId {
+        ObjectId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+
+    /// The identity of the object open at `fd`.
+    ///
+    /// # Errors
+    ///
+    /// The `fstat` error.
+    pub fn of_fd(fd: std::os::fd::BorrowedFd<'_>) -> Result<ObjectId> {
+        let file = std::fs::File::from(
+            fd.try_clone_to_owned()
+                .map_err(|e| Error::from(e).with_op("dup"))?,
+        );
+        file.metadata()
+            .map(|meta| ObjectId::of(&meta))
+            .map_err(|e| Error::from(e).with_op("fstat"))
+    }
+}
+
+/// Removes the name `subject` (with `unlink`) only if it still leads to the object its
+/// creator made, `ours`: `current` is what the name leads to now (`None` when it leads
+/// nowhere or cannot be looked at, which `unlink` then reports). A creator's drop must never
+/// take the name from under a successor created after a purge.
+///
+/// # Errors
+///
+/// `NotFound` ("left alone") when the name leads to another object of the kind `what`;
+/// otherwise `unlink`'s error.
+pub fn unlink_if_ours(
+    op: &'static str,
+    subject: &str,
+    what: &str,
+    ours: ObjectId,
+    current: Option<ObjectId>,
+    unlink: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    if current.is_some_and(|current| current != ours) {
+        return Err(Error::new(
+            op,
+            io::ErrorKind::NotFound,
+            format!("the name now leads to another {what}; left alone"),
+        )
+        .with_subject(subject));
+    }
+    unlink()
+}
+
+/// Refuses an object owned by a user other than this process's effective user, unless
+/// `accept` (the `accept_other_owner` option of `options`, such as `"QueueOptions"`): its
+/// owner decides who else may use it, so it is trusted only when the caller says so.
+///
+/// # Errors
+///
+/// `PermissionDenied`, naming both users and the option that accepts the object.
+pub fn check_owner(
+    op: &'static str,
+    subject: &str,
+    owner: u32,
+    accept: bool,
+    options: &str,
+) -> Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    if owner == me || accept {
+        return Ok(());
+    }
+    Err(Error::new(
+        op,
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "belongs to uid {owner}, not to this user (uid {me}); if you trust that user, \
+             use {options}::accept_other_owner(true)"
+        ),
+    )
+    .with_subject(subject))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_successors_object_is_left_alone_and_ours_is_removed() {
+        let (ours, theirs) = (ObjectId { dev: 1, ino: 2 }, ObjectId { dev: 1, ino: 3 });
+        let err = unlink_if_ours("unlink", "/x", "queue", ours, Some(theirs), || {
+            panic!("must not unlink")
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("another queue"), "{err}");
+        let mut removed = 0;
+        for current in [Some(ours), None] {
+            unlink_if_ours("unlink", "/x", "queue", ours, current, || {
+                removed += 1;
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(removed, 2);
+    }
+
+    #[test]
+    fn another_owner_is_refused_with_the_fix_named() {
+        let me = nix::unistd::geteuid().as_raw();
+        check_owner("open", "/x", me, false, "ShmOptions").unwrap();
+        check_owner("open", "/x", me + 1, true, "ShmOptions").unwrap();
+        let err = check_owner("open", "/x", me + 1, false, "ShmOptions").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(
+            err.to_string()
+                .contains("ShmOptions::accept_other_owner(true)"),
+            "{err}"
+        );
+    }
+}
