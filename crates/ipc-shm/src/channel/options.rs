@@ -4,7 +4,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ipc_core::{Error, IpcName, Limit, Permissions, Result};
+use ipc_core::{CreationMode, Error, IpcName, Limit, Permissions, Result};
 
 use crate::{MemfdOptions, ReceiveOptions, SharedMemory, ShmOptions};
 
@@ -37,6 +37,8 @@ pub struct ChannelOptions {
     pub(super) max_message: Option<usize>,
     pub(super) wait: WaitStrategy,
     pub(super) permissions: Permissions,
+    pub(super) mode: CreationMode,
+    pub(super) accept_other_owner: bool,
     pub(super) timeout: Duration,
     pub(super) start: u64,
 }
@@ -48,6 +50,8 @@ impl Default for ChannelOptions {
             max_message: None,
             wait: WaitStrategy::default(),
             permissions: Permissions::owner_only(),
+            mode: CreationMode::CreateExclusive,
+            accept_other_owner: false,
             timeout: Duration::from_secs(5),
             start: 0,
         }
@@ -106,7 +110,24 @@ impl ChannelOptions {
         self
     }
 
-    /// How long opening a named channel waits for its creator.
+    /// What creating a named channel does when the name exists: fail (the default), open the
+    /// channel there, or purge a stale one first, as for any named segment.
+    #[must_use]
+    pub fn creation_mode(mut self, mode: CreationMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Whether opening accepts a channel whose segment another user owns (refused by
+    /// default: its owner can write the control block).
+    #[must_use]
+    pub fn accept_other_owner(mut self, accept: bool) -> Self {
+        self.accept_other_owner = accept;
+        self
+    }
+
+    /// How long opening a named channel waits for it: for its name to appear, then for its
+    /// creator to initialise it.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -166,6 +187,7 @@ impl ChannelOptions {
             .size(DATA + self.capacity)
             .layout(CHANNEL_LAYOUT)
             .permissions(self.permissions)
+            .creation_mode(self.mode)
             .timeout(self.timeout)
     }
 
@@ -176,10 +198,12 @@ impl ChannelOptions {
     }
 
     pub(super) fn open_named(&self, name: &IpcName) -> Result<SharedMemory> {
-        ShmOptions::new()
+        let mut options = ShmOptions::new()
             .layout(CHANNEL_LAYOUT)
-            .timeout(self.timeout)
-            .open(name)
+            .accept_other_owner(self.accept_other_owner)
+            .timeout(self.timeout);
+        options.owner_hint = "ChannelOptions";
+        options.open(name)
     }
 
     /// Creates a named channel and attaches as its producer. The producer owns the name

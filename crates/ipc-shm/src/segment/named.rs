@@ -50,6 +50,8 @@ pub struct ShmOptions {
     pub(crate) accept_other_owner: bool,
     pub(crate) layout: Option<Layout>,
     pub(crate) timeout: Duration,
+    /// The options type an owner error tells the user to set `accept_other_owner` on.
+    pub(crate) owner_hint: &'static str,
 }
 
 impl Default for ShmOptions {
@@ -62,6 +64,7 @@ impl Default for ShmOptions {
             accept_other_owner: false,
             layout: None,
             timeout: Duration::from_secs(5),
+            owner_hint: "ShmOptions",
         }
     }
 }
@@ -116,7 +119,9 @@ impl ShmOptions {
         self
     }
 
-    /// How long `open` waits for a creator that is still sizing or initialising the segment.
+    /// How long `open` waits for the segment: for its name to appear (a creator that has
+    /// not started yet), then for its creator to size and initialise it. Zero opens only a
+    /// segment that is there and ready.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -215,14 +220,15 @@ impl ShmOptions {
         Ok(segment)
     }
 
-    /// Opens an existing segment: checks that it is a shared-memory object of this user (or
-    /// any user, with [`accept_other_owner`](ShmOptions::accept_other_owner)), waits until
-    /// its creator has sized it and, with a layout, initialised it; then maps exactly its
-    /// size. It never maps zero bytes.
+    /// Opens a segment: waits (up to the [`timeout`](ShmOptions::timeout)) for the name to
+    /// appear, checks that it is a shared-memory object of this user (or any user, with
+    /// [`accept_other_owner`](ShmOptions::accept_other_owner)), waits until its creator has
+    /// sized it and, with a layout, initialised it; then maps exactly its size. It never
+    /// maps zero bytes.
     ///
     /// # Errors
     ///
-    /// `NotFound`; `PermissionDenied` for another user's segment or missing permissions;
+    /// `NotFound` if no segment of the name appeared in time; `PermissionDenied` for another user's segment or missing permissions;
     /// `TimedOut` if the creator does not finish in time; `StorageFull` for a segment whose
     /// space was never reserved when the file system has no room for it; corrupted for a
     /// header that does not match the layout.
@@ -232,15 +238,37 @@ impl ShmOptions {
         } else {
             OFlag::O_RDWR
         };
-        let fd = nix::sys::mman::shm_open(name.as_cstr(), access | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| Error::from_errno("shm_open", e).with_subject(name))?;
         let deadline = Deadline::after(self.timeout);
+        let mut pause = Duration::from_micros(50);
+        let fd = loop {
+            match nix::sys::mman::shm_open(name.as_cstr(), access | OFlag::O_CLOEXEC, Mode::empty())
+            {
+                Ok(fd) => break fd,
+                // Not there yet: its creator may not have started.
+                Err(nix::errno::Errno::ENOENT) if !deadline.has_expired() => {
+                    std::thread::sleep(pause.min(deadline.remaining().unwrap_or(pause)));
+                    pause = (pause * 2).min(Duration::from_millis(5));
+                }
+                Err(nix::errno::Errno::ENOENT) => {
+                    return Err(Error::new(
+                        "shm_open",
+                        io::ErrorKind::NotFound,
+                        format!(
+                            "no segment of this name appeared within {:?} (ShmOptions::timeout)",
+                            self.timeout
+                        ),
+                    )
+                    .with_subject(name));
+                }
+                Err(errno) => return Err(Error::from_errno("shm_open", errno).with_subject(name)),
+            }
+        };
         let minimum = if self.layout.is_some() {
             HEADER_LEN + 1
         } else {
             1
         };
-        let mut pause = Duration::from_micros(50);
+        pause = Duration::from_micros(50);
         let size = loop {
             let meta = metadata(fd.as_fd())?;
             if !meta.file_type().is_file() {
@@ -256,7 +284,7 @@ impl ShmOptions {
                 name.as_str(),
                 meta.uid(),
                 self.accept_other_owner,
-                "ShmOptions",
+                self.owner_hint,
             )?;
             let size = usize::try_from(meta.size()).unwrap_or(usize::MAX);
             if size >= minimum {

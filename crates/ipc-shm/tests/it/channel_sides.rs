@@ -328,3 +328,94 @@ proptest! {
         sends_into_a_drained_ring_succeed(capacity, max, &sizes);
     }
 }
+
+/// Creates channel arg 0 as the consumer once told to, says "created" and waits to be
+/// killed.
+pub fn create_later_role(ctx: &mut PeerContext) -> PeerResult {
+    let name = IpcName::new(ctx.arg(0)?)?;
+    ctx.ready()?;
+    ctx.recv()?;
+    let _consumer = options().create_consumer(&name)?;
+    ctx.send("created")?;
+    loop {
+        std::thread::park();
+    }
+}
+
+/// An open with a timeout waits for a name that does not exist yet, so that producer and
+/// consumer can start in any order; without a creator it ends in `NotFound` at the deadline.
+#[test]
+fn opening_waits_for_the_channel_to_be_created() {
+    let guard = LeakGuard::new();
+    let name = guard.name("later");
+    let mut creator = Peer::spawn("create-later", &[name.as_str()]);
+    std::thread::scope(|scope| {
+        let opener = scope.spawn(|| options().open_producer(&name));
+        creator.send("go").unwrap();
+        assert_eq!(creator.recv().unwrap(), "created");
+        let mut producer = opener.join().unwrap().unwrap();
+        producer.send(b"first").unwrap();
+    });
+    // The killed creator cannot remove its name.
+    creator.kill().unwrap();
+    nix::sys::mman::shm_unlink(name.as_cstr()).unwrap();
+
+    let missing = guard.name("never");
+    let started = Instant::now();
+    let err = options()
+        .timeout(std::time::Duration::from_millis(30))
+        .open_consumer(&missing)
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(30));
+}
+
+/// Creation modes apply to channels as to any segment: a channel that a killed creator left
+/// behind is refused by an exclusive create, and purged and made anew by `PurgeAndCreate`.
+#[test]
+fn a_channel_left_behind_is_purged_by_its_creation_mode() {
+    let guard = LeakGuard::new();
+    let name = guard.name("left");
+    let mut creator = Peer::spawn("create-later", &[name.as_str()]);
+    creator.send("go").unwrap();
+    assert_eq!(creator.recv().unwrap(), "created");
+    creator.kill().unwrap();
+    let err = options().create_consumer(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists, "{err}");
+    let mut consumer = options()
+        .creation_mode(ipc_core::CreationMode::PurgeAndCreate)
+        .create_consumer(&name)
+        .unwrap();
+    let mut producer = options().open_producer(&name).unwrap();
+    producer.send(b"fresh").unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(consumer.recv_timeout(&mut buf, test_timeout()).unwrap(), 5);
+}
+
+/// A channel whose segment another user owns is refused, and the error names the option
+/// that accepts it.
+#[test]
+fn another_users_channel_is_refused_unless_accepted() {
+    let guard = LeakGuard::new();
+    let name = guard.name("foreign");
+    let _consumer = options().create_consumer(&name).unwrap();
+    let path = format!("/dev/shm/{}", name.file_name());
+    nix::unistd::chown(
+        path.as_str(),
+        Some(nix::unistd::Uid::from_raw(ipc_testkit::NOBODY)),
+        None,
+    )
+    .unwrap();
+    let err = options().open_producer(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+    assert!(
+        err.to_string()
+            .contains("ChannelOptions::accept_other_owner(true)"),
+        "{err}"
+    );
+    let mut producer = options()
+        .accept_other_owner(true)
+        .open_producer(&name)
+        .unwrap();
+    producer.send(b"accepted").unwrap();
+}

@@ -20,4 +20,5 @@ ipc_testkit::peer_roles! {
     "take-over" => channel_sides::take_over_role,
     "attach-and-hang" => channel_sides::attach_and_hang_role,
     "poke" => channel_sides::poke_role,
+    "create-later" => channel_sides::create_later_role,
 }
