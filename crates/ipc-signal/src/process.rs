@@ -54,12 +54,11 @@ impl Process {
     ///
     /// # Errors
     ///
-    /// `ESRCH` if there is no such process (or it has been reaped).
+    /// `NotFound` if there is no such process (or it has been reaped).
     pub fn open(pid: u32) -> Result<Process> {
-        Ok(Process {
-            pid,
-            pidfd: ipc_core::internal::pidfd_open(pid)?,
-        })
+        let pidfd = ipc_core::internal::pidfd_open(pid)
+            .map_err(|e| crate::send::gone_is_not_found(e, "pidfd_open", format!("pid {pid}")))?;
+        Ok(Process { pid, pidfd })
     }
 
     /// The process's pid (for messages; signal through the handle).
@@ -74,6 +73,15 @@ impl Process {
     /// `NotFound` (`ESRCH`) if it has exited, even if its pid now belongs to another
     /// process; `PermissionDenied` if this process may not signal it.
     pub fn send(&self, signal: Signal) -> Result<()> {
+        // An exited, unreaped process still takes signals that reach nobody.
+        if self.has_exited()? {
+            return Err(Error::new(
+                "pidfd_send_signal",
+                std::io::ErrorKind::NotFound,
+                "the process has exited",
+            )
+            .with_subject(format!("{signal} to pid {}", self.pid)));
+        }
         sys::pidfd_send_signal(self.pidfd.as_fd(), signal.number()).map_err(|e| {
             let subject = format!("{signal} to pid {}", self.pid);
             match e.raw_os_error() {

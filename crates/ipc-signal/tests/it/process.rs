@@ -146,3 +146,35 @@ fn a_disposition_guard_puts_the_previous_handler_back() {
     assert_eq!(peer.recv().unwrap(), "handled true");
     peer.wait_success().unwrap();
 }
+
+/// "No such process" is `NotFound` everywhere: a process that was reaped, and through a
+/// `Process`, one that has exited but is not reaped yet (which the kernel still lets `kill`
+/// and `sigqueue` "signal", and which the free functions do not check, to stay as cheap as
+/// `kill`).
+#[test]
+fn no_such_process_is_not_found_everywhere() {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    let process = Process::open(pid).unwrap();
+    process.wait_exit(test_deadline()).unwrap();
+    // Exited, not reaped: a zombie child.
+    let err = process.send(Signal::USR1).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    child.wait().unwrap();
+    // Reaped: gone for good (the pidfd still names it, and only it).
+    let err = process.send(Signal::USR1).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    // A pid no process can have (pids stay below pid_max): never a stranger signalled.
+    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    for err in [
+        ipc_signal::send(pid_max, Signal::USR1).unwrap_err(),
+        ipc_signal::queue(pid_max, Signal::realtime(1).unwrap(), 7).unwrap_err(),
+        Process::open(pid_max).map(drop).unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    }
+}
