@@ -674,6 +674,29 @@ fn run<T>(
     })
 }
 
+impl MessageQueue {
+    /// A second handle to the same queue (its descriptor duplicated, close-on-exec), for
+    /// another thread. It does not own the name: only the creator's handle removes it.
+    ///
+    /// # Errors
+    ///
+    /// The `fcntl(F_DUPFD_CLOEXEC)` error.
+    pub fn try_clone(&self) -> Result<MessageQueue> {
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(|e| Error::from(e).with_op("fcntl(F_DUPFD_CLOEXEC)"))?;
+        Ok(MessageQueue {
+            fd,
+            max_message: self.max_message,
+            name: UnlinkOnDrop::not_owned(QueueName {
+                name: self.name.get().name.clone(),
+                id: self.name.get().id,
+            }),
+        })
+    }
+}
+
 impl AsFd for MessageQueue {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

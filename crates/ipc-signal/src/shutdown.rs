@@ -1,7 +1,7 @@
 //! Graceful shutdown on SIGTERM and SIGINT: a flag to check, a descriptor to poll, a wait
 //! with a deadline, and an optional forced exit on the second signal.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
@@ -146,6 +146,13 @@ impl AsFd for Shutdown {
     /// Readable once a shutdown signal has arrived.
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.read.as_fd()
+    }
+}
+
+impl AsRawFd for Shutdown {
+    /// See [`as_fd`](Shutdown::as_fd).
+    fn as_raw_fd(&self) -> RawFd {
+        self.read.as_raw_fd()
     }
 }
 

@@ -147,3 +147,10 @@ impl AsRawFd for SignalFd {
         self.fd.as_raw_fd()
     }
 }
+
+impl From<SignalFd> for OwnedFd {
+    /// The descriptor; the signals stay blocked in the threads that blocked them.
+    fn from(signalfd: SignalFd) -> OwnedFd {
+        signalfd.fd
+    }
+}

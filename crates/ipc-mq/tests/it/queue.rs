@@ -1,14 +1,16 @@
 // The limit tests lower RLIMIT_MSGQUEUE in a peer with a raw `setrlimit`.
 #![allow(unsafe_code)]
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use ipc_core::{
     Access, CreationMode, Deadline, IpcName, MessageReceiver, MessageSender, Permissions,
 };
 use ipc_mq::{Direction, MAX_PRIORITY, MessageQueue, QueueOptions, SystemLimits};
-use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, SignalStorm, run_unprivileged};
+use ipc_testkit::{
+    LeakGuard, Peer, PeerContext, PeerResult, SignalStorm, run_unprivileged, test_timeout,
+};
 
 fn small() -> QueueOptions {
     QueueOptions::new().capacity(4).max_message_size(128)
@@ -463,4 +465,22 @@ fn typed_messages_round_trip_and_mismatches_are_errors() {
     // A type larger than the queue's messages is a limit error.
     let err = queue.send_value(&[0u64; 17], 0).unwrap_err();
     assert!(err.is_limit_exceeded(), "{err}");
+}
+
+/// A clone is a second descriptor for the same queue that does not own its name.
+#[test]
+fn a_cloned_queue_shares_messages_and_not_the_name() {
+    let guard = LeakGuard::new();
+    let name = guard.name("clone");
+    let queue = small().create(&name).unwrap();
+    let clone = queue.try_clone().unwrap();
+    assert_ne!(queue.as_raw_fd(), clone.as_raw_fd());
+    clone
+        .send_timeout(b"from the clone", 0, test_timeout())
+        .unwrap();
+    let mut buf = [0u8; 128];
+    assert_eq!(queue.recv_timeout(&mut buf, test_timeout()).unwrap().0, 14);
+    drop(clone);
+    // The creator still owns the name, and removes it when dropped.
+    QueueOptions::new().open(&name, Direction::Both).unwrap();
 }

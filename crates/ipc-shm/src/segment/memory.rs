@@ -255,6 +255,32 @@ impl SharedMemory {
     }
 }
 
+impl SharedMemory {
+    /// A second handle to the same segment: its descriptor duplicated (close-on-exec) and
+    /// mapped again, as writable as this one. It does not own the name: only the creator's
+    /// handle removes it.
+    ///
+    /// # Errors
+    ///
+    /// The `fcntl(F_DUPFD_CLOEXEC)` or `mmap` error.
+    pub fn try_clone(&self) -> Result<SharedMemory> {
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(|e| Error::from(e).with_op("fcntl(F_DUPFD_CLOEXEC)"))?;
+        let map = map_fd(fd.as_fd(), self.map.len(), self.writable)?;
+        Ok(SharedMemory {
+            map,
+            fd,
+            writable: self.writable,
+            name: self.name.as_ref().map(|name| {
+                UnlinkOnDrop::not_owned(SegmentName(name.get().0.clone(), name.get().1))
+            }),
+            layout: self.layout,
+        })
+    }
+}
+
 impl AsFd for SharedMemory {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

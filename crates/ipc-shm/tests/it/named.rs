@@ -420,3 +420,18 @@ fn stale_segments_are_found_and_only_they() {
             .is_empty()
     );
 }
+
+/// A clone maps the same segment again and does not own its name.
+#[test]
+fn a_cloned_segment_shares_memory_and_not_the_name() {
+    let guard = LeakGuard::new();
+    let name = guard.name("clone");
+    let segment = ShmOptions::new().size(4096).create(&name).unwrap();
+    let clone = segment.try_clone().unwrap();
+    clone.write_at(100, b"through the clone").unwrap();
+    let mut buf = [0u8; 17];
+    segment.read_at(100, &mut buf).unwrap();
+    assert_eq!(&buf, b"through the clone");
+    drop(clone);
+    ShmOptions::new().open(&name).unwrap();
+}

@@ -156,3 +156,18 @@ fn a_signal_storm_causes_no_spurious_failures() {
     );
     drop(storm);
 }
+
+/// Every descriptor-based handle gives its descriptor the std ways.
+#[test]
+fn handles_give_their_descriptors() {
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+    let signalfd = ipc_signal::SignalFd::new(&[ipc_signal::Signal::realtime(5).unwrap()]).unwrap();
+    let raw = signalfd.as_raw_fd();
+    let owned = OwnedFd::from(signalfd);
+    assert_eq!(owned.as_raw_fd(), raw);
+    let shutdown = ipc_signal::ShutdownOptions::new()
+        .signals(&[ipc_signal::Signal::realtime(6).unwrap()])
+        .install()
+        .unwrap();
+    assert_eq!(shutdown.as_raw_fd(), shutdown.as_fd().as_raw_fd());
+}
