@@ -122,9 +122,9 @@ impl MsgTx for Tx {
         stamp(&mut self.1, seq);
         match &self.0 {
             End::Raw(queue) => queue.send(&self.1),
-            End::Queue(queue, false) => queue.send(&self.1, 0),
+            End::Queue(queue, false) => queue.send(&self.1),
             End::Queue(queue, true) => loop {
-                match queue.try_send(&self.1, 0) {
+                match queue.try_send(&self.1) {
                     Err(err) if err.is_would_block() => std::hint::spin_loop(),
                     other => return other,
                 }
@@ -139,11 +139,11 @@ impl MsgRx for Rx {
     fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
         let n = match &self.0 {
             End::Raw(queue) => queue.recv(buf)?,
-            End::Queue(queue, false) => queue.recv(buf)?.0,
+            End::Queue(queue, false) => queue.recv(buf)?,
             End::Queue(queue, true) => loop {
                 match queue.try_recv(buf) {
                     Err(err) if err.is_would_block() => std::hint::spin_loop(),
-                    other => break other?.0,
+                    other => break other?,
                 }
             },
         };

@@ -8,7 +8,7 @@
 //! let name = IpcName::unique("doc-queue")?;
 //! let queue = QueueOptions::new().capacity(4).max_message_size(64).create(&name)?;
 //! let reader = QueueOptions::new().open(&name, Direction::Receive)?; // another process
-//! queue.send(b"hello", 0)?;
+//! queue.send(b"hello")?; // priority 0; send_priority chooses one
 //! let message = reader.recv_message()?;
 //! assert_eq!(message.data, b"hello");
 //! assert!(reader.try_recv_message().unwrap_err().is_would_block());
@@ -23,7 +23,9 @@
 //!   close-on-exec and closed on drop.
 //! - **Every wait three ways**: `send`/`recv` wait, `try_send`/`try_recv` never do (also on
 //!   a blocking descriptor), `send_timeout`/`recv_timeout` wait until a deadline and retry
-//!   `EINTR` against it. [`MessageQueue::set_nonblocking`] switches the descriptor.
+//!   `EINTR` against it. They are the calls of [`MessageSender`]/[`MessageReceiver`], so
+//!   importing the traits changes nothing; the `_priority` forms (`send_priority`,
+//!   `recv_priority`...) choose or report the priority. [`MessageQueue::set_nonblocking`] switches the descriptor.
 //! - **Limits named**: a queue beyond `msg_max`, `msgsize_max` or `RLIMIT_MSGQUEUE`, a
 //!   system out of queues (`queues_max`), an oversized message or a too-small buffer is an
 //!   error that names the limit and the knob to raise ([`SystemLimits`]).
@@ -32,7 +34,7 @@
 //!   registers for `mq_notify` through a netlink socket, another pollable descriptor: no
 //!   signal handler, no thread.
 //! - **Typed messages**: [`MessageQueue::send_value`] and [`MessageQueue::recv_value`] for
-//!   plain-old-data ([`ShmSafe`](ipc_core::ShmSafe)) types.
+//!   plain-old-data ([`ShmSafe`]) types.
 //!
 //! # Delivery
 //!
@@ -62,4 +64,7 @@ pub use limits::SystemLimits;
 pub use notify::Notification;
 pub use queue::{Direction, MAX_PRIORITY, Message, MessageQueue, QueueAttributes, QueueOptions};
 
-pub use ipc_core::{CreationMode, Error, IpcName, Permissions, Result};
+pub use ipc_core::{
+    CreationMode, Deadline, Error, IpcName, MessageReceiver, MessageSender, Permissions, Result,
+    ShmSafe,
+};

@@ -42,7 +42,7 @@ impl MessageQueue {
     ///
     /// let queue = QueueOptions::new().create(&IpcName::unique("doc-notify")?)?;
     /// let notification = queue.notify()?;
-    /// queue.send(b"ping", 0)?;
+    /// queue.send(b"ping")?;
     /// notification.wait(Deadline::after(Duration::from_secs(5)))?;
     /// assert_eq!(queue.recv_message()?.data, b"ping");
     /// # Ok::<(), ipc_core::Error>(())

@@ -47,10 +47,10 @@ impl Direction {
 /// let name = IpcName::unique("doc-jobs")?;
 /// let jobs = QueueOptions::new().capacity(8).max_message_size(256).create(&name)?;
 /// let worker = QueueOptions::new().open(&name, Direction::Receive)?;
-/// jobs.send(b"low", 1)?;
-/// jobs.send(b"urgent", 9)?;
+/// jobs.send_priority(b"low", 1)?;
+/// jobs.send_priority(b"urgent", 9)?;
 /// let mut buf = vec![0; worker.max_message_size()];
-/// let (len, priority) = worker.recv(&mut buf)?;
+/// let (len, priority) = worker.recv_priority(&mut buf)?;
 /// assert_eq!((&buf[..len], priority), (&b"urgent"[..], 9)); // highest priority first
 /// # Ok::<(), ipc_core::Error>(())
 /// ```
@@ -377,34 +377,73 @@ impl MessageQueue {
         })
     }
 
+    /// Sends `msg` at priority 0, waiting for room as long as it takes; the same call as
+    /// [`MessageSender::send`], so importing the trait changes nothing.
+    /// [`send_priority`](MessageQueue::send_priority) chooses the priority.
+    ///
+    /// # Errors
+    ///
+    /// A limit error for a message above the queue's size (nothing is sent); `WouldBlock`
+    /// on a non-blocking queue that is full; `PermissionDenied` on a queue opened for
+    /// receiving only (`EBADF`).
+    pub fn send(&self, msg: &[u8]) -> Result<()> {
+        self.send_priority(msg, 0)
+    }
+
+    /// Sends `msg` at priority 0 if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if the queue is full; otherwise as [`send`](MessageQueue::send).
+    pub fn try_send(&self, msg: &[u8]) -> Result<()> {
+        self.try_send_priority(msg, 0)
+    }
+
+    /// Sends `msg` at priority 0, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if the queue stayed full; otherwise as [`send`](MessageQueue::send).
+    pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.send_priority_timeout(msg, 0, timeout)
+    }
+
     /// Sends `msg` with `priority` (0 to [`MAX_PRIORITY`], higher first), waiting for room
     /// as long as it takes. Signals interrupt nothing.
     ///
     /// # Errors
     ///
-    /// A limit error for a message above the queue's size or a priority above
-    /// [`MAX_PRIORITY`] (nothing is sent); `WouldBlock` on a non-blocking queue that is full;
-    /// `PermissionDenied` on a queue opened for receiving only (`EBADF`).
-    pub fn send(&self, msg: &[u8], priority: u32) -> Result<()> {
+    /// A limit error for a priority above [`MAX_PRIORITY`]; otherwise as
+    /// [`send`](MessageQueue::send).
+    #[doc(alias = "mq_send")]
+    pub fn send_priority(&self, msg: &[u8], priority: u32) -> Result<()> {
         self.send_with(msg, priority, Wait::Block, "mq_send")
     }
 
-    /// Sends `msg` if there is room now.
+    /// Sends `msg` with `priority` if there is room now.
     ///
     /// # Errors
     ///
-    /// `WouldBlock` if the queue is full; otherwise as [`send`](MessageQueue::send).
-    pub fn try_send(&self, msg: &[u8], priority: u32) -> Result<()> {
+    /// `WouldBlock` if the queue is full; otherwise as
+    /// [`send_priority`](MessageQueue::send_priority).
+    pub fn try_send_priority(&self, msg: &[u8], priority: u32) -> Result<()> {
         self.send_with(msg, priority, Wait::Try, "mq_send")
     }
 
-    /// Sends `msg`, waiting at most `timeout` for room (measured against the wall clock,
-    /// as `mq_timedsend` does).
+    /// Sends `msg` with `priority`, waiting at most `timeout` for room (measured against
+    /// the wall clock, as `mq_timedsend` does).
     ///
     /// # Errors
     ///
-    /// `TimedOut` if the queue stayed full; otherwise as [`send`](MessageQueue::send).
-    pub fn send_timeout(&self, msg: &[u8], priority: u32, timeout: Duration) -> Result<()> {
+    /// `TimedOut` if the queue stayed full; otherwise as
+    /// [`send_priority`](MessageQueue::send_priority).
+    #[doc(alias = "mq_timedsend")]
+    pub fn send_priority_timeout(
+        &self,
+        msg: &[u8],
+        priority: u32,
+        timeout: Duration,
+    ) -> Result<()> {
         self.send_with(
             msg,
             priority,
@@ -426,32 +465,63 @@ impl MessageQueue {
     }
 
     /// Receives the highest-priority message into `buf`, waiting as long as it takes, and
-    /// returns its length and priority.
+    /// returns its length; the same call as [`MessageReceiver::recv`].
+    /// [`recv_priority`](MessageQueue::recv_priority) also returns the priority.
     ///
     /// # Errors
     ///
     /// Buffer-too-small if `buf` is smaller than [`max_message_size`](MessageQueue::max_message_size)
     /// (nothing is received); `WouldBlock` on a non-blocking queue that is empty;
     /// `PermissionDenied` on a queue opened for sending only.
-    pub fn recv(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
-        self.recv_with(buf, Wait::Block, "mq_receive")
+    pub fn recv(&self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_priority(buf).map(|(len, _)| len)
     }
 
-    /// Receives a message if one is there now.
+    /// Receives a message if one is there now, and returns its length.
     ///
     /// # Errors
     ///
     /// `WouldBlock` if the queue is empty; otherwise as [`recv`](MessageQueue::recv).
-    pub fn try_recv(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
-        self.recv_with(buf, Wait::Try, "mq_receive")
+    pub fn try_recv(&self, buf: &mut [u8]) -> Result<usize> {
+        self.try_recv_priority(buf).map(|(len, _)| len)
     }
 
-    /// Receives a message, waiting at most `timeout`.
+    /// Receives a message, waiting at most `timeout`, and returns its length.
     ///
     /// # Errors
     ///
     /// `TimedOut` if none came; otherwise as [`recv`](MessageQueue::recv).
-    pub fn recv_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<(usize, u32)> {
+    pub fn recv_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.recv_priority_timeout(buf, timeout).map(|(len, _)| len)
+    }
+
+    /// Receives the highest-priority message into `buf`, waiting as long as it takes, and
+    /// returns its length and priority.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](MessageQueue::recv).
+    #[doc(alias = "mq_receive")]
+    pub fn recv_priority(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+        self.recv_with(buf, Wait::Block, "mq_receive")
+    }
+
+    /// Receives a message if one is there now: its length and priority.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if the queue is empty; otherwise as [`recv`](MessageQueue::recv).
+    pub fn try_recv_priority(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+        self.recv_with(buf, Wait::Try, "mq_receive")
+    }
+
+    /// Receives a message, waiting at most `timeout`: its length and priority.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if none came; otherwise as [`recv`](MessageQueue::recv).
+    #[doc(alias = "mq_timedreceive")]
+    pub fn recv_priority_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<(usize, u32)> {
         self.recv_with(
             buf,
             Wait::Until(Deadline::after(timeout)),
@@ -712,15 +782,15 @@ impl AsRawFd for MessageQueue {
 impl MessageSender for MessageQueue {
     /// Sends at priority 0.
     fn send(&mut self, msg: &[u8]) -> Result<()> {
-        MessageQueue::send(self, msg, 0)
+        MessageQueue::send(self, msg)
     }
 
     fn try_send(&mut self, msg: &[u8]) -> Result<()> {
-        MessageQueue::try_send(self, msg, 0)
+        MessageQueue::try_send(self, msg)
     }
 
     fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        MessageQueue::send_timeout(self, msg, 0, timeout)
+        MessageQueue::send_timeout(self, msg, timeout)
     }
 
     fn max_message_size(&self) -> usize {
@@ -731,15 +801,15 @@ impl MessageSender for MessageQueue {
 impl MessageReceiver for MessageQueue {
     /// Receives the highest-priority message (its priority is dropped).
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        MessageQueue::recv(self, buf).map(|(len, _)| len)
+        MessageQueue::recv(self, buf)
     }
 
     fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        MessageQueue::try_recv(self, buf).map(|(len, _)| len)
+        MessageQueue::try_recv(self, buf)
     }
 
     fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
-        MessageQueue::recv_timeout(self, buf, timeout).map(|(len, _)| len)
+        MessageQueue::recv_timeout(self, buf, timeout)
     }
 
     fn max_message_size(&self) -> usize {

@@ -91,7 +91,7 @@ fn supervisor() -> Result<()> {
     let requests = QueueOptions::new().open(&queue_name, Direction::Send)?;
     let served = SemaphoreOptions::new().open(&sem_name)?;
     for job in ["first", "second", "third"] {
-        requests.send(job.as_bytes(), 0)?;
+        requests.send(job.as_bytes())?;
         served.wait_timeout(Duration::from_secs(5))?;
     }
     let server = Process::open(child.id())?;

@@ -365,7 +365,7 @@ pub fn mq_client_role(ctx: &mut PeerContext) -> PeerResult {
     for seq in 0..count {
         encode(me, seq, 48, &mut msg);
         let priority = if seq % 2 == 0 { 10 } else { 1 };
-        server.send_timeout(&msg, priority, test_timeout())?;
+        server.send_priority_timeout(&msg, priority, test_timeout())?;
         let reply = replies.recv_message_timeout(test_timeout())?;
         if reply.data != msg || reply.priority != priority {
             return Err(format!("client {me}: a wrong reply to request {seq}").into());
@@ -404,8 +404,13 @@ fn request_reply_over_message_queues() {
                 )
                 .unwrap()
         });
-        ipc_mq::MessageQueue::send_timeout(queue, &request.data, request.priority, test_timeout())
-            .unwrap();
+        ipc_mq::MessageQueue::send_priority_timeout(
+            queue,
+            &request.data,
+            request.priority,
+            test_timeout(),
+        )
+        .unwrap();
     }
     for client in &mut clients {
         client.wait_success().unwrap();
@@ -492,10 +497,7 @@ pub fn shutdown_server_role(ctx: &mut PeerContext) -> PeerResult {
                 let mut big = vec![0u8; 64];
                 queue
                     .recv_timeout(&mut big, Duration::from_millis(20))
-                    .map(|(n, _)| {
-                        buf[..n].copy_from_slice(&big[..n]);
-                        n
-                    })
+                    .inspect(|&n| buf[..n].copy_from_slice(&big[..n]))
             })
         }
         "seqpacket" => {

@@ -24,7 +24,7 @@ fn open(name: &IpcName, direction: Direction) -> MessageQueue {
 /// until killed, so that the name stays after a crash.
 pub fn create_and_die_role(ctx: &mut PeerContext) -> PeerResult {
     let queue = small().create(&IpcName::new(ctx.arg(0)?)?)?;
-    queue.send_timeout(b"left behind", 3, ipc_testkit::test_timeout())?;
+    queue.send_priority_timeout(b"left behind", 3, ipc_testkit::test_timeout())?;
     ctx.ready()?;
     loop {
         std::thread::park();
@@ -51,7 +51,7 @@ pub fn send_role(ctx: &mut PeerContext) -> PeerResult {
     let queue = QueueOptions::new().open(&IpcName::new(ctx.arg(0)?)?, Direction::Send)?;
     ctx.ready()?;
     let line = ctx.recv()?;
-    queue.send_timeout(line.as_bytes(), 0, ipc_testkit::test_timeout())?;
+    queue.send_priority_timeout(line.as_bytes(), 0, ipc_testkit::test_timeout())?;
     Ok(())
 }
 
@@ -65,7 +65,7 @@ pub fn open_role(ctx: &mut PeerContext) -> PeerResult {
         .accept_other_owner(accept)
         .open(&name, Direction::Both)
         .and_then(|queue| {
-            queue.send_timeout(b"hi", 0, ipc_testkit::test_timeout())?;
+            queue.send_priority_timeout(b"hi", 0, ipc_testkit::test_timeout())?;
             queue.recv_message_timeout(ipc_testkit::test_timeout())
         });
     match result {
@@ -127,7 +127,7 @@ fn messages_arrive_by_priority_then_in_order() {
         .create(&guard.name("prio"))
         .unwrap();
     for (msg, priority) in [("a", 1), ("b", 5), ("c", 1), ("d", MAX_PRIORITY), ("e", 0)] {
-        queue.send(msg.as_bytes(), priority).unwrap();
+        queue.send_priority(msg.as_bytes(), priority).unwrap();
     }
     let order: Vec<(String, u32)> = (0..5)
         .map(|_| {
@@ -140,7 +140,7 @@ fn messages_arrive_by_priority_then_in_order() {
         [("d", MAX_PRIORITY), ("b", 5), ("a", 1), ("c", 1), ("e", 0)]
             .map(|(m, p)| (m.to_owned(), p))
     );
-    let err = queue.send(b"x", MAX_PRIORITY + 1).unwrap_err();
+    let err = queue.send_priority(b"x", MAX_PRIORITY + 1).unwrap_err();
     assert!(err.is_limit_exceeded(), "{err}");
 }
 
@@ -159,14 +159,19 @@ fn full_and_empty_queues_in_every_mode() {
     );
     assert!(start.elapsed() >= Duration::from_millis(30));
     for i in 0..4u8 {
-        queue.try_send(&[i], 0).unwrap();
+        queue.try_send_priority(&[i], 0).unwrap();
     }
     assert_eq!(queue.attributes().unwrap().queued, 4);
-    assert!(queue.try_send(b"x", 0).unwrap_err().is_would_block());
+    assert!(
+        queue
+            .try_send_priority(b"x", 0)
+            .unwrap_err()
+            .is_would_block()
+    );
     let start = Instant::now();
     assert!(
         queue
-            .send_timeout(b"x", 0, Duration::from_millis(30))
+            .send_priority_timeout(b"x", 0, Duration::from_millis(30))
             .unwrap_err()
             .is_timeout()
     );
@@ -178,7 +183,12 @@ fn full_and_empty_queues_in_every_mode() {
         .open(&name, Direction::Both)
         .unwrap();
     assert!(nonblocking.attributes().unwrap().nonblocking);
-    assert!(nonblocking.send(b"x", 0).unwrap_err().is_would_block());
+    assert!(
+        nonblocking
+            .send_priority(b"x", 0)
+            .unwrap_err()
+            .is_would_block()
+    );
     for _ in 0..4 {
         nonblocking.recv_message().unwrap();
     }
@@ -193,10 +203,10 @@ fn full_and_empty_queues_in_every_mode() {
 fn sizes_are_checked_and_nothing_is_lost() {
     let guard = LeakGuard::new();
     let queue = small().create(&guard.name("sizes")).unwrap();
-    let err = queue.send(&[0; 129], 0).unwrap_err();
+    let err = queue.send_priority(&[0; 129], 0).unwrap_err();
     assert!(err.is_limit_exceeded(), "{err}");
     assert_eq!(err.limit().unwrap().value(), 128);
-    queue.send(b"kept", 0).unwrap();
+    queue.send_priority(b"kept", 0).unwrap();
     let mut small_buf = [0u8; 16];
     let err = queue.recv(&mut small_buf).unwrap_err();
     assert!(err.is_buffer_too_small(), "{err}");
@@ -265,7 +275,7 @@ fn a_consumer_killed_mid_stream_takes_its_messages_with_it() {
         .create(&name)
         .unwrap();
     for i in 0..10u8 {
-        queue.send(&[i], 0).unwrap();
+        queue.send_priority(&[i], 0).unwrap();
     }
     let mut consumer = Peer::spawn("mq-consume", &[name.as_str(), "3"]);
     assert_eq!(consumer.ready_payload(), "0,1,2");
@@ -302,7 +312,7 @@ fn a_direction_is_enforced() {
     let _queue = small().create(&name).unwrap();
     let reader = open(&name, Direction::Receive);
     let writer = open(&name, Direction::Send);
-    let err = reader.send(b"x", 0).unwrap_err();
+    let err = reader.send_priority(b"x", 0).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
     let err = writer.recv_message().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
@@ -320,7 +330,7 @@ fn the_creator_removes_the_queue_unless_persisted() {
         .open(&name, Direction::Both)
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
-    opener.send(b"still here", 0).unwrap();
+    opener.send_priority(b"still here", 0).unwrap();
     assert_eq!(opener.recv_message().unwrap().data, b"still here");
 
     let mut kept = small().create(&name).unwrap();
@@ -369,7 +379,7 @@ fn notification_comes_from_another_process_and_is_exclusive() {
     assert_eq!(queue.recv_message().unwrap().data, b"wake up");
     // One-shot: re-arm for the next one.
     notification.rearm().unwrap();
-    queue.send(b"again", 0).unwrap();
+    queue.send_priority(b"again", 0).unwrap();
     notification.wait(ipc_testkit::test_deadline()).unwrap();
     drop(notification);
     // Unregistered on drop: another process may register now.
@@ -391,7 +401,7 @@ fn readiness_can_be_awaited_with_a_deadline() {
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert!(start.elapsed() >= Duration::from_millis(30));
-    queue.send(b"x", 0).unwrap();
+    queue.send_priority(b"x", 0).unwrap();
     queue
         .wait_ready(false, ipc_testkit::test_deadline())
         .unwrap();
@@ -416,7 +426,7 @@ fn signals_do_not_shorten_waits_or_lose_messages() {
                 SignalStorm::received() >= received + 20
             })
             .expect("the storm's signals never arrived");
-            queue.send(b"through the storm", 0).unwrap();
+            queue.send_priority(b"through the storm", 0).unwrap();
         });
         assert_eq!(queue.recv_message().unwrap().data, b"through the storm");
     });
@@ -458,7 +468,7 @@ fn typed_messages_round_trip_and_mismatches_are_errors() {
     queue.send_value(&quote, 4).unwrap();
     assert_eq!(queue.recv_value::<Quote>().unwrap(), (quote, 4));
     // A message of another size is refused as a Quote (and consumed).
-    queue.send(b"short", 0).unwrap();
+    queue.send_priority(b"short", 0).unwrap();
     let err = queue.try_recv_value::<Quote>().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
     assert_eq!(queue.attributes().unwrap().queued, 0);
@@ -476,11 +486,35 @@ fn a_cloned_queue_shares_messages_and_not_the_name() {
     let clone = queue.try_clone().unwrap();
     assert_ne!(queue.as_raw_fd(), clone.as_raw_fd());
     clone
-        .send_timeout(b"from the clone", 0, test_timeout())
+        .send_priority_timeout(b"from the clone", 0, test_timeout())
         .unwrap();
     let mut buf = [0u8; 128];
-    assert_eq!(queue.recv_timeout(&mut buf, test_timeout()).unwrap().0, 14);
+    assert_eq!(
+        queue
+            .recv_priority_timeout(&mut buf, test_timeout())
+            .unwrap()
+            .0,
+        14
+    );
     drop(clone);
     // The creator still owns the name, and removes it when dropped.
     QueueOptions::new().open(&name, Direction::Both).unwrap();
+}
+
+/// With the message traits imported, the queue's own calls still compile and mean the same
+/// (the inherent `send(msg, priority)` used to shadow the trait's `send(msg)`: E0061).
+#[test]
+fn the_message_traits_and_the_queue_agree() {
+    use ipc_core::{MessageReceiver, MessageSender};
+    let guard = LeakGuard::new();
+    let mut queue = small().create(&guard.name("traits")).unwrap();
+    queue.send(b"inherent").unwrap();
+    MessageSender::send(&mut queue, b"trait").unwrap();
+    queue.send_priority(b"urgent", 5).unwrap();
+    let mut buf = vec![0u8; queue.max_message_size()];
+    assert_eq!(queue.recv_priority(&mut buf).unwrap(), (6, 5));
+    let n: usize = queue.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"inherent");
+    let n = MessageReceiver::recv(&mut queue, &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"trait");
 }
