@@ -50,7 +50,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// # Domain cases
 ///
 /// Some failures have no good [`io::ErrorKind`]; they have predicates instead:
-/// [`is_peer_gone`](Error::is_peer_gone), [`is_owner_died`](Error::is_owner_died),
+/// [`is_peer_gone`](Error::is_peer_gone) (and [`is_cut_short`](Error::is_cut_short) when
+/// it went in the middle of a message), [`is_owner_died`](Error::is_owner_died),
 /// [`is_corrupted`](Error::is_corrupted), [`is_limit_exceeded`](Error::is_limit_exceeded)
 /// (with the [`Limit`] that was hit) and [`is_buffer_too_small`](Error::is_buffer_too_small)
 /// (with the size that would have been needed).
@@ -170,6 +171,25 @@ impl Error {
             Domain::PeerGone,
             message.into(),
         )
+    }
+
+    /// The peer of `op` went away in the middle of a message, which is dropped
+    /// ([`io::ErrorKind::UnexpectedEof`], as `read_exact` says; [`is_peer_gone`](Error::is_peer_gone)
+    /// is true too). A clean end between messages is [`peer_gone`](Error::peer_gone), so
+    /// that a writer that died mid-message can be told from one that finished.
+    pub fn peer_gone_mid_message(op: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::custom(
+            op,
+            io::ErrorKind::UnexpectedEof,
+            Domain::PeerGone,
+            message.into(),
+        )
+    }
+
+    /// True if the peer went away in the middle of a message ([`peer_gone_mid_message`](Error::peer_gone_mid_message)),
+    /// as opposed to a clean end between messages.
+    pub fn is_cut_short(&self) -> bool {
+        self.is_peer_gone() && self.kind() == io::ErrorKind::UnexpectedEof
     }
 
     /// The owner of a lock died while holding it; the protected state may be inconsistent

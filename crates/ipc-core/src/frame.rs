@@ -374,8 +374,9 @@ impl<R: Read> FramedReader<R> {
     ///
     /// # Errors
     ///
-    /// See [`MessageReceiver`]: buffer too small (message kept), peer gone (end of stream,
-    /// also inside a frame), corrupted (a length above the maximum), or the read error.
+    /// See [`MessageReceiver`]: buffer too small (message kept), peer gone (end of stream:
+    /// between frames, or inside one, which [`Error::is_cut_short`] tells), corrupted (a
+    /// length above the maximum), or the read error.
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
         self.recv_with(buf, "recv", &mut |inner: &mut R, b: &mut [u8]| loop {
             match inner.read(b) {
@@ -503,7 +504,7 @@ impl<R: Read> FramedReader<R> {
         if self.unread() == 0 {
             Error::peer_gone(op, "the writer closed the stream")
         } else {
-            Error::peer_gone(
+            Error::peer_gone_mid_message(
                 op,
                 format!(
                     "the stream ended inside a frame ({} bytes of it had arrived); the partial message is dropped",

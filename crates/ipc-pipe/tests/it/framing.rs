@@ -68,6 +68,8 @@ fn writer_killed_mid_frame_is_peer_gone_not_a_partial_message() {
     let mut buf = [0u8; 1000];
     let err = framed.recv_timeout(&mut buf, test_timeout()).unwrap_err();
     assert!(err.is_peer_gone(), "{err}");
+    assert!(err.is_cut_short(), "a writer that died mid-frame: {err}");
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
     assert!(
         err.to_string().contains("inside a frame (14 bytes"),
         "{err}"
@@ -102,13 +104,9 @@ fn many_writers_never_interleave_atomic_frames() {
         w.wait_success().unwrap();
     }
     assert_eq!(next.len(), 4);
-    // All writers are gone: the stream ends between frames.
-    assert!(
-        framed
-            .recv_timeout(&mut buf, test_timeout())
-            .unwrap_err()
-            .is_peer_gone()
-    );
+    // All writers are gone: the stream ends between frames, a clean end.
+    let end = framed.recv_timeout(&mut buf, test_timeout()).unwrap_err();
+    assert!(end.is_peer_gone() && !end.is_cut_short(), "{end}");
 }
 
 #[test]
