@@ -104,7 +104,7 @@ impl End {
         }
         let options = QueueOptions::new()
             .capacity(10)
-            .max_message_size(size as u64)
+            .max_message_size(size)
             .nonblocking(flavour.nonblocking());
         let queue = if create {
             options.create(name)?

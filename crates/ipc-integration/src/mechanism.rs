@@ -88,7 +88,7 @@ impl Mechanism {
     fn queue() -> QueueOptions {
         QueueOptions::new()
             .capacity(10)
-            .max_message_size(MAX_MESSAGE as u64)
+            .max_message_size(MAX_MESSAGE)
     }
 
     /// Sets up the receiving side: a path in `dir` or the name `name`, which the returned

@@ -17,20 +17,25 @@ const MQUEUE: &str = "/proc/sys/fs/mqueue";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SystemLimits {
     /// The largest capacity of a queue (`msg_max`).
-    pub msg_max: u64,
+    pub msg_max: usize,
     /// The largest message size of a queue (`msgsize_max`).
-    pub msgsize_max: u64,
+    pub msgsize_max: usize,
     /// The capacity of a queue created without one (`msg_default`).
-    pub msg_default: u64,
+    pub msg_default: usize,
     /// The message size of a queue created without one (`msgsize_default`).
-    pub msgsize_default: u64,
+    pub msgsize_default: usize,
     /// How many queues may exist on the system (`queues_max`).
-    pub queues_max: u64,
+    pub queues_max: usize,
     /// The bytes all of this user's queues may take (`RLIMIT_MSGQUEUE`, soft limit).
-    pub rlimit_bytes: u64,
+    pub rlimit_bytes: usize,
 }
 
-fn knob(name: &str) -> Result<u64> {
+/// A size as the `u64` that limit errors carry.
+fn wide(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+fn knob(name: &str) -> Result<usize> {
     let path = format!("{MQUEUE}/{name}");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::from(e).with_op("read").with_subject(path.clone()))?;
@@ -57,7 +62,7 @@ impl SystemLimits {
             msg_default: knob("msg_default")?,
             msgsize_default: knob("msgsize_default")?,
             queues_max: knob("queues_max")?,
-            rlimit_bytes: sys::rlimit_msgqueue()?,
+            rlimit_bytes: usize::try_from(sys::rlimit_msgqueue()?).unwrap_or(usize::MAX),
         })
     }
 
@@ -65,7 +70,7 @@ impl SystemLimits {
     /// messages of `max_message` bytes: the messages, plus a message header (48 bytes) and
     /// a priority-tree node (48 bytes) for each slot, as `ipc/mqueue.c` counts them on
     /// 64-bit Linux.
-    pub fn queue_bytes(capacity: u64, max_message: u64) -> u64 {
+    pub fn queue_bytes(capacity: usize, max_message: usize) -> usize {
         capacity
             .saturating_mul(48)
             .saturating_add(capacity.min(32_768).saturating_mul(48))
@@ -74,7 +79,7 @@ impl SystemLimits {
 
     /// Checks a queue's capacity and message size against the limits, naming the limit
     /// and the knob to raise.
-    pub(crate) fn check(&self, capacity: u64, max_message: u64) -> Result<()> {
+    pub(crate) fn check(&self, capacity: usize, max_message: usize) -> Result<()> {
         let op = "mq_open";
         if capacity == 0 || max_message == 0 {
             return Err(Error::new(
@@ -87,16 +92,16 @@ impl SystemLimits {
             return Err(Error::limit_exceeded(
                 op,
                 "capacity",
-                capacity,
-                Limit::new("/proc/sys/fs/mqueue/msg_max", self.msg_max),
+                wide(capacity),
+                Limit::new("/proc/sys/fs/mqueue/msg_max", wide(self.msg_max)),
             ));
         }
         if max_message > self.msgsize_max {
             return Err(Error::limit_exceeded(
                 op,
                 "message size",
-                max_message,
-                Limit::new("/proc/sys/fs/mqueue/msgsize_max", self.msgsize_max),
+                wide(max_message),
+                Limit::new("/proc/sys/fs/mqueue/msgsize_max", wide(self.msgsize_max)),
             ));
         }
         let bytes = Self::queue_bytes(capacity, max_message);
@@ -104,8 +109,8 @@ impl SystemLimits {
             return Err(Error::limit_exceeded(
                 op,
                 "queue bytes",
-                bytes,
-                Limit::new("RLIMIT_MSGQUEUE (ulimit -q)", self.rlimit_bytes),
+                wide(bytes),
+                Limit::new("RLIMIT_MSGQUEUE (ulimit -q)", wide(self.rlimit_bytes)),
             ));
         }
         Ok(())

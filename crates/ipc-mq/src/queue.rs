@@ -56,8 +56,8 @@ impl Direction {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct QueueOptions {
-    capacity: Option<u64>,
-    max_message: Option<u64>,
+    capacity: Option<usize>,
+    max_message: Option<usize>,
     mode: CreationMode,
     permissions: Permissions,
     nonblocking: bool,
@@ -73,14 +73,14 @@ impl QueueOptions {
 
     /// How many messages the queue holds (`mq_maxmsg`; at most `msg_max`).
     #[must_use]
-    pub fn capacity(mut self, messages: u64) -> Self {
+    pub fn capacity(mut self, messages: usize) -> Self {
         self.capacity = Some(messages);
         self
     }
 
     /// The largest message in bytes (`mq_msgsize`; at most `msgsize_max`).
     #[must_use]
-    pub fn max_message_size(mut self, bytes: u64) -> Self {
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message = Some(bytes);
         self
     }
@@ -140,7 +140,7 @@ impl QueueOptions {
         limits
             .check(capacity, max_message)
             .map_err(|e| e.with_subject(name.as_str()))?;
-        let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let to_i64 = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
         let opened = self.mode.open_with(
             |intent| {
                 let create = match intent {
@@ -245,11 +245,11 @@ impl Unlink for QueueName {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueAttributes {
     /// How many messages it holds at most.
-    pub capacity: u64,
+    pub capacity: usize,
     /// The largest message in bytes.
-    pub max_message_size: u64,
+    pub max_message_size: usize,
     /// How many messages it holds now.
-    pub queued: u64,
+    pub queued: usize,
     /// Whether this descriptor is non-blocking.
     pub nonblocking: bool,
 }
@@ -333,7 +333,7 @@ impl MessageQueue {
     pub fn attributes(&self) -> Result<QueueAttributes> {
         let (capacity, msgsize, queued, flags) =
             sys::mq_getattr(self.fd.as_fd()).map_err(|e| e.with_subject(self.subject()))?;
-        let count = |v: i64| u64::try_from(v).unwrap_or(0);
+        let count = |v: i64| usize::try_from(v).unwrap_or(0);
         Ok(QueueAttributes {
             capacity: count(capacity),
             max_message_size: count(msgsize),

@@ -285,7 +285,7 @@ fn consumer_kills(mechanism: Mechanism) {
         _ => Box::new(
             ipc_mq::QueueOptions::new()
                 .capacity(10)
-                .max_message_size(MAX_MESSAGE as u64)
+                .max_message_size(MAX_MESSAGE)
                 .create(&name)
                 .unwrap(),
         ),

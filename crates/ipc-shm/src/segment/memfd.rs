@@ -98,7 +98,8 @@ impl MemfdOptions {
                 "memfd_create",
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "a segment needs at least {minimum} bytes, {} asked",
+                    "a segment needs at least {minimum} byte(s), {} asked: give the size to \
+                     MemfdOptions::new (it counts the header, if there is a layout)",
                     self.size
                 ),
             ));

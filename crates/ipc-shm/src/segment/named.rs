@@ -164,7 +164,8 @@ impl ShmOptions {
                 "shm_open",
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "a segment needs at least {minimum} bytes, {} asked",
+                    "a segment needs at least {minimum} byte(s), {} asked: set the size with \
+                     ShmOptions::size (it counts the header, if there is a layout)",
                     self.size
                 ),
             )
