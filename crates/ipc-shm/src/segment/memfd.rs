@@ -1,14 +1,13 @@
 //! Anonymous segments (`memfd_create`), sealed before they are shared.
 
-use std::io;
 use std::os::fd::AsFd;
 
 use ipc_core::{Error, Result};
 use nix::fcntl::{FcntlArg, fcntl};
 
-use super::memory::{SharedMemory, map_fd, size_and_reserve};
+use super::memory::{SharedMemory, check_size, map_fd, size_and_reserve};
 use super::seals::Seals;
-use crate::header::{self, HEADER_LEN, Layout};
+use crate::header::{self, Layout};
 
 /// Options for anonymous segments (`memfd_create`): size, seals and an optional header.
 ///
@@ -88,22 +87,7 @@ impl MemfdOptions {
         init: impl FnOnce(&SharedMemory) -> Result<()>,
     ) -> Result<SharedMemory> {
         use nix::sys::memfd::{MFdFlags, memfd_create};
-        let minimum = if self.layout.is_some() {
-            HEADER_LEN + 1
-        } else {
-            1
-        };
-        if self.size < minimum {
-            return Err(Error::new(
-                "memfd_create",
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "a segment needs at least {minimum} byte(s), {} asked: give the size to \
-                     MemfdOptions::new (it counts the header, if there is a layout)",
-                    self.size
-                ),
-            ));
-        }
+        check_size("memfd_create", self.size, self.layout, "MemfdOptions::new")?;
         let fd = memfd_create(
             self.debug_name.as_str(),
             MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,

@@ -372,6 +372,28 @@ pub(crate) fn ensure_reserved(
     Ok(())
 }
 
+/// Refuses a new segment of `size` bytes too small to hold anything (or its header, with
+/// a `layout`), naming `setter`, where the size is given.
+pub(crate) fn check_size(
+    op: &'static str,
+    size: usize,
+    layout: Option<Layout>,
+    setter: &str,
+) -> Result<()> {
+    let minimum = if layout.is_some() { HEADER_LEN + 1 } else { 1 };
+    if size >= minimum {
+        return Ok(());
+    }
+    Err(Error::new(
+        op,
+        io::ErrorKind::InvalidInput,
+        format!(
+            "a segment needs at least {minimum} byte(s), {size} asked: set the size with \
+             {setter} (it counts the header, if there is a layout)"
+        ),
+    ))
+}
+
 pub(crate) fn map_fd(fd: BorrowedFd<'_>, len: usize, writable: bool) -> Result<MmapRaw> {
     let mut options = MmapOptions::new();
     options.len(len);

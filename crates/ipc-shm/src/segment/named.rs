@@ -15,7 +15,7 @@ use nix::sys::stat::Mode;
 use ipc_core::internal::ObjectId;
 
 use super::memory::{
-    SegmentName, SharedMemory, ensure_reserved, map_fd, metadata, size_and_reserve,
+    SegmentName, SharedMemory, check_size, ensure_reserved, map_fd, metadata, size_and_reserve,
 };
 use crate::header::{self, HEADER_LEN, Layout};
 
@@ -154,23 +154,8 @@ impl ShmOptions {
         name: &IpcName,
         init: impl FnOnce(&SharedMemory) -> Result<()>,
     ) -> Result<SharedMemory> {
-        let minimum = if self.layout.is_some() {
-            HEADER_LEN + 1
-        } else {
-            1
-        };
-        if self.size < minimum {
-            return Err(Error::new(
-                "shm_open",
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "a segment needs at least {minimum} byte(s), {} asked: set the size with \
-                     ShmOptions::size (it counts the header, if there is a layout)",
-                    self.size
-                ),
-            )
-            .with_subject(name));
-        }
+        check_size("shm_open", self.size, self.layout, "ShmOptions::size")
+            .map_err(|e| e.with_subject(name))?;
         let mut init = Some(init);
         let opened = self.mode.open_with(
             |intent| match intent {

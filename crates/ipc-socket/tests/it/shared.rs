@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ipc_socket::{Datagram, Seqpacket, SeqpacketListener, UdpOptions, UdpSocketExt, UnixAddr};
-use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, Rng, test_deadline};
+use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, Rng};
 
 /// The receivers' buffer size, smaller than the sockets' maximum message size (64 KiB);
 /// messages are up to twice as large, so that some do not fit.
@@ -29,7 +29,11 @@ fn check(msg: &[u8]) -> u32 {
     let seq = u32::from_le_bytes(msg[..4].try_into().unwrap());
     let len = u32::from_le_bytes(msg[4..8].try_into().unwrap()) as usize;
     assert_eq!(len, msg.len(), "message {seq} was cut");
-    assert_eq!(msg, &message(seq, len)[..], "message {seq} is damaged");
+    let intact = msg[8..]
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| usize::from(b) == (i + 8 + seq as usize) % 251);
+    assert!(intact, "message {seq} is damaged");
     seq
 }
 
@@ -96,7 +100,9 @@ fn receive_with_four_threads(
     let seen: Vec<AtomicUsize> = (0..count).map(|_| AtomicUsize::new(0)).collect();
     let too_large = std::sync::Mutex::new(Vec::new());
     let taken = AtomicUsize::new(0);
-    let deadline = test_deadline();
+    // A bound against losing messages (the threads would wait for ever), not a speed
+    // claim: 100 000 datagrams in a debug build on a loaded machine take a while.
+    let deadline = ipc_core::Deadline::after(ipc_testkit::test_timeout() * 6);
     std::thread::scope(|scope| {
         for _ in 0..4 {
             scope.spawn(|| {
