@@ -4,6 +4,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
+use ipc_core::internal::Wait;
 use ipc_core::{Deadline, Error, Result};
 use nix::poll::PollFlags;
 
@@ -36,14 +37,14 @@ impl MessageQueue {
     /// Registers this process for the queue's notification.
     ///
     /// ```
-    /// use ipc_core::{Deadline, IpcName};
+    /// use ipc_core::IpcName;
     /// use ipc_mq::QueueOptions;
     /// use std::time::Duration;
     ///
     /// let queue = QueueOptions::new().create(&IpcName::unique("doc-notify")?)?;
     /// let notification = queue.notify()?;
     /// queue.send(b"ping")?;
-    /// notification.wait(Deadline::after(Duration::from_secs(5)))?;
+    /// notification.wait_timeout(Duration::from_secs(5))?;
     /// assert_eq!(queue.recv_message()?.data, b"ping");
     /// # Ok::<(), ipc_core::Error>(())
     /// ```
@@ -90,15 +91,53 @@ impl Notification<'_> {
         register(self.queue, &self.socket, &self.cookie)
     }
 
+    /// Waits until the notification fires, as long as it takes, and consumes it.
+    ///
+    /// # Errors
+    ///
+    /// Peer-gone if the registration was removed (the queue was closed by this process, or
+    /// another unregistered it).
+    pub fn wait(&self) -> Result<()> {
+        self.wait_with(Wait::Block)
+    }
+
+    /// Consumes the notification if it has fired.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if it has not; otherwise as [`wait`](Notification::wait).
+    pub fn try_wait(&self) -> Result<()> {
+        self.wait_with(Wait::Try)
+    }
+
+    /// Waits at most `timeout` for the notification, and consumes it.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if it did not fire in time; otherwise as [`wait`](Notification::wait).
+    pub fn wait_timeout(&self, timeout: std::time::Duration) -> Result<()> {
+        self.wait_with(Wait::after(timeout))
+    }
+
     /// Waits until the notification fires, at most until `deadline`, and consumes it.
     ///
     /// # Errors
     ///
-    /// `TimedOut` if it did not fire in time; peer-gone if the registration was removed
-    /// (the queue was closed by this process, or another unregistered it).
-    pub fn wait(&self, deadline: Deadline) -> Result<()> {
-        ipc_core::internal::poll_fd(&self.socket, PollFlags::POLLIN, deadline, "poll")
-            .map_err(|e| e.with_subject(self.queue.name().as_str()))?;
+    /// `TimedOut` if it did not fire in time; otherwise as [`wait`](Notification::wait).
+    pub fn wait_deadline(&self, deadline: Deadline) -> Result<()> {
+        self.wait_with(Wait::Until(deadline))
+    }
+
+    fn wait_with(&self, wait: Wait) -> Result<()> {
+        let deadline = wait
+            .deadline()
+            .unwrap_or_else(|| Deadline::after(std::time::Duration::ZERO));
+        match ipc_core::internal::poll_fd(&self.socket, PollFlags::POLLIN, deadline, "poll") {
+            Err(e) if e.is_timeout() && wait == Wait::Try => {
+                return Err(Error::would_block("poll").with_subject(self.queue.name().as_str()));
+            }
+            other => other.map_err(|e| e.with_subject(self.queue.name().as_str()))?,
+        };
         let mut cookie = [0u8; COOKIE_LEN];
         let n = ipc_core::internal::retry_eintr(|| {
             nix::unistd::read(&self.socket, &mut cookie).map_err(|e| Error::from_errno("read", e))

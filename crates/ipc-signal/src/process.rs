@@ -4,6 +4,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+use ipc_core::internal::Wait;
 use ipc_core::{Deadline, Error, Result};
 use nix::poll::PollFlags;
 
@@ -126,16 +127,55 @@ impl Process {
         )
     }
 
-    /// Waits until the process exits, at most until `deadline`. It is not reaped: for a
-    /// child of this process, [`wait_child`](Process::wait_child) does both.
+    fn wait_exit_with(&self, wait: Wait) -> Result<()> {
+        let subject = || format!("pid {}", self.pid);
+        let deadline = wait
+            .deadline()
+            .unwrap_or_else(|| Deadline::after(Duration::ZERO));
+        match ipc_core::internal::poll_fd(&self.pidfd, PollFlags::POLLIN, deadline, "poll") {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_timeout() && wait == Wait::Try => {
+                Err(Error::would_block("poll").with_subject(subject()))
+            }
+            Err(e) => Err(e.with_subject(subject())),
+        }
+    }
+
+    /// Waits until the process exits, as long as it takes. It is not reaped: for a child of
+    /// this process, [`wait_child`](Process::wait_child) does both.
+    ///
+    /// # Errors
+    ///
+    /// The `poll` error (none for an open pidfd).
+    pub fn wait_exit(&self) -> Result<()> {
+        self.wait_exit_with(Wait::Block)
+    }
+
+    /// Whether the process has exited, as an error if not.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` while it runs.
+    pub fn try_wait_exit(&self) -> Result<()> {
+        self.wait_exit_with(Wait::Try)
+    }
+
+    /// Waits until the process exits, at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if it is still running then.
+    pub fn wait_exit_timeout(&self, timeout: Duration) -> Result<()> {
+        self.wait_exit_with(Wait::after(timeout))
+    }
+
+    /// Waits until the process exits, at most until `deadline`.
     ///
     /// # Errors
     ///
     /// `TimedOut` if it is still running at the deadline.
-    pub fn wait_exit(&self, deadline: Deadline) -> Result<()> {
-        ipc_core::internal::poll_fd(&self.pidfd, PollFlags::POLLIN, deadline, "poll")
-            .map(drop)
-            .map_err(|e| e.with_subject(format!("pid {}", self.pid)))
+    pub fn wait_exit_deadline(&self, deadline: Deadline) -> Result<()> {
+        self.wait_exit_with(Wait::Until(deadline))
     }
 
     /// Asks the process to terminate (`SIGTERM`), waits up to `grace` for it to exit, and
@@ -152,7 +192,7 @@ impl Process {
         }
         // A stopped process cannot act on SIGTERM until it continues.
         let _ = self.send(Signal::CONT);
-        match self.wait_exit(Deadline::after(grace)) {
+        match self.wait_exit_timeout(grace) {
             Ok(()) => return Ok(Termination::Graceful),
             Err(e) if e.is_timeout() => {}
             Err(e) => return Err(e),
@@ -161,19 +201,49 @@ impl Process {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Termination::Graceful),
             other => other?,
         }
-        self.wait_exit(Deadline::after(Duration::from_secs(1)))?;
+        self.wait_exit_timeout(Duration::from_secs(1))?;
         Ok(Termination::Killed)
     }
 
-    /// For a child of this process: waits until it exits (at most until `deadline`), reaps
-    /// it and says how it ended.
+    /// For a child of this process: waits until it exits, as long as it takes, reaps it and
+    /// says how it ended.
     ///
     /// # Errors
     ///
-    /// `TimedOut` if it is still running; `ECHILD` if it is not a child of this process (or
-    /// was reaped already).
-    pub fn wait_child(&self, deadline: Deadline) -> Result<ChildExit> {
-        self.wait_exit(deadline)?;
+    /// `ECHILD` if it is not a child of this process (or was reaped already).
+    pub fn wait_child(&self) -> Result<ChildExit> {
+        self.wait_child_with(Wait::Block)
+    }
+
+    /// [`wait_child`](Process::wait_child) if the child has exited already.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` while it runs; otherwise as [`wait_child`](Process::wait_child).
+    pub fn try_wait_child(&self) -> Result<ChildExit> {
+        self.wait_child_with(Wait::Try)
+    }
+
+    /// [`wait_child`](Process::wait_child), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if it is still running; otherwise as [`wait_child`](Process::wait_child).
+    pub fn wait_child_timeout(&self, timeout: Duration) -> Result<ChildExit> {
+        self.wait_child_with(Wait::after(timeout))
+    }
+
+    /// [`wait_child`](Process::wait_child), waiting at most until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if it is still running; otherwise as [`wait_child`](Process::wait_child).
+    pub fn wait_child_deadline(&self, deadline: Deadline) -> Result<ChildExit> {
+        self.wait_child_with(Wait::Until(deadline))
+    }
+
+    fn wait_child_with(&self, wait: Wait) -> Result<ChildExit> {
+        self.wait_exit_with(wait)?;
         let reaped = ipc_core::internal::retry_eintr(|| {
             sys::waitid_pidfd(self.pidfd.as_fd(), 0)
                 .map_err(|e| e.with_subject(format!("pid {}", self.pid)))

@@ -4,7 +4,9 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::time::Duration;
 
+use ipc_core::internal::Wait;
 use ipc_core::{Deadline, Error, Result};
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
@@ -88,13 +90,12 @@ impl ShutdownOptions {
 ///
 /// ```
 /// use ipc_signal::{ShutdownOptions, Signal};
-/// use ipc_core::Deadline;
 /// use std::time::Duration;
 ///
 /// let shutdown = ShutdownOptions::new().signals(&[Signal::USR2]).install()?;
 /// assert!(!shutdown.is_requested());
 /// ipc_signal::raise(Signal::USR2)?;
-/// assert_eq!(shutdown.wait(Deadline::after(Duration::from_secs(5)))?, Signal::USR2);
+/// assert_eq!(shutdown.wait_timeout(Duration::from_secs(5))?, Signal::USR2);
 /// assert!(shutdown.token().is_requested());
 /// # Ok::<(), ipc_core::Error>(())
 /// ```
@@ -121,14 +122,55 @@ impl Shutdown {
         ShutdownToken(Arc::clone(&self.state))
     }
 
+    /// Waits until a shutdown signal arrives (or has arrived), as long as it takes, and
+    /// says which.
+    ///
+    /// # Errors
+    ///
+    /// The `poll` error (none for a live shutdown).
+    pub fn wait(&self) -> Result<Signal> {
+        self.wait_with(Wait::Block)
+    }
+
+    /// The shutdown signal, if one has arrived.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if none has.
+    pub fn try_wait(&self) -> Result<Signal> {
+        self.wait_with(Wait::Try)
+    }
+
+    /// Waits at most `timeout` for a shutdown signal.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if none came.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Signal> {
+        self.wait_with(Wait::after(timeout))
+    }
+
     /// Waits until a shutdown signal arrives (or has arrived), at most until `deadline`.
     ///
     /// # Errors
     ///
     /// `TimedOut` if none came.
-    pub fn wait(&self, deadline: Deadline) -> Result<Signal> {
+    pub fn wait_deadline(&self, deadline: Deadline) -> Result<Signal> {
+        self.wait_with(Wait::Until(deadline))
+    }
+
+    fn wait_with(&self, wait: Wait) -> Result<Signal> {
+        const OP: &str = "shutdown wait";
+        let deadline = wait
+            .deadline()
+            .unwrap_or_else(|| Deadline::after(Duration::ZERO));
         while !self.is_requested() {
-            ipc_core::internal::poll_fd(&self.read, PollFlags::POLLIN, deadline, "shutdown wait")?;
+            match ipc_core::internal::poll_fd(&self.read, PollFlags::POLLIN, deadline, OP) {
+                Err(e) if e.is_timeout() && wait == Wait::Try => {
+                    return Err(Error::would_block(OP));
+                }
+                other => other?,
+            };
             let mut bytes = [0u8; 64];
             let _ = nix::unistd::read(&self.read, &mut bytes);
         }

@@ -128,7 +128,7 @@ fn consumer(producers: &str, events: &str) -> Result<()> {
         }
         // Registrations are one-shot: once this returns, it must be re-armed. (If it fired
         // while this process was draining, the wait returns at once.)
-        notification.wait(Deadline::after(Duration::from_secs(10)))?;
+        notification.wait_deadline(Deadline::after(Duration::from_secs(10)))?;
         armed = false;
         wakeups += 1;
     }

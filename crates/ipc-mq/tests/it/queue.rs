@@ -369,18 +369,22 @@ fn notification_comes_from_another_process_and_is_exclusive() {
     let mut sender = Peer::spawn("mq-send", &[name.as_str()]);
     assert!(
         notification
-            .wait(Deadline::after(Duration::from_millis(20)))
+            .wait_deadline(Deadline::after(Duration::from_millis(20)))
             .unwrap_err()
             .is_timeout()
     );
     sender.send("wake up").unwrap();
-    notification.wait(ipc_testkit::test_deadline()).unwrap();
+    notification
+        .wait_deadline(ipc_testkit::test_deadline())
+        .unwrap();
     sender.wait_success().unwrap();
     assert_eq!(queue.recv_message().unwrap().data, b"wake up");
     // One-shot: re-arm for the next one.
     notification.rearm().unwrap();
     queue.send_priority(b"again", 0).unwrap();
-    notification.wait(ipc_testkit::test_deadline()).unwrap();
+    notification
+        .wait_deadline(ipc_testkit::test_deadline())
+        .unwrap();
     drop(notification);
     // Unregistered on drop: another process may register now.
     let mut other = Peer::spawn("mq-notify", &[name.as_str()]);
@@ -517,4 +521,23 @@ fn the_message_traits_and_the_queue_agree() {
     assert_eq!(&buf[..n], b"inherent");
     let n = MessageReceiver::recv(&mut queue, &mut buf).unwrap();
     assert_eq!(&buf[..n], b"trait");
+}
+
+/// A notification's wait comes in the four forms too.
+#[test]
+fn a_notification_waits_in_every_form() {
+    let guard = LeakGuard::new();
+    let queue = small().create(&guard.name("notify-forms")).unwrap();
+    let notification = queue.notify().unwrap();
+    assert!(notification.try_wait().unwrap_err().is_would_block());
+    assert!(
+        notification
+            .wait_timeout(Duration::from_millis(10))
+            .unwrap_err()
+            .is_timeout()
+    );
+    queue.send(b"ping").unwrap();
+    notification
+        .wait_deadline(ipc_testkit::test_deadline())
+        .unwrap();
 }

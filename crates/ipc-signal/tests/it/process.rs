@@ -24,7 +24,7 @@ pub fn shutdown_role(ctx: &mut PeerContext) -> PeerResult {
     }
     let shutdown = options.install()?;
     ctx.ready_with(&std::process::id().to_string())?;
-    let signal = shutdown.wait(ipc_testkit::test_deadline())?;
+    let signal = shutdown.wait_deadline(ipc_testkit::test_deadline())?;
     ctx.send(&signal.to_string())?;
     if force {
         loop {
@@ -55,7 +55,7 @@ fn a_reaped_process_cannot_be_signalled_through_its_pidfd() {
     let child = Command::new("true").spawn().unwrap();
     let process = Process::open(child.id()).unwrap();
     assert_eq!(
-        process.wait_child(test_deadline()).unwrap(),
+        process.wait_child_deadline(test_deadline()).unwrap(),
         ChildExit::Exited(0)
     );
     // Its pid may belong to someone else by now; the pidfd still names the dead process.
@@ -71,7 +71,7 @@ fn stop_resume_and_terminate() {
     let process = Process::open(child.id()).unwrap();
     let start = Instant::now();
     let err = process
-        .wait_exit(Deadline::after(Duration::from_millis(30)))
+        .wait_exit_deadline(Deadline::after(Duration::from_millis(30)))
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert!(start.elapsed() >= Duration::from_millis(30));
@@ -87,7 +87,7 @@ fn stop_resume_and_terminate() {
         Termination::Graceful
     );
     assert_eq!(
-        process.wait_child(test_deadline()).unwrap(),
+        process.wait_child_deadline(test_deadline()).unwrap(),
         ChildExit::Killed(Signal::TERM)
     );
     drop(child);
@@ -117,7 +117,7 @@ fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
     );
     assert!(start.elapsed() >= Duration::from_millis(100));
     assert_eq!(
-        process.wait_child(test_deadline()).unwrap(),
+        process.wait_child_deadline(test_deadline()).unwrap(),
         ChildExit::Killed(Signal::KILL)
     );
 }
@@ -156,7 +156,7 @@ fn no_such_process_is_not_found_everywhere() {
     let mut child = Command::new("true").spawn().unwrap();
     let pid = child.id();
     let process = Process::open(pid).unwrap();
-    process.wait_exit(test_deadline()).unwrap();
+    process.wait_exit_deadline(test_deadline()).unwrap();
     // Exited, not reaped: a zombie child.
     let err = process.send(Signal::USR1).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
@@ -177,4 +177,39 @@ fn no_such_process_is_not_found_everywhere() {
     ] {
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
     }
+}
+
+/// Every wait comes in the four forms: as long as it takes, try, timeout, deadline.
+#[test]
+fn waits_come_as_op_try_timeout_and_deadline() {
+    let mut child = Command::new("sleep").arg("10").spawn().unwrap();
+    let process = Process::open(child.id()).unwrap();
+    assert!(process.try_wait_exit().unwrap_err().is_would_block());
+    assert!(
+        process
+            .wait_exit_timeout(Duration::from_millis(10))
+            .unwrap_err()
+            .is_timeout()
+    );
+    assert!(process.try_wait_child().unwrap_err().is_would_block());
+    process.send(Signal::KILL).unwrap();
+    process.wait_exit().unwrap();
+    process.try_wait_exit().unwrap();
+    assert_eq!(
+        process.wait_child_deadline(test_deadline()).unwrap(),
+        ChildExit::Killed(Signal::KILL)
+    );
+    child.try_wait().ok();
+
+    let shutdown = ShutdownOptions::new()
+        .signals(&[Signal::realtime(7).unwrap()])
+        .install()
+        .unwrap();
+    assert!(shutdown.try_wait().unwrap_err().is_would_block());
+    assert!(
+        shutdown
+            .wait_timeout(Duration::from_millis(10))
+            .unwrap_err()
+            .is_timeout()
+    );
 }
