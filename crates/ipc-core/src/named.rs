@@ -101,6 +101,47 @@ pub fn check_owner(
     .with_subject(subject))
 }
 
+/// The setters every named kind's options share, so that they read and behave alike:
+/// `creation_mode`, `permissions` and `accept_other_owner`, on fields of those names.
+/// `$noun` names the object in the docs ("queue").
+#[doc(hidden)]
+#[macro_export]
+macro_rules! named_object_setters {
+    ($noun:literal) => {
+        #[doc = concat!(
+            "What creating a ", $noun, " does when the name exists: fail (the default, ",
+            "`CreationMode::CreateExclusive`), open the existing one, or purge it and create ",
+            "anew."
+        )]
+        #[must_use]
+        pub fn creation_mode(mut self, mode: $crate::CreationMode) -> Self {
+            self.mode = mode;
+            self
+        }
+
+        #[doc = concat!(
+            "The permissions of a created ", $noun, ", applied exactly (the umask does not ",
+            "narrow them); owner-only by default."
+        )]
+        #[must_use]
+        pub fn permissions(mut self, permissions: $crate::Permissions) -> Self {
+            self.permissions = permissions;
+            self
+        }
+
+        #[doc = concat!(
+            "Whether opening accepts a ", $noun, " owned by another user. Refused by default: ",
+            "its owner decides who else may use it, and a name another user took first may ",
+            "be a trap."
+        )]
+        #[must_use]
+        pub fn accept_other_owner(mut self, accept: bool) -> Self {
+            self.accept_other_owner = accept;
+            self
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

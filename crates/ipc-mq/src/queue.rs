@@ -65,6 +65,8 @@ pub struct QueueOptions {
 }
 
 impl QueueOptions {
+    ipc_core::named_object_setters!("queue");
+
     /// The system's default capacity and message size, exclusive creation, owner-only
     /// permissions, blocking.
     pub fn new() -> Self {
@@ -85,33 +87,11 @@ impl QueueOptions {
         self
     }
 
-    /// What [`create`](QueueOptions::create) does when the name exists.
-    #[must_use]
-    pub fn creation_mode(mut self, mode: CreationMode) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// The permissions of a created queue, applied exactly (the umask does not narrow them).
-    #[must_use]
-    pub fn permissions(mut self, permissions: Permissions) -> Self {
-        self.permissions = permissions;
-        self
-    }
-
     /// Opens the queue non-blocking: every operation that would wait fails with
     /// `WouldBlock` instead (see [`MessageQueue::set_nonblocking`]).
     #[must_use]
     pub fn nonblocking(mut self, nonblocking: bool) -> Self {
         self.nonblocking = nonblocking;
-        self
-    }
-
-    /// Whether [`open`](QueueOptions::open) accepts a queue owned by another user (refused
-    /// by default: its owner decides who may send and read).
-    #[must_use]
-    pub fn accept_other_owner(mut self, accept: bool) -> Self {
-        self.accept_other_owner = accept;
         self
     }
 

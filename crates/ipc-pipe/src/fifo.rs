@@ -46,31 +46,11 @@ pub struct FifoOptions {
 }
 
 impl FifoOptions {
+    ipc_core::named_object_setters!("FIFO");
+
     /// Owner-only permissions, exclusive creation.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// The permissions of a new FIFO, applied exactly (the umask does not narrow them).
-    #[must_use]
-    pub fn permissions(mut self, permissions: Permissions) -> Self {
-        self.permissions = permissions;
-        self
-    }
-
-    /// What to do when something exists at the path.
-    #[must_use]
-    pub fn creation_mode(mut self, mode: CreationMode) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// Whether an existing FIFO owned by another user is accepted (refused by default: its
-    /// owner decides who else may write to it).
-    #[must_use]
-    pub fn accept_other_owner(mut self, accept: bool) -> Self {
-        self.accept_other_owner = accept;
-        self
     }
 
     /// Refers to an existing FIFO at `path`, without owning it.

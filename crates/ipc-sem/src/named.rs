@@ -44,6 +44,8 @@ pub struct SemaphoreOptions {
 }
 
 impl SemaphoreOptions {
+    ipc_core::named_object_setters!("semaphore");
+
     /// Initial value 0, unbounded, exclusive creation, owner-only permissions.
     pub fn new() -> Self {
         Self::default()
@@ -74,29 +76,6 @@ impl SemaphoreOptions {
     #[must_use]
     pub fn binary(self) -> Self {
         self.max(1)
-    }
-
-    /// What [`create`](SemaphoreOptions::create) does when the name exists.
-    #[must_use]
-    pub fn creation_mode(mut self, mode: CreationMode) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// The permissions of a created semaphore, applied exactly (the umask does not narrow
-    /// them).
-    #[must_use]
-    pub fn permissions(mut self, permissions: Permissions) -> Self {
-        self.permissions = permissions;
-        self
-    }
-
-    /// Whether [`open`](SemaphoreOptions::open) accepts a semaphore owned by another user
-    /// (refused by default: whoever owns it controls who else may post to it).
-    #[must_use]
-    pub fn accept_other_owner(mut self, accept: bool) -> Self {
-        self.accept_other_owner = accept;
-        self
     }
 
     /// How long [`open_in`](SemaphoreOptions::open_in) and

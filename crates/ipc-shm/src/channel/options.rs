@@ -59,6 +59,8 @@ impl Default for ChannelOptions {
 }
 
 impl ChannelOptions {
+    ipc_core::named_object_setters!("channel");
+
     /// A 1 MiB ring, messages up to 64 KiB, spin-then-park, owner-only, opening waits up
     /// to 5 s.
     pub fn new() -> Self {
@@ -100,29 +102,6 @@ impl ChannelOptions {
     #[must_use]
     pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
         self.wait = wait;
-        self
-    }
-
-    /// The permissions of a named channel's segment.
-    #[must_use]
-    pub fn permissions(mut self, permissions: Permissions) -> Self {
-        self.permissions = permissions;
-        self
-    }
-
-    /// What creating a named channel does when the name exists: fail (the default), open the
-    /// channel there, or purge a stale one first, as for any named segment.
-    #[must_use]
-    pub fn creation_mode(mut self, mode: CreationMode) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// Whether opening accepts a channel whose segment another user owns (refused by
-    /// default: its owner can write the control block).
-    #[must_use]
-    pub fn accept_other_owner(mut self, accept: bool) -> Self {
-        self.accept_other_owner = accept;
         self
     }
 

@@ -70,6 +70,8 @@ impl Default for ShmOptions {
 }
 
 impl ShmOptions {
+    ipc_core::named_object_setters!("segment");
+
     /// Owner-only, exclusive creation, read-write, own segments only, no header, a 5 s
     /// open timeout; the size must be set for creation.
     pub fn new() -> Self {
@@ -83,32 +85,10 @@ impl ShmOptions {
         self
     }
 
-    /// The permissions of a new segment, applied exactly (no umask).
-    #[must_use]
-    pub fn permissions(mut self, permissions: Permissions) -> Self {
-        self.permissions = permissions;
-        self
-    }
-
-    /// What to do if the name exists.
-    #[must_use]
-    pub fn creation_mode(mut self, mode: CreationMode) -> Self {
-        self.mode = mode;
-        self
-    }
-
     /// Open (or map) read-only.
     #[must_use]
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
-        self
-    }
-
-    /// Accept a segment owned by another user. By default one is refused: a segment whose
-    /// name another user took first may be a trap.
-    #[must_use]
-    pub fn accept_other_owner(mut self, accept: bool) -> Self {
-        self.accept_other_owner = accept;
         self
     }
 
