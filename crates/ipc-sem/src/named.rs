@@ -35,7 +35,8 @@ pub const SEM_VALUE_MAX: u32 = i32::MAX as u32;
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct SemaphoreOptions {
-    initial: u32,
+    /// `None`: the default, 0, or 1 for a binary semaphore.
+    initial: Option<u32>,
     max: Option<u32>,
     mode: CreationMode,
     permissions: Permissions,
@@ -46,15 +47,17 @@ pub struct SemaphoreOptions {
 impl SemaphoreOptions {
     ipc_core::named_object_setters!("semaphore");
 
-    /// Initial value 0, unbounded, exclusive creation, owner-only permissions.
+    /// Initial value 0 (1 for a binary one), unbounded, exclusive creation, owner-only
+    /// permissions.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The value a created semaphore starts with (ignored when opening one that exists).
+    /// The value a created semaphore starts with (ignored when opening one that exists):
+    /// 0 by default, 1 for a [`binary`](SemaphoreOptions::binary) one.
     #[must_use]
     pub fn initial(mut self, value: u32) -> Self {
-        self.initial = value;
+        self.initial = Some(value);
         self
     }
 
@@ -72,7 +75,9 @@ impl SemaphoreOptions {
     }
 
     /// A binary semaphore: [`max`](SemaphoreOptions::max) of 1, so a second post fails
-    /// instead of letting two waiters through.
+    /// instead of letting two waiters through. It starts at 1 (free: usable as a lock at
+    /// once) unless [`initial`](SemaphoreOptions::initial) says 0 (an event not yet
+    /// signalled).
     #[must_use]
     pub fn binary(self) -> Self {
         self.max(1)
@@ -92,7 +97,8 @@ impl SemaphoreOptions {
     }
 
     pub(crate) fn initial_value(&self) -> u32 {
-        self.initial
+        // A binary semaphore is most often a lock: it starts free.
+        self.initial.unwrap_or(u32::from(self.max == Some(1)))
     }
 
     pub(crate) fn mode_value(&self) -> CreationMode {
@@ -121,12 +127,12 @@ impl SemaphoreOptions {
             ));
         }
         let max = self.max.unwrap_or(SEM_VALUE_MAX).min(SEM_VALUE_MAX);
-        if self.initial > max {
+        if self.initial_value() > max {
             let limit = Limit::new("SemaphoreOptions::max", u64::from(max));
             return Err(Error::limit_exceeded(
                 op,
                 "initial value",
-                u64::from(self.initial),
+                u64::from(self.initial_value()),
                 limit,
             ));
         }
@@ -148,7 +154,7 @@ impl SemaphoreOptions {
             .map_err(|e| e.with_subject(name.as_str()))?;
         let opened = self.mode.open_with(
             |intent| {
-                sys::NamedSem::open(name.as_cstr(), intent.flags(), 0o600, self.initial)
+                sys::NamedSem::open(name.as_cstr(), intent.flags(), 0o600, self.initial_value())
                     .map_err(|e| e.with_op("sem_open").with_subject(name.as_str()))
             },
             || {

@@ -125,12 +125,21 @@ fn permits_return_on_drop_unless_forgotten() {
 fn a_binary_semaphore_never_exceeds_one_even_with_racing_posters() {
     let guard = LeakGuard::new();
     let name = guard.name("binary");
+    // A binary semaphore starts free, usable as a lock at once.
     let sem = SemaphoreOptions::new().binary().create(&name).unwrap();
-    sem.post().unwrap();
+    assert_eq!(sem.value().unwrap(), 1);
     let err = sem.post().unwrap_err();
     assert!(err.is_limit_exceeded(), "{err}");
+    drop(sem.acquire_timeout(ipc_testkit::test_timeout()).unwrap());
     assert_eq!(sem.value().unwrap(), 1);
     sem.wait().unwrap();
+    // As an event not yet signalled, it starts at 0 when asked.
+    let event = SemaphoreOptions::new()
+        .binary()
+        .initial(0)
+        .create(&guard.name("event"))
+        .unwrap();
+    assert_eq!(event.value().unwrap(), 0);
 
     // Two processes post as fast as they can while this one takes permits: every accepted
     // post is taken exactly once, and the value never exceeds 1.
