@@ -30,7 +30,8 @@
 //!   system out of queues (`queues_max`), an oversized message or a too-small buffer is an
 //!   error that names the limit and the knob to raise ([`SystemLimits`]).
 //! - **Asynchronous use**: the queue is a descriptor ([`AsFd`](std::os::fd::AsFd)) to poll,
-//!   [`MessageQueue::wait_ready`] waits with a deadline, and [`MessageQueue::notify`]
+//!   [`MessageQueue::wait_readable`] and [`MessageQueue::wait_writable`] wait (also
+//!   with a timeout or deadline), and [`MessageQueue::notify`]
 //!   registers for `mq_notify` through a netlink socket, another pollable descriptor: no
 //!   signal handler, no thread.
 //! - **Typed messages**: [`MessageQueue::send_value`] and [`MessageQueue::recv_value`] for

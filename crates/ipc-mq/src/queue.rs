@@ -659,19 +659,65 @@ impl MessageQueue {
         self.recv_value_with(Wait::Until(Deadline::after(timeout)), "mq_timedreceive")
     }
 
-    /// Waits until a message can be received (or, with `writable`, sent), at most until
-    /// `deadline`: the descriptor polled, for callers that multiplex.
+    /// Waits until a message can be received: the descriptor polled for `POLLIN`, for
+    /// callers that wait before choosing what to do. [`try_recv`](MessageQueue::try_recv)
+    /// is the form that never waits.
     ///
     /// # Errors
     ///
-    /// `TimedOut` if it did not become ready in time.
-    pub fn wait_ready(&self, writable: bool, deadline: Deadline) -> Result<()> {
-        let flags = if writable {
-            PollFlags::POLLOUT
-        } else {
-            PollFlags::POLLIN
-        };
-        ipc_core::internal::poll_fd(&self.fd, flags, deadline, "poll")
+    /// The `poll` error, naming the queue.
+    pub fn wait_readable(&self) -> Result<()> {
+        self.wait_for(PollFlags::POLLIN, Deadline::NEVER)
+    }
+
+    /// [`wait_readable`](MessageQueue::wait_readable), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if no message arrived in time.
+    pub fn wait_readable_timeout(&self, timeout: Duration) -> Result<()> {
+        self.wait_for(PollFlags::POLLIN, Deadline::after(timeout))
+    }
+
+    /// [`wait_readable`](MessageQueue::wait_readable), waiting at most until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if no message arrived in time.
+    pub fn wait_readable_deadline(&self, deadline: Deadline) -> Result<()> {
+        self.wait_for(PollFlags::POLLIN, deadline)
+    }
+
+    /// Waits until a message can be sent (the queue has room): the descriptor polled for
+    /// `POLLOUT`. [`try_send`](MessageQueue::try_send) is the form that never waits.
+    ///
+    /// # Errors
+    ///
+    /// The `poll` error, naming the queue.
+    pub fn wait_writable(&self) -> Result<()> {
+        self.wait_for(PollFlags::POLLOUT, Deadline::NEVER)
+    }
+
+    /// [`wait_writable`](MessageQueue::wait_writable), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if no room appeared in time.
+    pub fn wait_writable_timeout(&self, timeout: Duration) -> Result<()> {
+        self.wait_for(PollFlags::POLLOUT, Deadline::after(timeout))
+    }
+
+    /// [`wait_writable`](MessageQueue::wait_writable), waiting at most until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if no room appeared in time.
+    pub fn wait_writable_deadline(&self, deadline: Deadline) -> Result<()> {
+        self.wait_for(PollFlags::POLLOUT, deadline)
+    }
+
+    fn wait_for(&self, events: PollFlags, deadline: Deadline) -> Result<()> {
+        ipc_core::internal::poll_fd(&self.fd, events, deadline, "poll")
             .map(drop)
             .map_err(|e| e.with_subject(self.subject()))
     }

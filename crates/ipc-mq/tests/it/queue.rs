@@ -393,22 +393,59 @@ fn notification_comes_from_another_process_and_is_exclusive() {
 }
 
 #[test]
-fn readiness_can_be_awaited_with_a_deadline() {
+fn readability_is_awaited_in_every_form_and_a_peer_send_ends_the_wait() {
     let guard = LeakGuard::new();
-    let queue = small().create(&guard.name("ready")).unwrap();
-    queue
-        .wait_ready(true, Deadline::after(Duration::ZERO))
-        .unwrap();
+    let name = guard.name("readable");
+    let queue = small().create(&name).unwrap();
     let start = Instant::now();
     let err = queue
-        .wait_ready(false, Deadline::after(Duration::from_millis(30)))
+        .wait_readable_timeout(Duration::from_millis(30))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(err.to_string().contains(name.as_str()), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    let err = queue
+        .wait_readable_deadline(Deadline::after(Duration::ZERO))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+
+    let mut sender = Peer::spawn("mq-send", &[name.as_str()]);
+    sender.send("hello").unwrap();
+    queue
+        .wait_readable_deadline(ipc_testkit::test_deadline())
+        .unwrap();
+    sender.wait_success().unwrap();
+    // Ready now, so the unbounded form returns at once; waiting took nothing.
+    queue.wait_readable().unwrap();
+    assert_eq!(queue.try_recv_message().unwrap().data, b"hello");
+}
+
+#[test]
+fn writability_is_awaited_in_every_form_and_a_peer_receive_ends_the_wait() {
+    let guard = LeakGuard::new();
+    let name = guard.name("writable");
+    let queue = small().create(&name).unwrap();
+    queue.wait_writable().unwrap();
+    queue
+        .wait_writable_deadline(Deadline::after(Duration::ZERO))
+        .unwrap();
+    for i in 0..4u8 {
+        queue.try_send(&[i]).unwrap();
+    }
+    let start = Instant::now();
+    let err = queue
+        .wait_writable_timeout(Duration::from_millis(30))
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert!(start.elapsed() >= Duration::from_millis(30));
-    queue.send_priority(b"x", 0).unwrap();
+
+    let mut consumer = Peer::spawn("mq-consume", &[name.as_str(), "1"]);
     queue
-        .wait_ready(false, ipc_testkit::test_deadline())
+        .wait_writable_deadline(ipc_testkit::test_deadline())
         .unwrap();
+    assert_eq!(consumer.ready_payload(), "0");
+    consumer.kill().unwrap();
+    queue.try_send(b"room").unwrap();
 }
 
 #[test]
