@@ -250,6 +250,24 @@ impl Error {
         )
     }
 
+    /// The caller's buffer is below the `needed` bytes a receive requires whatever the
+    /// message's length (a POSIX queue's message size limit, say), explained by `message`;
+    /// the same kind and [`needed_len`](Error::needed_len) as
+    /// [`buffer_too_small`](Error::buffer_too_small), for a call that refuses before it
+    /// knows the message.
+    pub fn buffer_below_minimum(
+        op: &'static str,
+        needed: usize,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::custom(
+            op,
+            io::ErrorKind::InvalidInput,
+            Domain::BufferTooSmall { needed },
+            message.into(),
+        )
+    }
+
     fn custom(
         op: &'static str,
         kind: io::ErrorKind,

@@ -435,8 +435,16 @@ impl MessageQueue {
     fn recv_with(&self, buf: &mut [u8], wait: Wait, op: &'static str) -> Result<(usize, u32)> {
         if buf.len() < self.max_message {
             // The kernel refuses any buffer smaller than the queue's message size, whatever
-            // the length of the message waiting.
-            return Err(Error::buffer_too_small(op, self.max_message, buf.len())
+            // the length of the message waiting, so that length cannot be named; the
+            // message stays queued.
+            let message = format!(
+                "a receive needs a buffer of at least the queue's message size limit, {} \
+                 bytes, whatever the length of the waiting message; this buffer has {} bytes \
+                 (use recv_message, or a buffer of max_message_size())",
+                self.max_message,
+                buf.len()
+            );
+            return Err(Error::buffer_below_minimum(op, self.max_message, message)
                 .with_subject(self.subject()));
         }
         run(wait, op, self.subject(), |at| {

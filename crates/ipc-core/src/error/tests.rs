@@ -101,6 +101,11 @@ fn domain_predicates() {
     assert_eq!(bad.kind(), io::ErrorKind::InvalidData);
     assert!(!gone.is_corrupted());
 
+    let minimum = Error::buffer_below_minimum("mq_receive", 8192, "needs 8192 bytes");
+    assert!(minimum.is_buffer_too_small());
+    assert_eq!(minimum.needed_len(), Some(8192));
+    assert_eq!(minimum.kind(), io::ErrorKind::InvalidInput);
+
     let small = Error::buffer_too_small("mq_receive", 8192, 100);
     assert!(small.is_buffer_too_small());
     assert_eq!(small.needed_len(), Some(8192));

@@ -211,6 +211,12 @@ fn sizes_are_checked_and_nothing_is_lost() {
     let err = queue.recv(&mut small_buf).unwrap_err();
     assert!(err.is_buffer_too_small(), "{err}");
     assert_eq!(err.needed_len(), Some(128));
+    let text = err.to_string();
+    assert!(
+        text.contains("message size limit, 128 bytes") && text.contains("has 16 bytes"),
+        "{text}"
+    );
+    assert!(!text.contains("a message of 128 bytes"), "{text}");
     assert_eq!(queue.recv_message().unwrap().data, b"kept");
 }
 
