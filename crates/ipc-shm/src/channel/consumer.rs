@@ -1,5 +1,6 @@
 //! The consuming end: copies and borrows out of the ring.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -30,7 +31,12 @@ pub(super) struct Found {
 
 impl Consumer {
     pub(super) fn attach(segment: SharedMemory, wait: WaitStrategy) -> Result<Consumer> {
-        let mut ring = Ring::open(segment, wait, TAIL, HEAD)?;
+        let ring = Ring::open(segment, wait, TAIL, HEAD)?;
+        let subject = Arc::clone(&ring.subject);
+        Self::from_ring(ring).map_err(|e| e.with_subject(subject))
+    }
+
+    fn from_ring(mut ring: Ring) -> Result<Consumer> {
         ring.claim("consumer")?;
         let tail = ring.control.position(TAIL_POS).load(Ordering::Acquire);
         let head = ring.control.position(HEAD_POS).load(Ordering::Acquire);
@@ -152,6 +158,11 @@ impl Consumer {
         wait: Wait,
         op: &'static str,
     ) -> Result<usize> {
+        self.recv_unnamed(buf, wait, op)
+            .map_err(|e| self.ring.name_error(e))
+    }
+
+    fn recv_unnamed(&mut self, buf: &mut [u8], wait: Wait, op: &'static str) -> Result<usize> {
         let found = self.next(wait, op)?;
         if found.len > buf.len() {
             // Release any padding skipped, keep the message.
@@ -197,7 +208,7 @@ impl Consumer {
     // `#[inline]`, as `Producer::loan_with` says why.
     #[inline]
     pub(super) fn borrow_with(&mut self, wait: Wait, op: &'static str) -> Result<RecvLoan<'_>> {
-        let found = self.next(wait, op)?;
+        let found = self.next(wait, op).map_err(|e| self.ring.name_error(e))?;
         Ok(RecvLoan {
             consumer: self,
             found,

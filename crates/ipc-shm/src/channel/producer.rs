@@ -1,5 +1,6 @@
 //! The producing end: copies and loans into the ring.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -25,7 +26,12 @@ pub struct Producer {
 
 impl Producer {
     pub(super) fn attach(segment: SharedMemory, wait: WaitStrategy) -> Result<Producer> {
-        let mut ring = Ring::open(segment, wait, HEAD, TAIL)?;
+        let ring = Ring::open(segment, wait, HEAD, TAIL)?;
+        let subject = Arc::clone(&ring.subject);
+        Self::from_ring(ring).map_err(|e| e.with_subject(subject))
+    }
+
+    fn from_ring(mut ring: Ring) -> Result<Producer> {
         ring.claim("producer")?;
         let head = ring.control.position(HEAD_POS).load(Ordering::Acquire);
         let tail = ring.control.position(TAIL_POS).load(Ordering::Acquire);
@@ -136,6 +142,11 @@ impl Producer {
     }
 
     pub(super) fn send_with(&mut self, msg: &[u8], wait: Wait, op: &'static str) -> Result<()> {
+        self.send_unnamed(msg, wait, op)
+            .map_err(|e| self.ring.name_error(e))
+    }
+
+    fn send_unnamed(&mut self, msg: &[u8], wait: Wait, op: &'static str) -> Result<()> {
         let position = self.reserve(msg.len(), wait, op)?;
         let index = usize::try_from(position & (self.ring.capacity - 1)).unwrap_or(usize::MAX);
         self.ring
@@ -184,7 +195,9 @@ impl Producer {
         wait: Wait,
         op: &'static str,
     ) -> Result<SendLoan<'_>> {
-        let position = self.reserve(len, wait, op)?;
+        let position = self
+            .reserve(len, wait, op)
+            .map_err(|e| self.ring.name_error(e))?;
         let index = usize::try_from(position & (self.ring.capacity - 1)).unwrap_or(usize::MAX);
         Ok(SendLoan {
             producer: self,
@@ -326,6 +339,8 @@ impl SendLoan<'_> {
     /// segment.
     #[inline]
     pub fn commit(self) -> Result<()> {
-        self.producer.commit(self.position, self.len)
+        self.producer
+            .commit(self.position, self.len)
+            .map_err(|e| self.producer.ring.name_error(e))
     }
 }

@@ -2,6 +2,7 @@
 //! and waiting.
 
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
@@ -65,14 +66,39 @@ pub(super) struct Ring {
     pub(super) peer_watch: PeerWatch,
     /// This side's state word once attached: closing changes exactly that word.
     pub(super) attached: Option<SideState>,
+    /// What this end's errors name: the channel's name, or "anonymous channel".
+    pub(super) subject: Arc<str>,
 }
 
 impl Ring {
+    /// Maps the channel in `segment` for the side whose control line is at `own`; errors
+    /// name the channel.
     pub(super) fn open(
         segment: SharedMemory,
         wait: WaitStrategy,
         own: usize,
         peer: usize,
+    ) -> Result<Ring> {
+        let subject: Arc<str> = match segment.name() {
+            Some(name) => name.as_str().into(),
+            None => "anonymous channel".into(),
+        };
+        Self::open_named(segment, wait, own, peer, Arc::clone(&subject))
+            .map_err(|e| e.with_subject(subject))
+    }
+
+    /// Names `err` after this channel.
+    #[cold]
+    pub(super) fn name_error(&self, err: Error) -> Error {
+        err.with_subject(Arc::clone(&self.subject))
+    }
+
+    fn open_named(
+        segment: SharedMemory,
+        wait: WaitStrategy,
+        own: usize,
+        peer: usize,
+        subject: Arc<str>,
     ) -> Result<Ring> {
         const OP: &str = "channel open";
         if !segment.is_writable() {
@@ -118,6 +144,7 @@ impl Ring {
             peer,
             peer_watch: PeerWatch::default(),
             attached: None,
+            subject,
         })
     }
 

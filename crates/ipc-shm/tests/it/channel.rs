@@ -224,6 +224,35 @@ fn one_live_endpoint_per_side() {
 }
 
 #[test]
+fn errors_name_the_channel() {
+    let guard = LeakGuard::new();
+    let name = guard.name("named-errors");
+    let options = ChannelOptions::new().capacity(4096).max_message_size(100);
+    let mut producer = options.create_producer(&name).unwrap();
+    let mut consumer = options.open_consumer(&name).unwrap();
+    let names = |err: ipc_core::Error| {
+        assert!(err.to_string().contains(name.as_str()), "{err}");
+        assert_eq!(err.subject(), Some(name.as_str()));
+        err
+    };
+    assert!(
+        names(options.open_consumer(&name).unwrap_err()).kind() == std::io::ErrorKind::AddrInUse
+    );
+    assert!(names(consumer.try_recv(&mut [0; 100]).unwrap_err()).is_would_block());
+    assert!(names(consumer.try_borrow().unwrap_err()).is_would_block());
+    assert!(names(producer.send(&[0; 101]).unwrap_err()).is_limit_exceeded());
+    assert!(names(producer.loan(101).unwrap_err()).is_limit_exceeded());
+    producer.send(&[1; 10]).unwrap();
+    assert!(names(consumer.recv(&mut [0; 5]).unwrap_err()).is_buffer_too_small());
+    drop(consumer);
+    assert!(names(producer.send(b"x").unwrap_err()).is_peer_gone());
+
+    let (mut producer, _consumer) = options.channel().unwrap();
+    let err = producer.send(&[0; 101]).unwrap_err();
+    assert!(err.to_string().contains("anonymous channel"), "{err}");
+}
+
+#[test]
 fn message_traits_work_through_dyn() {
     let (producer, consumer) = ChannelOptions::new()
         .capacity(4096)
