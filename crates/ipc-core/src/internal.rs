@@ -17,7 +17,7 @@ pub use crate::deadline::retry_eintr;
 pub use crate::error::{SyscallReturn, cvt};
 pub use crate::futex::{ThreadIdentity, futex_wait, futex_wake};
 pub use crate::named::{ObjectId, check_owner, unlink_if_ours};
-pub use crate::process::{pidfd_open, process_is_alive, process_start_time};
+pub use crate::process::{pidfd_open, process_is_alive, process_start_time, process_state};
 
 /// How one call of a blocking operation may wait: the three forms behind `op`, `try_op` and
 /// `op_timeout` (or `op_deadline`).

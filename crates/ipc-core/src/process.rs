@@ -43,10 +43,24 @@ pub fn process_is_alive(pid: u32) -> bool {
 /// When process `pid` started (field 22 of `/proc/<pid>/stat`, in clock ticks since boot),
 /// or `None` if it does not exist. Together with the pid it names a process for good.
 pub fn process_start_time(pid: u32) -> Option<u64> {
+    stat_field(pid, 22)?.parse().ok()
+}
+
+/// Process `pid`'s state letter (field 3 of `/proc/<pid>/stat`: `R`, `S`, `D`, `T` for
+/// stopped, `t` for stopped by a tracer, `Z`...), or `None` if it does not exist. A pid can
+/// be reused: read it while holding a pidfd that shows the process has not exited.
+pub fn process_state(pid: u32) -> Option<char> {
+    stat_field(pid, 3)?.chars().next()
+}
+
+/// Field `n` (counted from 1, as in `proc(5)`) of `/proc/<pid>/stat`, for `n` >= 3.
+fn stat_field(pid: u32, n: usize) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain anything, so count from its closing parenthesis.
     let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    rest.split_whitespace()
+        .nth(n.checked_sub(3)?)
+        .map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -57,6 +71,7 @@ mod tests {
     fn this_process_is_alive_and_a_reaped_child_is_not() {
         assert!(process_is_alive(std::process::id()));
         assert!(process_start_time(std::process::id()).is_some());
+        assert!(matches!(process_state(std::process::id()), Some('R' | 'S')));
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();

@@ -22,7 +22,8 @@
 //! - [`SignalFd`]: read signals as data (sender pid and uid, code, `sigqueue` payload),
 //!   every real-time signal in order; poll it with other descriptors.
 //! - [`send()`], [`queue()`], [`raise()`]: send by pid; [`Process`]: send through a pidfd, wait
-//!   for an exit with a deadline, stop, resume, terminate gracefully then kill, reap a child.
+//!   for an exit with a deadline, stop and wait until stopped, resume, terminate gracefully
+//!   then kill, reap a child.
 //! - [`Shutdown`]: `SIGTERM`/`SIGINT` as a flag, a descriptor and a wait; a second signal
 //!   can force the exit.
 //! - [`set_disposition`]: ignore or default a signal for a scope, then put back what was.

@@ -97,13 +97,92 @@ impl Process {
         })
     }
 
-    /// Stops the process (`SIGSTOP`).
+    /// Stops the process (`SIGSTOP`). The signal is delivered asynchronously:
+    /// [`wait_stopped`](Process::wait_stopped) waits until the process has stopped.
     ///
     /// # Errors
     ///
     /// As [`send`](Process::send).
     pub fn stop(&self) -> Result<()> {
         self.send(Signal::STOP)
+    }
+
+    /// Whether the process is stopped now (by `SIGSTOP`, `SIGTSTP`..., or a tracer), as
+    /// `/proc/<pid>/stat` says; the never-waiting form of
+    /// [`wait_stopped`](Process::wait_stopped).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if it has exited.
+    pub fn is_stopped(&self) -> Result<bool> {
+        let state = ipc_core::internal::process_state(self.pid);
+        // The pid names this process only while it has not exited: checked after the read,
+        // a live process means the state read was its own.
+        if state.is_none() || self.has_exited()? {
+            return Err(Error::new(
+                "/proc/<pid>/stat",
+                std::io::ErrorKind::NotFound,
+                "the process has exited",
+            )
+            .with_subject(format!("pid {}", self.pid)));
+        }
+        Ok(matches!(state, Some('T' | 't')))
+    }
+
+    /// Waits until the process has stopped, as long as it takes.
+    ///
+    /// The kernel tells a stop only to the parent, so this looks at the process's state in
+    /// slices growing from 1 ms to 20 ms: it notices a stop up to 20 ms late, and an exit
+    /// at once (through the pidfd).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if the process exits before it stops.
+    pub fn wait_stopped(&self) -> Result<()> {
+        self.wait_stopped_deadline(Deadline::NEVER)
+    }
+
+    /// [`wait_stopped`](Process::wait_stopped), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if it is still running; otherwise as
+    /// [`wait_stopped`](Process::wait_stopped).
+    pub fn wait_stopped_timeout(&self, timeout: Duration) -> Result<()> {
+        self.wait_stopped_deadline(Deadline::after(timeout))
+    }
+
+    /// [`wait_stopped`](Process::wait_stopped), waiting at most until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if it is still running; otherwise as
+    /// [`wait_stopped`](Process::wait_stopped).
+    pub fn wait_stopped_deadline(&self, deadline: Deadline) -> Result<()> {
+        const LONGEST_SLICE: Duration = Duration::from_millis(20);
+        let mut slice = Duration::from_millis(1);
+        while !self.is_stopped()? {
+            let Some(left) = deadline.remaining().map_or(Some(slice), |left| {
+                (!left.is_zero()).then(|| left.min(slice))
+            }) else {
+                return Err(
+                    Error::timed_out("wait_stopped").with_subject(format!("pid {}", self.pid))
+                );
+            };
+            // Readable means exited: the next look reports it.
+            match ipc_core::internal::poll_fd(
+                &self.pidfd,
+                PollFlags::POLLIN,
+                Deadline::after(left),
+                "poll",
+            ) {
+                Ok(_) => {}
+                Err(e) if e.is_timeout() => {}
+                Err(e) => return Err(e.with_subject(format!("pid {}", self.pid))),
+            }
+            slice = (slice * 2).min(LONGEST_SLICE);
+        }
+        Ok(())
     }
 
     /// Lets a stopped process continue (`SIGCONT`).

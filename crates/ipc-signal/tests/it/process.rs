@@ -76,9 +76,20 @@ fn stop_resume_and_terminate() {
     assert!(err.is_timeout(), "{err}");
     assert!(start.elapsed() >= Duration::from_millis(30));
 
+    assert!(!process.is_stopped().unwrap());
+    let start = Instant::now();
+    let err = process
+        .wait_stopped_timeout(Duration::from_millis(30))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(30));
+
     process.stop().unwrap();
-    ipc_testkit::wait_until(test_deadline(), || state_of(process.pid()) == 'T')
-        .expect("never stopped");
+    process.wait_stopped_deadline(test_deadline()).unwrap();
+    assert_eq!(state_of(process.pid()), 'T');
+    assert!(process.is_stopped().unwrap());
+    // Stopped now, so the unbounded form returns at once.
+    process.wait_stopped().unwrap();
     process.resume().unwrap();
     ipc_testkit::wait_until(test_deadline(), || state_of(process.pid()) != 'T')
         .expect("never resumed");
@@ -91,6 +102,21 @@ fn stop_resume_and_terminate() {
         ChildExit::Killed(Signal::TERM)
     );
     drop(child);
+}
+
+#[test]
+fn a_process_that_exits_instead_of_stopping_ends_the_wait_with_not_found() {
+    let mut child = Command::new("sleep").arg("60").spawn().unwrap();
+    let process = Process::open(child.id()).unwrap();
+    process.send(Signal::KILL).unwrap();
+    let err = process.wait_stopped_deadline(test_deadline()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains(&child.id().to_string()), "{err}");
+    child.wait().unwrap();
+    assert_eq!(
+        process.is_stopped().unwrap_err().kind(),
+        std::io::ErrorKind::NotFound
+    );
 }
 
 #[test]
