@@ -289,9 +289,7 @@ pub(crate) fn setup(flavour: Flavour, size: usize, _capacity: usize) -> Result<S
             finish: Box::new(move || link(flavour, ours, size)),
         });
     }
-    let loopback = "127.0.0.1:0"
-        .parse()
-        .map_err(|_| Error::new("parse", std::io::ErrorKind::InvalidInput, "loopback"))?;
+    let loopback = "127.0.0.1:0";
     if matches!(flavour, Flavour::TcpRaw | Flavour::TcpFramed) {
         let acceptor = TcpOptions::new()
             .nodelay(true)
@@ -337,7 +335,7 @@ pub(crate) fn peer_link(flavour: Flavour, size: usize, args: &[String]) -> Resul
         let (input, _) = stdio_fds()?;
         return link(flavour, input, size);
     }
-    let addr = arg(args, 0)?.parse().map_err(|_| {
+    let addr: std::net::SocketAddr = arg(args, 0)?.parse().map_err(|_| {
         Error::new(
             "peer",
             std::io::ErrorKind::InvalidInput,

@@ -2,7 +2,7 @@
 //! detection. Connections and sockets are std's types.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 /// use ipc_socket::TcpOptions;
 ///
 /// let options = TcpOptions::new().nodelay(true).keepalive(Duration::from_secs(30));
-/// let acceptor = options.listen("127.0.0.1:0".parse()?)?;
+/// let acceptor = options.listen("127.0.0.1:0")?;
 /// let mut client = options.connect_timeout(acceptor.local_addr()?, Duration::from_secs(5))?;
 /// let (mut server, _) = acceptor.accept_timeout(Duration::from_secs(5))?;
 /// client.write_all(b"ok")?;
@@ -163,12 +163,19 @@ impl TcpOptions {
         Ok(socket)
     }
 
-    /// Binds and listens on `addr`.
+    /// Binds and listens on `addr` (anything std's `TcpListener::bind` takes: a
+    /// [`SocketAddr`], `"host:port"`, `("host", port)`...), trying each address it resolves
+    /// to until one works.
     ///
     /// # Errors
     ///
-    /// `AddrInUse`, `PermissionDenied` (ports below 1024) and other `bind`/`listen` errors.
-    pub fn listen(&self, addr: SocketAddr) -> Result<TcpAcceptor> {
+    /// `AddrInUse`, `PermissionDenied` (ports below 1024) and other `bind`/`listen` errors
+    /// (of the last address tried); the resolver's error if `addr` does not resolve.
+    pub fn listen(&self, addr: impl ToSocketAddrs) -> Result<TcpAcceptor> {
+        each_address(addr, "bind", |addr| self.listen_on(addr))
+    }
+
+    fn listen_on(&self, addr: SocketAddr) -> Result<TcpAcceptor> {
         let socket = self.socket(&addr, "bind")?;
         let fail = |op: &'static str| {
             move |e: io::Error| Error::from(e).with_op(op).with_subject(addr.to_string())
@@ -183,12 +190,18 @@ impl TcpOptions {
         })
     }
 
-    /// Connects to `addr`, waiting as long as the kernel's own connect timeout.
+    /// Connects to `addr` (as [`listen`](TcpOptions::listen) takes it, each resolved address
+    /// in turn), waiting as long as the kernel's own connect timeout.
     ///
     /// # Errors
     ///
-    /// `ConnectionRefused` and other `connect` errors.
-    pub fn connect(&self, addr: SocketAddr) -> Result<TcpStream> {
+    /// `ConnectionRefused` and other `connect` errors (of the last address tried); the
+    /// resolver's error if `addr` does not resolve.
+    pub fn connect(&self, addr: impl ToSocketAddrs) -> Result<TcpStream> {
+        each_address(addr, "connect", |addr| self.connect_to(addr))
+    }
+
+    fn connect_to(&self, addr: SocketAddr) -> Result<TcpStream> {
         let socket = self.socket(&addr, "connect")?;
         socket.connect(&addr.into()).map_err(|e| {
             Error::from(e)
@@ -198,13 +211,29 @@ impl TcpOptions {
         Ok(TcpStream::from(socket))
     }
 
-    /// Connects to `addr`, waiting at most `timeout` (for a peer that does not answer, or a
-    /// listener whose backlog is full).
+    /// Connects to `addr`, waiting at most `timeout` in all (for a peer that does not
+    /// answer, or a listener whose backlog is full); each resolved address is tried in turn
+    /// with the time left.
     ///
     /// # Errors
     ///
     /// `TimedOut`; otherwise as [`TcpOptions::connect`].
-    pub fn connect_timeout(&self, addr: SocketAddr, timeout: Duration) -> Result<TcpStream> {
+    pub fn connect_timeout(
+        &self,
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+    ) -> Result<TcpStream> {
+        let deadline = Deadline::after(timeout);
+        each_address(addr, "connect", |addr| {
+            let left = deadline.remaining().unwrap_or(timeout);
+            if left.is_zero() {
+                return Err(Error::timed_out("connect").with_subject(addr.to_string()));
+            }
+            self.connect_to_within(addr, left)
+        })
+    }
+
+    fn connect_to_within(&self, addr: SocketAddr, timeout: Duration) -> Result<TcpStream> {
         let socket = self.socket(&addr, "connect")?;
         socket.connect_timeout(&addr.into(), timeout).map_err(|e| {
             let err = Error::from(e)
@@ -218,6 +247,32 @@ impl TcpOptions {
         })?;
         Ok(TcpStream::from(socket))
     }
+}
+
+/// Runs `attempt` on each address `addr` resolves to, as std's `bind` and `connect` do:
+/// the first success, or the last error.
+fn each_address<T>(
+    addr: impl ToSocketAddrs,
+    op: &'static str,
+    mut attempt: impl FnMut(SocketAddr) -> Result<T>,
+) -> Result<T> {
+    let addrs = addr
+        .to_socket_addrs()
+        .map_err(|e| Error::from(e).with_op("resolve"))?;
+    let mut last = None;
+    for addr in addrs {
+        match attempt(addr) {
+            Ok(done) => return Ok(done),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::new(
+            op,
+            io::ErrorKind::InvalidInput,
+            "the address resolved to no socket address",
+        )
+    }))
 }
 
 /// A listening TCP socket whose `accept` has `try_` and `_timeout` forms. Accepted
@@ -368,12 +423,18 @@ impl UdpOptions {
         self
     }
 
-    /// Binds a UDP socket to `addr`.
+    /// Binds a UDP socket to `addr` (as [`TcpOptions::listen`] takes it, each resolved
+    /// address in turn).
     ///
     /// # Errors
     ///
-    /// `AddrInUse` and other `bind` or `setsockopt` errors.
-    pub fn bind(&self, addr: SocketAddr) -> Result<UdpSocket> {
+    /// `AddrInUse` and other `bind` or `setsockopt` errors (of the last address tried); the
+    /// resolver's error if `addr` does not resolve.
+    pub fn bind(&self, addr: impl ToSocketAddrs) -> Result<UdpSocket> {
+        each_address(addr, "bind", |addr| self.bind_to(addr))
+    }
+
+    fn bind_to(&self, addr: SocketAddr) -> Result<UdpSocket> {
         let fail = |e: io::Error| {
             Error::from(e)
                 .with_op("bind")

@@ -33,7 +33,7 @@ fn run() -> Result<()> {
     let options = TcpOptions::new()
         .nodelay(true)
         .keepalive(Duration::from_secs(30));
-    let acceptor = options.listen("127.0.0.1:0".parse()?)?;
+    let acceptor = options.listen("127.0.0.1:0")?;
     let addr = acceptor.local_addr()?;
     println!("server: listening on {addr}");
     let server = std::thread::spawn(move || -> ipc_socket::Result<usize> {

@@ -1,4 +1,5 @@
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ipc_socket::{TcpOptions, UdpOptions, UdpSocketExt};
@@ -10,7 +11,7 @@ fn tcp_options_are_applied() {
         .send_buffer(256 * 1024)
         .recv_buffer(256 * 1024)
         .keepalive(Duration::from_secs(60));
-    let acceptor = options.listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    let acceptor = options.listen("127.0.0.1:0").unwrap();
     let addr = acceptor.local_addr().unwrap();
     let mut client = options
         .connect_timeout(addr, ipc_testkit::test_timeout())
@@ -39,10 +40,7 @@ fn tcp_options_are_applied() {
 
 #[test]
 fn tcp_accept_and_connect_have_deadlines() {
-    let acceptor = TcpOptions::new()
-        .backlog(0)
-        .listen("127.0.0.1:0".parse().unwrap())
-        .unwrap();
+    let acceptor = TcpOptions::new().backlog(0).listen("127.0.0.1:0").unwrap();
     let start = Instant::now();
     assert!(
         acceptor
@@ -77,11 +75,9 @@ fn tcp_accept_and_connect_have_deadlines() {
 fn udp_truncation_is_detected_and_the_datagram_kept() {
     let server = UdpOptions::new()
         .recv_buffer(1 << 20)
-        .bind("127.0.0.1:0".parse().unwrap())
+        .bind("127.0.0.1:0")
         .unwrap();
-    let client = UdpOptions::new()
-        .bind("127.0.0.1:0".parse().unwrap())
-        .unwrap();
+    let client = UdpOptions::new().bind("127.0.0.1:0").unwrap();
     // A datagram that does not fit is reported with its size (and gone), never cut.
     for len in [100, 99] {
         client
@@ -105,4 +101,35 @@ fn udp_truncation_is_detected_and_the_datagram_kept() {
             .is_timeout()
     );
     assert!(start.elapsed() >= Duration::from_millis(30));
+}
+
+#[test]
+fn addresses_are_taken_as_std_takes_them_and_each_is_tried_in_turn() {
+    let options = TcpOptions::new();
+    let acceptor = options.listen(("127.0.0.1", 0)).unwrap();
+    let port = acceptor.local_addr().unwrap().port();
+    let _by_string = options.connect(format!("127.0.0.1:{port}")).unwrap();
+    // Nothing listens on the first address (IPv6 loopback, or no IPv6 at all): the second
+    // is tried.
+    let both: [SocketAddr; 2] = [
+        format!("[::1]:{port}").parse().unwrap(),
+        format!("127.0.0.1:{port}").parse().unwrap(),
+    ];
+    let _second = options
+        .connect_timeout(&both[..], ipc_testkit::test_timeout())
+        .unwrap();
+    for _ in 0..2 {
+        acceptor
+            .accept_timeout(ipc_testkit::test_timeout())
+            .unwrap();
+    }
+
+    let none: &[SocketAddr] = &[];
+    let err = options.connect(none).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    let err = options.listen("not an address").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert_eq!(err.op(), "resolve");
+    let udp = UdpOptions::new().bind(("127.0.0.1", 0)).unwrap();
+    assert!(udp.local_addr().unwrap().ip().is_loopback());
 }

@@ -203,7 +203,7 @@ fn four_threads_share_a_seqpacket_connection_and_lose_nothing() {
 fn four_threads_share_a_udp_socket_and_lose_nothing() {
     let socket = UdpOptions::new()
         .recv_buffer(4 << 20)
-        .bind("127.0.0.1:0".parse().unwrap())
+        .bind("127.0.0.1:0")
         .unwrap();
     let address = socket.local_addr().unwrap().to_string();
     let count = 20_000;
