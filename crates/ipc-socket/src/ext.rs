@@ -6,6 +6,7 @@ use std::os::unix::net::{UnixDatagram, UnixStream};
 
 use ipc_core::{Error, Limit, Result};
 use nix::sys::socket::{ControlMessage, MsgFlags, sockopt};
+use socket2::SockRef;
 
 use crate::sys;
 
@@ -225,6 +226,59 @@ pub trait UnixSocketExt: AsFd {
     fn peer_pidfd(&self) -> Result<OwnedFd> {
         sys::peer_pidfd(self.as_fd())
             .map_err(|e| Error::from(e).with_op("getsockopt(SO_PEERPIDFD)"))
+    }
+
+    /// Sets the send buffer (`SO_SNDBUF`) to `bytes`: on a seqpacket or datagram socket it
+    /// bounds the largest message, on a stream how much is in flight. The kernel doubles
+    /// the value for its bookkeeping and caps it at `net.core.wmem_max` (about 208 KiB by
+    /// default; raise it with `sysctl`); [`send_buffer_size`](UnixSocketExt::send_buffer_size)
+    /// says what was granted.
+    ///
+    /// # Errors
+    ///
+    /// The `setsockopt` error.
+    #[doc(alias = "SO_SNDBUF")]
+    fn set_send_buffer_size(&self, bytes: usize) -> Result<()> {
+        SockRef::from(&self.as_fd())
+            .set_send_buffer_size(bytes)
+            .map_err(|e| Error::from(e).with_op("setsockopt(SO_SNDBUF)"))
+    }
+
+    /// The send buffer's size as the kernel reports it (twice what was asked, within the
+    /// cap).
+    ///
+    /// # Errors
+    ///
+    /// The `getsockopt` error.
+    fn send_buffer_size(&self) -> Result<usize> {
+        SockRef::from(&self.as_fd())
+            .send_buffer_size()
+            .map_err(|e| Error::from(e).with_op("getsockopt(SO_SNDBUF)"))
+    }
+
+    /// Sets the receive buffer (`SO_RCVBUF`) to `bytes`, doubled and capped at
+    /// `net.core.rmem_max` as [`set_send_buffer_size`](UnixSocketExt::set_send_buffer_size)
+    /// says.
+    ///
+    /// # Errors
+    ///
+    /// The `setsockopt` error.
+    #[doc(alias = "SO_RCVBUF")]
+    fn set_recv_buffer_size(&self, bytes: usize) -> Result<()> {
+        SockRef::from(&self.as_fd())
+            .set_recv_buffer_size(bytes)
+            .map_err(|e| Error::from(e).with_op("setsockopt(SO_RCVBUF)"))
+    }
+
+    /// The receive buffer's size as the kernel reports it.
+    ///
+    /// # Errors
+    ///
+    /// The `getsockopt` error.
+    fn recv_buffer_size(&self) -> Result<usize> {
+        SockRef::from(&self.as_fd())
+            .recv_buffer_size()
+            .map_err(|e| Error::from(e).with_op("getsockopt(SO_RCVBUF)"))
     }
 }
 

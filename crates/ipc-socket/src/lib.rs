@@ -65,7 +65,8 @@
 //! - A socket path is at most 107 bytes (`sun_path`).
 //! - At most 253 descriptors per message (`SCM_MAX_FD`).
 //! - Seqpacket and datagram messages are limited by the send buffer (`SO_SNDBUF`, about
-//!   200 KiB by default); this crate's default maximum is 64 KiB.
+//!   200 KiB by default, set with [`UnixSocketExt::set_send_buffer_size`] up to
+//!   `net.core.wmem_max`); this crate's default maximum is 64 KiB.
 //!
 //! # Safety
 //!

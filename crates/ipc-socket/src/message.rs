@@ -73,7 +73,7 @@ pub(crate) fn send(
                     op,
                     io::ErrorKind::InvalidInput,
                     format!(
-                        "a message of {} bytes is larger than the socket's send buffer (SO_SNDBUF, net.core.wmem_max)",
+                        "a message of {} bytes is larger than the socket's send buffer (raise it with UnixSocketExt::set_send_buffer_size, up to net.core.wmem_max)",
                         msg.len()
                     ),
                 ));

@@ -175,3 +175,32 @@ fn paths_longer_than_sun_path_are_refused() {
     assert!(err.is_limit_exceeded());
     assert!(err.to_string().contains("sun_path"), "{err}");
 }
+
+#[test]
+fn unix_socket_buffers_can_be_sized_and_bound_the_message_size() {
+    use ipc_socket::UnixSocketExt;
+
+    let (a, b) = Seqpacket::pair().unwrap();
+    a.set_send_buffer_size(4096).unwrap();
+    // The kernel doubles what is asked, for its bookkeeping.
+    assert!(a.send_buffer_size().unwrap() >= 4096);
+    let err = a.try_send(&[7; 16 * 1024]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("set_send_buffer_size"), "{err}");
+
+    a.set_send_buffer_size(64 * 1024).unwrap();
+    assert!(a.send_buffer_size().unwrap() >= 64 * 1024);
+    a.try_send(&[7; 16 * 1024]).unwrap();
+    let mut buf = vec![0; 16 * 1024];
+    assert_eq!(
+        b.recv_timeout(&mut buf, ipc_testkit::test_timeout())
+            .unwrap(),
+        16 * 1024
+    );
+
+    b.set_recv_buffer_size(32 * 1024).unwrap();
+    assert!(b.recv_buffer_size().unwrap() >= 32 * 1024);
+    let (stream, _other) = std::os::unix::net::UnixStream::pair().unwrap();
+    stream.set_send_buffer_size(8192).unwrap();
+    assert!(stream.send_buffer_size().unwrap() >= 8192);
+}
