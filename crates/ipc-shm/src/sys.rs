@@ -112,6 +112,17 @@ pub(crate) unsafe fn slice<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     unsafe { std::slice::from_raw_parts(ptr, len) }
 }
 
+/// `len` bytes at `ptr` as a mutable slice.
+///
+/// # Safety
+///
+/// The bytes are inside a writable mapping that outlives `'a`, and nobody else reads or
+/// writes them while the slice lives.
+pub(crate) unsafe fn slice_mut<'a>(ptr: *mut u8, len: usize) -> &'a mut [u8] {
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::slice::from_raw_parts_mut(ptr, len) }
+}
+
 /// The whole mapping as a byte slice.
 ///
 /// # Safety

@@ -268,6 +268,7 @@ impl MessageSender for Producer {
 /// The region is not yet visible to the consumer, and the consumer never writes the ring,
 /// so this process is its only writer; it is still written through copies and raw pointers
 /// rather than a `&mut [u8]`, because a hostile consumer could write it anyway.
+/// [`as_mut_slice`](SendLoan::as_mut_slice) gives the reference for consumers you trust.
 #[derive(Debug)]
 pub struct SendLoan<'a> {
     pub(super) producer: &'a mut Producer,
@@ -342,5 +343,27 @@ impl SendLoan<'_> {
         self.producer
             .commit(self.position, self.len)
             .map_err(|e| self.producer.ring.name_error(e))
+    }
+}
+
+// The unsafe view stands beside its type; the raw work is in `sys`.
+#[allow(unsafe_code)]
+impl SendLoan<'_> {
+    /// The message as a mutable byte slice, to be filled in place (a serializer writing
+    /// into it, say) before [`commit`](SendLoan::commit).
+    ///
+    /// # Safety
+    ///
+    /// The consumer process must follow the channel protocol (every consumer of this crate
+    /// does): it never writes the ring. A hostile consumer could, and the slice would then
+    /// change under Rust's feet. Nor may this process write the same bytes through another
+    /// mapping of the segment while the slice lives.
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        let ptr = self.as_mut_ptr();
+        // SAFETY: `offset..offset + len` lies inside the mapped segment (the reservation
+        // checked it against the validated capacity), nobody else writes it by the caller's
+        // promise, and the consumer does not read it before the commit; the slice borrows
+        // the loan, which borrows the producer and so the mapping.
+        unsafe { crate::sys::slice_mut(ptr, self.len) }
     }
 }
