@@ -21,9 +21,7 @@ impl OutputWithinDeadline for Command {
         // A pidfd, opened before the child can be reaped, can never name another process.
         let process = ipc_signal::Process::open(child.id()).unwrap();
         let watchdog = std::thread::spawn(move || {
-            let exited = process
-                .wait_exit_deadline(ipc_core::Deadline::after(limit))
-                .is_ok();
+            let exited = process.wait_exit_timeout(limit).is_ok();
             if !exited {
                 let _ = process.send(ipc_signal::Signal::KILL);
             }

@@ -2,7 +2,7 @@
 //! with blocking, non-blocking and timed forms, readiness polling and notification.
 //!
 //! ```
-//! use ipc_core::IpcName;
+//! use ipc_mq::IpcName;
 //! use ipc_mq::{Direction, QueueOptions};
 //!
 //! let name = IpcName::unique("doc-queue")?;
@@ -12,7 +12,7 @@
 //! let message = reader.recv_message()?;
 //! assert_eq!(message.data, b"hello");
 //! assert!(reader.try_recv_message().unwrap_err().is_would_block());
-//! # Ok::<(), ipc_core::Error>(())
+//! # Ok::<(), ipc_mq::Error>(())
 //! ```
 //!
 //! # What it gives
@@ -66,6 +66,6 @@ pub use notify::Notification;
 pub use queue::{Direction, MAX_PRIORITY, Message, MessageQueue, QueueAttributes, QueueOptions};
 
 pub use ipc_core::{
-    CreationMode, Deadline, Error, IpcName, MessageReceiver, MessageSender, Permissions, Result,
-    ShmSafe,
+    Access, CreationMode, Deadline, Error, IpcName, MessageReceiver, MessageSender, Permissions,
+    Result, ShmSafe,
 };

@@ -12,7 +12,7 @@ const MQUEUE: &str = "/proc/sys/fs/mqueue";
 /// ```
 /// let limits = ipc_mq::SystemLimits::read()?;
 /// assert!(limits.msg_max >= 1 && limits.msgsize_max >= 128);
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_mq::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SystemLimits {

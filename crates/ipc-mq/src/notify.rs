@@ -37,7 +37,7 @@ impl MessageQueue {
     /// Registers this process for the queue's notification.
     ///
     /// ```
-    /// use ipc_core::IpcName;
+    /// use ipc_mq::IpcName;
     /// use ipc_mq::QueueOptions;
     /// use std::time::Duration;
     ///
@@ -46,7 +46,7 @@ impl MessageQueue {
     /// queue.send(b"ping")?;
     /// notification.wait_timeout(Duration::from_secs(5))?;
     /// assert_eq!(queue.recv_message()?.data, b"ping");
-    /// # Ok::<(), ipc_core::Error>(())
+    /// # Ok::<(), ipc_mq::Error>(())
     /// ```
     ///
     /// # Errors

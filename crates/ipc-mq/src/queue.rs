@@ -41,7 +41,7 @@ impl Direction {
 /// Options for creating or opening a [`MessageQueue`].
 ///
 /// ```
-/// use ipc_core::IpcName;
+/// use ipc_mq::IpcName;
 /// use ipc_mq::{Direction, QueueOptions};
 ///
 /// let name = IpcName::unique("doc-jobs")?;
@@ -52,7 +52,7 @@ impl Direction {
 /// let mut buf = vec![0; worker.max_message_size()];
 /// let (len, priority) = worker.recv_priority(&mut buf)?;
 /// assert_eq!((&buf[..len], priority), (&b"urgent"[..], 9)); // highest priority first
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_mq::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct QueueOptions {
@@ -568,7 +568,7 @@ impl MessageQueue {
     /// pattern valid) as one message of its size, waiting for room as long as it takes.
     ///
     /// ```
-    /// use ipc_core::{IpcName, ShmSafe};
+    /// use ipc_mq::{IpcName, ShmSafe};
     /// use ipc_mq::QueueOptions;
     ///
     /// #[derive(Clone, Copy, Debug, PartialEq)]
@@ -585,7 +585,7 @@ impl MessageQueue {
     /// queue.send_value(&Order { id: 7, quantity: 100, side: 1 }, 0)?;
     /// let (order, _priority): (Order, u32) = queue.recv_value()?;
     /// assert_eq!(order.quantity, 100);
-    /// # Ok::<(), ipc_core::Error>(())
+    /// # Ok::<(), ipc_mq::Error>(())
     /// ```
     ///
     /// # Errors

@@ -24,7 +24,7 @@ use crate::{PipeReader, PipeWriter};
 /// when the path exists ([`CreationMode::CreateExclusive`] by default).
 ///
 /// ```
-/// use ipc_core::{Access, CreationMode, Permissions};
+/// use ipc_pipe::{Access, CreationMode, Permissions};
 /// use ipc_pipe::FifoOptions;
 ///
 /// # let dir = std::env::temp_dir().join(format!("fifo-options-{}", std::process::id()));

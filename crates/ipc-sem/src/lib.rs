@@ -2,7 +2,7 @@
 //! holding them dies.
 //!
 //! ```
-//! use ipc_core::IpcName;
+//! use ipc_sem::IpcName;
 //! use ipc_sem::SemaphoreOptions;
 //!
 //! let name = IpcName::unique("doc-jobs")?;
@@ -11,7 +11,7 @@
 //! jobs.post()?;
 //! worker.wait()?;
 //! assert!(worker.try_wait().unwrap_err().is_would_block());
-//! # Ok::<(), ipc_core::Error>(())
+//! # Ok::<(), ipc_sem::Error>(())
 //! ```
 //!
 //! # Which one to use
@@ -79,4 +79,4 @@ pub use permit::{Permit, Release};
 pub use sysv::{SEMVMX, StaleUndoSet, UndoSemaphore, remove_stale_undo_sets, stale_undo_sets};
 pub use unnamed::{SEMAPHORE_SIZE, Semaphore};
 
-pub use ipc_core::{CreationMode, Error, IpcName, Permissions, Result};
+pub use ipc_core::{Access, CreationMode, Error, IpcName, Permissions, Result};

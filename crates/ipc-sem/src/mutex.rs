@@ -61,7 +61,7 @@ const SPINS: u32 = 200;
 ///         recovery.mark_consistent()?;
 ///     }
 /// }
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_sem::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct MutexOptions {

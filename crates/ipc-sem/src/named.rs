@@ -24,14 +24,14 @@ pub const SEM_VALUE_MAX: u32 = i32::MAX as u32;
 /// shared region (initial value, bound).
 ///
 /// ```
-/// use ipc_core::IpcName;
+/// use ipc_sem::IpcName;
 /// use ipc_sem::SemaphoreOptions;
 ///
 /// let name = IpcName::unique("doc-slots")?;
 /// let slots = SemaphoreOptions::new().initial(4).create(&name)?;
 /// let _permit = slots.acquire()?; // posted back when dropped
 /// assert_eq!(slots.value()?, 3);
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_sem::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct SemaphoreOptions {

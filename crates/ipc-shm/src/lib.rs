@@ -8,7 +8,7 @@
 //! half-initialised by a crashed creator looks like garbage. This crate handles those.
 //!
 //! ```
-//! use ipc_core::IpcName;
+//! use ipc_shm::IpcName;
 //! use ipc_shm::{Layout, ShmOptions};
 //!
 //! const COUNTERS: Layout = Layout::new(0x434f_554e_5445_5253, 1); // "COUNTERS"
@@ -25,7 +25,7 @@
 //! let hits = peer.atomic_u64(peer.data_offset() + 8)?;
 //! hits.fetch_add(start, std::sync::atomic::Ordering::Relaxed);
 //! assert_eq!(owner.atomic_u64(owner.data_offset() + 8)?.load(std::sync::atomic::Ordering::Relaxed), 1000);
-//! # Ok::<(), ipc_core::Error>(())
+//! # Ok::<(), ipc_shm::Error>(())
 //! ```
 //!
 //! # Channels
@@ -37,7 +37,7 @@
 //! [`Consumer::borrow`]):
 //!
 //! ```
-//! use ipc_core::IpcName;
+//! use ipc_shm::IpcName;
 //! use ipc_shm::{ChannelOptions, WaitStrategy};
 //!
 //! let name = IpcName::unique("doc-channel")?;
@@ -58,7 +58,7 @@
 //! assert_eq!(&buf[..n], b"hello");
 //! let message = consumer.borrow()?; // read in place, released on drop
 //! assert_eq!(message.read::<u64>(0)?, 42);
-//! # Ok::<(), ipc_core::Error>(())
+//! # Ok::<(), ipc_shm::Error>(())
 //! ```
 //!
 //! [`WaitStrategy`] picks how a side waits for the other: busy polling (lowest latency, a
@@ -116,6 +116,6 @@ pub use segment::{MemfdOptions, ReceiveOptions, Seals, SharedMemory, ShmOptions}
 pub use stale::{remove_stale_segments, stale_segments};
 
 pub use ipc_core::{
-    CreationMode, Error, IpcName, MessageReceiver, MessageSender, Permissions, Result,
+    Access, CreationMode, Error, IpcName, MessageReceiver, MessageSender, Permissions, Result,
     SharedRegion, ShmSafe,
 };

@@ -31,7 +31,7 @@ pub enum Disposition {
 ///     ipc_signal::raise(Signal::USR1)?; // discarded
 /// }
 /// // The previous disposition (here the default, which terminates) is back.
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_signal::Error>(())
 /// ```
 ///
 /// # Errors

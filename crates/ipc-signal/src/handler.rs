@@ -35,7 +35,7 @@ use crate::{Signal, sys};
 /// ipc_signal::raise(Signal::USR1)?;
 /// assert_eq!(receiver.recv_timeout(Duration::from_secs(5))?, Signal::USR1);
 /// assert!(receiver.try_recv().unwrap_err().is_would_block());
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_signal::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct SignalReceiver {
@@ -165,7 +165,7 @@ impl Drop for SignalReceiver {
 /// let (flag, _registration) = ipc_signal::flag(Signal::USR2)?;
 /// ipc_signal::raise(Signal::USR2)?;
 /// assert!(flag.load(Ordering::SeqCst));
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_signal::Error>(())
 /// ```
 ///
 /// # Errors

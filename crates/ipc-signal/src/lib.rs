@@ -12,7 +12,7 @@
 //! ipc_signal::raise(rt)?; // to this thread; `queue(pid, rt, value)` carries a payload
 //! let info = fd.recv_timeout(Duration::from_secs(5))?;
 //! assert_eq!((info.signal, info.pid), (rt, std::process::id()));
-//! # Ok::<(), ipc_core::Error>(())
+//! # Ok::<(), ipc_signal::Error>(())
 //! ```
 //!
 //! # Which tool
@@ -58,4 +58,4 @@ pub use shutdown::{Shutdown, ShutdownOptions, ShutdownToken};
 pub use signal::{MaskGuard, Signal, SignalSet};
 pub use signalfd::{SignalFd, SignalInfo};
 
-pub use ipc_core::{Error, Result};
+pub use ipc_core::{Deadline, Error, Result};

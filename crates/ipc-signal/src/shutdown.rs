@@ -97,7 +97,7 @@ impl ShutdownOptions {
 /// ipc_signal::raise(Signal::USR2)?;
 /// assert_eq!(shutdown.wait_timeout(Duration::from_secs(5))?, Signal::USR2);
 /// assert!(shutdown.token().is_requested());
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_signal::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct Shutdown {

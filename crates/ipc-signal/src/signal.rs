@@ -15,7 +15,7 @@ use crate::sys;
 /// let rt = Signal::realtime(2)?;
 /// assert!(rt.is_realtime());
 /// assert_eq!(rt.to_string(), "SIGRTMIN+2");
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_signal::Error>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Signal(libc::c_int);

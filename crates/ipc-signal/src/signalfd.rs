@@ -53,7 +53,7 @@ impl SignalInfo {
 /// let info = fd.recv_timeout(Duration::from_secs(5))?;
 /// assert_eq!(info.signal, rt);
 /// assert_eq!(info.pid, std::process::id());
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_signal::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct SignalFd {

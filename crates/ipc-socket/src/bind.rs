@@ -33,14 +33,14 @@ pub enum StalePolicy {
 /// do with a stale one, the listen backlog, and which users may connect.
 ///
 /// ```no_run
-/// use ipc_core::{Access, Permissions};
+/// use ipc_socket::{Access, Permissions};
 /// use ipc_socket::{ListenerOptions, UnixAddr};
 ///
 /// let listener = ListenerOptions::new()
 ///     .permissions(Permissions::owner_only().group(Access::ReadWrite))
 ///     .allow_uids([1000, 1001])
 ///     .bind_stream(&UnixAddr::path("/run/app/app.sock"))?;
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_socket::Error>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct ListenerOptions {

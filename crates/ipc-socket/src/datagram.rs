@@ -33,7 +33,7 @@ use crate::{PeerCredentials, UnixAddr, UnixSocketExt};
 /// let (n, sender) = b.recv_with_credentials(&mut buf)?;
 /// assert_eq!(&buf[..n], b"ping");
 /// assert_eq!(sender.map(|c| c.pid), Some(std::process::id()));
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_socket::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct Datagram {

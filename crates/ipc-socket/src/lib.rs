@@ -18,7 +18,7 @@
 //!
 //! let client = Seqpacket::connect(&addr)?;
 //! let (server, peer) = listener.accept()?;
-//! assert_eq!(peer.uid, nix::unistd::geteuid().as_raw());
+//! assert_eq!(peer.pid, std::process::id()); // who is on the other end
 //!
 //! // Whole messages, with an open file riding along.
 //! let file = std::fs::File::open("/dev/null")?;
@@ -98,6 +98,6 @@ pub use server::Server;
 pub use stream::{StreamListener, connect_stream, connect_stream_timeout};
 
 pub use ipc_core::{
-    Deadline, Error, FramedReader, FramedWriter, MessageReceiver, MessageSender, Permissions,
-    Result,
+    Access, Deadline, Error, FramedReader, FramedWriter, MessageReceiver, MessageSender,
+    Permissions, Result,
 };

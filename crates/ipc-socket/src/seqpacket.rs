@@ -23,7 +23,7 @@ use crate::{PeerCredentials, UnixAddr, UnixSocketExt};
 /// let mut buf = [0u8; 64];
 /// let n = b.recv(&mut buf)?;
 /// assert_eq!(&buf[..n], b"request");
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_socket::Error>(())
 /// ```
 ///
 /// Messages are at most [`max_message_size`](Seqpacket::max_message_size) bytes (64 KiB

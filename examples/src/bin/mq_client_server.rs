@@ -18,9 +18,8 @@ use std::collections::HashMap;
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
-use ipc_core::{IpcName, ShmSafe};
 use ipc_examples::spawn_self;
-use ipc_mq::{Direction, MessageQueue, QueueOptions};
+use ipc_mq::{Direction, IpcName, MessageQueue, QueueOptions, ShmSafe};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 

@@ -14,9 +14,8 @@ use std::collections::HashMap;
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
-use ipc_core::{Deadline, IpcName, ShmSafe};
 use ipc_examples::spawn_self;
-use ipc_mq::{Direction, QueueOptions};
+use ipc_mq::{Deadline, Direction, IpcName, QueueOptions, ShmSafe};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 

@@ -15,9 +15,8 @@
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
-use ipc_core::IpcName;
 use ipc_examples::spawn_self;
-use ipc_sem::{Locked, MutexOptions, RobustMutex, SemaphoreOptions};
+use ipc_sem::{IpcName, Locked, MutexOptions, RobustMutex, SemaphoreOptions};
 use ipc_shm::{SharedMemory, ShmOptions};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;

@@ -12,9 +12,8 @@
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use ipc_core::IpcName;
 use ipc_examples::spawn_self;
-use ipc_shm::{ChannelOptions, WaitStrategy};
+use ipc_shm::{ChannelOptions, IpcName, WaitStrategy};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 

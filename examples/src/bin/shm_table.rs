@@ -16,9 +16,8 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{ExitCode, Stdio};
 
-use ipc_core::IpcName;
 use ipc_examples::spawn_self;
-use ipc_shm::{Layout, MemfdOptions, Seals, SharedMemory, ShmOptions, ShmSafe};
+use ipc_shm::{IpcName, Layout, MemfdOptions, Seals, SharedMemory, ShmOptions, ShmSafe};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -77,7 +76,7 @@ fn quotes() -> [Quote; ROWS] {
     })
 }
 
-fn write_table(segment: &SharedMemory) -> ipc_core::Result<()> {
+fn write_table(segment: &SharedMemory) -> ipc_shm::Result<()> {
     let base = segment.data_offset();
     for (i, quote) in quotes().iter().enumerate() {
         segment.write(base + i * std::mem::size_of::<Quote>(), quote)?;

@@ -16,9 +16,8 @@ use std::os::fd::AsFd;
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
-use ipc_core::IpcName;
 use ipc_examples::spawn_self;
-use ipc_mq::{Direction, QueueOptions};
+use ipc_mq::{Direction, IpcName, QueueOptions};
 use ipc_sem::SemaphoreOptions;
 use ipc_signal::{Process, ShutdownOptions, Termination};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};

@@ -17,7 +17,7 @@ use super::ring::WaitStrategy;
 /// named segment, and how long opening waits for the creator.
 ///
 /// ```
-/// use ipc_core::IpcName;
+/// use ipc_shm::IpcName;
 /// use ipc_shm::ChannelOptions;
 ///
 /// let name = IpcName::unique("doc-channel")?;
@@ -28,7 +28,7 @@ use super::ring::WaitStrategy;
 /// let mut buf = [0u8; 4096];
 /// let n = consumer.recv(&mut buf)?;
 /// assert_eq!(&buf[..n], b"tick");
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_shm::Error>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct ChannelOptions {

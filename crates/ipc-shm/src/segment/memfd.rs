@@ -23,7 +23,7 @@ use crate::header::{self, Layout};
 /// let segment = MemfdOptions::new(4096).seals(Seals::default().with(Seals::FUTURE_WRITE)).create()?;
 /// segment.write_at(0, b"still writable here")?;
 /// assert!(segment.seals()?.contains(Seals::FUTURE_WRITE));
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_shm::Error>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct MemfdOptions {

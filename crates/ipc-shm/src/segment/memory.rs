@@ -67,7 +67,7 @@ impl Unlink for SegmentName {
 /// ```
 /// use ipc_shm::{ShmOptions, SharedMemory};
 ///
-/// let name = ipc_core::IpcName::unique("doc-segment")?;
+/// let name = ipc_shm::IpcName::unique("doc-segment")?;
 /// let segment = ShmOptions::new().size(4096).create(&name)?;
 /// segment.write_at(0, b"hello")?;
 ///
@@ -76,7 +76,7 @@ impl Unlink for SegmentName {
 /// other.read_at(0, &mut buf)?;
 /// assert_eq!(&buf, b"hello");
 /// drop(segment); // the creator removes the name
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_shm::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct SharedMemory {

@@ -24,7 +24,7 @@ use crate::header::{self, HEADER_LEN, Layout};
 ///
 /// ```
 /// use std::time::Duration;
-/// use ipc_core::{Access, IpcName, Permissions};
+/// use ipc_shm::{Access, IpcName, Permissions};
 /// use ipc_shm::{Layout, ShmOptions};
 ///
 /// const TABLE: Layout = Layout::new(u64::from_le_bytes(*b"PRICES\0\0"), 3);
@@ -39,7 +39,7 @@ use crate::header::{self, HEADER_LEN, Layout};
 /// let mut row = [0u8; 5];
 /// reader.read_at(reader.data_offset(), &mut row)?;
 /// assert_eq!(&row, b"row 1");
-/// # Ok::<(), ipc_core::Error>(())
+/// # Ok::<(), ipc_shm::Error>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct ShmOptions {
