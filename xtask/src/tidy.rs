@@ -54,6 +54,7 @@ pub fn run_checks() -> Result<(), String> {
         if file.extension().is_some_and(|e| e == "rs") {
             if is_published_source(relative) {
                 check_no_nix_in_public_signatures(relative, &text, &mut problems);
+                check_doc_examples_use_their_crate(relative, &text, &mut problems);
             }
             check_unsafe_allowances(relative, &text, &mut problems);
             if is_test_file(relative) {
@@ -208,6 +209,48 @@ fn check_no_sleep(file: &Path, text: &str, problems: &mut Vec<String>) {
         if line.contains("thread::sleep(") && !line.trim_start().starts_with("//") {
             problems.push(format!(
                 "{}:{}: a test sleeps (wait for the condition with ipc_testkit::wait_until)",
+                file.display(),
+                number + 1
+            ));
+        }
+    }
+}
+
+/// A mechanism crate's doc examples are copied by users who depend on that crate alone:
+/// they import from it (its re-exports), never from `ipc_core` or `nix`. Intra-doc links
+/// to `ipc_core` items are fine.
+fn check_doc_examples_use_their_crate(file: &Path, text: &str, problems: &mut Vec<String>) {
+    if file.starts_with("crates/ipc-core") {
+        return;
+    }
+    let (mut in_block, mut in_example) = (false, false);
+    for (number, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(doc) = trimmed
+            .strip_prefix("///")
+            .or_else(|| trimmed.strip_prefix("//!"))
+        else {
+            (in_block, in_example) = (false, false);
+            continue;
+        };
+        if let Some(info) = doc.trim_start().strip_prefix("```") {
+            // A fence opens a block, an example unless it is marked as plain text, or
+            // closes the open one.
+            in_block = !in_block;
+            in_example = in_block && info.trim() != "text";
+            continue;
+        }
+        let names_crate = |krate: &str| {
+            doc.match_indices(krate).any(|(at, _)| {
+                !doc[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_')
+            })
+        };
+        if in_example && (names_crate("ipc_core") || names_crate("nix::")) {
+            problems.push(format!(
+                "{}:{}: a doc example reaches outside its crate (use the crate's re-exports)",
                 file.display(),
                 number + 1
             ));
@@ -391,6 +434,37 @@ mod tests {
             .map(|p| p.split(':').nth(1).unwrap_or(""))
             .collect();
         assert_eq!(lines, ["2", "3", "12"], "{problems:?}");
+    }
+
+    #[test]
+    fn a_doc_example_importing_ipc_core_is_reported_and_a_link_is_not() {
+        let file = Path::new("crates/ipc-mq/src/queue.rs");
+        let text = "/// ```\n\
+                    /// use ipc_core::IpcName;\n\
+                    /// # Ok::<(), ipc_core::Error>(())\n\
+                    /// ```\n\
+                    /// A [`ShmSafe`](ipc_core::ShmSafe) value.\n\
+                    /// ```\n\
+                    /// use ipc_mq::IpcName;\n\
+                    /// let me = nix::unistd::getpid();\n\
+                    /// ```\n\
+                    /// ```text\n\
+                    /// 16 claim (ipc_core::internal::ThreadIdentity)\n\
+                    /// ```\n\
+                    /// ```\n\
+                    /// use std::os::unix::net::UnixStream;\n\
+                    /// ```\n\
+                    //! prose naming ipc_core::internal\n";
+        let mut problems = Vec::new();
+        check_doc_examples_use_their_crate(file, text, &mut problems);
+        let lines: Vec<&str> = problems
+            .iter()
+            .map(|p| p.split(':').nth(1).unwrap_or(""))
+            .collect();
+        assert_eq!(lines, ["2", "3", "8"], "{problems:?}");
+        let mut core = Vec::new();
+        check_doc_examples_use_their_crate(Path::new("crates/ipc-core/src/a.rs"), text, &mut core);
+        assert!(core.is_empty());
     }
 
     #[test]
