@@ -317,7 +317,7 @@ impl Fifo {
     /// # Errors
     ///
     /// `NotFound` if it is already gone or the path leads elsewhere.
-    pub fn unlink(mut self) -> Result<()> {
+    pub fn unlink(&mut self) -> Result<()> {
         self.owner.unlink()
     }
 

@@ -255,12 +255,15 @@ impl UndoSemaphore {
         self.set.persist();
     }
 
-    /// Removes the set now: every process using it gets a peer-gone error.
+    /// Removes the set now (`semctl(IPC_RMID)`; named `unlink` like every named object's
+    /// removal in this toolkit): every process using it gets a peer-gone error.
     ///
     /// # Errors
     ///
     /// The error of `semctl(IPC_RMID)`.
-    pub fn remove(&mut self) -> Result<()> {
+    #[doc(alias = "remove")]
+    #[doc(alias = "IPC_RMID")]
+    pub fn unlink(&mut self) -> Result<()> {
         self.set.unlink()
     }
 
@@ -411,7 +414,8 @@ impl StaleUndoSet {
     ///
     /// The error of `semctl(IPC_RMID)` (a set removed meanwhile by someone else is not an
     /// error).
-    pub fn remove(&self) -> Result<()> {
+    #[doc(alias = "remove")]
+    pub fn unlink(&self) -> Result<()> {
         match sys::sem_remove(self.id) {
             Ok(()) => Ok(()),
             Err(e) if matches!(e.raw_os_error(), Some(libc::EIDRM | libc::EINVAL)) => Ok(()),
@@ -487,10 +491,10 @@ fn stale_set(key: i32, id: libc::c_int) -> Option<StaleUndoSet> {
 ///
 /// # Errors
 ///
-/// As [`stale_undo_sets`] and [`StaleUndoSet::remove`].
+/// As [`stale_undo_sets`] and [`StaleUndoSet::unlink`].
 pub fn remove_stale_undo_sets() -> Result<Vec<StaleUndoSet>> {
     let stale = stale_undo_sets()?;
-    stale.iter().try_for_each(StaleUndoSet::remove)?;
+    stale.iter().try_for_each(StaleUndoSet::unlink)?;
     Ok(stale)
 }
 

@@ -163,7 +163,7 @@ fn ipc_clean_finds_the_semaphore_sets_of_crashed_creators() {
     let stdout = ipc_clean_dry_run();
     let expected = format!("would remove System V semaphore set {} ", set.id());
     assert!(stdout.lines().any(|l| l.starts_with(&expected)), "{stdout}");
-    set.remove().unwrap();
+    set.unlink().unwrap();
 }
 
 /// Runs `ipc-clean --dry-run` (a dry run, so that a concurrent test's objects are never at

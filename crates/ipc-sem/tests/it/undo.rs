@@ -116,7 +116,7 @@ fn the_creator_removes_it_and_waiters_learn_of_it() {
         libc::semctl(sem.id(), 0, libc::GETNCNT) >= 1
     })
     .expect("the waiter never waited");
-    sem.remove().unwrap();
+    sem.unlink().unwrap();
     assert_eq!(waiter.recv().unwrap(), "gone");
     waiter.wait_success().unwrap();
     let err = SemaphoreOptions::new().open_undo(&name).unwrap_err();
@@ -234,7 +234,7 @@ fn a_set_whose_creator_crashed_is_found_and_removed() {
     let found = find_stale(id).expect("the crashed creator's set is stale");
     assert_eq!(found.creator_pid(), creator);
     // Only this set: a sweep of all would race with other tests' crashed creators.
-    found.remove().unwrap();
+    found.unlink().unwrap();
     assert_eq!(find_stale(id), None);
     let err = SemaphoreOptions::new().open_undo(&name).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
@@ -248,7 +248,7 @@ fn persisted_used_and_live_sets_are_not_stale() {
     let (id, _) = crashed_creator(&persisted, true);
     assert_eq!(find_stale(id), None);
     let mut handle = SemaphoreOptions::new().open_undo(&persisted).unwrap();
-    handle.remove().unwrap();
+    handle.unlink().unwrap();
 
     // The creator crashed, but a survivor (this process) still posts to it.
     let used = guard.name("undo-used");
@@ -256,7 +256,7 @@ fn persisted_used_and_live_sets_are_not_stale() {
     let mut handle = SemaphoreOptions::new().open_undo(&used).unwrap();
     handle.post().unwrap();
     assert_eq!(find_stale(id), None);
-    handle.remove().unwrap();
+    handle.unlink().unwrap();
 
     // The creator is alive.
     let live = SemaphoreOptions::new()
@@ -285,5 +285,5 @@ fn a_set_with_a_live_waiter_is_not_stale() {
     handle.post().unwrap();
     assert_eq!(waiter.recv().unwrap(), "ok");
     waiter.wait_success().unwrap();
-    handle.remove().unwrap();
+    handle.unlink().unwrap();
 }
