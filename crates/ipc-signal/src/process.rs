@@ -162,13 +162,12 @@ impl Process {
         const LONGEST_SLICE: Duration = Duration::from_millis(20);
         let mut slice = Duration::from_millis(1);
         while !self.is_stopped()? {
-            let Some(left) = deadline.remaining().map_or(Some(slice), |left| {
-                (!left.is_zero()).then(|| left.min(slice))
-            }) else {
+            if deadline.has_expired() {
                 return Err(
                     Error::timed_out("wait_stopped").with_subject(format!("pid {}", self.pid))
                 );
-            };
+            }
+            let left = deadline.remaining().map_or(slice, |left| left.min(slice));
             // Readable means exited: the next look reports it.
             match ipc_core::internal::poll_fd(
                 &self.pidfd,
