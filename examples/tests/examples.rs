@@ -83,7 +83,7 @@ fn fifo_client_without_a_server_fails_cleanly() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("lstat") && stderr.contains("No such file"),
+        stderr.contains("lstat") && stderr.contains("FifoOptions::timeout"),
         "{stderr}"
     );
 }

@@ -185,6 +185,38 @@ impl Deadline {
     }
 }
 
+/// Growing pauses for a wait with no event to block on (a name that does not exist yet, a
+/// creator still initialising, a full Unix backlog): 50 µs, doubling up to a cap, never
+/// past the deadline.
+#[derive(Debug)]
+pub struct Backoff {
+    pause: Duration,
+    cap: Duration,
+}
+
+impl Backoff {
+    /// Pauses that grow from 50 µs to `cap`.
+    pub fn new(cap: Duration) -> Backoff {
+        Backoff {
+            pause: Duration::from_micros(50).min(cap),
+            cap,
+        }
+    }
+
+    /// Sleeps for the next pause, cut short at `deadline`, and returns true; returns false
+    /// at once if `deadline` has passed.
+    pub fn pause(&mut self, deadline: Deadline) -> bool {
+        let pause = match deadline.remaining() {
+            Some(left) if left.is_zero() => return false,
+            Some(left) => self.pause.min(left),
+            None => self.pause,
+        };
+        std::thread::sleep(pause);
+        self.pause = (self.pause * 2).min(self.cap);
+        true
+    }
+}
+
 /// Runs `attempt` until it returns anything but an `EINTR` error: [`Deadline::retry`] with
 /// [`Deadline::NEVER`], for calls that do not block or have no deadline.
 ///

@@ -3,8 +3,14 @@
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
 
-use crate::{Error, Result};
+use crate::deadline::Backoff;
+use crate::{Deadline, Error, Result};
+
+/// How long opening a named object waits by default, for its name to appear and for its
+/// creator to finish setting it up.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A named object as the kernel knows it: the device and inode behind its name. Two opens
 /// of a name reach the same object exactly when their identities are equal.
@@ -72,6 +78,47 @@ pub fn unlink_if_ours(
     unlink()
 }
 
+/// Runs `open` until the name it opens exists or `deadline` (`timeout` from the start)
+/// passes: an open with a timeout waits for a creator that has not started yet. Any other
+/// outcome of `open` is returned as it is.
+///
+/// # Errors
+///
+/// `NotFound` once the deadline has passed, saying that no `what` ("queue of this name")
+/// appeared within `timeout` and which `option` ("QueueOptions::timeout") sets it; with a
+/// zero timeout, `open`'s own `NotFound`.
+pub fn await_name<T>(
+    what: &str,
+    option: &str,
+    timeout: Duration,
+    deadline: Deadline,
+    mut open: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let mut backoff = Backoff::new(Duration::from_millis(5));
+    loop {
+        match open() {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                if backoff.pause(deadline) {
+                    continue;
+                }
+                if timeout.is_zero() {
+                    return Err(err);
+                }
+                let late = Error::new(
+                    err.op(),
+                    io::ErrorKind::NotFound,
+                    format!("no {what} appeared within {timeout:?} ({option})"),
+                );
+                return Err(match err.subject() {
+                    Some(subject) => late.with_subject(subject),
+                    None => late,
+                });
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// Refuses an object owned by a user other than this process's effective user, unless
 /// `accept` (the `accept_other_owner` option of `options`, such as `"QueueOptions"`): its
 /// owner decides who else may use it, so it is trusted only when the caller says so.
@@ -102,7 +149,8 @@ pub fn check_owner(
 }
 
 /// The setters every named kind's options share, so that they read and behave alike:
-/// `creation_mode`, `permissions` and `accept_other_owner`, on fields of those names.
+/// `creation_mode`, `permissions`, `accept_other_owner` and `timeout`, on fields of those
+/// names (`mode` for the creation mode).
 /// `$noun` names the object in the docs ("queue").
 #[doc(hidden)]
 #[macro_export]
@@ -139,6 +187,18 @@ macro_rules! named_object_setters {
             self.accept_other_owner = accept;
             self
         }
+
+        #[doc = concat!(
+            "How long opening waits for the ", $noun, ": for its name to appear (its ",
+            "creator may not have started yet) and for its creator to finish setting it up; ",
+            "5 s by default. Zero opens only a ", $noun, " that is there and ready, and ",
+            "fails with `NotFound` at once otherwise."
+        )]
+        #[must_use]
+        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.timeout = timeout;
+            self
+        }
     };
 }
 
@@ -164,6 +224,55 @@ mod tests {
             .unwrap();
         }
         assert_eq!(removed, 2);
+    }
+
+    #[test]
+    fn an_open_waits_for_its_name_until_the_deadline() {
+        let not_found = || Error::new("mq_open", io::ErrorKind::NotFound, "no such queue");
+        let mut tries = 0;
+        let found = await_name(
+            "queue of this name",
+            "QueueOptions::timeout",
+            OPEN_TIMEOUT,
+            Deadline::NEVER,
+            || {
+                tries += 1;
+                if tries < 3 {
+                    Err(not_found().with_subject("/q"))
+                } else {
+                    Ok(tries)
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(found, 3);
+
+        let timeout = Duration::from_millis(20);
+        let start = std::time::Instant::now();
+        let err = await_name(
+            "queue of this name",
+            "QueueOptions::timeout",
+            timeout,
+            Deadline::after(timeout),
+            || Err::<(), _>(not_found().with_subject("/q")),
+        )
+        .unwrap_err();
+        assert!(start.elapsed() >= timeout);
+        assert_eq!(
+            (err.kind(), err.op(), err.subject()),
+            (io::ErrorKind::NotFound, "mq_open", Some("/q"))
+        );
+        assert!(err.to_string().contains("QueueOptions::timeout"), "{err}");
+
+        let err = await_name(
+            "queue of this name",
+            "QueueOptions::timeout",
+            Duration::ZERO,
+            Deadline::after(Duration::ZERO),
+            || Err::<(), _>(not_found()),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no such queue"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use ipc_core::internal::{ObjectId, Wait, unlink_if_ours};
+use ipc_core::internal::{ObjectId, Wait, await_name, unlink_if_ours};
 use ipc_core::{
     Clock, CreationMode, Deadline, Error, IpcName, Limit, MessageReceiver, MessageSender,
     OpenIntent, Permissions, Result, ShmSafe, Unlink, UnlinkOnDrop,
@@ -54,7 +54,7 @@ impl Direction {
 /// assert_eq!((&buf[..len], priority), (&b"urgent"[..], 9)); // highest priority first
 /// # Ok::<(), ipc_mq::Error>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct QueueOptions {
     capacity: Option<usize>,
     max_message: Option<usize>,
@@ -62,13 +62,28 @@ pub struct QueueOptions {
     permissions: Permissions,
     nonblocking: bool,
     accept_other_owner: bool,
+    timeout: Duration,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            capacity: None,
+            max_message: None,
+            mode: CreationMode::default(),
+            permissions: Permissions::default(),
+            nonblocking: false,
+            accept_other_owner: false,
+            timeout: ipc_core::internal::OPEN_TIMEOUT,
+        }
+    }
 }
 
 impl QueueOptions {
     ipc_core::named_object_setters!("queue");
 
     /// The system's default capacity and message size, exclusive creation, owner-only
-    /// permissions, blocking.
+    /// permissions, blocking; opening waits up to 5 s for the queue to appear.
     pub fn new() -> Self {
         Self::default()
     }
@@ -149,16 +164,25 @@ impl QueueOptions {
         MessageQueue::new(fd, name, opened.created)
     }
 
-    /// Opens the existing queue `name` to use as `direction` says.
+    /// Opens the existing queue `name` to use as `direction` says, waiting up to the
+    /// [`timeout`](QueueOptions::timeout) for a creator that has not made it yet.
     ///
     /// # Errors
     ///
-    /// `NotFound` if there is none; `PermissionDenied` if this user may not use it that
+    /// `NotFound` if none appeared in time; `PermissionDenied` if this user may not use it that
     /// way, or it belongs to another user (unless accepted); the errors of `mq_open`.
     pub fn open(&self, name: &IpcName, direction: Direction) -> Result<MessageQueue> {
         let limits = SystemLimits::read()?;
-        let fd = sys::mq_open(name.as_cstr(), self.flags(direction), 0, 0, 0)
-            .map_err(|e| open_error(e, name, &limits))?;
+        let fd = await_name(
+            "queue of this name",
+            "QueueOptions::timeout",
+            self.timeout,
+            Deadline::after(self.timeout),
+            || {
+                sys::mq_open(name.as_cstr(), self.flags(direction), 0, 0, 0)
+                    .map_err(|e| open_error(e, name, &limits))
+            },
+        )?;
         check_owner(&fd, name, self.accept_other_owner)?;
         MessageQueue::new(fd, name, false)
     }

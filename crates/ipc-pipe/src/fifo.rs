@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipc_core::internal::{ObjectId, check_owner, unlink_if_ours};
+use ipc_core::internal::{ObjectId, await_name, check_owner, unlink_if_ours};
 use ipc_core::{
     CreationMode, Deadline, Error, OpenIntent, Permissions, Result, Unlink, UnlinkOnDrop,
 };
@@ -38,31 +38,53 @@ use crate::{PipeReader, PipeWriter};
 /// # std::fs::remove_dir(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct FifoOptions {
     permissions: Permissions,
     mode: CreationMode,
     accept_other_owner: bool,
+    timeout: Duration,
+}
+
+impl Default for FifoOptions {
+    fn default() -> Self {
+        FifoOptions {
+            permissions: Permissions::default(),
+            mode: CreationMode::default(),
+            accept_other_owner: false,
+            timeout: ipc_core::internal::OPEN_TIMEOUT,
+        }
+    }
 }
 
 impl FifoOptions {
     ipc_core::named_object_setters!("FIFO");
 
-    /// Owner-only permissions, exclusive creation.
+    /// Owner-only permissions, exclusive creation; opening waits up to 5 s for the FIFO to
+    /// appear.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Refers to an existing FIFO at `path`, without owning it.
+    /// Refers to an existing FIFO at `path`, without owning it, waiting up to the
+    /// [`timeout`](FifoOptions::timeout) for a creator that has not made it yet.
     ///
     /// # Errors
     ///
-    /// `NotFound`; `InvalidInput` if the path is a symbolic link or not a FIFO;
+    /// `NotFound` if none appeared in time; `InvalidInput` if the path is a symbolic link or not a FIFO;
     /// `PermissionDenied` if another user owns it, unless
     /// [`accept_other_owner`](FifoOptions::accept_other_owner).
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Fifo> {
+        let path = path.as_ref();
+        let id = await_name(
+            "FIFO at this path",
+            "FifoOptions::timeout",
+            self.timeout,
+            Deadline::after(self.timeout),
+            || FifoId::check(path, self.accept_other_owner),
+        )?;
         Ok(Fifo {
-            owner: UnlinkOnDrop::not_owned(FifoId::check(path.as_ref(), self.accept_other_owner)?),
+            owner: UnlinkOnDrop::not_owned(id),
         })
     }
 

@@ -14,7 +14,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ipc_core::internal::ThreadIdentity;
+use ipc_core::internal::{Backoff, ThreadIdentity};
 use ipc_core::{Deadline, Error, Result, SharedRegion};
 
 use crate::sys::Block;
@@ -93,6 +93,7 @@ pub(crate) fn wait_ready<R: SharedRegion>(
     op: &'static str,
 ) -> Result<()> {
     let deadline = Deadline::after(timeout);
+    let mut backoff = Backoff::new(Duration::from_millis(5));
     loop {
         match block.word(STATE).load(Ordering::Acquire) {
             READY => {
@@ -117,14 +118,13 @@ pub(crate) fn wait_ready<R: SharedRegion>(
                         ),
                     ));
                 }
-                if deadline.has_expired() {
+                if !backoff.pause(deadline) {
                     return Err(Error::new(
                         op,
                         io::ErrorKind::TimedOut,
                         format!("no {what} was initialised in the block in time"),
                     ));
                 }
-                std::thread::sleep(Duration::from_millis(1));
             }
             other => return Err(Error::corrupted(op, format!("a block state of {other:#x}"))),
         }

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ipc_core::internal::{ObjectId, unlink_if_ours};
+use ipc_core::internal::{ObjectId, await_name, unlink_if_ours};
 use ipc_core::{
-    CreationMode, Error, IpcName, Limit, OpenIntent, Permissions, Result, Unlink, UnlinkOnDrop,
+    CreationMode, Deadline, Error, IpcName, Limit, OpenIntent, Permissions, Result, Unlink,
+    UnlinkOnDrop,
 };
 
 use crate::permit::{Release, Sealed};
@@ -33,7 +34,7 @@ pub const SEM_VALUE_MAX: u32 = i32::MAX as u32;
 /// assert_eq!(slots.value()?, 3);
 /// # Ok::<(), ipc_sem::Error>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct SemaphoreOptions {
     /// `None`: the default, 0, or 1 for a binary semaphore.
     initial: Option<u32>,
@@ -41,7 +42,20 @@ pub struct SemaphoreOptions {
     mode: CreationMode,
     permissions: Permissions,
     accept_other_owner: bool,
-    timeout: Option<Duration>,
+    timeout: Duration,
+}
+
+impl Default for SemaphoreOptions {
+    fn default() -> Self {
+        SemaphoreOptions {
+            initial: None,
+            max: None,
+            mode: CreationMode::default(),
+            permissions: Permissions::default(),
+            accept_other_owner: false,
+            timeout: ipc_core::internal::OPEN_TIMEOUT,
+        }
+    }
 }
 
 impl SemaphoreOptions {
@@ -83,15 +97,6 @@ impl SemaphoreOptions {
         self.max(1)
     }
 
-    /// How long [`open_in`](SemaphoreOptions::open_in) and
-    /// [`open_undo`](SemaphoreOptions::open_undo) wait for another process to initialise
-    /// the semaphore (default 5 s).
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
     pub(crate) fn bound(&self) -> Option<u32> {
         self.max
     }
@@ -114,7 +119,7 @@ impl SemaphoreOptions {
     }
 
     pub(crate) fn open_timeout(&self) -> Duration {
-        self.timeout.unwrap_or(Duration::from_secs(5))
+        self.timeout
     }
 
     /// Checks the initial value against the bound.
@@ -188,9 +193,21 @@ impl SemaphoreOptions {
     pub fn open(&self, name: &IpcName) -> Result<NamedSemaphore> {
         self.check_values("sem_open")
             .map_err(|e| e.with_subject(name.as_str()))?;
-        let sem = sys::NamedSem::open(name.as_cstr(), OpenIntent::OpenExisting.flags(), 0, 0)
-            .map_err(|e| e.with_op("sem_open").with_subject(name.as_str()))?;
-        let file = SemFile::find(&sem, name, false)?;
+        let deadline = Deadline::after(self.timeout);
+        let (sem, file) = await_name(
+            "semaphore of this name",
+            "SemaphoreOptions::timeout",
+            self.timeout,
+            deadline,
+            || {
+                let sem =
+                    sys::NamedSem::open(name.as_cstr(), OpenIntent::OpenExisting.flags(), 0, 0)
+                        .map_err(|e| e.with_op("sem_open").with_subject(name.as_str()))?;
+                // A name replaced meanwhile is also `NotFound`: its successor is waited for.
+                let file = SemFile::find(&sem, name, false)?;
+                Ok((sem, file))
+            },
+        )?;
         file.check_owner(name, self.accept_other_owner)?;
         Ok(NamedSemaphore::new(sem, file, name, self.max, false))
     }

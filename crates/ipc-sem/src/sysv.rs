@@ -3,6 +3,7 @@
 use std::io;
 use std::time::Duration;
 
+use ipc_core::internal::{Backoff, await_name};
 use ipc_core::{Deadline, Error, IpcName, Limit, OpenIntent, Result, Unlink, UnlinkOnDrop};
 
 use crate::SemaphoreOptions;
@@ -96,7 +97,7 @@ impl SemaphoreOptions {
             .map_err(|e| set.err("semctl", e))?;
             Ok(set)
         } else {
-            set.check_existing(self, tag)?;
+            set.check_existing(self, tag, Deadline::after(self.open_timeout()))?;
             Ok(set)
         }
     }
@@ -112,10 +113,16 @@ impl SemaphoreOptions {
     pub fn open_undo(&self, name: &IpcName) -> Result<UndoSemaphore> {
         self.check_undo(name)?;
         let (key, tag) = key_and_tag(name);
-        let id =
-            sys::semget(key, 0, 0).map_err(|e| e.with_op("semget").with_subject(name.as_str()))?;
+        let deadline = Deadline::after(self.open_timeout());
+        let id = await_name(
+            "semaphore set for this name",
+            "SemaphoreOptions::timeout",
+            self.open_timeout(),
+            deadline,
+            || sys::semget(key, 0, 0).map_err(|e| e.with_op("semget").with_subject(name.as_str())),
+        )?;
         let set = UndoSemaphore::new(id, name, false);
-        set.check_existing(self, tag)?;
+        set.check_existing(self, tag, deadline)?;
         Ok(set)
     }
 
@@ -201,7 +208,12 @@ impl UndoSemaphore {
     }
 
     /// Checks the owner of an existing set and waits until its creator has marked it ours.
-    fn check_existing(&self, options: &SemaphoreOptions, tag: libc::c_int) -> Result<()> {
+    fn check_existing(
+        &self,
+        options: &SemaphoreOptions,
+        tag: libc::c_int,
+        deadline: Deadline,
+    ) -> Result<()> {
         let (owner, _mode) = sys::sem_owner(self.id).map_err(|e| self.err("semctl", e))?;
         ipc_core::internal::check_owner(
             "semget",
@@ -210,11 +222,11 @@ impl UndoSemaphore {
             options.accepts_other_owner(),
             "SemaphoreOptions",
         )?;
-        let deadline = Deadline::after(options.open_timeout());
+        let mut backoff = Backoff::new(Duration::from_millis(5));
         loop {
             match sys::sem_get(self.id, TAG, SemGet::Value).map_err(|e| self.err("semctl", e))? {
                 found if found == tag => return Ok(()),
-                0 if !deadline.has_expired() => std::thread::sleep(Duration::from_millis(1)),
+                0 if backoff.pause(deadline) => {}
                 0 => {
                     return Err(Error::new(
                         "semget",

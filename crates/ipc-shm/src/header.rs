@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use ipc_core::internal::Backoff;
 use ipc_core::{Deadline, Error, Result};
 use memmap2::MmapRaw;
 
@@ -74,12 +75,12 @@ pub(crate) fn wait_ready(
 ) -> Result<()> {
     const OP: &str = "open";
     let state = sys::atomic_u32(map, STATE)?;
-    let mut pause = Duration::from_micros(50);
+    let mut backoff = Backoff::new(Duration::from_millis(5));
     loop {
         match u32::from_le(state.load(Ordering::Acquire)) {
             READY => break,
             EMPTY | INITIALISING => {
-                if deadline.has_expired() {
+                if !backoff.pause(deadline) {
                     return Err(Error::new(
                         OP,
                         std::io::ErrorKind::TimedOut,
@@ -87,8 +88,6 @@ pub(crate) fn wait_ready(
                     )
                     .with_subject(subject));
                 }
-                std::thread::sleep(pause.min(deadline.remaining().unwrap_or(pause)));
-                pause = (pause * 2).min(Duration::from_millis(5));
             }
             other => {
                 return Err(Error::corrupted(

@@ -7,8 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use ipc_core::internal::poll_fd;
-use ipc_core::internal::{ObjectId, unlink_if_ours};
+use ipc_core::internal::{Backoff, ObjectId, poll_fd, unlink_if_ours};
 use ipc_core::{Deadline, Error, Permissions, Result};
 use nix::fcntl::{Flock, FlockArg, RenameFlags};
 use nix::poll::PollFlags;
@@ -391,7 +390,7 @@ pub(crate) fn connect(kind: SockType, addr: &UnixAddr, deadline: Deadline) -> Re
     const OP: &str = "connect";
     let sockaddr = addr.to_sockaddr(OP)?;
     let fd = socket(kind, SockFlag::SOCK_NONBLOCK, "socket")?;
-    let mut pause = std::time::Duration::from_micros(100);
+    let mut backoff = Backoff::new(std::time::Duration::from_millis(20));
     loop {
         match nix::sys::socket::connect(fd.as_raw_fd(), &sockaddr) {
             Ok(()) => break,
@@ -399,12 +398,9 @@ pub(crate) fn connect(kind: SockType, addr: &UnixAddr, deadline: Deadline) -> Re
             // A Unix listener whose backlog is full: there is no event to wait for, so try
             // again at growing intervals until the deadline.
             Err(nix::errno::Errno::EAGAIN) => {
-                if deadline.has_expired() {
+                if !backoff.pause(deadline) {
                     return Err(Error::timed_out(OP).with_subject(addr.to_string()));
                 }
-                let left = deadline.remaining().unwrap_or(pause);
-                std::thread::sleep(pause.min(left));
-                pause = (pause * 2).min(std::time::Duration::from_millis(20));
             }
             Err(errno) => return Err(Error::from_errno(OP, errno).with_subject(addr.to_string())),
         }

@@ -19,7 +19,7 @@ use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use ipc_examples::spawn_self;
-use ipc_pipe::{Fifo, FramedReader, FramedWriter, MessageReceiver};
+use ipc_pipe::{Fifo, FifoOptions, FramedReader, FramedWriter, MessageReceiver};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -82,7 +82,10 @@ fn server(path: &Path, clients: usize) -> Result<()> {
 }
 
 fn client(path: &Path, name: &str, events: usize) -> Result<()> {
-    let fifo = Fifo::open(path)?;
+    // Give a server that is still starting a second to make the FIFO.
+    let fifo = FifoOptions::new()
+        .timeout(Duration::from_secs(1))
+        .open(path)?;
     let writer = fifo.open_writer_timeout(TIMEOUT)?;
     // Atomic frames: at most PIPE_BUF bytes each, never interleaved with other writers.
     let mut out = FramedWriter::new(writer).atomic();

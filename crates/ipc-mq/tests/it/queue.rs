@@ -333,6 +333,7 @@ fn the_creator_removes_the_queue_unless_persisted() {
     drop(queue);
     // Gone by name; still usable by whoever has it open.
     let err = QueueOptions::new()
+        .timeout(Duration::ZERO)
         .open(&name, Direction::Both)
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
@@ -583,4 +584,24 @@ fn a_notification_waits_in_every_form() {
     notification
         .wait_deadline(ipc_testkit::test_deadline())
         .unwrap();
+}
+
+#[test]
+fn an_open_waits_for_a_queue_its_creator_has_not_made_yet() {
+    let guard = LeakGuard::new();
+    let name = guard.name("late");
+    let started = Instant::now();
+    let err = QueueOptions::new()
+        .timeout(Duration::from_millis(30))
+        .open(&name, Direction::Both)
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("QueueOptions::timeout"), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(30));
+
+    // The opener starts first and waits (5 s by default) for the name.
+    let mut opener = Peer::spawn("mq-open", &[name.as_str(), "refuse"]);
+    let _queue = small().create(&name).unwrap();
+    assert_eq!(opener.recv().unwrap(), "ok");
+    opener.wait_success().unwrap();
 }

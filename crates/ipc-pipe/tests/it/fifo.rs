@@ -26,6 +26,35 @@ pub fn open_foreign_role(ctx: &mut PeerContext) -> PeerResult {
     Ok(())
 }
 
+/// Opens the FIFO at arg 0, waiting for it to appear, and reports "ok" or the error kind.
+pub fn open_late_role(ctx: &mut PeerContext) -> PeerResult {
+    ctx.ready()?;
+    match Fifo::open(ctx.arg(0)?) {
+        Ok(_) => ctx.send("ok")?,
+        Err(err) => ctx.send(&format!("{:?}", err.kind()))?,
+    }
+    Ok(())
+}
+
+#[test]
+fn an_open_waits_for_a_fifo_its_creator_has_not_made_yet() {
+    let guard = LeakGuard::new();
+    let path = guard.dir().join("late");
+    let started = Instant::now();
+    let err = FifoOptions::new()
+        .timeout(Duration::from_millis(30))
+        .open(&path)
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("FifoOptions::timeout"), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(30));
+
+    let mut opener = Peer::spawn("fifo-open-late", &[path.to_str().unwrap()]);
+    let _fifo = Fifo::create(&path).unwrap();
+    assert_eq!(opener.recv().unwrap(), "ok");
+    opener.wait_success().unwrap();
+}
+
 #[test]
 fn creator_owns_and_removes_the_path() {
     let guard = LeakGuard::new();

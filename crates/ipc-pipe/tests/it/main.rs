@@ -11,6 +11,7 @@ ipc_testkit::peer_roles! {
     "sigpipe-default" => sigpipe::sigpipe_default_role,
     "fifo-reader" => fifo::fifo_reader_role,
     "fifo-open-foreign" => fifo::open_foreign_role,
+    "fifo-open-late" => fifo::open_late_role,
     "frame-then-die" => framing::frame_then_die_role,
     "many-writers" => framing::many_writers_role,
 }

@@ -179,7 +179,10 @@ fn the_creator_removes_the_name_unless_persisted() {
     assert!(path.exists());
     drop(sem);
     assert!(!path.exists());
-    let err = SemaphoreOptions::new().open(&name).unwrap_err();
+    let err = SemaphoreOptions::new()
+        .timeout(Duration::ZERO)
+        .open(&name)
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
 
     let mut kept = SemaphoreOptions::new().create(&name).unwrap();
@@ -304,4 +307,26 @@ fn signals_neither_end_a_wait_early_nor_lose_a_permit() {
     });
     drop(storm);
     assert!(SignalStorm::received() > received);
+}
+
+#[test]
+fn an_open_waits_for_a_semaphore_its_creator_has_not_made_yet() {
+    let guard = LeakGuard::new();
+    let name = guard.name("late");
+    let started = Instant::now();
+    let err = SemaphoreOptions::new()
+        .timeout(Duration::from_millis(30))
+        .open(&name)
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    assert!(
+        err.to_string().contains("SemaphoreOptions::timeout"),
+        "{err}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(30));
+
+    let mut opener = Peer::spawn("named-open", &[name.as_str(), "refuse"]);
+    let _sem = SemaphoreOptions::new().create(&name).unwrap();
+    assert_eq!(opener.recv().unwrap(), "ok");
+    opener.wait_success().unwrap();
 }

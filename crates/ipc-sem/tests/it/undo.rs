@@ -119,13 +119,19 @@ fn the_creator_removes_it_and_waiters_learn_of_it() {
     sem.unlink().unwrap();
     assert_eq!(waiter.recv().unwrap(), "gone");
     waiter.wait_success().unwrap();
-    let err = SemaphoreOptions::new().open_undo(&name).unwrap_err();
+    let err = SemaphoreOptions::new()
+        .timeout(Duration::ZERO)
+        .open_undo(&name)
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
     drop(sem);
 
     let sem = SemaphoreOptions::new().create_undo(&name).unwrap();
     drop(sem);
-    let err = SemaphoreOptions::new().open_undo(&name).unwrap_err();
+    let err = SemaphoreOptions::new()
+        .timeout(Duration::ZERO)
+        .open_undo(&name)
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
 }
 
@@ -175,7 +181,10 @@ fn bad_options_and_foreign_sets_are_refused() {
     // SAFETY: SETVAL with an int argument, on a set this test created.
     let forged = unsafe { libc::semctl(sem.id(), 1, libc::SETVAL, tag % 32767 + 1) };
     assert_eq!(forged, 0);
-    let err = SemaphoreOptions::new().open_undo(&name).unwrap_err();
+    let err = SemaphoreOptions::new()
+        .timeout(Duration::ZERO)
+        .open_undo(&name)
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
     // SAFETY: as above.
     let cleared = unsafe { libc::semctl(sem.id(), 1, libc::SETVAL, 0) };
@@ -236,7 +245,10 @@ fn a_set_whose_creator_crashed_is_found_and_removed() {
     // Only this set: a sweep of all would race with other tests' crashed creators.
     found.unlink().unwrap();
     assert_eq!(find_stale(id), None);
-    let err = SemaphoreOptions::new().open_undo(&name).unwrap_err();
+    let err = SemaphoreOptions::new()
+        .timeout(Duration::ZERO)
+        .open_undo(&name)
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
 }
 
@@ -286,4 +298,29 @@ fn a_set_with_a_live_waiter_is_not_stale() {
     assert_eq!(waiter.recv().unwrap(), "ok");
     waiter.wait_success().unwrap();
     handle.unlink().unwrap();
+}
+
+#[test]
+fn an_open_waits_for_a_set_its_creator_has_not_made_yet() {
+    let guard = LeakGuard::new();
+    let name = guard.name("undo-late");
+    let started = Instant::now();
+    let err = SemaphoreOptions::new()
+        .timeout(Duration::from_millis(30))
+        .open_undo(&name)
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    assert!(
+        err.to_string().contains("SemaphoreOptions::timeout"),
+        "{err}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(30));
+
+    let mut opener = Peer::spawn("undo-wait", &[name.as_str(), "refuse"]);
+    let _sem = SemaphoreOptions::new()
+        .initial(1)
+        .create_undo(&name)
+        .unwrap();
+    assert_eq!(opener.recv().unwrap(), "ok");
+    opener.wait_success().unwrap();
 }

@@ -52,7 +52,7 @@ impl Default for ChannelOptions {
             permissions: Permissions::owner_only(),
             mode: CreationMode::CreateExclusive,
             accept_other_owner: false,
-            timeout: Duration::from_secs(5),
+            timeout: ipc_core::internal::OPEN_TIMEOUT,
             start: 0,
         }
     }
@@ -102,14 +102,6 @@ impl ChannelOptions {
     #[must_use]
     pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
         self.wait = wait;
-        self
-    }
-
-    /// How long opening a named channel waits for it: for its name to appear, then for its
-    /// creator to initialise it.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
         self
     }
 

@@ -12,7 +12,7 @@ use ipc_core::{
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use ipc_core::internal::ObjectId;
+use ipc_core::internal::{Backoff, ObjectId, await_name};
 
 use super::memory::{
     SegmentName, SharedMemory, check_size, ensure_reserved, map_fd, metadata, size_and_reserve,
@@ -63,7 +63,7 @@ impl Default for ShmOptions {
             read_only: false,
             accept_other_owner: false,
             layout: None,
-            timeout: Duration::from_secs(5),
+            timeout: ipc_core::internal::OPEN_TIMEOUT,
             owner_hint: "ShmOptions",
         }
     }
@@ -96,15 +96,6 @@ impl ShmOptions {
     #[must_use]
     pub fn layout(mut self, layout: Layout) -> Self {
         self.layout = Some(layout);
-        self
-    }
-
-    /// How long `open` waits for the segment: for its name to appear (a creator that has
-    /// not started yet), then for its creator to size and initialise it. Zero opens only a
-    /// segment that is there and ready.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
         self
     }
 
@@ -205,36 +196,22 @@ impl ShmOptions {
             OFlag::O_RDWR
         };
         let deadline = Deadline::after(self.timeout);
-        let mut pause = Duration::from_micros(50);
-        let fd = loop {
-            match nix::sys::mman::shm_open(name.as_cstr(), access | OFlag::O_CLOEXEC, Mode::empty())
-            {
-                Ok(fd) => break fd,
-                // Not there yet: its creator may not have started.
-                Err(nix::errno::Errno::ENOENT) if !deadline.has_expired() => {
-                    std::thread::sleep(pause.min(deadline.remaining().unwrap_or(pause)));
-                    pause = (pause * 2).min(Duration::from_millis(5));
-                }
-                Err(nix::errno::Errno::ENOENT) => {
-                    return Err(Error::new(
-                        "shm_open",
-                        io::ErrorKind::NotFound,
-                        format!(
-                            "no segment of this name appeared within {:?} (ShmOptions::timeout)",
-                            self.timeout
-                        ),
-                    )
-                    .with_subject(name));
-                }
-                Err(errno) => return Err(Error::from_errno("shm_open", errno).with_subject(name)),
-            }
-        };
+        let fd = await_name(
+            "segment of this name",
+            "ShmOptions::timeout",
+            self.timeout,
+            deadline,
+            || {
+                nix::sys::mman::shm_open(name.as_cstr(), access | OFlag::O_CLOEXEC, Mode::empty())
+                    .map_err(|errno| Error::from_errno("shm_open", errno).with_subject(name))
+            },
+        )?;
         let minimum = if self.layout.is_some() {
             HEADER_LEN + 1
         } else {
             1
         };
-        pause = Duration::from_micros(50);
+        let mut backoff = Backoff::new(Duration::from_millis(5));
         let size = loop {
             let meta = metadata(fd.as_fd())?;
             if !meta.file_type().is_file() {
@@ -256,11 +233,16 @@ impl ShmOptions {
             if size >= minimum {
                 break size;
             }
-            if deadline.has_expired() {
-                return Err(Error::new("open", io::ErrorKind::TimedOut, format!("the segment still has {size} bytes: its creator has not sized it (it may have died)")).with_subject(name));
+            if !backoff.pause(deadline) {
+                return Err(Error::new(
+                    "open",
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the segment still has {size} bytes: its creator has not sized it (it may have died)"
+                    ),
+                )
+                .with_subject(name));
             }
-            std::thread::sleep(pause.min(deadline.remaining().unwrap_or(pause)));
-            pause = (pause * 2).min(Duration::from_millis(5));
         };
         ensure_reserved(fd.as_fd(), size, !self.read_only, name.as_str())?;
         let map = map_fd(fd.as_fd(), size, !self.read_only)?;
