@@ -16,7 +16,9 @@ pub use crate::cleanup::{is_stale, objects_in_use};
 pub use crate::deadline::{Backoff, retry_eintr};
 pub use crate::error::{SyscallReturn, cvt};
 pub use crate::futex::{ThreadIdentity, futex_wait, futex_wake};
-pub use crate::named::{OPEN_TIMEOUT, ObjectId, await_name, check_owner, unlink_if_ours};
+pub use crate::named::{
+    OPEN_TIMEOUT, ObjectId, await_name, check_creation_option, check_owner, unlink_if_ours,
+};
 pub use crate::process::{pidfd_open, process_is_alive, process_start_time, process_state};
 
 /// How one call of a blocking operation may wait: the three forms behind `op`, `try_op` and

@@ -119,6 +119,35 @@ pub fn await_name<T>(
     }
 }
 
+/// Refuses an existing object whose size or count is `actual` where the creation-only
+/// option `option` (such as `"QueueOptions::capacity"`) asks for `requested`: such options
+/// shape an object when it is created, and an open must not ignore them silently. `None`
+/// (the option left unset) accepts any value.
+///
+/// # Errors
+///
+/// `InvalidInput`, naming the object's value, the option, and the fix.
+pub fn check_creation_option(
+    op: &'static str,
+    subject: &str,
+    option: &str,
+    requested: Option<usize>,
+    actual: usize,
+) -> Result<()> {
+    match requested {
+        Some(requested) if requested != actual => Err(Error::new(
+            op,
+            io::ErrorKind::InvalidInput,
+            format!(
+                "it exists with {actual} where {option} asks for {requested}: that option \
+                 applies only when creating; leave it unset to open the object as it is"
+            ),
+        )
+        .with_subject(subject)),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses an object owned by a user other than this process's effective user, unless
 /// `accept` (the `accept_other_owner` option of `options`, such as `"QueueOptions"`): its
 /// owner decides who else may use it, so it is trusted only when the caller says so.
@@ -273,6 +302,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("no such queue"), "{err}");
+    }
+
+    #[test]
+    fn a_creation_option_that_disagrees_with_the_object_is_refused() {
+        check_creation_option("mq_open", "/q", "QueueOptions::capacity", None, 10).unwrap();
+        check_creation_option("mq_open", "/q", "QueueOptions::capacity", Some(10), 10).unwrap();
+        let err = check_creation_option("mq_open", "/q", "QueueOptions::capacity", Some(8), 10)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(
+            err.to_string()
+                .contains("with 10 where QueueOptions::capacity asks for 8"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use ipc_core::internal::{ObjectId, Wait, await_name, unlink_if_ours};
+use ipc_core::internal::{ObjectId, Wait, await_name, check_creation_option, unlink_if_ours};
 use ipc_core::{
     Clock, CreationMode, Deadline, Error, IpcName, Limit, MessageReceiver, MessageSender,
     OpenIntent, Permissions, Result, ShmSafe, Unlink, UnlinkOnDrop,
@@ -88,14 +88,16 @@ impl QueueOptions {
         Self::default()
     }
 
-    /// How many messages the queue holds (`mq_maxmsg`; at most `msg_max`).
+    /// How many messages a created queue holds (`mq_maxmsg`; at most `msg_max`). Opening
+    /// an existing queue with it set checks that the queue holds that many.
     #[must_use]
     pub fn capacity(mut self, messages: usize) -> Self {
         self.capacity = Some(messages);
         self
     }
 
-    /// The largest message in bytes (`mq_msgsize`; at most `msgsize_max`).
+    /// The largest message of a created queue in bytes (`mq_msgsize`; at most
+    /// `msgsize_max`). Opening an existing queue with it set checks that size.
     #[must_use]
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message = Some(bytes);
@@ -127,7 +129,9 @@ impl QueueOptions {
     ///
     /// A limit error naming the knob (`msg_max`, `msgsize_max`, `RLIMIT_MSGQUEUE`,
     /// `queues_max`) when the queue would exceed it; `AlreadyExists` for an exclusive
-    /// creation of a taken name; `PermissionDenied`; the errors of `mq_open`.
+    /// creation of a taken name; `InvalidInput` if an existing queue it opens has another
+    /// capacity or message size than these options set; `PermissionDenied`; the errors of
+    /// `mq_open`.
     pub fn create(&self, name: &IpcName) -> Result<MessageQueue> {
         let limits = SystemLimits::read()?;
         let capacity = self.capacity.unwrap_or(limits.msg_default);
@@ -161,7 +165,27 @@ impl QueueOptions {
         } else {
             check_owner(&fd, name, self.accept_other_owner)?;
         }
-        MessageQueue::new(fd, name, opened.created)
+        let queue = MessageQueue::new(fd, name, opened.created)?;
+        if !opened.created {
+            self.check_existing(&queue)?;
+        }
+        Ok(queue)
+    }
+
+    /// Refuses an existing queue whose shape differs from what these options set.
+    fn check_existing(&self, queue: &MessageQueue) -> Result<()> {
+        let attributes = queue.attributes()?;
+        for (option, requested, actual) in [
+            ("QueueOptions::capacity", self.capacity, attributes.capacity),
+            (
+                "QueueOptions::max_message_size",
+                self.max_message,
+                attributes.max_message_size,
+            ),
+        ] {
+            check_creation_option("mq_open", queue.subject(), option, requested, actual)?;
+        }
+        Ok(())
     }
 
     /// Opens the existing queue `name` to use as `direction` says, waiting up to the
@@ -169,8 +193,10 @@ impl QueueOptions {
     ///
     /// # Errors
     ///
-    /// `NotFound` if none appeared in time; `PermissionDenied` if this user may not use it that
-    /// way, or it belongs to another user (unless accepted); the errors of `mq_open`.
+    /// `NotFound` if none appeared in time; `PermissionDenied` if this user may not use it
+    /// that way, or it belongs to another user (unless accepted); `InvalidInput` if its
+    /// capacity or message size differs from one these options set; the errors of
+    /// `mq_open`.
     pub fn open(&self, name: &IpcName, direction: Direction) -> Result<MessageQueue> {
         let limits = SystemLimits::read()?;
         let fd = await_name(
@@ -184,7 +210,9 @@ impl QueueOptions {
             },
         )?;
         check_owner(&fd, name, self.accept_other_owner)?;
-        MessageQueue::new(fd, name, false)
+        let queue = MessageQueue::new(fd, name, false)?;
+        self.check_existing(&queue)?;
+        Ok(queue)
     }
 }
 

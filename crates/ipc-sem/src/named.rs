@@ -3,12 +3,13 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ipc_core::internal::{ObjectId, await_name, unlink_if_ours};
+use ipc_core::internal::{ObjectId, await_name, check_creation_option, unlink_if_ours};
 use ipc_core::{
     CreationMode, Deadline, Error, IpcName, Limit, OpenIntent, Permissions, Result, Unlink,
     UnlinkOnDrop,
@@ -67,21 +68,25 @@ impl SemaphoreOptions {
         Self::default()
     }
 
-    /// The value a created semaphore starts with (ignored when opening one that exists):
-    /// 0 by default, 1 for a [`binary`](SemaphoreOptions::binary) one.
+    /// The value a created semaphore starts with: 0 by default, 1 for a
+    /// [`binary`](SemaphoreOptions::binary) one. Only creation uses it: an `open` with it
+    /// set fails (the semaphore has its own value by then), and a creation that opens an
+    /// existing semaphore ([`CreationMode::OpenOrCreate`]) leaves that one's value alone.
     #[must_use]
     pub fn initial(mut self, value: u32) -> Self {
         self.initial = Some(value);
         self
     }
 
-    /// The largest value posts through this handle may reach: a post that would exceed it
-    /// fails with a limit error and changes nothing.
+    /// The largest value posts may reach: a post that would exceed it fails with a limit
+    /// error and changes nothing.
     ///
-    /// A POSIX semaphore has no room to store a bound, so it holds for posts made through
-    /// handles opened with it: give every process the same bound. Bounded posts are
-    /// serialised with a file lock on the semaphore (released by the kernel if a poster
-    /// dies), which makes them several times slower than plain ones.
+    /// The bound is recorded with the semaphore when it is created, and every handle opened
+    /// on it enforces it: an opener need not repeat it, and one that sets another bound
+    /// fails. (A named semaphore that another program made carries no record; the handle
+    /// then enforces the bound its own options set.) Bounded posts are serialised with a
+    /// file lock on the semaphore (released by the kernel if a poster dies), which makes
+    /// them several times slower than plain ones.
     #[must_use]
     pub fn max(mut self, max: u32) -> Self {
         self.max = Some(max);
@@ -158,59 +163,164 @@ impl SemaphoreOptions {
         self.check_values("sem_open")
             .map_err(|e| e.with_subject(name.as_str()))?;
         let opened = self.mode.open_with(
-            |intent| {
-                sys::NamedSem::open(name.as_cstr(), intent.flags(), 0o600, self.initial_value())
-                    .map_err(|e| e.with_op("sem_open").with_subject(name.as_str()))
+            |intent| match intent {
+                OpenIntent::Create => self.create_new(name),
+                OpenIntent::OpenExisting => open_existing(name),
             },
             || {
                 sys::sem_unlink(name.as_cstr())
                     .map_err(|e| e.with_op("sem_unlink").with_subject(name.as_str()))
             },
         )?;
-        let file = SemFile::find(&opened.object, name, opened.created)?;
-        if opened.created {
-            self.permissions
-                .apply(file.file.as_fd())
-                .map_err(|e| e.with_subject(name.as_str()))?;
-        } else {
+        let (sem, file) = opened.object;
+        if !opened.created {
             file.check_owner(name, self.accept_other_owner)?;
         }
-        Ok(NamedSemaphore::new(
-            opened.object,
-            file,
-            name,
-            self.max,
-            opened.created,
-        ))
+        let max = self.agreed_bound(&file, name)?;
+        Ok(NamedSemaphore::new(sem, file, name, max, opened.created))
     }
 
-    /// Opens the existing semaphore `name`.
+    /// Makes the semaphore's file complete (the `sem_t`, then the bound record) as an
+    /// unnamed file with its permissions, and only then links it to the name, so that an
+    /// opener never sees it without its bound. The C library makes its files the same way.
+    fn create_new(&self, name: &IpcName) -> Result<(sys::NamedSem, SemFile)> {
+        let subject = |e: Error| e.with_subject(name.as_str());
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(SEM_DIR)
+            .map_err(|e| subject(Error::from(e).with_op("open(O_TMPFILE)")))?;
+        self.permissions.apply(file.as_fd()).map_err(subject)?;
+        let mut contents = sys::shared_sem_bytes(self.initial_value()).map_err(subject)?;
+        contents.resize(BOUND_AT, 0);
+        contents.extend_from_slice(&encode_bound(self.max));
+        file.write_all_at(&contents, 0)
+            .map_err(|e| subject(Error::from(e).with_op("write")))?;
+        let made = file
+            .metadata()
+            .map(|meta| ObjectId::of(&meta))
+            .map_err(|e| subject(Error::from(e).with_op("fstat")))?;
+        let path = sem_path(name);
+        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+            subject(Error::new(
+                "sem_open",
+                io::ErrorKind::InvalidInput,
+                "a NUL in the name",
+            ))
+        })?;
+        // `EEXIST` (`AlreadyExists`) for a taken name, as `sem_open(O_CREAT | O_EXCL)` says.
+        sys::link_open_file(file.as_fd(), &c_path).map_err(|e| subject(e.with_op("sem_open")))?;
+        // The name is ours from here: if opening it fails, it goes (only if still ours).
+        let ours = SemName {
+            name: name.clone(),
+            path,
+            id: made,
+        };
+        let opened = open_existing(name).and_then(|(sem, found)| {
+            if found.id == made {
+                Ok((sem, found))
+            } else {
+                Err(subject(Error::new(
+                    "sem_open",
+                    io::ErrorKind::AddrInUse,
+                    "another process replaced the semaphore while it was being created",
+                )))
+            }
+        });
+        if opened.is_err() {
+            // Best effort: the error that stopped the creation is the one to report.
+            let _ = ours.unlink();
+        }
+        opened
+    }
+
+    /// The bound a handle on `file` enforces: the one recorded at creation, which these
+    /// options may repeat but not contradict, or (for a semaphore another program made,
+    /// with no record) the one these options set.
+    fn agreed_bound(&self, file: &SemFile, name: &IpcName) -> Result<Option<u32>> {
+        let Some(recorded) = file.recorded_bound(name)? else {
+            return Ok(self.max);
+        };
+        // Unbounded is the largest value a semaphore holds.
+        let as_value = |bound: Option<u32>| bound.map_or(SEM_VALUE_MAX, |max| max) as usize;
+        check_creation_option(
+            "sem_open",
+            name.as_str(),
+            "SemaphoreOptions::max",
+            self.max.map(|max| max as usize),
+            as_value(recorded),
+        )?;
+        Ok(recorded)
+    }
+
+    /// Refuses an initial value on an open: the semaphore has its own value by then.
+    pub(crate) fn refuse_initial(&self, op: &'static str, subject: &str) -> Result<()> {
+        if self.initial.is_none() {
+            return Ok(());
+        }
+        Err(Error::new(
+            op,
+            io::ErrorKind::InvalidInput,
+            "SemaphoreOptions::initial applies only when creating (an existing semaphore has \
+             its own value); leave it unset to open",
+        )
+        .with_subject(subject))
+    }
+
+    /// Opens the existing semaphore `name`, waiting up to the
+    /// [`timeout`](SemaphoreOptions::timeout) for a creator that has not made it yet. The
+    /// handle enforces the bound the creator set.
     ///
     /// # Errors
     ///
-    /// `NotFound` if there is none; `PermissionDenied` if this user may not open it, or it
-    /// belongs to another user (unless accepted); the errors of `sem_open`.
+    /// `NotFound` if none appeared in time; `PermissionDenied` if this user may not open
+    /// it, or it belongs to another user (unless accepted); `InvalidInput` if these options
+    /// set an [`initial`](SemaphoreOptions::initial) value, or a
+    /// [`max`](SemaphoreOptions::max) other than the creator's; the errors of `sem_open`.
     pub fn open(&self, name: &IpcName) -> Result<NamedSemaphore> {
         self.check_values("sem_open")
             .map_err(|e| e.with_subject(name.as_str()))?;
-        let deadline = Deadline::after(self.timeout);
+        self.refuse_initial("sem_open", name.as_str())?;
         let (sem, file) = await_name(
             "semaphore of this name",
             "SemaphoreOptions::timeout",
             self.timeout,
-            deadline,
-            || {
-                let sem =
-                    sys::NamedSem::open(name.as_cstr(), OpenIntent::OpenExisting.flags(), 0, 0)
-                        .map_err(|e| e.with_op("sem_open").with_subject(name.as_str()))?;
-                // A name replaced meanwhile is also `NotFound`: its successor is waited for.
-                let file = SemFile::find(&sem, name, false)?;
-                Ok((sem, file))
-            },
+            Deadline::after(self.timeout),
+            || open_existing(name),
         )?;
         file.check_owner(name, self.accept_other_owner)?;
-        Ok(NamedSemaphore::new(sem, file, name, self.max, false))
+        let max = self.agreed_bound(&file, name)?;
+        Ok(NamedSemaphore::new(sem, file, name, max, false))
     }
+}
+
+/// Where this crate records a named semaphore's bound in its file, past the `sem_t` (which
+/// the C library maps alone, whatever follows): `IPCRSSEM`, the bound as a little-endian
+/// `u32` (0: unbounded), 4 zero bytes. A semaphore another program made has none.
+const BOUND_AT: usize = 64;
+const BOUND_MAGIC: [u8; 8] = *b"IPCRSSEM";
+
+fn encode_bound(max: Option<u32>) -> [u8; 16] {
+    let mut record = [0u8; 16];
+    record[..8].copy_from_slice(&BOUND_MAGIC);
+    record[8..12].copy_from_slice(&max.unwrap_or(0).to_le_bytes());
+    record
+}
+
+/// The path of the file behind the semaphore `name`.
+fn sem_path(name: &IpcName) -> PathBuf {
+    Path::new(SEM_DIR).join(format!("sem.{}", &name.as_str()[1..]))
+}
+
+/// Opens the semaphore `name` if it exists, with its file. A name replaced meanwhile is
+/// `NotFound` too: an open that waits for a name then waits for its successor.
+fn open_existing(name: &IpcName) -> Result<(sys::NamedSem, SemFile)> {
+    let sem = sys::NamedSem::open(name.as_cstr(), OpenIntent::OpenExisting.flags(), 0, 0)
+        .map_err(|e| e.with_op("sem_open").with_subject(name.as_str()))?;
+    let file = SemFile::find(&sem, name)?;
+    Ok((sem, file))
 }
 
 /// The file behind a named semaphore (`/dev/shm/sem.<name>` with glibc): kept open to lock
@@ -219,14 +329,14 @@ impl SemaphoreOptions {
 struct SemFile {
     file: File,
     path: PathBuf,
-    id: (u64, u64),
+    id: ObjectId,
 }
 
 impl SemFile {
     /// Opens the semaphore's file, `/dev/shm/sem.<name>` (where glibc and musl keep named
     /// semaphores), checking that it is the file mapped at the semaphore's address (device
     /// and inode in `/proc/self/maps`): the name may have been replaced meanwhile.
-    fn find(sem: &sys::NamedSem, name: &IpcName, writable: bool) -> Result<SemFile> {
+    fn find(sem: &sys::NamedSem, name: &IpcName) -> Result<SemFile> {
         let not_found = |why: String| {
             Error::new("sem_open", io::ErrorKind::NotFound, why).with_subject(name.as_str())
         };
@@ -237,10 +347,9 @@ impl SemFile {
             .lines()
             .find_map(|line| mapping_at(line, address))
             .ok_or_else(|| not_found("the semaphore's mapping is not in /proc/self/maps".into()))?;
-        let path = Path::new(SEM_DIR).join(format!("sem.{}", &name.as_str()[1..]));
+        let path = sem_path(name);
         let file = std::fs::OpenOptions::new()
             .read(true)
-            .write(writable)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(|e| {
@@ -260,8 +369,40 @@ impl SemFile {
         Ok(SemFile {
             file,
             path,
-            id: (dev, ino),
+            id: ObjectId::new(dev, ino),
         })
+    }
+
+    /// The bound recorded at creation (`Some(None)`: unbounded), or `None` for a file
+    /// without a record. A record is as trustworthy as the `sem_t` beside it: every process
+    /// that can open the semaphore can write both.
+    fn recorded_bound(&self, name: &IpcName) -> Result<Option<Option<u32>>> {
+        let mut record = [0u8; 16];
+        let mut filled = 0;
+        while filled < record.len() {
+            match self
+                .file
+                .read_at(&mut record[filled..], (BOUND_AT + filled) as u64)
+            {
+                Ok(0) => return Ok(None),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::from(e).with_op("read").with_subject(name.as_str())),
+            }
+        }
+        if record[..8] != BOUND_MAGIC {
+            return Ok(None);
+        }
+        let max = u32::from_le_bytes([record[8], record[9], record[10], record[11]]);
+        match max {
+            0 => Ok(Some(None)),
+            max if max <= SEM_VALUE_MAX => Ok(Some(Some(max))),
+            max => Err(Error::corrupted(
+                "sem_open",
+                format!("the semaphore's file records a bound of {max}, above SEM_VALUE_MAX"),
+            )
+            .with_subject(name.as_str())),
+        }
     }
 
     fn check_owner(&self, name: &IpcName, accept_other_owner: bool) -> Result<()> {
@@ -310,7 +451,7 @@ fn mapping_at(line: &str, address: usize) -> Option<(u64, u64)> {
 struct SemName {
     name: IpcName,
     path: PathBuf,
-    id: (u64, u64),
+    id: ObjectId,
 }
 
 impl Unlink for SemName {
@@ -319,7 +460,7 @@ impl Unlink for SemName {
         let current = std::fs::symlink_metadata(&self.path)
             .ok()
             .map(|meta| ObjectId::of(&meta));
-        let ours = ObjectId::new(self.id.0, self.id.1);
+        let ours = self.id;
         unlink_if_ours(
             "sem_unlink",
             self.name.as_str(),

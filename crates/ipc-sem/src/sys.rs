@@ -159,6 +159,44 @@ impl Drop for NamedSem {
     }
 }
 
+/// The bytes of a process-shared `sem_t` holding `value`, as `sem_init` makes them: what
+/// a named semaphore's file starts with (the C library writes its files the same way, from
+/// a `sem_t` in its own memory).
+pub(crate) fn shared_sem_bytes(value: u32) -> Result<Vec<u8>> {
+    let mut sem = std::mem::MaybeUninit::<libc::sem_t>::zeroed();
+    // SAFETY: `sem` is writable and as large as a `sem_t`; pshared 1 makes it usable from
+    // any mapping of the file it is copied into.
+    cvt("sem_init", unsafe {
+        libc::sem_init(sem.as_mut_ptr(), 1, value)
+    })?;
+    // SAFETY: every byte is initialised (zeroed, then written by `sem_init`), and the bytes
+    // are only copied. A process-shared `sem_t` holds no other resource, so this copy
+    // needs no `sem_destroy`.
+    let bytes =
+        unsafe { std::slice::from_raw_parts(sem.as_ptr().cast::<u8>(), size_of::<libc::sem_t>()) };
+    Ok(bytes.to_vec())
+}
+
+/// `linkat` of the open file `fd` (one made with `O_TMPFILE`) to `path`, through
+/// `/proc/self/fd`, which needs no privilege: the file appears at `path` complete, or not at
+/// all.
+pub(crate) fn link_open_file(fd: std::os::fd::BorrowedFd<'_>, path: &CStr) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let source = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|_| Error::new("linkat", io::ErrorKind::InvalidInput, "a NUL in a path"))?;
+    // SAFETY: both paths are NUL-terminated; `linkat` only reads them.
+    cvt("linkat", unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            source.as_ptr(),
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+    .map(drop)
+}
+
 /// `sem_unlink`.
 pub(crate) fn sem_unlink(name: &CStr) -> Result<()> {
     // SAFETY: `name` is NUL-terminated.

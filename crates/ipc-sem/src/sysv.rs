@@ -107,11 +107,13 @@ impl SemaphoreOptions {
     ///
     /// # Errors
     ///
-    /// `NotFound` if there is none; `PermissionDenied` if this user may not use it, or it
-    /// belongs to another user (unless accepted); `TimedOut` if it was not initialised in
-    /// time; `InvalidData` if the key belongs to a set made for another name.
+    /// `NotFound` if none appeared in time; `PermissionDenied` if this user may not use it,
+    /// or it belongs to another user (unless accepted); `TimedOut` if it was not
+    /// initialised in time; `InvalidInput` for an [`initial`](SemaphoreOptions::initial)
+    /// value set in these options; `InvalidData` if the key belongs to a set made for another name.
     pub fn open_undo(&self, name: &IpcName) -> Result<UndoSemaphore> {
         self.check_undo(name)?;
+        self.refuse_initial("semget", name.as_str())?;
         let (key, tag) = key_and_tag(name);
         let deadline = Deadline::after(self.open_timeout());
         let id = await_name(

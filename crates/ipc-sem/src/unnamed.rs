@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use ipc_core::internal::Wait;
+use ipc_core::internal::{Wait, check_creation_option};
 use ipc_core::{Error, Limit, Result, SharedRegion};
 
 use crate::block::{self, OBJECT, PARAM};
@@ -87,16 +87,18 @@ impl SemaphoreOptions {
 
     /// Opens the semaphore another process initialised at `offset` of `region`, waiting
     /// for the initialisation for at most the [`timeout`](SemaphoreOptions::timeout). The
-    /// bound is the one stored with it (these options' initial value and bound do not
-    /// apply).
+    /// bound is the one stored with it.
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for a bad place; `TimedOut` if nothing was initialised in time;
+    /// `InvalidInput` for a bad place, for an [`initial`](SemaphoreOptions::initial) value
+    /// set in these options, or a [`max`](SemaphoreOptions::max) other than the stored
+    /// one; `TimedOut` if nothing was initialised in time;
     /// peer-gone if the initialising process died; corrupted if the memory holds something
     /// else.
     pub fn open_in<R: SharedRegion>(&self, region: R, offset: usize) -> Result<Semaphore<R>> {
         let op = "semaphore_open_in";
+        self.refuse_initial(op, "semaphore")?;
         let block = place(region, offset, op)?;
         block::wait_ready(&block, MAGIC, "semaphore", self.open_timeout(), op)?;
         let max = match block.word(PARAM).load(Ordering::Relaxed) {
@@ -104,6 +106,14 @@ impl SemaphoreOptions {
             max if max <= SEM_VALUE_MAX => Some(max),
             max => return Err(Error::corrupted(op, format!("a semaphore bound of {max}"))),
         };
+        // Unbounded is the largest value a semaphore holds.
+        check_creation_option(
+            op,
+            "semaphore",
+            "SemaphoreOptions::max",
+            self.bound().map(|max| max as usize),
+            max.map_or(SEM_VALUE_MAX, |max| max) as usize,
+        )?;
         Ok(Semaphore { block, max })
     }
 }

@@ -605,3 +605,25 @@ fn an_open_waits_for_a_queue_its_creator_has_not_made_yet() {
     assert_eq!(opener.recv().unwrap(), "ok");
     opener.wait_success().unwrap();
 }
+
+#[test]
+fn creation_options_that_disagree_with_an_existing_queue_are_refused() {
+    let guard = LeakGuard::new();
+    let name = guard.name("shape");
+    let _queue = small().create(&name).unwrap();
+    // The same options serve the creator and its openers.
+    small().open(&name, Direction::Both).unwrap();
+    for options in [
+        QueueOptions::new().capacity(3),
+        QueueOptions::new().max_message_size(64),
+    ] {
+        let err = options.open(&name, Direction::Both).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+        let err = options
+            .creation_mode(CreationMode::OpenOrCreate)
+            .create(&name)
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("QueueOptions::"), "{err}");
+    }
+}

@@ -1,3 +1,6 @@
+// The foreign-semaphore test makes one as a C program does, with a raw `sem_open`.
+#![allow(unsafe_code)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
@@ -28,12 +31,10 @@ pub fn hold_role(ctx: &mut PeerContext) -> PeerResult {
     }
 }
 
-/// Opens semaphore arg 0 as binary, posts arg 1 times and reports how many posts were
-/// accepted.
+/// Opens semaphore arg 0 without repeating its bound (the creator's is inherited), posts
+/// arg 1 times and reports how many posts were accepted.
 pub fn poster_role(ctx: &mut PeerContext) -> PeerResult {
-    let sem = SemaphoreOptions::new()
-        .binary()
-        .open(&IpcName::new(ctx.arg(0)?)?)?;
+    let sem = SemaphoreOptions::new().open(&IpcName::new(ctx.arg(0)?)?)?;
     let count: u32 = ctx.arg(1)?.parse()?;
     ctx.ready()?;
     let mut accepted = 0u32;
@@ -329,4 +330,65 @@ fn an_open_waits_for_a_semaphore_its_creator_has_not_made_yet() {
     let _sem = SemaphoreOptions::new().create(&name).unwrap();
     assert_eq!(opener.recv().unwrap(), "ok");
     opener.wait_success().unwrap();
+}
+
+#[test]
+fn openers_get_the_creators_bound_and_may_not_contradict_it() {
+    let guard = LeakGuard::new();
+    let name = guard.name("bound");
+    let _sem = SemaphoreOptions::new()
+        .max(3)
+        .initial(3)
+        .create(&name)
+        .unwrap();
+    let opener = SemaphoreOptions::new().open(&name).unwrap();
+    assert_eq!(opener.max(), Some(3));
+    let err = opener.post().unwrap_err();
+    assert!(err.is_limit_exceeded(), "{err}");
+    // Repeating the bound is fine; another one, or an initial value, is refused.
+    assert_eq!(
+        SemaphoreOptions::new().max(3).open(&name).unwrap().max(),
+        Some(3)
+    );
+    let err = SemaphoreOptions::new().max(5).open(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("SemaphoreOptions::max"), "{err}");
+    let err = SemaphoreOptions::new().initial(1).open(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(
+        err.to_string().contains("SemaphoreOptions::initial"),
+        "{err}"
+    );
+    // An unbounded semaphore records that too: a bounded open contradicts it.
+    let free = guard.name("unbounded");
+    let _free = SemaphoreOptions::new().create(&free).unwrap();
+    assert_eq!(SemaphoreOptions::new().open(&free).unwrap().max(), None);
+    assert!(SemaphoreOptions::new().binary().open(&free).is_err());
+}
+
+#[test]
+fn a_semaphore_another_program_made_takes_the_openers_bound() {
+    let guard = LeakGuard::new();
+    let name = guard.name("foreign");
+    // As a C program makes it: sem_open(O_CREAT | O_EXCL), no record of a bound.
+    // SAFETY: the name is NUL-terminated; mode and value are passed as sem_open reads them.
+    let foreign = unsafe {
+        libc::sem_open(
+            name.as_cstr().as_ptr(),
+            libc::O_CREAT | libc::O_EXCL,
+            0o600 as libc::c_uint,
+            0 as libc::c_uint,
+        )
+    };
+    assert_ne!(foreign, libc::SEM_FAILED);
+    let sem = SemaphoreOptions::new().binary().open(&name).unwrap();
+    assert_eq!(sem.max(), Some(1));
+    sem.post().unwrap();
+    assert!(sem.post().unwrap_err().is_limit_exceeded());
+    assert_eq!(SemaphoreOptions::new().open(&name).unwrap().max(), None);
+    // SAFETY: `foreign` came from sem_open and is closed once; the name is NUL-terminated.
+    unsafe {
+        libc::sem_close(foreign);
+        libc::sem_unlink(name.as_cstr().as_ptr());
+    }
 }

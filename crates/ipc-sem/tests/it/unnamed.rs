@@ -87,6 +87,14 @@ fn the_bound_is_stored_with_the_semaphore() {
     assert!(opened.post().unwrap_err().is_limit_exceeded());
     assert!(created.post().unwrap_err().is_limit_exceeded());
     assert_eq!(created.value().unwrap(), 2);
+    // Options that contradict it, or set an initial value, are refused, not ignored.
+    for options in [
+        SemaphoreOptions::new().max(3),
+        SemaphoreOptions::new().initial(1),
+    ] {
+        let err = options.open_in(&segment, 0).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    }
 }
 
 #[test]

@@ -55,6 +55,16 @@ pub(super) fn record_fits(max: u64, capacity: u64) -> bool {
         .is_some_and(|size| size <= capacity / 2)
 }
 
+/// Whether a ring of `capacity` bytes with messages up to `max` fills a segment of
+/// `segment_len` bytes as the layout says. Both values come from shared memory.
+pub(super) fn geometry_is_valid(capacity: u64, max: u64, segment_len: usize) -> bool {
+    capacity.is_power_of_two()
+        && capacity >= 4096
+        && usize::try_from(capacity).is_ok_and(|c| DATA.checked_add(c) == Some(segment_len))
+        && max > 0
+        && record_fits(max, capacity)
+}
+
 /// Checks the position a previous endpoint of this side left, before attaching to it.
 pub(super) fn check_own_position(position: u64, role: &str) -> Result<()> {
     if position % RECORD_ALIGN == 0 {

@@ -4,8 +4,10 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ipc_core::{CreationMode, Error, IpcName, Limit, Permissions, Result};
+use ipc_core::internal::check_creation_option;
+use ipc_core::{CreationMode, Error, IpcName, Limit, OpenIntent, Permissions, Result, Unlink};
 
+use crate::segment::SegmentName;
 use crate::{MemfdOptions, ReceiveOptions, SharedMemory, ShmOptions};
 
 use super::consumer::Consumer;
@@ -32,7 +34,8 @@ use super::ring::WaitStrategy;
 /// ```
 #[derive(Clone, Debug)]
 pub struct ChannelOptions {
-    pub(super) capacity: usize,
+    /// `None`: the default, 1 MiB.
+    pub(super) capacity: Option<usize>,
     /// `None`: the default, which depends on the capacity.
     pub(super) max_message: Option<usize>,
     pub(super) wait: WaitStrategy,
@@ -46,7 +49,7 @@ pub struct ChannelOptions {
 impl Default for ChannelOptions {
     fn default() -> Self {
         ChannelOptions {
-            capacity: 1 << 20,
+            capacity: None,
             max_message: None,
             wait: WaitStrategy::default(),
             permissions: Permissions::owner_only(),
@@ -69,13 +72,21 @@ impl ChannelOptions {
 
     /// The ring's capacity in bytes: rounded up to a power of two, at least 4 KiB. (A size
     /// beyond the largest power of two becomes that power, which creation then refuses.)
+    /// Opening an existing channel with it set checks that the channel has that capacity.
     #[must_use]
     pub fn capacity(mut self, bytes: usize) -> Self {
-        self.capacity = bytes
-            .max(4096)
-            .checked_next_power_of_two()
-            .unwrap_or(1 << (usize::BITS - 1));
+        self.capacity = Some(
+            bytes
+                .max(4096)
+                .checked_next_power_of_two()
+                .unwrap_or(1 << (usize::BITS - 1)),
+        );
         self
+    }
+
+    /// The capacity of a channel created with these options.
+    fn ring_capacity(&self) -> usize {
+        self.capacity.unwrap_or(1 << 20)
     }
 
     /// The largest message: at most half the ring less the 8-byte record header, and by
@@ -85,7 +96,8 @@ impl ChannelOptions {
     /// so a message that does not fit before the end waits for the space at the start; the
     /// limit of half the ring is what guarantees that every message up to the maximum fits
     /// once the ring has drained, wherever the last one ended. Creation refuses a larger
-    /// maximum: raise the capacity instead.
+    /// maximum: raise the capacity instead. Opening an existing channel with it set checks
+    /// that the channel has that maximum.
     #[must_use]
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message = Some(bytes);
@@ -95,7 +107,7 @@ impl ChannelOptions {
     /// The largest message these options allow: as set, or the default for the capacity.
     pub(super) fn max_message(&self) -> usize {
         self.max_message
-            .unwrap_or_else(|| (64 * 1024).min(self.capacity / 2 - RECORD_HEADER))
+            .unwrap_or_else(|| (64 * 1024).min(self.ring_capacity() / 2 - RECORD_HEADER))
     }
 
     /// How endpoints opened with these options wait.
@@ -116,10 +128,11 @@ impl ChannelOptions {
 
     pub(super) fn check(&self) -> Result<()> {
         let max_message = self.max_message();
-        if max_message == 0 || !record_fits(max_message as u64, self.capacity as u64) {
+        let capacity = self.ring_capacity();
+        if max_message == 0 || !record_fits(max_message as u64, capacity as u64) {
             let limit = Limit::new(
                 "ChannelOptions::capacity / 2 - 8",
-                (self.capacity / 2 - RECORD_HEADER) as u64,
+                (capacity / 2 - RECORD_HEADER) as u64,
             );
             return Err(Error::limit_exceeded(
                 "ChannelOptions",
@@ -142,7 +155,7 @@ impl ChannelOptions {
     }
 
     pub(super) fn init(&self, segment: &SharedMemory) -> Result<()> {
-        segment.write::<u64>(CAPACITY, &(self.capacity as u64))?;
+        segment.write::<u64>(CAPACITY, &(self.ring_capacity() as u64))?;
         segment.write::<u64>(MAX_MESSAGE, &(self.max_message() as u64))?;
         segment
             .atomic_u64(HEAD)?
@@ -153,19 +166,20 @@ impl ChannelOptions {
         Ok(())
     }
 
-    pub(super) fn segment_options(&self) -> ShmOptions {
-        ShmOptions::new()
-            .size(DATA + self.capacity)
-            .layout(CHANNEL_LAYOUT)
-            .permissions(self.permissions)
-            .creation_mode(self.mode)
-            .timeout(self.timeout)
-    }
-
     pub(super) fn create_named(&self, name: &IpcName) -> Result<SharedMemory> {
         self.check()?;
-        self.segment_options()
-            .create_with(name, |segment| self.init(segment))
+        let create = ShmOptions::new()
+            .size(DATA + self.ring_capacity())
+            .layout(CHANNEL_LAYOUT)
+            .permissions(self.permissions);
+        let opened = self.mode.open_with(
+            |intent| match intent {
+                OpenIntent::Create => create.create_with(name, |segment| self.init(segment)),
+                OpenIntent::OpenExisting => self.open_named(name),
+            },
+            || SegmentName(name.clone(), None).unlink(),
+        )?;
+        Ok(opened.object)
     }
 
     pub(super) fn open_named(&self, name: &IpcName) -> Result<SharedMemory> {
@@ -174,7 +188,28 @@ impl ChannelOptions {
             .accept_other_owner(self.accept_other_owner)
             .timeout(self.timeout);
         options.owner_hint = "ChannelOptions";
-        options.open(name)
+        let segment = options.open(name)?;
+        let (capacity, max) = (
+            segment.read::<u64>(CAPACITY)?,
+            segment.read::<u64>(MAX_MESSAGE)?,
+        );
+        // An invalid geometry is reported as corrupted when the ring attaches.
+        if geometry_is_valid(capacity, max, segment.len()) {
+            let as_size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+            for (option, requested, actual) in [
+                ("ChannelOptions::capacity", self.capacity, capacity),
+                ("ChannelOptions::max_message_size", self.max_message, max),
+            ] {
+                check_creation_option(
+                    "shm_open",
+                    name.as_str(),
+                    option,
+                    requested,
+                    as_size(actual),
+                )?;
+            }
+        }
+        Ok(segment)
     }
 
     /// Creates a named channel and attaches as its producer. The producer owns the name
@@ -227,7 +262,7 @@ impl ChannelOptions {
     /// A limit error for a ring that cannot hold a maximal message; the memfd errors.
     pub fn channel(&self) -> Result<(Producer, Consumer)> {
         self.check()?;
-        let segment = MemfdOptions::new(DATA + self.capacity)
+        let segment = MemfdOptions::new(DATA + self.ring_capacity())
             .layout(CHANNEL_LAYOUT)
             .debug_name("ipc-shm-channel")
             .create_with(|segment| self.init(segment))?;

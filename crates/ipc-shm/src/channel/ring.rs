@@ -110,12 +110,7 @@ impl Ring {
         }
         let capacity = segment.read::<u64>(CAPACITY)?;
         let max = segment.read::<u64>(MAX_MESSAGE)?;
-        let valid = capacity.is_power_of_two()
-            && capacity >= 4096
-            && usize::try_from(capacity).is_ok_and(|c| DATA.checked_add(c) == Some(segment.len()))
-            && max > 0
-            && record_fits(max, capacity);
-        if !valid {
+        if !geometry_is_valid(capacity, max, segment.len()) {
             return Err(Error::corrupted(
                 OP,
                 format!(

@@ -8,6 +8,7 @@ mod received;
 mod seals;
 
 pub use memfd::MemfdOptions;
+pub(crate) use memory::SegmentName;
 pub use memory::SharedMemory;
 pub use named::ShmOptions;
 pub use received::ReceiveOptions;

@@ -12,7 +12,7 @@ use ipc_core::{
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use ipc_core::internal::{Backoff, ObjectId, await_name};
+use ipc_core::internal::{Backoff, ObjectId, await_name, check_creation_option};
 
 use super::memory::{
     SegmentName, SharedMemory, check_size, ensure_reserved, map_fd, metadata, size_and_reserve,
@@ -78,7 +78,8 @@ impl ShmOptions {
         Self::default()
     }
 
-    /// The size of a new segment in bytes (including the header, if any).
+    /// The size of a new segment in bytes (including the header, if any). Opening an
+    /// existing segment with it set checks that the segment has that size.
     #[must_use]
     pub fn size(mut self, bytes: usize) -> Self {
         self.size = bytes;
@@ -186,7 +187,8 @@ impl ShmOptions {
     /// # Errors
     ///
     /// `NotFound` if no segment of the name appeared in time; `PermissionDenied` for another user's segment or missing permissions;
-    /// `TimedOut` if the creator does not finish in time; `StorageFull` for a segment whose
+    /// `TimedOut` if the creator does not finish in time; `InvalidInput` if a
+    /// [`size`](ShmOptions::size) is set and the segment has another; `StorageFull` for a segment whose
     /// space was never reserved when the file system has no room for it; corrupted for a
     /// header that does not match the layout.
     pub fn open(&self, name: &IpcName) -> Result<SharedMemory> {
@@ -244,6 +246,14 @@ impl ShmOptions {
                 .with_subject(name));
             }
         };
+        // A size of 0 is "unset": it opens a segment of any size.
+        check_creation_option(
+            "shm_open",
+            name.as_str(),
+            "ShmOptions::size",
+            (self.size != 0).then_some(self.size),
+            size,
+        )?;
         ensure_reserved(fd.as_fd(), size, !self.read_only, name.as_str())?;
         let map = map_fd(fd.as_fd(), size, !self.read_only)?;
         if let Some(layout) = self.layout {

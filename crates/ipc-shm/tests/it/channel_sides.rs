@@ -419,3 +419,33 @@ fn another_users_channel_is_refused_unless_accepted() {
         .unwrap();
     producer.send(b"accepted").unwrap();
 }
+
+#[test]
+fn a_geometry_that_disagrees_with_an_existing_channel_is_refused() {
+    let guard = LeakGuard::new();
+    let name = guard.name("geometry");
+    let options = ChannelOptions::new().capacity(8192).max_message_size(1024);
+    let _producer = options.create_producer(&name).unwrap();
+    // The creator's options, or none, open it.
+    drop(options.open_consumer(&name).unwrap());
+    drop(ChannelOptions::new().open_consumer(&name).unwrap());
+    for (other, option) in [
+        (
+            ChannelOptions::new().capacity(16384),
+            "ChannelOptions::capacity",
+        ),
+        (
+            ChannelOptions::new().max_message_size(512),
+            "ChannelOptions::max_message_size",
+        ),
+    ] {
+        let err = other.open_consumer(&name).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains(option), "{err}");
+        let err = other
+            .creation_mode(ipc_core::CreationMode::OpenOrCreate)
+            .create_consumer(&name)
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    }
+}

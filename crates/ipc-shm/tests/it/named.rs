@@ -435,3 +435,22 @@ fn a_cloned_segment_shares_memory_and_not_the_name() {
     drop(clone);
     ShmOptions::new().open(&name).unwrap();
 }
+
+#[test]
+fn a_size_that_disagrees_with_an_existing_segment_is_refused() {
+    let guard = LeakGuard::new();
+    let name = guard.name("size");
+    let options = ShmOptions::new().size(8192);
+    let _segment = options.create(&name).unwrap();
+    assert_eq!(options.open(&name).unwrap().len(), 8192);
+    assert_eq!(ShmOptions::new().open(&name).unwrap().len(), 8192);
+    let err = ShmOptions::new().size(4096).open(&name).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("ShmOptions::size"), "{err}");
+    let err = ShmOptions::new()
+        .size(4096)
+        .creation_mode(CreationMode::OpenOrCreate)
+        .create(&name)
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+}
