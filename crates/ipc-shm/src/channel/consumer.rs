@@ -9,8 +9,9 @@ use ipc_core::{Deadline, Error, MessageReceiver, Result};
 
 use crate::SharedMemory;
 
+use super::ChannelOptions;
 use super::layout::*;
-use super::ring::{HEAD_POS, Ring, TAIL_POS, WaitStrategy};
+use super::ring::{HEAD_POS, Ring, TAIL_POS};
 
 /// The consuming end of a channel.
 #[derive(Debug)]
@@ -30,8 +31,8 @@ pub(super) struct Found {
 }
 
 impl Consumer {
-    pub(super) fn attach(segment: SharedMemory, wait: WaitStrategy) -> Result<Consumer> {
-        let ring = Ring::open(segment, wait, TAIL, HEAD)?;
+    pub(super) fn attach(segment: SharedMemory, options: &ChannelOptions) -> Result<Consumer> {
+        let ring = Ring::open(segment, options, TAIL, HEAD)?;
         let subject = Arc::clone(&ring.subject);
         Self::from_ring(ring).map_err(|e| e.with_subject(subject))
     }
@@ -53,6 +54,30 @@ impl Consumer {
     /// The channel's segment, for passing its descriptor to another process.
     pub fn segment(&self) -> &SharedMemory {
         self.ring.segment()
+    }
+
+    /// Hands this end to another process: returns the channel's descriptor, for that
+    /// process to attach with [`ChannelOptions::consumer_from_fd`] (passed over a Unix socket,
+    /// or as a child's standard input), and leaves the side without closing it. The
+    /// producer meanwhile works as if this end were still attached: sends fill the ring and then wait for space.
+    ///
+    /// The receiver must attach within this end's [`timeout`](ChannelOptions::timeout)
+    /// (5 s by default); after that, the producer's waits fail with peer-gone, as they do
+    /// when the process holding an end dies. The descriptor is close-on-exec.
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` if another process has taken this side over (one that took this process
+    /// for dead); the `dup` error.
+    pub fn hand_off(mut self) -> Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        let fd = self
+            .segment()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| self.ring.name_error(Error::from(e).with_op("dup")))?;
+        self.ring.hand_off("consumer")?;
+        Ok(fd)
     }
 
     /// The largest message this channel carries.

@@ -17,6 +17,9 @@ pub(super) const TAIL: usize = 256;
 pub(super) const STATE: usize = 0;
 pub(super) const START: usize = 8;
 pub(super) const PARKS: usize = 16;
+/// When a side was handed to another process, the deadline (`CLOCK_MONOTONIC`
+/// nanoseconds) by which that process must attach.
+pub(super) const HANDOFF: usize = 24;
 /// Offsets within a side's wait line.
 pub(super) const FUTEX: usize = 0;
 pub(super) const SLEEPING: usize = 4;

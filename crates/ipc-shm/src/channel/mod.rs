@@ -12,8 +12,8 @@
 //!   64  capacity u64, max_message u64              (written once by the creator)
 //!  128  head u64                                   (the producer's position)
 //!  256  tail u64                                   (the consumer's position)
-//!  384  producer state u64, start time u64, parks u32
-//!  448  consumer state u64, start time u64, parks u32
+//!  384  producer state u64, start time u64, parks u32, pad u32, hand-off deadline u64
+//!  448  consumer state u64, start time u64, parks u32, pad u32, hand-off deadline u64
 //!  512  producer futex u32, sleeping u32          (written only when it parks)
 //!  640  consumer futex u32, sleeping u32
 //! 4096  ring: records of [len u32, kind u32, payload rounded up to 8 bytes]
@@ -50,6 +50,12 @@
 //! whatever the way. Waits check it at least every 20 ms, so a dead peer (or a claimant
 //! that died half-way through attaching) is reported within that bound, and a clean close
 //! is seen at once (a state word plus a wake-up).
+//!
+//! An end handed to another process (`hand_off`) goes back to detached, still naming the
+//! process that handed it off, with a deadline (`CLOCK_MONOTONIC` nanoseconds) by which
+//! the receiver must attach: until then the other side waits as for a peer that is
+//! coming, after it reports the peer gone. A detached word with pid 0 is a side that
+//! never had an endpoint.
 
 mod consumer;
 mod layout;

@@ -220,7 +220,7 @@ impl ChannelOptions {
     /// A limit error if the ring cannot hold a maximal message; the errors of
     /// [`ShmOptions::create_with`].
     pub fn create_producer(&self, name: &IpcName) -> Result<Producer> {
-        Producer::attach(self.create_named(name)?, self.wait)
+        Producer::attach(self.create_named(name)?, self)
     }
 
     /// Creates a named channel and attaches as its consumer, who owns the name.
@@ -229,7 +229,7 @@ impl ChannelOptions {
     ///
     /// As [`create_producer`](ChannelOptions::create_producer).
     pub fn create_consumer(&self, name: &IpcName) -> Result<Consumer> {
-        Consumer::attach(self.create_named(name)?, self.wait)
+        Consumer::attach(self.create_named(name)?, self)
     }
 
     /// Opens a named channel and attaches as its producer.
@@ -239,7 +239,7 @@ impl ChannelOptions {
     /// The errors of [`ShmOptions::open`]; corrupted for a malformed control block;
     /// `AddrInUse` if a live producer is attached.
     pub fn open_producer(&self, name: &IpcName) -> Result<Producer> {
-        Producer::attach(self.open_named(name)?, self.wait)
+        Producer::attach(self.open_named(name)?, self)
     }
 
     /// Opens a named channel and attaches as its consumer.
@@ -248,14 +248,31 @@ impl ChannelOptions {
     ///
     /// As [`open_producer`](ChannelOptions::open_producer), for a live consumer.
     pub fn open_consumer(&self, name: &IpcName) -> Result<Consumer> {
-        Consumer::attach(self.open_named(name)?, self.wait)
+        Consumer::attach(self.open_named(name)?, self)
     }
 
-    /// An anonymous channel on a sealed memfd, with both ends in this process: pass one end's
-    /// [`segment`](Producer::segment) descriptor to another process (over a Unix socket, or
-    /// as a child's stdin) and attach there with
-    /// [`consumer_from_fd`](ChannelOptions::consumer_from_fd) or
-    /// [`producer_from_fd`](ChannelOptions::producer_from_fd), or use both ends in threads.
+    /// An anonymous channel on a sealed memfd, with both ends in this process. To give one
+    /// end to another process, [`hand_off`](Consumer::hand_off) it: that returns the
+    /// descriptor to pass (over a Unix socket, or as a child's stdin), and the other
+    /// process attaches with [`consumer_from_fd`](ChannelOptions::consumer_from_fd) or
+    /// [`producer_from_fd`](ChannelOptions::producer_from_fd), within the
+    /// [`timeout`](ChannelOptions::timeout). The end kept here works meanwhile. Or use both
+    /// ends in threads.
+    ///
+    /// ```
+    /// use ipc_shm::ChannelOptions;
+    ///
+    /// let options = ChannelOptions::new().capacity(64 * 1024);
+    /// let (mut producer, consumer) = options.channel()?;
+    /// let fd = consumer.hand_off()?; // to pass to a child process
+    /// producer.send(b"sent before the child attached")?;
+    /// // In the child:
+    /// let mut consumer = options.consumer_from_fd(fd)?;
+    /// let mut buf = [0u8; 64];
+    /// let n = consumer.recv(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"sent before the child attached");
+    /// # Ok::<(), ipc_shm::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -272,7 +289,7 @@ impl ChannelOptions {
             .try_clone_to_owned()
             .map_err(|e| Error::from(e).with_op("dup"))?;
         let consumer = self.consumer_from_fd(fd)?;
-        Ok((Producer::attach(segment, self.wait)?, consumer))
+        Ok((Producer::attach(segment, self)?, consumer))
     }
 
     /// Attaches as the consumer of a channel whose segment descriptor was received from
@@ -283,10 +300,7 @@ impl ChannelOptions {
     /// The errors of [`ReceiveOptions::map`]; corrupted for a malformed control block;
     /// `AddrInUse` if a live consumer is attached.
     pub fn consumer_from_fd(&self, fd: std::os::fd::OwnedFd) -> Result<Consumer> {
-        Consumer::attach(
-            ReceiveOptions::new().layout(CHANNEL_LAYOUT).map(fd)?,
-            self.wait,
-        )
+        Consumer::attach(ReceiveOptions::new().layout(CHANNEL_LAYOUT).map(fd)?, self)
     }
 
     /// Attaches as the producer of a channel whose segment descriptor was received.
@@ -295,9 +309,6 @@ impl ChannelOptions {
     ///
     /// As [`consumer_from_fd`](ChannelOptions::consumer_from_fd).
     pub fn producer_from_fd(&self, fd: std::os::fd::OwnedFd) -> Result<Producer> {
-        Producer::attach(
-            ReceiveOptions::new().layout(CHANNEL_LAYOUT).map(fd)?,
-            self.wait,
-        )
+        Producer::attach(ReceiveOptions::new().layout(CHANNEL_LAYOUT).map(fd)?, self)
     }
 }

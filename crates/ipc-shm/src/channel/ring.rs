@@ -12,8 +12,11 @@ use ipc_core::{Deadline, Error, Result};
 use crate::SharedMemory;
 use crate::sys::Control;
 
+use super::ChannelOptions;
 use super::layout::*;
-use super::side::{LIVENESS_SLICE, PeerStatus, PeerWatch, Phase, SideState, own_start_time};
+use super::side::{
+    LIVENESS_SLICE, PeerStatus, PeerWatch, Phase, SideState, monotonic_ns, own_start_time,
+};
 
 /// Indices into an endpoint's [`Control`] words.
 pub(super) const OWN_FUTEX: usize = 0;
@@ -60,6 +63,8 @@ pub(super) struct Ring {
     pub(super) capacity: u64,
     pub(super) max: usize,
     pub(super) wait: WaitStrategy,
+    /// How long a process that receives this end may take to attach (`hand_off`).
+    pub(super) handoff_timeout: Duration,
     /// The offset of this side's control line, and of the peer's.
     pub(super) own: usize,
     pub(super) peer: usize,
@@ -75,7 +80,7 @@ impl Ring {
     /// name the channel.
     pub(super) fn open(
         segment: SharedMemory,
-        wait: WaitStrategy,
+        options: &ChannelOptions,
         own: usize,
         peer: usize,
     ) -> Result<Ring> {
@@ -83,7 +88,7 @@ impl Ring {
             Some(name) => name.as_str().into(),
             None => "anonymous channel".into(),
         };
-        Self::open_named(segment, wait, own, peer, Arc::clone(&subject))
+        Self::open_named(segment, options, own, peer, Arc::clone(&subject))
             .map_err(|e| e.with_subject(subject))
     }
 
@@ -95,7 +100,7 @@ impl Ring {
 
     fn open_named(
         segment: SharedMemory,
-        wait: WaitStrategy,
+        options: &ChannelOptions,
         own: usize,
         peer: usize,
         subject: Arc<str>,
@@ -134,7 +139,8 @@ impl Ring {
             control,
             capacity,
             max: usize::try_from(max).unwrap_or(usize::MAX),
-            wait,
+            wait: options.wait,
+            handoff_timeout: options.timeout,
             own,
             peer,
             peer_watch: PeerWatch::default(),
@@ -217,6 +223,38 @@ impl Ring {
             ));
         }
         self.attached = Some(attached);
+        Ok(())
+    }
+
+    /// Leaves this side, without closing it, to a process that will attach with the
+    /// segment's descriptor: the word names this process in the detached phase, after the
+    /// deadline by which the receiver must attach, which the peer then watches.
+    pub(super) fn hand_off(&mut self, role: &str) -> Result<()> {
+        let Some(attached) = self.attached else {
+            return Err(self.name_error(Error::new(
+                "channel hand-off",
+                io::ErrorKind::InvalidInput,
+                format!("this {role} is not attached"),
+            )));
+        };
+        let timeout = u64::try_from(self.handoff_timeout.as_nanos()).unwrap_or(u64::MAX);
+        self.position(identity(self.own) + HANDOFF)?
+            .store(monotonic_ns().saturating_add(timeout), Ordering::Relaxed);
+        let handed = attached.next(Phase::Detached, attached.pid(), attached.start24());
+        // Release: the deadline is written before the word that points at it.
+        if self
+            .control
+            .position(OWN_STATE)
+            .compare_exchange(attached.0, handed.0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(self.name_error(Error::new(
+                "channel hand-off",
+                io::ErrorKind::AddrInUse,
+                format!("the {role} side was taken over by another process"),
+            )));
+        }
+        self.attached = None;
         Ok(())
     }
 
@@ -348,6 +386,13 @@ impl Ring {
             PeerStatus::Dead(pid) => Err(Error::peer_gone(
                 op,
                 format!("the other end (pid {pid}) died"),
+            )),
+            PeerStatus::NeverAttached(pid) => Err(Error::peer_gone(
+                op,
+                format!(
+                    "the other end, handed off by pid {pid}, was not attached within the \
+                     hand-off timeout (ChannelOptions::timeout)"
+                ),
             )),
         }
     }

@@ -13,7 +13,9 @@ use super::layout::*;
 /// What a side's state word says about its endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Phase {
-    /// No endpoint has attached yet (the word of a new channel is 0).
+    /// No endpoint is attached: none ever was (the word of a new channel is 0, pid 0), or
+    /// the process named in the word handed the end to another process, which has until
+    /// the side's hand-off deadline to attach.
     Detached,
     /// A process is attaching: it owns the side and is writing its identity.
     Claiming,
@@ -78,6 +80,8 @@ pub(super) enum PeerStatus {
     Alive,
     Closed,
     Dead(u32),
+    /// Handed to another process (by the pid given), which did not attach in time.
+    NeverAttached(u32),
 }
 
 /// Watches the process named in a side's state word, through a pidfd opened once per
@@ -96,7 +100,17 @@ impl PeerWatch {
         );
         let pid = state.pid();
         match state.phase() {
-            Phase::Detached => Ok(PeerStatus::NotYet),
+            Phase::Detached if pid == 0 => Ok(PeerStatus::NotYet),
+            Phase::Detached => {
+                let deadline = segment
+                    .atomic_u64(identity(line) + HANDOFF)?
+                    .load(Ordering::Relaxed);
+                Ok(if monotonic_ns() < deadline {
+                    PeerStatus::NotYet
+                } else {
+                    PeerStatus::NeverAttached(pid)
+                })
+            }
             Phase::Closed => Ok(PeerStatus::Closed),
             // A claimant writes its identity after claiming: the word names it, the start
             // time's low bits tell it from a later process with the same pid.
@@ -138,6 +152,16 @@ impl PeerWatch {
             }
         }
     }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process on the machine.
+pub(super) fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |now| {
+        u64::try_from(now.tv_sec())
+            .unwrap_or(0)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::try_from(now.tv_nsec()).unwrap_or(0))
+    })
 }
 
 pub(super) fn own_start_time() -> u64 {

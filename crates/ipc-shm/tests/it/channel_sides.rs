@@ -1,7 +1,7 @@
 //! Who owns a channel's side, and what a previous or hostile endpoint can leave in the
 //! control block: claims abandoned by a dying process, several processes taking over one
 //! dead side at once, impossible positions, and geometries where a maximal message would
-//! never fit.
+//! never fit; ends handed to another process before it attaches.
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Instant;
@@ -448,4 +448,86 @@ fn a_geometry_that_disagrees_with_an_existing_channel_is_refused() {
             .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
     }
+}
+
+/// Connects to the abstract socket arg 0, receives a channel's descriptor, attaches as its
+/// consumer and receives until "last", then reports how many messages came.
+pub fn attach_handed_role(ctx: &mut PeerContext) -> PeerResult {
+    let conn = ipc_socket::Seqpacket::connect(&ipc_socket::UnixAddr::abstract_name(ctx.arg(0)?))?;
+    ctx.ready()?;
+    let mut buf = [0u8; 8];
+    let (_, mut fds) = ipc_socket::UnixSocketExt::recv_with_fds(&conn, &mut buf, 1)?;
+    let mut consumer = options().consumer_from_fd(fds.pop().ok_or("no descriptor")?)?;
+    let mut buf = vec![0u8; 4096];
+    let mut count = 0;
+    loop {
+        let n = consumer.recv_timeout(&mut buf, test_timeout())?;
+        count += 1;
+        if &buf[..n] == b"last" {
+            break;
+        }
+    }
+    ctx.send(&count.to_string())?;
+    Ok(())
+}
+
+#[test]
+fn an_end_handed_to_another_process_keeps_the_other_end_working_until_it_attaches() {
+    let (mut producer, consumer) = options()
+        .capacity(4096)
+        .max_message_size(1024)
+        .channel()
+        .unwrap();
+    let fd = consumer.hand_off().unwrap();
+    // Before anyone attaches, the producer fills the ring and then finds it full, not gone.
+    let mut sent = 0;
+    let err = loop {
+        match producer.try_send(&[7u8; 1000]) {
+            Ok(()) => sent += 1,
+            Err(err) => break err,
+        }
+    };
+    assert!(err.is_would_block(), "{err}");
+    assert!(sent >= 2, "{sent}");
+
+    let addr = ipc_testkit::unique_name("handoff");
+    let listener =
+        ipc_socket::SeqpacketListener::bind(&ipc_socket::UnixAddr::abstract_name(addr.file_name()))
+            .unwrap();
+    let mut peer = Peer::spawn("attach-handed", &[addr.file_name()]);
+    let (conn, _) = listener.accept_timeout(test_timeout()).unwrap();
+    ipc_socket::UnixSocketExt::send_with_fds(&conn, b"channel", &[std::os::fd::AsFd::as_fd(&fd)])
+        .unwrap();
+    drop(fd);
+    // The ring drains once the receiver attaches, so this send finds space.
+    producer.send_timeout(b"last", test_timeout()).unwrap();
+    assert_eq!(peer.recv().unwrap(), (sent + 1).to_string());
+    peer.wait_success().unwrap();
+}
+
+#[test]
+fn an_end_handed_off_and_never_attached_is_reported_gone_after_the_timeout() {
+    let timeout = std::time::Duration::from_millis(100);
+    let options = options().timeout(timeout);
+    // A consumer handed off to a process that died before attaching.
+    let (mut producer, consumer) = options.channel().unwrap();
+    let started = Instant::now();
+    drop(consumer.hand_off().unwrap());
+    let message = vec![1u8; 4096];
+    let err = loop {
+        if let Err(err) = producer.send_timeout(&message, test_timeout()) {
+            break err;
+        }
+    };
+    assert!(err.is_peer_gone(), "{err}");
+    assert!(err.to_string().contains("not attached"), "{err}");
+    assert!(started.elapsed() >= timeout);
+    // And a producer handed off the same way.
+    let (producer, mut consumer) = options.channel().unwrap();
+    let started = Instant::now();
+    drop(producer.hand_off().unwrap());
+    let mut buf = vec![0u8; 4096];
+    let err = consumer.recv_timeout(&mut buf, test_timeout()).unwrap_err();
+    assert!(err.is_peer_gone(), "{err}");
+    assert!(started.elapsed() >= timeout);
 }

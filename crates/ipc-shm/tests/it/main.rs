@@ -21,4 +21,5 @@ ipc_testkit::peer_roles! {
     "attach-and-hang" => channel_sides::attach_and_hang_role,
     "poke" => channel_sides::poke_role,
     "create-later" => channel_sides::create_later_role,
+    "attach-handed" => channel_sides::attach_handed_role,
 }
