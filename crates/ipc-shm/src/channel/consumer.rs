@@ -70,14 +70,7 @@ impl Consumer {
     /// `AddrInUse` if another process has taken this side over (one that took this process
     /// for dead); the `dup` error.
     pub fn hand_off(mut self) -> Result<std::os::fd::OwnedFd> {
-        use std::os::fd::AsFd;
-        let fd = self
-            .segment()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| self.ring.name_error(Error::from(e).with_op("dup")))?;
-        self.ring.hand_off("consumer")?;
-        Ok(fd)
+        self.ring.hand_off("consumer")
     }
 
     /// The largest message this channel carries.

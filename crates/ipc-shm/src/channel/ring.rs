@@ -228,8 +228,15 @@ impl Ring {
 
     /// Leaves this side, without closing it, to a process that will attach with the
     /// segment's descriptor: the word names this process in the detached phase, after the
-    /// deadline by which the receiver must attach, which the peer then watches.
-    pub(super) fn hand_off(&mut self, role: &str) -> Result<()> {
+    /// deadline by which the receiver must attach, which the peer then watches. Returns the
+    /// segment's descriptor to hand over.
+    pub(super) fn hand_off(&mut self, role: &str) -> Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        let fd = self
+            .segment()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| self.name_error(Error::from(e).with_op("dup")))?;
         let Some(attached) = self.attached else {
             return Err(self.name_error(Error::new(
                 "channel hand-off",
@@ -255,7 +262,7 @@ impl Ring {
             )));
         }
         self.attached = None;
-        Ok(())
+        Ok(fd)
     }
 
     /// Marks this side closed and wakes the peer, so that it sees it at once. A side taken
