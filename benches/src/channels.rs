@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ipc_core::{Error, IpcName, Result};
+use ipc_core::{IpcName, Result};
 use ipc_shm::{ChannelOptions, Consumer, Producer, SharedMemory, ShmOptions, WaitStrategy};
 
 use crate::sys::{RawFutex, RawRing};
@@ -77,16 +77,7 @@ impl Flavour {
     }
 
     pub(crate) fn parse(name: &str) -> Result<Flavour> {
-        Flavour::ALL
-            .into_iter()
-            .find(|f| f.name() == name)
-            .ok_or_else(|| {
-                Error::new(
-                    "Flavour::parse",
-                    std::io::ErrorKind::InvalidInput,
-                    format!("unknown shm flavour {name}"),
-                )
-            })
+        crate::transport::flavour_named(&Flavour::ALL, name, "shm", Flavour::name)
     }
 
     fn wait(self) -> WaitStrategy {

@@ -61,16 +61,7 @@ impl Flavour {
     }
 
     pub(crate) fn parse(name: &str) -> Result<Flavour> {
-        Flavour::ALL
-            .into_iter()
-            .find(|f| f.name() == name)
-            .ok_or_else(|| {
-                Error::new(
-                    "Flavour::parse",
-                    std::io::ErrorKind::InvalidInput,
-                    format!("unknown pipe flavour {name}"),
-                )
-            })
+        crate::transport::flavour_named(&Flavour::ALL, name, "pipe", Flavour::name)
     }
 }
 

@@ -1,7 +1,7 @@
 //! POSIX message queues: `ipc-mq`'s `MessageQueue` beside raw `mq_send`/`mq_receive`,
 //! blocking and non-blocking.
 
-use ipc_core::{Error, IpcName, Result};
+use ipc_core::{IpcName, Result};
 use ipc_mq::{Direction, MessageQueue, QueueOptions};
 
 use crate::sys::RawQueue;
@@ -73,16 +73,7 @@ impl Flavour {
     ///
     /// `InvalidInput` for an unknown name.
     pub fn parse(name: &str) -> Result<Flavour> {
-        Flavour::ALL
-            .into_iter()
-            .find(|f| f.name() == name)
-            .ok_or_else(|| {
-                Error::new(
-                    "Flavour::parse",
-                    std::io::ErrorKind::InvalidInput,
-                    format!("unknown mq flavour {name}"),
-                )
-            })
+        crate::transport::flavour_named(&Flavour::ALL, name, "mq", Flavour::name)
     }
 }
 

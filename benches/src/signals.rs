@@ -71,16 +71,7 @@ impl Flavour {
     ///
     /// `InvalidInput` for an unknown name.
     pub fn parse(name: &str) -> Result<Flavour> {
-        Flavour::ALL
-            .into_iter()
-            .find(|f| f.name() == name)
-            .ok_or_else(|| {
-                Error::new(
-                    "Flavour::parse",
-                    std::io::ErrorKind::InvalidInput,
-                    format!("unknown signal flavour {name}"),
-                )
-            })
+        crate::transport::flavour_named(&Flavour::ALL, name, "signal", Flavour::name)
     }
 }
 

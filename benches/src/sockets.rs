@@ -112,16 +112,7 @@ impl Flavour {
     }
 
     pub(crate) fn parse(name: &str) -> Result<Flavour> {
-        Flavour::ALL
-            .into_iter()
-            .find(|f| f.name() == name)
-            .ok_or_else(|| {
-                Error::new(
-                    "Flavour::parse",
-                    std::io::ErrorKind::InvalidInput,
-                    format!("unknown socket flavour {name}"),
-                )
-            })
+        crate::transport::flavour_named(&Flavour::ALL, name, "socket", Flavour::name)
     }
 }
 

@@ -133,6 +133,25 @@ pub trait Benchmarked {
     fn peer_link(&self, size: usize, args: &[String]) -> Result<Link>;
 }
 
+/// The flavour among `all` called `name`; `prefix` ("shm") words the error.
+pub(crate) fn flavour_named<F: Copy>(
+    all: &[F],
+    name: &str,
+    prefix: &str,
+    name_of: fn(F) -> &'static str,
+) -> Result<F> {
+    all.iter()
+        .copied()
+        .find(|&flavour| name_of(flavour) == name)
+        .ok_or_else(|| {
+            Error::new(
+                "Flavour::parse",
+                std::io::ErrorKind::InvalidInput,
+                format!("unknown {prefix} flavour {name}"),
+            )
+        })
+}
+
 /// Argument `i` of a peer.
 pub(crate) fn arg(args: &[String], i: usize) -> Result<&str> {
     args.get(i).map(String::as_str).ok_or_else(|| {
