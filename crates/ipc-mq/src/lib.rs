@@ -57,13 +57,15 @@
 
 mod limits;
 mod notify;
+mod options;
 mod queue;
 #[allow(unsafe_code)]
 mod sys;
 
 pub use limits::SystemLimits;
 pub use notify::Notification;
-pub use queue::{Direction, MAX_PRIORITY, Message, MessageQueue, QueueAttributes, QueueOptions};
+pub use options::{Direction, QueueOptions};
+pub use queue::{MAX_PRIORITY, Message, MessageQueue, QueueAttributes};
 
 pub use ipc_core::{
     Access, CreationMode, Deadline, Error, IpcName, MessageReceiver, MessageSender, Permissions,
