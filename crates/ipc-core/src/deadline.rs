@@ -73,6 +73,16 @@ impl Deadline {
         timeout.map_or(Deadline::NEVER, Deadline::after)
     }
 
+    /// The earlier of two deadlines ([`Deadline::NEVER`] is later than any other).
+    #[must_use]
+    pub fn earlier(self, other: Deadline) -> Deadline {
+        match (self.at, other.at) {
+            (Some(a), Some(b)) => Deadline { at: Some(a.min(b)) },
+            (Some(_), None) => self,
+            (None, _) => other,
+        }
+    }
+
     /// True for [`Deadline::NEVER`].
     pub fn is_never(&self) -> bool {
         self.at.is_none()

@@ -77,6 +77,7 @@ enum Domain {
     None,
     PeerGone,
     OwnerDied,
+    Cancelled,
     Corrupted,
     // Boxed so that the common errors stay small; exceeding a limit is rare.
     LimitExceeded(Box<Limit>),
@@ -190,6 +191,18 @@ impl Error {
     /// as opposed to a clean end between messages.
     pub fn is_cut_short(&self) -> bool {
         self.is_peer_gone() && self.kind() == io::ErrorKind::UnexpectedEof
+    }
+
+    /// The wait of `op` was ended by a cancelled [`Cancel`](crate::Cancel) token, such as the
+    /// process's on a shutdown signal; nothing was done ([`io::ErrorKind::Other`], not
+    /// `Interrupted`, which callers retry; see [`is_cancelled`](Error::is_cancelled)).
+    pub fn cancelled(op: &'static str) -> Self {
+        Self::custom(
+            op,
+            io::ErrorKind::Other,
+            Domain::Cancelled,
+            "cancelled: the wait was ended by a cancellation token (a shutdown request?)".into(),
+        )
     }
 
     /// The owner of a lock died while holding it; the protected state may be inconsistent
@@ -345,6 +358,18 @@ impl Error {
     /// True if the operation would have blocked ([`io::ErrorKind::WouldBlock`]).
     pub fn is_would_block(&self) -> bool {
         self.kind() == io::ErrorKind::WouldBlock
+    }
+
+    /// True if the wait was ended by a cancelled [`Cancel`](crate::Cancel) token
+    /// ([`cancelled`](Error::cancelled)), for example by a shutdown signal.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(
+            self.repr,
+            Repr::Custom {
+                domain: Domain::Cancelled,
+                ..
+            }
+        )
     }
 
     /// True if the call was interrupted by a signal (`EINTR`).

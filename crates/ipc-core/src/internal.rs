@@ -5,13 +5,14 @@
 //! Signatures here may name nix types (`PollFlags`): nothing outside this module does, so
 //! that a nix upgrade is never a breaking change for users.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::{Deadline, Error, Result};
 
+pub use crate::cancel::{cancellation_watched, check_cancelled, watched_tokens};
 pub use crate::cleanup::{is_stale, objects_in_use};
 pub use crate::deadline::{Backoff, retry_eintr};
 pub use crate::error::{SyscallReturn, cvt};
@@ -71,23 +72,74 @@ impl Wait {
 ///
 /// # Errors
 ///
-/// `TimedOut` at the deadline (for the operation `op`), or the `poll` error.
+/// `TimedOut` at the deadline (for the operation `op`); cancelled if a token the thread's
+/// waits watch ([`check_cancelled`]) is cancelled while `fd` is not ready (a poll with no
+/// time to wait is a check, which no token ends); the `poll` error.
 pub fn poll_fd(
     fd: impl AsFd,
     events: PollFlags,
     deadline: Deadline,
     op: &'static str,
 ) -> Result<PollFlags> {
-    let fd = fd.as_fd();
+    // Waits end when a token they watch is cancelled: its descriptor is polled too.
+    poll_watching(fd.as_fd(), events, deadline, op, &watched_tokens())
+}
+
+fn poll_watching(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    deadline: Deadline,
+    op: &'static str,
+    tokens: &[crate::Cancel],
+) -> Result<PollFlags> {
+    // A poll that may not wait at all is a check, not a wait: no token ends it.
+    let tokens = if deadline.remaining() == Some(Duration::ZERO) {
+        &[]
+    } else {
+        tokens
+    };
     deadline.retry(|deadline| {
         let timeout = PollTimeout::try_from(deadline.poll_timeout_ms()).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(fd, events)];
+        let mut fds = vec![PollFd::new(fd, events)];
+        fds.extend(
+            tokens
+                .iter()
+                .map(|token| PollFd::new(token.as_fd(), PollFlags::POLLIN)),
+        );
         match poll(&mut fds, timeout) {
             Ok(0) => Err(Error::timed_out(op)),
-            Ok(_) => Ok(fds[0].revents().unwrap_or(PollFlags::empty())),
-            Err(errno) => Err(Error::from_errno(op, errno)),
+            Ok(_) => {
+                let ready = fds[0].revents().unwrap_or(PollFlags::empty());
+                if ready.is_empty() {
+                    check_cancelled(op)?;
+                    // A token's descriptor is only ever readable once it is cancelled.
+                    return Err(Error::cancelled(op));
+                }
+                Ok(ready)
+            }
+            Err(errno) => {
+                // A signal that cancelled a watched token (a shutdown) ends the wait.
+                if errno == nix::errno::Errno::EINTR && !tokens.is_empty() {
+                    check_cancelled(op)?;
+                }
+                Err(Error::from_errno(op, errno))
+            }
         }
     })
+}
+
+/// [`poll_fd`] watching no cancellation token: for the waits for a shutdown itself.
+///
+/// # Errors
+///
+/// `TimedOut` at the deadline; the `poll` error.
+pub fn poll_fd_unwatched(
+    fd: impl AsFd,
+    events: PollFlags,
+    deadline: Deadline,
+    op: &'static str,
+) -> Result<PollFlags> {
+    poll_watching(fd.as_fd(), events, deadline, op, &[])
 }
 
 /// Whether `fd` has one of `events` right now, without waiting.

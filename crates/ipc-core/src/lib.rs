@@ -53,6 +53,7 @@
 
 #![deny(unsafe_code)]
 
+mod cancel;
 mod cleanup;
 mod deadline;
 mod error;
@@ -73,6 +74,7 @@ mod stream;
 #[allow(unsafe_code)]
 mod sys;
 
+pub use cancel::Cancel;
 pub use deadline::{Clock, Deadline};
 pub use error::{Error, Limit, Result};
 pub use frame::{DEFAULT_MAX_MESSAGE_SIZE, FRAME_HEADER_LEN, FramedReader, FramedWriter, PIPE_BUF};

@@ -1,5 +1,6 @@
 //! ipc-core's only unsafe code: `sigtimedwait`, `pidfd_open`, `futex` and `gettid`, which nix
-//! does not wrap, and the fork handler that keeps thread identities right in a child.
+//! does not wrap, the `eventfd` of a cancellation token (written from signal handlers), and
+//! the fork handler that keeps thread identities right in a child.
 
 /// Takes a pending `SIGPIPE` off the calling thread, if there is one, without waiting.
 pub(crate) fn take_pending_sigpipe() {
@@ -97,4 +98,24 @@ pub(crate) fn at_fork_in_child(child: extern "C" fn()) {
     unsafe {
         libc::pthread_atfork(None, None, Some(child));
     }
+}
+
+/// A close-on-exec, non-blocking `eventfd` starting at 0.
+pub(crate) fn eventfd() -> crate::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `eventfd` takes a value and flags and returns a new descriptor or -1.
+    let fd = crate::error::cvt("eventfd", unsafe {
+        libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)
+    })?;
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds 1 to the `eventfd` `fd`, making it readable. Only `write(2)`: async-signal-safe. A
+/// counter at its maximum (`EAGAIN`) is readable already, so a failure changes nothing.
+pub(crate) fn eventfd_signal(fd: std::os::fd::RawFd) {
+    let one: u64 = 1;
+    // SAFETY: `one` is 8 readable bytes, as an eventfd write takes; `fd` is an eventfd
+    // that the caller keeps open.
+    unsafe { libc::write(fd, std::ptr::from_ref(&one).cast(), 8) };
 }

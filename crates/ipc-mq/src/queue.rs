@@ -4,10 +4,10 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use ipc_core::internal::{ObjectId, Wait, unlink_if_ours};
+use ipc_core::internal::{ObjectId, Wait, poll_fd, retry_eintr, unlink_if_ours};
 use ipc_core::{
-    Clock, Deadline, Error, IpcName, Limit, MessageReceiver, MessageSender, Result, ShmSafe,
-    Unlink, UnlinkOnDrop,
+    Deadline, Error, IpcName, Limit, MessageReceiver, MessageSender, Result, ShmSafe, Unlink,
+    UnlinkOnDrop,
 };
 use nix::poll::PollFlags;
 
@@ -171,7 +171,7 @@ impl MessageQueue {
 
     fn send_with(&self, msg: &[u8], priority: u32, wait: Wait, op: &'static str) -> Result<()> {
         self.check_send(msg.len(), priority, op)?;
-        run(wait, op, self.subject(), |at| {
+        self.run(PollFlags::POLLOUT, wait, op, |at| {
             sys::mq_send(self.fd.as_fd(), msg, priority, at)
         })
     }
@@ -266,7 +266,7 @@ impl MessageQueue {
             return Err(Error::buffer_below_minimum(op, self.max_message, message)
                 .with_subject(self.subject()));
         }
-        run(wait, op, self.subject(), |at| {
+        self.run(PollFlags::POLLIN, wait, op, |at| {
             sys::mq_receive(self.fd.as_fd(), buf, at)
         })
     }
@@ -378,7 +378,7 @@ impl MessageQueue {
         op: &'static str,
     ) -> Result<()> {
         self.check_send(std::mem::size_of::<T>(), priority, op)?;
-        run(wait, op, self.subject(), |at| {
+        self.run(PollFlags::POLLOUT, wait, op, |at| {
             sys::mq_send_value(self.fd.as_fd(), value, priority, at)
         })
     }
@@ -543,6 +543,48 @@ impl MessageQueue {
         self.wait_for(PollFlags::POLLOUT, deadline)
     }
 
+    /// Runs a queue call (which takes an absolute `CLOCK_REALTIME` time) that may wait as `wait`
+    /// says for the queue's descriptor to be `ready`, naming the outcome.
+    fn run<T>(
+        &self,
+        ready: PollFlags,
+        wait: Wait,
+        op: &'static str,
+        mut call: impl FnMut(Option<&libc::timespec>) -> Result<T>,
+    ) -> Result<T> {
+        let (fd, subject) = (self.fd.as_fd(), self.subject());
+        // Every attempt is made with a time already past: it succeeds if it can at once and
+        // times out otherwise (also on a blocking descriptor). A wait is then a `poll` for
+        // `ready`, which also watches the cancellation tokens, and another attempt: so a
+        // shutdown ends it, where a blocking `mq_receive` would be restarted.
+        let deadline = wait.deadline();
+        retry_eintr(|| {
+            loop {
+                let attempt = call(Some(&LONG_AGO)).map_err(|e| match e.raw_os_error() {
+                    // A non-blocking descriptor: the caller asked not to wait.
+                    Some(libc::EAGAIN) => Error::would_block(op).with_subject(subject),
+                    Some(libc::EBADF) => Error::new(
+                        op,
+                        io::ErrorKind::PermissionDenied,
+                        "the queue was not opened for this direction",
+                    )
+                    .with_subject(subject),
+                    _ => e.with_op(op).with_subject(subject),
+                });
+                match attempt {
+                    Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => match deadline {
+                        None => return Err(Error::would_block(op).with_subject(subject)),
+                        Some(deadline) => {
+                            poll_fd(fd, ready, deadline, op)
+                                .map_err(|e| e.with_subject(subject))?;
+                        }
+                    },
+                    other => return other,
+                }
+            }
+        })
+    }
+
     fn wait_for(&self, events: PollFlags, deadline: Deadline) -> Result<()> {
         ipc_core::internal::poll_fd(&self.fd, events, deadline, "poll")
             .map(drop)
@@ -555,47 +597,6 @@ const LONG_AGO: libc::timespec = libc::timespec {
     tv_sec: 0,
     tv_nsec: 0,
 };
-
-/// Runs a queue call that may wait as `wait` says and takes an absolute `CLOCK_REALTIME`
-/// time (or none to block), retrying `EINTR` against the deadline and naming the outcome.
-fn run<T>(
-    wait: Wait,
-    op: &'static str,
-    subject: &str,
-    mut call: impl FnMut(Option<&libc::timespec>) -> Result<T>,
-) -> Result<T> {
-    let deadline = match wait {
-        Wait::Until(deadline) => deadline,
-        Wait::Block | Wait::Try => Deadline::NEVER,
-    };
-    deadline.retry(|deadline| {
-        let at = match wait {
-            Wait::Block => None,
-            // A time already past: the call succeeds if it can at once, and times out
-            // otherwise (also on a blocking descriptor).
-            Wait::Try => Some(LONG_AGO),
-            Wait::Until(_) => Some(
-                deadline
-                    .absolute_timespec(Clock::Realtime)?
-                    .unwrap_or(LONG_AGO),
-            ),
-        };
-        call(at.as_ref()).map_err(|e| match e.raw_os_error() {
-            Some(libc::EAGAIN) => Error::would_block(op).with_subject(subject),
-            Some(libc::ETIMEDOUT) if matches!(wait, Wait::Try) => {
-                Error::would_block(op).with_subject(subject)
-            }
-            Some(libc::ETIMEDOUT) => Error::timed_out(op).with_subject(subject),
-            Some(libc::EBADF) => Error::new(
-                op,
-                io::ErrorKind::PermissionDenied,
-                "the queue was not opened for this direction",
-            )
-            .with_subject(subject),
-            _ => e.with_op(op).with_subject(subject),
-        })
-    })
-}
 
 impl MessageQueue {
     /// A second handle to the same queue (its descriptor duplicated, close-on-exec), for

@@ -278,6 +278,7 @@ impl<R: SharedRegion, T: ShmSafe> RobustMutex<R, T> {
             if slice.is_zero() {
                 return Err(Error::timed_out(op));
             }
+            ipc_core::internal::check_cancelled(op)?;
             let seq = wakes.load(Ordering::SeqCst);
             sleepers.fetch_add(1, Ordering::SeqCst);
             if lock.load(Ordering::SeqCst) == seen {

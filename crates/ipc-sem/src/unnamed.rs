@@ -183,6 +183,8 @@ impl<R: SharedRegion> Semaphore<R> {
     /// Takes one permit, waiting as `wait` says.
     #[inline]
     fn take(&self, wait: Wait, op: &'static str) -> Result<()> {
+        /// How long one sleep lasts at most, so that a cancelled token ends the wait soon.
+        const CANCEL_SLICE: Duration = Duration::from_millis(20);
         let value = self.value_word();
         let mut spins = 0u32;
         loop {
@@ -208,11 +210,14 @@ impl<R: SharedRegion> Semaphore<R> {
             if left.is_some_and(|left| left.is_zero()) {
                 return Err(Error::timed_out(op).with_subject(SUBJECT));
             }
+            ipc_core::internal::check_cancelled(op).map_err(|e| e.with_subject(SUBJECT))?;
             // Sleeps only while the value is still 0; a post in between changes it, so no
-            // wake-up is missed. Signals and spurious wake-ups just go round again.
+            // wake-up is missed. Signals and spurious wake-ups just go round again, and a
+            // slice at a time lets a cancellation end the wait.
+            let slice = left.map_or(CANCEL_SLICE, |left| left.min(CANCEL_SLICE));
             let sleepers = self.block.word(SLEEPERS);
             sleepers.fetch_add(1, Ordering::SeqCst);
-            ipc_core::internal::futex_wait(value, 0, left);
+            ipc_core::internal::futex_wait(value, 0, Some(slice));
             sleepers.fetch_sub(1, Ordering::SeqCst);
         }
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ipc_core::internal::Wait;
-use ipc_core::{Deadline, Error, Result};
+use ipc_core::{Cancel, Deadline, Error, Result};
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
 
@@ -20,20 +20,22 @@ use crate::sys::{self, ShutdownState};
 pub struct ShutdownOptions {
     signals: Vec<Signal>,
     force_exit: Option<i32>,
+    cancel_waits: bool,
 }
 
 impl Default for ShutdownOptions {
-    /// `SIGTERM` and `SIGINT`, no forced exit.
+    /// `SIGTERM` and `SIGINT`, no forced exit, waits cancelled.
     fn default() -> Self {
         ShutdownOptions {
             signals: vec![Signal::TERM, Signal::INT],
             force_exit: None,
+            cancel_waits: true,
         }
     }
 }
 
 impl ShutdownOptions {
-    /// `SIGTERM` and `SIGINT`, no forced exit.
+    /// `SIGTERM` and `SIGINT`, no forced exit, waits cancelled.
     pub fn new() -> Self {
         Self::default()
     }
@@ -53,15 +55,34 @@ impl ShutdownOptions {
         self
     }
 
+    /// Whether a shutdown signal also cancels the [process token](Cancel::process), ending
+    /// every wait that watches it with a cancelled error (the default): a worker blocked in
+    /// a receive then returns at once instead of being killed after the grace period, and
+    /// can remove its objects. Calls that need not wait still work, so what is queued can
+    /// be drained.
+    #[must_use]
+    pub fn cancel_waits(mut self, cancel: bool) -> Self {
+        self.cancel_waits = cancel;
+        self
+    }
+
     /// Installs the handlers (alongside any other signal-hook handlers of these signals).
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for a signal that cannot be handled; the error of creating the pipe.
+    /// `InvalidInput` for a signal that cannot be handled; the error of creating the pipe
+    /// or the process token.
     pub fn install(&self) -> Result<Shutdown> {
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
             .map_err(|e| Error::from_errno("pipe2", e))?;
+        // Made here, not in the handler, which may not allocate.
+        let cancel = if self.cancel_waits {
+            Some(Cancel::process()?.clone())
+        } else {
+            None
+        };
         let state = Arc::new(ShutdownState {
+            cancel,
             requested: AtomicBool::new(false),
             count: AtomicUsize::new(0),
             signal: AtomicI32::new(0),
@@ -165,7 +186,8 @@ impl Shutdown {
             .deadline()
             .unwrap_or_else(|| Deadline::after(Duration::ZERO));
         while !self.is_requested() {
-            match ipc_core::internal::poll_fd(&self.read, PollFlags::POLLIN, deadline, OP) {
+            match ipc_core::internal::poll_fd_unwatched(&self.read, PollFlags::POLLIN, deadline, OP)
+            {
                 Err(e) if e.is_timeout() && wait == Wait::Try => {
                     return Err(Error::would_block(OP));
                 }

@@ -228,6 +228,8 @@ pub(crate) fn exit_now(code: libc::c_int) -> ! {
 /// handlers stay async-signal-safe.
 #[derive(Debug)]
 pub(crate) struct ShutdownState {
+    /// The process token to cancel, if the shutdown cancels waits.
+    pub(crate) cancel: Option<ipc_core::Cancel>,
     pub(crate) requested: AtomicBool,
     pub(crate) count: AtomicUsize,
     pub(crate) signal: AtomicI32,
@@ -265,6 +267,11 @@ pub(crate) fn register_shutdown(
         let count = state.record(signal);
         // SAFETY: as in `register_pipe_writer`.
         unsafe { libc::write(state.wake_fd(), [1u8].as_ptr().cast(), 1) };
+        // After the pipe, so that a `Shutdown::wait` sees the request, not a cancellation.
+        if let Some(cancel) = &state.cancel {
+            // An atomic store and a `write`.
+            cancel.cancel();
+        }
         if count >= 2 {
             if let Some(code) = state.force_exit() {
                 exit_now(code);

@@ -70,6 +70,9 @@ impl Default for LeakGuard {
 impl LeakGuard {
     /// Starts watching.
     pub fn new() -> Self {
+        // The process's cancellation token holds a descriptor for the life of the process
+        // once made (a shutdown handler makes it): make it now, so that it is no leak.
+        let _ = ipc_core::Cancel::process();
         let exclusive = runs_one_test_per_process().then(|| Snapshot {
             fds: open_fds(),
             objects: object_files(),

@@ -25,4 +25,5 @@ ipc_testkit::peer_roles! {
     "mq-client" => scenarios::mq_client_role,
     "fd-receiver" => scenarios::fd_receiver_role,
     "shutdown-server" => scenarios::shutdown_server_role,
+    "blocked-server" => scenarios::blocked_server_role,
 }

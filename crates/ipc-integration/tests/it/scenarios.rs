@@ -526,7 +526,7 @@ pub fn shutdown_server_role(ctx: &mut PeerContext) -> PeerResult {
     while !shutdown.is_requested() {
         match receive(&mut buf) {
             Ok(_) => {}
-            Err(e) if e.is_timeout() || e.is_would_block() => {}
+            Err(e) if e.is_timeout() || e.is_would_block() || e.is_cancelled() => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -553,5 +553,113 @@ fn servers_blocked_in_receive_shut_down_cleanly_on_sigterm() {
         assert!(!path.exists(), "{mechanism} left {}", path.display());
     }
     // The guard checks that no name is left.
+    guard.check().unwrap();
+}
+
+/// Creates the object of mechanism arg 0 (named arg 1, or at path arg 2), says ready and
+/// makes one blocking call without a timeout; a shutdown signal must end it with a
+/// cancelled error. Reports "cancelled" (or what happened instead), then drops the objects.
+pub fn blocked_server_role(ctx: &mut PeerContext) -> PeerResult {
+    let _shutdown = ShutdownOptions::new().install()?;
+    let name = IpcName::new(ctx.arg(1)?)?;
+    let path = ctx.arg(2)?.to_owned();
+    let mut buf = vec![0u8; 1024];
+    let outcome: ipc_core::Result<()> = match ctx.arg(0)? {
+        "shm-channel" => {
+            let mut consumer = channel().create_consumer(&name)?;
+            ctx.ready()?;
+            consumer.recv(&mut buf).map(drop)
+        }
+        "mq" => {
+            let queue = QueueOptions::new()
+                .capacity(4)
+                .max_message_size(64)
+                .create(&name)?;
+            ctx.ready()?;
+            queue.recv(&mut buf).map(drop)
+        }
+        "mq-send" => {
+            let queue = QueueOptions::new()
+                .capacity(1)
+                .max_message_size(64)
+                .create(&name)?;
+            queue.send(b"fills it")?;
+            ctx.ready()?;
+            queue.send(b"waits for room").map(drop)
+        }
+        "fifo" => {
+            let fifo = Fifo::create(&path)?;
+            let mut reader = fifo.open_reader()?;
+            ctx.ready()?;
+            std::io::Read::read(&mut reader, &mut buf)
+                .map(drop)
+                .map_err(ipc_core::Error::from)
+        }
+        "semaphore" => {
+            let sem = SemaphoreOptions::new().initial(0).create(&name)?;
+            ctx.ready()?;
+            sem.wait()
+        }
+        "shared-semaphore" => {
+            let segment = ShmOptions::new().size(4096).create(&name)?;
+            let sem = SemaphoreOptions::new().initial(0).init_in(&segment, 0)?;
+            ctx.ready()?;
+            sem.wait()
+        }
+        "robust-mutex" => {
+            let segment = ShmOptions::new().size(4096).create(&name)?;
+            let mutex: RobustMutex<&SharedMemory, u64> =
+                MutexOptions::new().init_in(&segment, 0, 0)?;
+            let held = mutex.lock()?;
+            // Another thread waits for the lock: the signal reaches whichever thread, and
+            // the process token ends the waiting one.
+            let waited = std::thread::scope(
+                |scope| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                    let waiter = scope.spawn(|| mutex.lock().map(drop));
+                    ctx.ready()?;
+                    Ok(waiter.join().map_err(|_| "the waiter panicked")?)
+                },
+            )?;
+            drop(held);
+            waited
+        }
+        other => return Err(format!("unknown server {other}").into()),
+    };
+    match outcome {
+        Err(err) if err.is_cancelled() => ctx.send("cancelled")?,
+        Err(err) => ctx.send(&format!("{err}"))?,
+        Ok(()) => ctx.send("returned")?,
+    }
+    Ok(())
+}
+
+/// Scenario 6b: servers blocked in a call without a timeout get SIGTERM: the call returns a
+/// cancelled error, the server removes its objects and exits cleanly.
+#[test]
+fn a_shutdown_signal_cancels_calls_blocked_without_a_timeout() {
+    let guard = LeakGuard::new();
+    for mechanism in [
+        "shm-channel",
+        "mq",
+        "mq-send",
+        "fifo",
+        "semaphore",
+        "shared-semaphore",
+        "robust-mutex",
+    ] {
+        let name = guard.name(mechanism);
+        let path = guard.dir().join(format!("{mechanism}.server"));
+        let mut server = Peer::spawn(
+            "blocked-server",
+            &[mechanism, name.as_str(), path.to_str().unwrap()],
+        );
+        Process::open(server.pid())
+            .unwrap()
+            .send(Signal::TERM)
+            .unwrap();
+        assert_eq!(server.recv().unwrap(), "cancelled", "{mechanism}");
+        server.wait_success().unwrap();
+        assert!(!path.exists(), "{mechanism} left {}", path.display());
+    }
     guard.check().unwrap();
 }

@@ -627,3 +627,36 @@ fn creation_options_that_disagree_with_an_existing_queue_are_refused() {
         assert!(err.to_string().contains("QueueOptions::"), "{err}");
     }
 }
+
+#[test]
+fn a_cancelled_token_ends_waits_and_loses_nothing_queued() {
+    let guard = LeakGuard::new();
+    let name = guard.name("cancel");
+    let queue = QueueOptions::new()
+        .capacity(1)
+        .max_message_size(128)
+        .create(&name)
+        .unwrap();
+    let stop = ipc_mq::Cancel::new().unwrap();
+    // Cancelled from another thread while this one waits (or before it starts: the wait
+    // then ends at once).
+    let waited = std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| stop.watch(|| queue.recv(&mut [0u8; 128])));
+        stop.cancel();
+        waiter.join().unwrap()
+    });
+    assert!(waited.unwrap_err().is_cancelled());
+    // Only waits end: a message that is there is received, and a full queue refuses a
+    // send with the same error, keeping what it holds.
+    queue.send(b"kept").unwrap();
+    let err = stop.watch(|| queue.send(b"no room")).unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    let mut buf = [0u8; 128];
+    let n = stop.watch(|| queue.recv(&mut buf)).unwrap();
+    assert_eq!(&buf[..n], b"kept");
+    assert!(
+        stop.watch(|| queue.try_recv(&mut buf))
+            .unwrap_err()
+            .is_would_block()
+    );
+}

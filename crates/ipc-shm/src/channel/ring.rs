@@ -350,6 +350,7 @@ impl Ring {
                 }
                 if now >= next_check {
                     self.ensure_peer(op)?;
+                    ipc_core::internal::check_cancelled(op)?;
                     next_check = now + LIVENESS_SLICE;
                 }
                 if spin_until.is_some_and(|until| now >= until) {
@@ -369,7 +370,10 @@ impl Ring {
                 self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
                 return Ok(());
             }
-            if let Err(err) = self.ensure_peer(op) {
+            if let Err(err) = self
+                .ensure_peer(op)
+                .and_then(|()| ipc_core::internal::check_cancelled(op))
+            {
                 self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
                 return Err(err);
             }

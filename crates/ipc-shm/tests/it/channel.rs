@@ -394,3 +394,36 @@ fn a_maximum_beyond_every_limit_is_an_error_not_an_overflow() {
         .unwrap_err();
     assert!(err.is_limit_exceeded(), "{err}");
 }
+
+#[test]
+fn a_cancelled_token_ends_waits_and_loses_nothing_sent() {
+    for wait in [WaitStrategy::Blocking, WaitStrategy::default()] {
+        let (mut producer, mut consumer) = ChannelOptions::new()
+            .capacity(4096)
+            .max_message_size(1024)
+            .wait_strategy(wait)
+            .channel()
+            .unwrap();
+        let stop = ipc_shm::Cancel::new().unwrap();
+        // Cancelled from another thread while the consumer waits (or before it starts).
+        let waited = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| stop.watch(|| consumer.recv(&mut [0u8; 1024])));
+            stop.cancel();
+            waiter.join().unwrap()
+        });
+        assert!(waited.unwrap_err().is_cancelled(), "{wait:?}");
+        // A full ring refuses a send with the same error; what it holds is received.
+        let mut sent = 0u8;
+        while producer.try_send(&[sent; 1000]).is_ok() {
+            sent += 1;
+        }
+        let err = stop.watch(|| producer.send(&[0xff; 1000])).unwrap_err();
+        assert!(err.is_cancelled(), "{err}");
+        let mut buf = [0u8; 1024];
+        for expected in 0..sent {
+            let n = stop.watch(|| consumer.recv(&mut buf)).unwrap();
+            assert_eq!(&buf[..n], &[expected; 1000][..]);
+        }
+        assert!(consumer.try_recv(&mut buf).unwrap_err().is_would_block());
+    }
+}
