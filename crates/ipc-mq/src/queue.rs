@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use ipc_core::internal::{ObjectId, Wait, poll_fd, retry_eintr, unlink_if_ours};
 use ipc_core::{
-    Deadline, Error, IpcName, Limit, MessageReceiver, MessageSender, Result, ShmSafe, Unlink,
-    UnlinkOnDrop,
+    Clock, Deadline, Error, IpcName, Limit, MessageReceiver, MessageSender, Result, ShmSafe,
+    Unlink, UnlinkOnDrop,
 };
 use nix::poll::PollFlags;
 
@@ -553,33 +553,44 @@ impl MessageQueue {
         mut call: impl FnMut(Option<&libc::timespec>) -> Result<T>,
     ) -> Result<T> {
         let (fd, subject) = (self.fd.as_fd(), self.subject());
-        // Every attempt is made with a time already past: it succeeds if it can at once and
-        // times out otherwise (also on a blocking descriptor). A wait is then a `poll` for
-        // `ready`, which also watches the cancellation tokens, and another attempt: so a
-        // shutdown ends it, where a blocking `mq_receive` would be restarted.
-        let deadline = wait.deadline();
+        let name = |e: Error| match e.raw_os_error() {
+            // A non-blocking descriptor: the caller asked not to wait.
+            Some(libc::EAGAIN) => Error::would_block(op).with_subject(subject),
+            Some(libc::ETIMEDOUT) if wait == Wait::Try => {
+                Error::would_block(op).with_subject(subject)
+            }
+            Some(libc::ETIMEDOUT) => Error::timed_out(op).with_subject(subject),
+            Some(libc::EBADF) => Error::new(
+                op,
+                io::ErrorKind::PermissionDenied,
+                "the queue was not opened for this direction",
+            )
+            .with_subject(subject),
+            _ => e.with_op(op).with_subject(subject),
+        };
+        let Some(deadline) = wait.deadline() else {
+            // A time already past: the call succeeds if it can at once, and times out
+            // otherwise (also on a blocking descriptor).
+            return retry_eintr(|| call(Some(&LONG_AGO)).map_err(name));
+        };
+        if !ipc_core::internal::cancellation_watched() {
+            // One blocking call, resumed after `EINTR` for the time left.
+            return deadline.retry(|deadline| {
+                let at = deadline.absolute_timespec(Clock::Realtime)?;
+                call(at.as_ref()).map_err(name)
+            });
+        }
+        // With a cancellation token watched, a wait is an attempt that cannot wait, a `poll`
+        // for `ready` (which watches the tokens' descriptors too) and another attempt: a
+        // shutdown then ends it, where a blocking `mq_receive` would be restarted. It costs
+        // a system call or two more per wait (about 1 µs here), so only then.
         retry_eintr(|| {
             loop {
-                let attempt = call(Some(&LONG_AGO)).map_err(|e| match e.raw_os_error() {
-                    // A non-blocking descriptor: the caller asked not to wait.
-                    Some(libc::EAGAIN) => Error::would_block(op).with_subject(subject),
-                    Some(libc::EBADF) => Error::new(
-                        op,
-                        io::ErrorKind::PermissionDenied,
-                        "the queue was not opened for this direction",
-                    )
-                    .with_subject(subject),
-                    _ => e.with_op(op).with_subject(subject),
-                });
-                match attempt {
-                    Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => match deadline {
-                        None => return Err(Error::would_block(op).with_subject(subject)),
-                        Some(deadline) => {
-                            poll_fd(fd, ready, deadline, op)
-                                .map_err(|e| e.with_subject(subject))?;
-                        }
-                    },
-                    other => return other,
+                match call(Some(&LONG_AGO)) {
+                    Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => {
+                        poll_fd(fd, ready, deadline, op).map_err(|e| e.with_subject(subject))?;
+                    }
+                    other => return other.map_err(name),
                 }
             }
         })
