@@ -9,6 +9,7 @@ use ipc_core::{Deadline, Error, IpcName, Limit, OpenIntent, Result, Unlink, Unli
 use crate::SemaphoreOptions;
 use crate::permit::{Release, Sealed};
 use crate::sys::{self, SemGet};
+use crate::wait::CANCEL_SLICE;
 
 /// The largest value of a System V semaphore (`SEMVMX`).
 pub const SEMVMX: u32 = 32767;
@@ -327,7 +328,20 @@ impl UndoSemaphore {
     /// Peer-gone if the set was removed.
     #[inline]
     pub fn wait(&self) -> Result<()> {
-        ipc_core::internal::retry_eintr(|| self.op(-1, 0, None).map_err(|e| self.err("semop", e)))
+        if !ipc_core::internal::cancellation_watched() {
+            return ipc_core::internal::retry_eintr(|| {
+                self.op(-1, 0, None).map_err(|e| self.err("semop", e))
+            });
+        }
+        // `semop` has no descriptor to poll, and a signal interrupts only the thread it lands
+        // on: while a cancellation token is watched, wait in slices and check it between.
+        loop {
+            match self.wait_timeout(CANCEL_SLICE) {
+                Err(err) if err.is_timeout() => ipc_core::internal::check_cancelled("semop")
+                    .map_err(|e| e.with_subject(self.subject()))?,
+                outcome => return outcome,
+            }
+        }
     }
 
     /// Takes one permit if one is available now.
@@ -352,7 +366,26 @@ impl UndoSemaphore {
     ///
     /// `TimedOut` if none came in time; peer-gone if the set was removed.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
-        Deadline::after(timeout).retry(|deadline| {
+        let deadline = Deadline::after(timeout);
+        loop {
+            let slice = if ipc_core::internal::cancellation_watched() {
+                deadline.earlier(Deadline::after(CANCEL_SLICE))
+            } else {
+                deadline
+            };
+            match self.wait_until(slice) {
+                Err(err) if err.is_timeout() && !deadline.has_expired() => {
+                    ipc_core::internal::check_cancelled("semtimedop")
+                        .map_err(|e| e.with_subject(self.subject()))?;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// One `semtimedop` until `deadline`, resumed after `EINTR` for the time left.
+    fn wait_until(&self, deadline: Deadline) -> Result<()> {
+        deadline.retry(|deadline| {
             let Some(left) = deadline.relative_timespec() else {
                 return self.wait();
             };

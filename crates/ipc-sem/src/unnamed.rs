@@ -16,6 +16,7 @@ use ipc_core::{Error, Limit, Result, SharedRegion};
 use crate::block::{self, OBJECT, PARAM};
 use crate::permit::{Release, Sealed};
 use crate::sys::Block;
+use crate::wait::CANCEL_SLICE;
 use crate::{SEM_VALUE_MAX, SemaphoreOptions};
 
 /// The bytes a [`Semaphore`] takes in a region (its offset must be a multiple of 16).
@@ -183,8 +184,6 @@ impl<R: SharedRegion> Semaphore<R> {
     /// Takes one permit, waiting as `wait` says.
     #[inline]
     fn take(&self, wait: Wait, op: &'static str) -> Result<()> {
-        /// How long one sleep lasts at most, so that a cancelled token ends the wait soon.
-        const CANCEL_SLICE: Duration = Duration::from_millis(20);
         let value = self.value_word();
         let mut spins = 0u32;
         loop {
@@ -212,12 +211,16 @@ impl<R: SharedRegion> Semaphore<R> {
             }
             ipc_core::internal::check_cancelled(op).map_err(|e| e.with_subject(SUBJECT))?;
             // Sleeps only while the value is still 0; a post in between changes it, so no
-            // wake-up is missed. Signals and spurious wake-ups just go round again, and a
-            // slice at a time lets a cancellation end the wait.
-            let slice = left.map_or(CANCEL_SLICE, |left| left.min(CANCEL_SLICE));
+            // wake-up is missed. Signals and spurious wake-ups just go round again; while a
+            // cancellation token is watched, a slice at a time lets it end the wait.
+            let slice = if ipc_core::internal::cancellation_watched() {
+                Some(left.map_or(CANCEL_SLICE, |left| left.min(CANCEL_SLICE)))
+            } else {
+                left
+            };
             let sleepers = self.block.word(SLEEPERS);
             sleepers.fetch_add(1, Ordering::SeqCst);
-            ipc_core::internal::futex_wait(value, 0, Some(slice));
+            ipc_core::internal::futex_wait(value, 0, slice);
             sleepers.fetch_sub(1, Ordering::SeqCst);
         }
     }

@@ -17,9 +17,9 @@ pub(crate) fn try_wait(sem: RawSem<'_>, subject: &str) -> Result<()> {
     })
 }
 
-/// How long one sleep lasts at most while a cancellation token is watched: `sem_wait`
-/// has no descriptor to poll beside it, and a signal interrupts only the thread it lands on.
-const CANCEL_SLICE: Duration = Duration::from_millis(20);
+/// How long one sleep lasts at most while a cancellation token is watched: semaphores have
+/// no descriptor to poll beside it, and a signal interrupts only the thread it lands on.
+pub(crate) const CANCEL_SLICE: Duration = Duration::from_millis(20);
 
 /// `sem_wait`, with `EINTR` retried; in slices while a cancellation token is watched.
 #[inline]

@@ -26,18 +26,56 @@ pub(crate) trait SocketWait {
 impl SocketWait for Wait {
     fn flags(self) -> MsgFlags {
         match self {
-            Wait::Block => MsgFlags::empty(),
-            Wait::Try | Wait::Until(_) => MsgFlags::MSG_DONTWAIT,
+            // While a cancellation token is watched, a blocking call is an attempt and a
+            // `poll` (which watches the tokens too): a shutdown ends it, where a blocking
+            // `recvmsg` would be restarted. Otherwise one blocking call, the cheapest wait.
+            Wait::Block if !ipc_core::internal::cancellation_watched() => MsgFlags::empty(),
+            Wait::Block | Wait::Try | Wait::Until(_) => MsgFlags::MSG_DONTWAIT,
         }
     }
 
     fn wait(self, fd: BorrowedFd<'_>, events: PollFlags, op: &'static str) -> Result<()> {
         match self {
-            // A blocking call meets EAGAIN only if the socket was put in non-blocking mode.
-            Wait::Block | Wait::Try => Err(Error::would_block(op)),
+            Wait::Try => Err(Error::would_block(op)),
+            // A blocking call meets EAGAIN only if the socket was put in non-blocking mode,
+            // or it was made with MSG_DONTWAIT to watch the cancellation tokens.
+            Wait::Block if is_nonblocking(fd) => Err(Error::would_block(op)),
+            // The socket's own timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`) bounds the wait, which
+            // then ends as the kernel's would, with `EAGAIN`.
+            Wait::Block => match poll_fd(fd, events, socket_timeout(fd, events), op) {
+                Err(err) if err.is_timeout() => Err(Error::would_block(op)),
+                other => other.map(drop),
+            },
             Wait::Until(deadline) => poll_fd(fd, events, deadline, op).map(drop),
         }
     }
+}
+
+/// The deadline the socket's receive (for `POLLIN`) or send timeout sets from now, or none.
+fn socket_timeout(fd: BorrowedFd<'_>, events: PollFlags) -> ipc_core::Deadline {
+    use nix::sys::socket::{getsockopt, sockopt};
+    let timeout = if events.contains(PollFlags::POLLIN) {
+        getsockopt(&fd, sockopt::ReceiveTimeout)
+    } else {
+        getsockopt(&fd, sockopt::SendTimeout)
+    };
+    let timeout = timeout.map_or(std::time::Duration::ZERO, |tv| {
+        let secs = u64::try_from(tv.tv_sec()).unwrap_or(0);
+        let micros = u32::try_from(tv.tv_usec()).unwrap_or(0);
+        std::time::Duration::from_secs(secs) + std::time::Duration::from_micros(u64::from(micros))
+    });
+    if timeout.is_zero() {
+        ipc_core::Deadline::NEVER
+    } else {
+        ipc_core::Deadline::after(timeout)
+    }
+}
+
+/// Whether the socket is in non-blocking mode (where a blocking call must not wait).
+fn is_nonblocking(fd: BorrowedFd<'_>) -> bool {
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).is_ok_and(|flags| {
+        nix::fcntl::OFlag::from_bits_truncate(flags).contains(nix::fcntl::OFlag::O_NONBLOCK)
+    })
 }
 
 /// Sends `msg` as one message (to `to`, or to the connected peer), never raising `SIGPIPE`.

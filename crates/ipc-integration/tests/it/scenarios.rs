@@ -600,6 +600,26 @@ pub fn blocked_server_role(ctx: &mut PeerContext) -> PeerResult {
             ctx.ready()?;
             sem.wait()
         }
+        "undo-semaphore" => {
+            let sem = SemaphoreOptions::new().initial(0).create_undo(&name)?;
+            ctx.ready()?;
+            sem.wait()
+        }
+        "seqpacket-accept" => {
+            let listener = SeqpacketListener::bind(&UnixAddr::path(&path))?;
+            ctx.ready()?;
+            listener.accept().map(drop)
+        }
+        "seqpacket-recv" => {
+            let (end, _other) = Seqpacket::pair()?;
+            ctx.ready()?;
+            end.recv(&mut buf).map(drop)
+        }
+        "datagram-recv" => {
+            let (end, _other) = ipc_socket::Datagram::pair()?;
+            ctx.ready()?;
+            end.recv(&mut buf).map(drop)
+        }
         "shared-semaphore" => {
             let segment = ShmOptions::new().size(4096).create(&name)?;
             let sem = SemaphoreOptions::new().initial(0).init_in(&segment, 0)?;
@@ -644,8 +664,12 @@ fn a_shutdown_signal_cancels_calls_blocked_without_a_timeout() {
         "mq-send",
         "fifo",
         "semaphore",
+        "undo-semaphore",
         "shared-semaphore",
         "robust-mutex",
+        "seqpacket-accept",
+        "seqpacket-recv",
+        "datagram-recv",
     ] {
         let name = guard.name(mechanism);
         let path = guard.dir().join(format!("{mechanism}.server"));
