@@ -6,13 +6,14 @@
 //! ```
 //!
 //! The program starts the server as a separate process, which creates a request queue and
-//! a named semaphore and serves requests until a shutdown signal arrives, waiting on the
-//! queue and on the shutdown descriptor at once. The supervisor sends a few requests, then
-//! asks the server to terminate (SIGTERM, with SIGKILL after a grace period), and checks
-//! that both names are gone.
+//! a named semaphore and serves requests until a shutdown signal arrives. It waits in a
+//! plain blocking receive: the shutdown handler cancels the process's waits, so the signal
+//! ends the receive with a cancelled error, and the server serves what is still queued
+//! (only waits are cancelled) and leaves. The supervisor sends a few requests, then asks
+//! the server to terminate (SIGTERM, with SIGKILL after a grace period), and checks that
+//! both names are gone.
 
 use std::io::{BufRead, BufReader};
-use std::os::fd::AsFd;
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
@@ -20,7 +21,6 @@ use ipc_examples::spawn_self;
 use ipc_mq::{Direction, IpcName, QueueOptions};
 use ipc_sem::SemaphoreOptions;
 use ipc_signal::{Process, ShutdownOptions, Termination};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -50,24 +50,23 @@ fn server(args: &[String]) -> Result<()> {
     let served = SemaphoreOptions::new().create(&sem_name)?;
     println!("ready");
     let mut count = 0u32;
-    while !shutdown.is_requested() {
-        // Sleep until a request or the shutdown arrives, whichever is first.
-        let mut fds = [
-            PollFd::new(requests.as_fd(), PollFlags::POLLIN),
-            PollFd::new(shutdown.as_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
+    let mut buf = vec![0u8; requests.max_message_size()];
+    let mut handle = |request: &[u8]| -> Result<()> {
+        count += 1;
+        println!("server: handled {:?}", String::from_utf8_lossy(request));
+        Ok(served.post()?)
+    };
+    loop {
+        match requests.recv(&mut buf) {
+            Ok(len) => handle(&buf[..len])?,
+            // The shutdown signal ended the wait.
+            Err(err) if err.is_cancelled() => break,
+            Err(err) => return Err(err.into()),
         }
-        while let Ok(message) = requests.try_recv_message() {
-            count += 1;
-            println!(
-                "server: handled {:?}",
-                String::from_utf8_lossy(&message.data)
-            );
-            served.post()?;
-        }
+    }
+    // What is queued is still served: only waits are cancelled.
+    while let Ok(len) = requests.try_recv(&mut buf) {
+        handle(&buf[..len])?;
     }
     let signal = shutdown.signal().map_or("?".into(), |s| s.to_string());
     println!("server: {signal} received after {count} requests; removing my queue and semaphore");
