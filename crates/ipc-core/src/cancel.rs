@@ -20,14 +20,16 @@ use crate::{Error, Result, sys};
 /// A wait that watches tokens watches the [process token](Cancel::process) and those of
 /// the enclosing [`watch`](Cancel::watch) scopes of its thread. Those that do: the
 /// shared-memory channel's sends, receives, loans and borrows; message queue sends,
-/// receives and readiness waits; FIFO reads and writer opens and every pipe wait with a
-/// timeout; named, unnamed and System V semaphore waits and robust mutex locks; seqpacket
-/// and datagram sends and receives, and accepts; pidfd process waits and signal waits.
-/// Not yet: reads and writes of std's stream types (`UnixStream`, `TcpStream`) and blocking
-/// reads of anonymous pipes (their `_timeout` forms do). Waits without a descriptor
-/// (futexes, semaphores) check the tokens every 20 ms while one is watched; a process that
-/// watches none makes its one blocking call as before. Clones share the token. Its descriptor ([`AsFd`]) becomes
-/// readable once it is cancelled, so that a poller can watch it beside other work.
+/// receives and readiness waits; pipe and FIFO reads and writes and FIFO writer opens;
+/// named, unnamed and System V semaphore waits and robust mutex locks; seqpacket and
+/// datagram sends and receives, and accepts; pidfd process waits and signal waits. Not
+/// yet: reads and writes of std's stream types (`UnixStream`, `TcpStream`), which are
+/// std's own calls. Waits without a descriptor (futexes, semaphores) check the tokens
+/// every 20 ms while one is watched; a process that watches none makes its one blocking
+/// call as before.
+///
+/// Clones share the token. Its descriptor ([`AsFd`]) becomes readable once it is
+/// cancelled, so that a poller can watch it beside other work.
 ///
 /// ```
 /// use std::os::fd::AsFd;

@@ -173,22 +173,35 @@ impl Mode {
         }
     }
 
-    /// Whether a call with `wait` may pass `RWF_NOWAIT`.
+    /// Whether a call with `wait` may pass `RWF_NOWAIT`. A blocking call does too while a
+    /// cancellation token is watched, and then waits in a `poll` that watches the tokens:
+    /// a shutdown ends it, where a blocking `read` would be restarted.
     pub(crate) fn nowait(&self, wait: Wait) -> bool {
-        !matches!(wait, Wait::Block) && !self.is_emulated()
+        !self.is_emulated()
+            && (!matches!(wait, Wait::Block) || ipc_core::internal::cancellation_watched())
     }
 
     /// What a call with `wait` does when the descriptor said `EAGAIN`: `None` to fail with
     /// `WouldBlock`, or the deadline to wait for.
-    pub(crate) fn on_would_block(&self, wait: Wait) -> Option<Deadline> {
-        match wait {
+    ///
+    /// # Errors
+    ///
+    /// The `fcntl` error of looking at the descriptor's mode.
+    pub(crate) fn on_would_block(
+        &self,
+        wait: Wait,
+        fd: BorrowedFd<'_>,
+    ) -> Result<Option<Deadline>> {
+        Ok(match wait {
             Wait::Try => None,
             Wait::Until(deadline) => Some(deadline),
-            Wait::Block if self.is_emulated() && !self.user_nonblocking.load(Ordering::Relaxed) => {
-                Some(Deadline::NEVER)
+            Wait::Block if self.is_emulated() => {
+                (!self.user_nonblocking.load(Ordering::Relaxed)).then_some(Deadline::NEVER)
             }
-            Wait::Block => None,
-        }
+            // From a blocking descriptor only after `RWF_NOWAIT`: wait, unless the user has
+            // made the descriptor non-blocking since.
+            Wait::Block => (!is_nonblocking(fd)?).then_some(Deadline::NEVER),
+        })
     }
 }
 

@@ -112,7 +112,7 @@ impl PipeReader {
                 Ok(n) => return Ok(n),
                 Err(err) => match err.raw_os_error() {
                     Some(libc::EINTR) => {}
-                    Some(libc::EAGAIN) => match self.mode.on_would_block(wait) {
+                    Some(libc::EAGAIN) => match self.mode.on_would_block(wait, fd)? {
                         None => return Err(Error::would_block(op)),
                         Some(deadline) => {
                             wait_for(fd, PollFlags::POLLIN, deadline, op)
@@ -265,7 +265,7 @@ impl PipeWriter {
                 Ok(n) => return Ok(n),
                 Err(err) => match err.raw_os_error() {
                     Some(libc::EINTR) => {}
-                    Some(libc::EAGAIN) => match self.mode.on_would_block(wait) {
+                    Some(libc::EAGAIN) => match self.mode.on_would_block(wait, fd)? {
                         None => return Err(Error::would_block(op)),
                         Some(deadline) => {
                             wait_for(fd, PollFlags::POLLOUT, deadline, op)

@@ -98,6 +98,6 @@ pub use server::Server;
 pub use stream::{StreamListener, connect_stream, connect_stream_timeout};
 
 pub use ipc_core::{
-    Access, Deadline, Error, FramedReader, FramedWriter, MessageReceiver, MessageSender,
+    Access, Cancel, Deadline, Error, FramedReader, FramedWriter, MessageReceiver, MessageSender,
     Permissions, Result,
 };

@@ -595,6 +595,22 @@ pub fn blocked_server_role(ctx: &mut PeerContext) -> PeerResult {
                 .map(drop)
                 .map_err(ipc_core::Error::from)
         }
+        "pipe-read" => {
+            let (mut reader, _writer) = ipc_pipe::pipe()?;
+            ctx.ready()?;
+            std::io::Read::read(&mut reader, &mut buf)
+                .map(drop)
+                .map_err(ipc_core::Error::from)
+        }
+        "pipe-write" => {
+            let (_reader, mut writer) = ipc_pipe::pipe()?;
+            let full = vec![0u8; writer.capacity()?];
+            std::io::Write::write_all(&mut writer, &full)?;
+            ctx.ready()?;
+            std::io::Write::write(&mut writer, b"no room")
+                .map(drop)
+                .map_err(ipc_core::Error::from)
+        }
         "semaphore" => {
             let sem = SemaphoreOptions::new().initial(0).create(&name)?;
             ctx.ready()?;
@@ -663,6 +679,8 @@ fn a_shutdown_signal_cancels_calls_blocked_without_a_timeout() {
         "mq",
         "mq-send",
         "fifo",
+        "pipe-read",
+        "pipe-write",
         "semaphore",
         "undo-semaphore",
         "shared-semaphore",
