@@ -214,16 +214,22 @@ impl Backoff {
     }
 
     /// Sleeps for the next pause, cut short at `deadline`, and returns true; returns false
-    /// at once if `deadline` has passed.
-    pub fn pause(&mut self, deadline: Deadline) -> bool {
+    /// at once if `deadline` has passed. The pauses are a wait: a cancelled token that the
+    /// thread watches ends them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::cancelled`] for the operation `op`.
+    pub fn pause(&mut self, deadline: Deadline, op: &'static str) -> Result<bool> {
+        crate::cancel::check_cancelled(op)?;
         let pause = match deadline.remaining() {
-            Some(left) if left.is_zero() => return false,
+            Some(left) if left.is_zero() => return Ok(false),
             Some(left) => self.pause.min(left),
             None => self.pause,
         };
         std::thread::sleep(pause);
         self.pause = (self.pause * 2).min(self.cap);
-        true
+        Ok(true)
     }
 }
 

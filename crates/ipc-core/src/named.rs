@@ -98,7 +98,7 @@ pub fn await_name<T>(
     loop {
         match open() {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                if backoff.pause(deadline) {
+                if backoff.pause(deadline, err.op())? {
                     continue;
                 }
                 if timeout.is_zero() {

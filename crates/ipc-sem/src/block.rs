@@ -118,7 +118,7 @@ pub(crate) fn wait_ready<R: SharedRegion>(
                         ),
                     ));
                 }
-                if !backoff.pause(deadline) {
+                if !backoff.pause(deadline, op)? {
                     return Err(Error::new(
                         op,
                         io::ErrorKind::TimedOut,

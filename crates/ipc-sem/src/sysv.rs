@@ -229,7 +229,9 @@ impl UndoSemaphore {
         loop {
             match sys::sem_get(self.id, TAG, SemGet::Value).map_err(|e| self.err("semctl", e))? {
                 found if found == tag => return Ok(()),
-                0 if backoff.pause(deadline) => {}
+                0 if backoff
+                    .pause(deadline, "semget")
+                    .map_err(|e| e.with_subject(self.subject()))? => {}
                 0 => {
                     return Err(Error::new(
                         "semget",

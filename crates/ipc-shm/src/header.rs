@@ -80,7 +80,10 @@ pub(crate) fn wait_ready(
         match u32::from_le(state.load(Ordering::Acquire)) {
             READY => break,
             EMPTY | INITIALISING => {
-                if !backoff.pause(deadline) {
+                if !backoff
+                    .pause(deadline, OP)
+                    .map_err(|e| e.with_subject(subject))?
+                {
                     return Err(Error::new(
                         OP,
                         std::io::ErrorKind::TimedOut,

@@ -398,7 +398,10 @@ pub(crate) fn connect(kind: SockType, addr: &UnixAddr, deadline: Deadline) -> Re
             // A Unix listener whose backlog is full: there is no event to wait for, so try
             // again at growing intervals until the deadline.
             Err(nix::errno::Errno::EAGAIN) => {
-                if !backoff.pause(deadline) {
+                if !backoff
+                    .pause(deadline, OP)
+                    .map_err(|e| e.with_subject(addr.to_string()))?
+                {
                     return Err(Error::timed_out(OP).with_subject(addr.to_string()));
                 }
             }

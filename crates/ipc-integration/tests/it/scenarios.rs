@@ -578,6 +578,14 @@ pub fn blocked_server_role(ctx: &mut PeerContext) -> PeerResult {
             ctx.ready()?;
             queue.recv(&mut buf).map(drop)
         }
+        "mq-open" => {
+            // A name nobody creates: the open waits for it as long as its timeout allows.
+            ctx.ready()?;
+            QueueOptions::new()
+                .timeout(Duration::from_secs(600))
+                .open(&name, Direction::Both)
+                .map(drop)
+        }
         "mq-send" => {
             let queue = QueueOptions::new()
                 .capacity(1)
@@ -677,6 +685,7 @@ fn a_shutdown_signal_cancels_calls_blocked_without_a_timeout() {
     for mechanism in [
         "shm-channel",
         "mq",
+        "mq-open",
         "mq-send",
         "fifo",
         "pipe-read",

@@ -235,7 +235,10 @@ impl ShmOptions {
             if size >= minimum {
                 break size;
             }
-            if !backoff.pause(deadline) {
+            if !backoff
+                .pause(deadline, "open")
+                .map_err(|e| e.with_subject(name))?
+            {
                 return Err(Error::new(
                     "open",
                     io::ErrorKind::TimedOut,
