@@ -66,7 +66,7 @@ pub use peer::{
 pub use rng::{Rng, SEED_ENV};
 pub use storm::{STORM_SIGNAL, SignalStorm};
 pub use timeout::{TIMEOUT_SCALE_ENV, test_deadline, test_timeout};
-pub use wait::{pause, wait_until};
+pub use wait::{assert_open_waits_then_not_found, pause, wait_until};
 
 use ipc_core::IpcName;
 

@@ -52,3 +52,28 @@ pub fn wait_until(deadline: Deadline, mut condition: impl FnMut() -> bool) -> io
 pub fn pause(duration: Duration) {
     std::thread::sleep(duration);
 }
+
+/// Checks what an open of a name that does not exist does with a short timeout: it waits
+/// the whole timeout (a lower bound on time, never an upper one), then fails with
+/// `NotFound` naming `option` (such as `"QueueOptions::timeout"`), the setter of the wait.
+/// `open` opens with the timeout it is given.
+///
+/// # Panics
+///
+/// If the open succeeds, fails otherwise, or returns early.
+pub fn assert_open_waits_then_not_found<T>(
+    option: &str,
+    open: impl FnOnce(std::time::Duration) -> ipc_core::Result<T>,
+) {
+    let timeout = std::time::Duration::from_millis(30);
+    let started = std::time::Instant::now();
+    let Err(err) = open(timeout) else {
+        panic!("an open of a name nobody made succeeded");
+    };
+    assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains(option), "{err}");
+    assert!(
+        started.elapsed() >= timeout,
+        "the open returned before its timeout"
+    );
+}

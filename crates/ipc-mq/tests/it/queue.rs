@@ -590,14 +590,9 @@ fn a_notification_waits_in_every_form() {
 fn an_open_waits_for_a_queue_its_creator_has_not_made_yet() {
     let guard = LeakGuard::new();
     let name = guard.name("late");
-    let started = Instant::now();
-    let err = QueueOptions::new()
-        .timeout(Duration::from_millis(30))
-        .open(&name, Direction::Both)
-        .unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
-    assert!(err.to_string().contains("QueueOptions::timeout"), "{err}");
-    assert!(started.elapsed() >= Duration::from_millis(30));
+    ipc_testkit::assert_open_waits_then_not_found("QueueOptions::timeout", |t| {
+        QueueOptions::new().timeout(t).open(&name, Direction::Both)
+    });
 
     // The opener starts first and waits (5 s by default) for the name.
     let mut opener = Peer::spawn("mq-open", &[name.as_str(), "refuse"]);

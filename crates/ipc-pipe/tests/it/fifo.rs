@@ -40,14 +40,9 @@ pub fn open_late_role(ctx: &mut PeerContext) -> PeerResult {
 fn an_open_waits_for_a_fifo_its_creator_has_not_made_yet() {
     let guard = LeakGuard::new();
     let path = guard.dir().join("late");
-    let started = Instant::now();
-    let err = FifoOptions::new()
-        .timeout(Duration::from_millis(30))
-        .open(&path)
-        .unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
-    assert!(err.to_string().contains("FifoOptions::timeout"), "{err}");
-    assert!(started.elapsed() >= Duration::from_millis(30));
+    ipc_testkit::assert_open_waits_then_not_found("FifoOptions::timeout", |t| {
+        FifoOptions::new().timeout(t).open(&path)
+    });
 
     let mut opener = Peer::spawn("fifo-open-late", &[path.to_str().unwrap()]);
     let _fifo = Fifo::create(&path).unwrap();

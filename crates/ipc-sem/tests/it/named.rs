@@ -314,17 +314,9 @@ fn signals_neither_end_a_wait_early_nor_lose_a_permit() {
 fn an_open_waits_for_a_semaphore_its_creator_has_not_made_yet() {
     let guard = LeakGuard::new();
     let name = guard.name("late");
-    let started = Instant::now();
-    let err = SemaphoreOptions::new()
-        .timeout(Duration::from_millis(30))
-        .open(&name)
-        .unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
-    assert!(
-        err.to_string().contains("SemaphoreOptions::timeout"),
-        "{err}"
-    );
-    assert!(started.elapsed() >= Duration::from_millis(30));
+    ipc_testkit::assert_open_waits_then_not_found("SemaphoreOptions::timeout", |t| {
+        SemaphoreOptions::new().timeout(t).open(&name)
+    });
 
     let mut opener = Peer::spawn("named-open", &[name.as_str(), "refuse"]);
     let _sem = SemaphoreOptions::new().create(&name).unwrap();
