@@ -10,8 +10,9 @@ use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use crate::{Error, Result, sys};
+use crate::{Deadline, Error, Result, sys};
 
 /// A cancellation token: [`cancel`](Cancel::cancel) ends the waits that watch it, from any
 /// thread (or a signal handler): a wait on a descriptor at once, a futex wait within its
@@ -76,8 +77,8 @@ impl Cancel {
         })
     }
 
-    /// The process's token, which every wait of the toolkit watches, made on first use.
-    /// `ipc_signal`'s shutdown handler cancels it when a shutdown signal arrives.
+    /// The process's token, which the toolkit's waits watch (those listed above), made on
+    /// first use. `ipc_signal`'s shutdown handler cancels it when a shutdown signal arrives.
     ///
     /// # Errors
     ///
@@ -145,10 +146,53 @@ pub fn check_cancelled(op: &'static str) -> Result<()> {
     Ok(())
 }
 
+/// The longest sleep of a wait without a descriptor while a token is watched: such a wait
+/// has nothing to poll beside it, and a signal interrupts only the thread it lands on.
+pub const CANCEL_SLICE: Duration = Duration::from_millis(20);
+
+/// Runs a wait without a descriptor until `deadline`: `attempt` waits until the deadline
+/// it is given and fails with `TimedOut` there. While a token is watched it is given a
+/// [`CANCEL_SLICE`] at a time and the tokens are checked between slices; otherwise it
+/// waits once, for all of it.
+///
+/// # Errors
+///
+/// [`Error::cancelled`] for the operation `op`; `attempt`'s errors, its `TimedOut` once
+/// `deadline` has passed.
+pub fn sliced_wait<T>(
+    deadline: Deadline,
+    op: &'static str,
+    mut attempt: impl FnMut(Deadline) -> Result<T>,
+) -> Result<T> {
+    loop {
+        let watched = cancellation_watched();
+        let slice = if watched {
+            deadline.earlier(Deadline::after(CANCEL_SLICE))
+        } else {
+            deadline
+        };
+        match attempt(slice) {
+            Err(err) if watched && err.is_timeout() && !deadline.has_expired() => {
+                check_cancelled(op).map_err(|e| match err.subject() {
+                    Some(subject) => e.with_subject(subject),
+                    None => e,
+                })?;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// Whether the calling thread's waits watch any token: a wait that cannot watch a
 /// descriptor then sleeps in slices, to check it; one that watches none need not.
 pub fn cancellation_watched() -> bool {
     PROCESS.get().is_some() || WATCHED.with(|watched| !watched.borrow().is_empty())
+}
+
+/// The descriptor of the process token if it has been made (without making it): it lives
+/// as long as the process, which a leak check must know.
+pub fn process_token_fd() -> Option<RawFd> {
+    PROCESS.get().map(Cancel::as_raw_fd)
 }
 
 /// The tokens the calling thread's waits watch (the process's, if made, and those of

@@ -12,7 +12,10 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::{Deadline, Error, Result};
 
-pub use crate::cancel::{cancellation_watched, check_cancelled, watched_tokens};
+pub use crate::cancel::{
+    CANCEL_SLICE, cancellation_watched, check_cancelled, process_token_fd, sliced_wait,
+    watched_tokens,
+};
 pub use crate::cleanup::{is_stale, objects_in_use};
 pub use crate::deadline::{Backoff, retry_eintr};
 pub use crate::error::{SyscallReturn, cvt};
@@ -111,7 +114,6 @@ fn poll_watching(
             Ok(_) => {
                 let ready = fds[0].revents().unwrap_or(PollFlags::empty());
                 if ready.is_empty() {
-                    check_cancelled(op)?;
                     // A token's descriptor is only ever readable once it is cancelled.
                     return Err(Error::cancelled(op));
                 }

@@ -9,7 +9,6 @@ use ipc_core::{Deadline, Error, IpcName, Limit, OpenIntent, Result, Unlink, Unli
 use crate::SemaphoreOptions;
 use crate::permit::{Release, Sealed};
 use crate::sys::{self, SemGet};
-use crate::wait::CANCEL_SLICE;
 
 /// The largest value of a System V semaphore (`SEMVMX`).
 pub const SEMVMX: u32 = 32767;
@@ -330,20 +329,7 @@ impl UndoSemaphore {
     /// Peer-gone if the set was removed.
     #[inline]
     pub fn wait(&self) -> Result<()> {
-        if !ipc_core::internal::cancellation_watched() {
-            return ipc_core::internal::retry_eintr(|| {
-                self.op(-1, 0, None).map_err(|e| self.err("semop", e))
-            });
-        }
-        // `semop` has no descriptor to poll, and a signal interrupts only the thread it lands
-        // on: while a cancellation token is watched, wait in slices and check it between.
-        loop {
-            match self.wait_timeout(CANCEL_SLICE) {
-                Err(err) if err.is_timeout() => ipc_core::internal::check_cancelled("semop")
-                    .map_err(|e| e.with_subject(self.subject()))?,
-                outcome => return outcome,
-            }
-        }
+        self.take(Deadline::NEVER)
     }
 
     /// Takes one permit if one is available now.
@@ -368,36 +354,26 @@ impl UndoSemaphore {
     ///
     /// `TimedOut` if none came in time; peer-gone if the set was removed.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
-        let deadline = Deadline::after(timeout);
-        loop {
-            let slice = if ipc_core::internal::cancellation_watched() {
-                deadline.earlier(Deadline::after(CANCEL_SLICE))
-            } else {
-                deadline
-            };
-            match self.wait_until(slice) {
-                Err(err) if err.is_timeout() && !deadline.has_expired() => {
-                    ipc_core::internal::check_cancelled("semtimedop")
-                        .map_err(|e| e.with_subject(self.subject()))?;
-                }
-                outcome => return outcome,
-            }
-        }
+        self.take(Deadline::after(timeout))
     }
 
-    /// One `semtimedop` until `deadline`, resumed after `EINTR` for the time left.
-    fn wait_until(&self, deadline: Deadline) -> Result<()> {
-        deadline.retry(|deadline| {
-            let Some(left) = deadline.relative_timespec() else {
-                return self.wait();
-            };
-            self.op(-1, 0, Some(&left))
-                .map_err(|e| match e.raw_os_error() {
-                    Some(libc::EAGAIN) => {
-                        Error::timed_out("semtimedop").with_subject(self.subject())
-                    }
-                    _ => self.err("semtimedop", e),
-                })
+    /// Takes one permit, waiting until `deadline` (a slice at a time while a cancellation
+    /// token is watched: `semop` has no descriptor to poll beside it), each `semtimedop`
+    /// resumed after `EINTR` for the time left.
+    fn take(&self, deadline: Deadline) -> Result<()> {
+        ipc_core::internal::sliced_wait(deadline, "semtimedop", |slice| {
+            slice.retry(|slice| {
+                let Some(left) = slice.relative_timespec() else {
+                    return self.op(-1, 0, None).map_err(|e| self.err("semop", e));
+                };
+                self.op(-1, 0, Some(&left))
+                    .map_err(|e| match e.raw_os_error() {
+                        Some(libc::EAGAIN) => {
+                            Error::timed_out("semtimedop").with_subject(self.subject())
+                        }
+                        _ => self.err("semtimedop", e),
+                    })
+            })
         })
     }
 

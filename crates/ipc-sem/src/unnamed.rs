@@ -16,7 +16,6 @@ use ipc_core::{Error, Limit, Result, SharedRegion};
 use crate::block::{self, OBJECT, PARAM};
 use crate::permit::{Release, Sealed};
 use crate::sys::Block;
-use crate::wait::CANCEL_SLICE;
 use crate::{SEM_VALUE_MAX, SemaphoreOptions};
 
 /// The bytes a [`Semaphore`] takes in a region (its offset must be a multiple of 16).
@@ -214,7 +213,8 @@ impl<R: SharedRegion> Semaphore<R> {
             // wake-up is missed. Signals and spurious wake-ups just go round again; while a
             // cancellation token is watched, a slice at a time lets it end the wait.
             let slice = if ipc_core::internal::cancellation_watched() {
-                Some(left.map_or(CANCEL_SLICE, |left| left.min(CANCEL_SLICE)))
+                let slice = ipc_core::internal::CANCEL_SLICE;
+                Some(left.map_or(slice, |left| left.min(slice)))
             } else {
                 left
             };

@@ -57,9 +57,9 @@ impl ShutdownOptions {
 
     /// Whether a shutdown signal also cancels the [process token](Cancel::process), ending
     /// every wait that watches it with a cancelled error (the default): a worker blocked in
-    /// a receive then returns at once instead of being killed after the grace period, and
-    /// can remove its objects. Calls that need not wait still work, so what is queued can
-    /// be drained.
+    /// a receive then returns (a wait on a descriptor at once, one without within its 20 ms
+    /// slice) instead of being killed after the grace period, and can remove its objects.
+    /// Calls that need not wait still work, so what is queued can be drained.
     #[must_use]
     pub fn cancel_waits(mut self, cancel: bool) -> Self {
         self.cancel_waits = cancel;

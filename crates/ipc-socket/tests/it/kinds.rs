@@ -204,3 +204,20 @@ fn unix_socket_buffers_can_be_sized_and_bound_the_message_size() {
     stream.set_send_buffer_size(8192).unwrap();
     assert!(stream.send_buffer_size().unwrap() >= 8192);
 }
+
+/// A blocking receive made while a cancellation token is watched waits in a poll that
+/// watches it; the socket's own receive timeout still ends it as the kernel would.
+#[test]
+fn a_watched_blocking_receive_keeps_the_sockets_timeout_and_ends_on_cancel() {
+    let (end, _other) = ipc_socket::Datagram::pair().unwrap();
+    let timeout = std::time::Duration::from_millis(50);
+    end.as_std().set_read_timeout(Some(timeout)).unwrap();
+    let token = ipc_socket::Cancel::new().unwrap();
+    let started = std::time::Instant::now();
+    let err = token.watch(|| end.recv(&mut [0u8; 16])).unwrap_err();
+    assert!(err.is_would_block(), "{err}");
+    assert!(started.elapsed() >= timeout);
+    token.cancel();
+    let err = token.watch(|| end.recv(&mut [0u8; 16])).unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+}
