@@ -98,21 +98,21 @@ pub fn await_name<T>(
     loop {
         match open() {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                if backoff.pause(deadline, err.op())? {
+                let subject = |e: Error| match err.subject() {
+                    Some(subject) => e.with_subject(subject),
+                    None => e,
+                };
+                if backoff.pause(deadline, err.op()).map_err(subject)? {
                     continue;
                 }
                 if timeout.is_zero() {
                     return Err(err);
                 }
-                let late = Error::new(
+                return Err(subject(Error::new(
                     err.op(),
                     io::ErrorKind::NotFound,
                     format!("no {what} appeared within {timeout:?} ({option})"),
-                );
-                return Err(match err.subject() {
-                    Some(subject) => late.with_subject(subject),
-                    None => late,
-                });
+                )));
             }
             outcome => return outcome,
         }
