@@ -24,6 +24,7 @@ pub use crate::named::{
     OPEN_TIMEOUT, ObjectId, await_name, check_creation_option, check_owner, unlink_if_ours,
 };
 pub use crate::process::{pidfd_open, process_is_alive, process_start_time, process_state};
+pub use crate::select::{readable_only, writable_only};
 
 /// How one call of a blocking operation may wait: the three forms behind `op`, `try_op` and
 /// `op_timeout` (or `op_deadline`).

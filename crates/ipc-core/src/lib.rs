@@ -66,6 +66,7 @@ mod mode;
 mod name;
 mod named;
 mod process;
+mod select;
 // Declares the unsafe marker traits of shared memory; no unsafe code runs here.
 #[allow(unsafe_code)]
 mod shared;
@@ -81,6 +82,7 @@ pub use frame::{DEFAULT_MAX_MESSAGE_SIZE, FRAME_HEADER_LEN, FramedReader, Framed
 pub use message::{MessageReceiver, MessageSender};
 pub use mode::{Access, CreationMode, OpenIntent, Opened, Permissions, Unlink, UnlinkOnDrop};
 pub use name::IpcName;
+pub use select::{Interest, Key, Readiness, ReadinessHook, Selector, Source};
 pub use shared::{SharedRegion, ShmSafe};
 pub use sigpipe::{block_sigpipe, consume_sigpipe};
 pub use stream::{ReadReady, WriteReady};

@@ -1,6 +1,7 @@
 //! ipc-core's only unsafe code: `sigtimedwait`, `pidfd_open`, `futex` and `gettid`, which nix
 //! does not wrap, the `eventfd` of a cancellation token (written from signal handlers), and
-//! the fork handler that keeps thread identities right in a child.
+//! the fork handler that keeps thread identities right in a child, and adding a descriptor
+//! to a [`Selector`](crate::Selector)'s poller.
 
 /// Takes a pending `SIGPIPE` off the calling thread, if there is one, without waiting.
 pub(crate) fn take_pending_sigpipe() {
@@ -118,4 +119,19 @@ pub(crate) fn eventfd_signal(fd: std::os::fd::RawFd) {
     // SAFETY: `one` is 8 readable bytes, as an eventfd write takes; `fd` is an eventfd
     // that the caller keeps open.
     unsafe { libc::write(fd, std::ptr::from_ref(&one).cast(), 8) };
+}
+
+/// Adds `fd` to `poller` (`epoll_ctl(EPOLL_CTL_ADD)`).
+pub(crate) fn poller_add(
+    poller: &polling::Poller,
+    fd: std::os::fd::BorrowedFd<'_>,
+    event: polling::Event,
+    mode: polling::PollMode,
+) -> std::io::Result<()> {
+    // SAFETY: `Poller::add` requires that the descriptor is deleted from the poller before
+    // it is closed. Every caller passes a descriptor it owns for as long as it is added
+    // (a `Selector` entry's duplicate, or a cancellation token it keeps a clone of) and
+    // deletes it before dropping it; a descriptor closed while still added would at worst
+    // leave a stale epoll entry, which the kernel removes with the file.
+    unsafe { poller.add_with_mode(std::os::fd::AsRawFd::as_raw_fd(&fd), event, mode) }
 }

@@ -68,6 +68,6 @@ pub use options::{Direction, QueueOptions};
 pub use queue::{MAX_PRIORITY, Message, MessageQueue, QueueAttributes};
 
 pub use ipc_core::{
-    Access, Cancel, CreationMode, Deadline, Error, IpcName, MessageReceiver, MessageSender,
-    Permissions, Result, ShmSafe,
+    Access, Cancel, CreationMode, Deadline, Error, Interest, IpcName, Key, MessageReceiver,
+    MessageSender, Permissions, Result, Selector, ShmSafe, Source,
 };

@@ -176,3 +176,13 @@ impl Drop for Notification<'_> {
         let _ = sys::mq_notify(self.queue.as_fd(), None);
     }
 }
+
+impl ipc_core::Source for Notification<'_> {
+    fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
+        ipc_core::internal::readable_only(
+            std::os::fd::AsFd::as_fd(self),
+            interest,
+            "a queue notification",
+        )
+    }
+}

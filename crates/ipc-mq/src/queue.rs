@@ -681,3 +681,9 @@ impl MessageReceiver for MessageQueue {
         self.max_message
     }
 }
+
+impl ipc_core::Source for MessageQueue {
+    fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
+        ipc_core::Readiness::of_fd(std::os::fd::AsFd::as_fd(self), interest)
+    }
+}

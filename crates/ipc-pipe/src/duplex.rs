@@ -95,3 +95,13 @@ impl Write for Duplex {
         Ok(())
     }
 }
+
+impl ipc_core::Source for Duplex {
+    /// Readable through its reading pipe, writable through its writing pipe.
+    fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
+        match interest {
+            ipc_core::Interest::Readable => self.reader.readiness(interest),
+            ipc_core::Interest::Writable => self.writer.readiness(interest),
+        }
+    }
+}

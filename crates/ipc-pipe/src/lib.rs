@@ -87,6 +87,7 @@ pub use pipe::{PipeReader, PipeWriter, pipe};
 pub use zerocopy::{VmspliceWriter, splice, splice_timeout, tee, tee_timeout, try_splice, try_tee};
 
 pub use ipc_core::{
-    Access, Cancel, CreationMode, Deadline, Error, FramedReader, FramedWriter, IpcName,
-    MessageReceiver, MessageSender, PIPE_BUF, Permissions, ReadReady, Result, WriteReady,
+    Access, Cancel, CreationMode, Deadline, Error, FramedReader, FramedWriter, Interest, IpcName,
+    Key, MessageReceiver, MessageSender, PIPE_BUF, Permissions, ReadReady, Result, Selector,
+    Source, WriteReady,
 };

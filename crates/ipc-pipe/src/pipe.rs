@@ -322,3 +322,23 @@ impl WriteReady for PipeWriter {
             .map_err(|e| with_subject(e, fd))
     }
 }
+
+impl ipc_core::Source for PipeReader {
+    fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
+        ipc_core::internal::readable_only(
+            std::os::fd::AsFd::as_fd(self),
+            interest,
+            "a pipe's reading end",
+        )
+    }
+}
+
+impl ipc_core::Source for PipeWriter {
+    fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
+        ipc_core::internal::writable_only(
+            std::os::fd::AsFd::as_fd(self),
+            interest,
+            "a pipe's writing end",
+        )
+    }
+}

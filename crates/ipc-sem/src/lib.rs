@@ -79,4 +79,7 @@ pub use permit::{Permit, Release};
 pub use sysv::{SEMVMX, StaleUndoSet, UndoSemaphore, remove_stale_undo_sets, stale_undo_sets};
 pub use unnamed::{SEMAPHORE_SIZE, Semaphore};
 
-pub use ipc_core::{Access, Cancel, CreationMode, Error, IpcName, Permissions, Result};
+pub use ipc_core::{
+    Access, Cancel, CreationMode, Error, Interest, IpcName, Key, Permissions, Result, Selector,
+    Source,
+};

@@ -116,6 +116,6 @@ pub use segment::{MemfdOptions, ReceiveOptions, Seals, SharedMemory, ShmOptions}
 pub use stale::{remove_stale_segments, stale_segments};
 
 pub use ipc_core::{
-    Access, Cancel, CreationMode, Error, IpcName, MessageReceiver, MessageSender, Permissions,
-    Result, SharedRegion, ShmSafe,
+    Access, Cancel, CreationMode, Error, Interest, IpcName, Key, MessageReceiver, MessageSender,
+    Permissions, Result, Selector, SharedRegion, ShmSafe, Source,
 };

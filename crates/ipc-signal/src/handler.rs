@@ -201,3 +201,13 @@ impl Drop for Registration {
         }
     }
 }
+
+impl ipc_core::Source for SignalReceiver {
+    fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
+        ipc_core::internal::readable_only(
+            std::os::fd::AsFd::as_fd(self),
+            interest,
+            "a signal receiver",
+        )
+    }
+}

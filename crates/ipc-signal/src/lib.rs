@@ -58,4 +58,4 @@ pub use shutdown::{Shutdown, ShutdownOptions, ShutdownToken};
 pub use signal::{MaskGuard, Signal, SignalSet};
 pub use signalfd::{SignalFd, SignalInfo};
 
-pub use ipc_core::{Cancel, Deadline, Error, Result};
+pub use ipc_core::{Cancel, Deadline, Error, Interest, Key, Result, Selector, Source};

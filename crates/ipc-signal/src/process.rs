@@ -353,3 +353,9 @@ impl AsRawFd for Process {
         self.pidfd.as_raw_fd()
     }
 }
+
+impl ipc_core::Source for Process {
+    fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
+        ipc_core::internal::readable_only(std::os::fd::AsFd::as_fd(self), interest, "a process")
+    }
+}

@@ -238,3 +238,9 @@ impl ShutdownToken {
         self.0.requested.load(Ordering::SeqCst)
     }
 }
+
+impl ipc_core::Source for Shutdown {
+    fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
+        ipc_core::internal::readable_only(std::os::fd::AsFd::as_fd(self), interest, "a shutdown")
+    }
+}

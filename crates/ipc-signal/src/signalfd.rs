@@ -154,3 +154,9 @@ impl From<SignalFd> for OwnedFd {
         signalfd.fd
     }
 }
+
+impl ipc_core::Source for SignalFd {
+    fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
+        ipc_core::internal::readable_only(std::os::fd::AsFd::as_fd(self), interest, "a signalfd")
+    }
+}

@@ -323,3 +323,9 @@ impl ListenerOptions {
         Ok(Datagram::new(UnixDatagram::from(fd), bound))
     }
 }
+
+impl ipc_core::Source for Datagram {
+    fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
+        ipc_core::Readiness::of_fd(std::os::fd::AsFd::as_fd(self), interest)
+    }
+}

@@ -536,3 +536,9 @@ fn udp_recv(
         }
     }
 }
+
+impl ipc_core::Source for TcpAcceptor {
+    fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
+        ipc_core::internal::readable_only(std::os::fd::AsFd::as_fd(self), interest, "a listener")
+    }
+}

@@ -98,6 +98,6 @@ pub use server::Server;
 pub use stream::{StreamListener, connect_stream, connect_stream_timeout};
 
 pub use ipc_core::{
-    Access, Cancel, Deadline, Error, FramedReader, FramedWriter, MessageReceiver, MessageSender,
-    Permissions, Result,
+    Access, Cancel, Deadline, Error, FramedReader, FramedWriter, Interest, Key, MessageReceiver,
+    MessageSender, Permissions, Result, Selector, Source,
 };

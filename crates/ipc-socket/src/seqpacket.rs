@@ -345,3 +345,15 @@ impl ListenerOptions {
         })
     }
 }
+
+impl ipc_core::Source for Seqpacket {
+    fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
+        ipc_core::Readiness::of_fd(std::os::fd::AsFd::as_fd(self), interest)
+    }
+}
+
+impl ipc_core::Source for SeqpacketListener {
+    fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
+        ipc_core::internal::readable_only(std::os::fd::AsFd::as_fd(self), interest, "a listener")
+    }
+}

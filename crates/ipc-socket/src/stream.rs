@@ -162,3 +162,9 @@ pub fn connect_stream(addr: &UnixAddr) -> Result<UnixStream> {
 pub fn connect_stream_timeout(addr: &UnixAddr, timeout: Duration) -> Result<UnixStream> {
     bind::connect(SockType::Stream, addr, Deadline::after(timeout)).map(UnixStream::from)
 }
+
+impl ipc_core::Source for StreamListener {
+    fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
+        ipc_core::internal::readable_only(std::os::fd::AsFd::as_fd(self), interest, "a listener")
+    }
+}
