@@ -20,6 +20,7 @@
 //! `cargo run --release -p ipc-bench --bin ipc-bench-readiness [round trips per batch]`
 //! prints the medians and p99s of the round trips and their ratios to `futex`.
 
+// The candidates are raw system calls (futex_waitv, pidfd_getfd, epoll) measured bare.
 #![allow(unsafe_code)]
 // Every cast here is of a small constant, a descriptor or a candidate index.
 #![allow(clippy::cast_possible_truncation)]

@@ -389,3 +389,11 @@ impl RecvLoan<'_> {
         unsafe { crate::sys::slice(ptr, len) }
     }
 }
+
+impl ipc_core::Source for Consumer {
+    /// Readiness through this side's wake FIFO (made the first time it is asked for):
+    /// a message is there, or the other side closed or died.
+    fn readiness(&self, interest: ipc_core::Interest) -> Result<ipc_core::Readiness> {
+        self.ring.readiness(super::wake::Role::Consumer, interest)
+    }
+}

@@ -23,6 +23,8 @@ pub(super) const HANDOFF: usize = 24;
 /// Offsets within a side's wait line.
 pub(super) const FUTEX: usize = 0;
 pub(super) const SLEEPING: usize = 4;
+/// The id of the side's wake FIFO (`wake.rs`), 0 if it has none.
+pub(super) const WAKE: usize = 8;
 
 /// A side's identity line (pid, state, start time): written when attaching and closing.
 pub(super) fn identity(side: usize) -> usize {

@@ -14,8 +14,8 @@
 //!  256  tail u64                                   (the consumer's position)
 //!  384  producer state u64, start time u64, parks u32, pad u32, hand-off deadline u64
 //!  448  consumer state u64, start time u64, parks u32, pad u32, hand-off deadline u64
-//!  512  producer futex u32, sleeping u32          (written only when it parks)
-//!  640  consumer futex u32, sleeping u32
+//!  512  producer futex u32, sleeping u32, wake FIFO id u64   (written only when it parks)
+//!  640  consumer futex u32, sleeping u32, wake FIFO id u64
 //! 4096  ring: records of [len u32, kind u32, payload rounded up to 8 bytes]
 //! ```
 //!
@@ -34,6 +34,11 @@
 //! flag is set, so while both sides are busy no system call is made. An endpoint that busy
 //! polls never parks and says so ("parks" is 0): its peer then skips the fence and the
 //! check altogether.
+//!
+//! The sleeping word has two bits: parked on the futex, and armed for a poller. A side
+//! waiting in a poller (a [`Selector`](ipc_core::Selector)) arms a FIFO of its own
+//! instead of the futex: the other side writes a byte to it (see `wake.rs` for the design
+//! and the figures it was chosen on).
 //!
 //! # Sides and liveness
 //!
@@ -63,6 +68,7 @@ mod options;
 mod producer;
 mod ring;
 mod side;
+mod wake;
 
 pub use consumer::{Consumer, RecvLoan};
 pub use layout::CHANNEL_LAYOUT;

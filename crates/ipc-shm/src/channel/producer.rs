@@ -385,3 +385,11 @@ impl SendLoan<'_> {
         unsafe { crate::sys::slice_mut(ptr, self.len) }
     }
 }
+
+impl ipc_core::Source for Producer {
+    /// Readiness through this side's wake FIFO (made the first time it is asked for):
+    /// room for a largest message, or the other side closed or died.
+    fn readiness(&self, interest: ipc_core::Interest) -> Result<ipc_core::Readiness> {
+        self.ring.readiness(super::wake::Role::Producer, interest)
+    }
+}

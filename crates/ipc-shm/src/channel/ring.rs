@@ -17,6 +17,7 @@ use super::layout::*;
 use super::side::{
     LIVENESS_SLICE, PeerStatus, PeerWatch, Phase, SideState, monotonic_ns, own_start_time,
 };
+use super::wake::{ARMED, PARKED, PeerFifo, Role, Waiter};
 
 /// Indices into an endpoint's [`Control`] words.
 pub(super) const OWN_FUTEX: usize = 0;
@@ -73,6 +74,10 @@ pub(super) struct Ring {
     pub(super) attached: Option<SideState>,
     /// What this end's errors name: the channel's name, or "anonymous channel".
     pub(super) subject: Arc<str>,
+    /// The peer's wake FIFO, once it armed one.
+    peer_fifo: PeerFifo,
+    /// This side's readiness for pollers, made the first time it is asked for.
+    waiter: std::sync::OnceLock<Arc<Waiter>>,
 }
 
 impl Ring {
@@ -146,6 +151,8 @@ impl Ring {
             peer_watch: PeerWatch::default(),
             attached: None,
             subject,
+            peer_fifo: PeerFifo::default(),
+            waiter: std::sync::OnceLock::new(),
         })
     }
 
@@ -262,12 +269,18 @@ impl Ring {
             )));
         }
         self.attached = None;
+        if let Some(waiter) = self.waiter.get() {
+            waiter.detach();
+        }
         Ok(fd)
     }
 
     /// Marks this side closed and wakes the peer, so that it sees it at once. A side taken
     /// over since (which only a peer that took this process for dead does) is left alone.
-    pub(super) fn close(&self) {
+    pub(super) fn close(&mut self) {
+        if let Some(waiter) = self.waiter.get() {
+            waiter.detach();
+        }
         let Some(attached) = self.attached else {
             return;
         };
@@ -283,6 +296,9 @@ impl Ring {
         let futex = self.control.word(PEER_FUTEX);
         futex.fetch_add(1, Ordering::Release);
         ipc_core::internal::futex_wake(futex, i32::MAX);
+        if self.control.word(PEER_SLEEPING).load(Ordering::Relaxed) & ARMED != 0 {
+            self.wake_fifo();
+        }
     }
 
     /// Whether the peer closed its end (a relaxed read: for the fast paths).
@@ -292,7 +308,7 @@ impl Ring {
     }
 
     /// Wakes the peer if it sleeps (after publishing a position with release ordering).
-    pub(super) fn wake_peer(&self) -> Result<()> {
+    pub(super) fn wake_peer(&mut self) -> Result<()> {
         // A busy-polling peer never parks, so the fence (an `mfence` on x86, a good part of
         // a zero-copy message's cost) and the check are skipped. A successor that attaches
         // with another strategy sets the flag before it attaches; should this side still
@@ -302,12 +318,81 @@ impl Ring {
             return Ok(());
         }
         fence(Ordering::SeqCst);
-        if self.control.word(PEER_SLEEPING).load(Ordering::Relaxed) != 0 {
+        let sleeping = self.control.word(PEER_SLEEPING).load(Ordering::Relaxed);
+        if sleeping != 0 {
+            self.wake_sleeping(sleeping);
+        }
+        Ok(())
+    }
+
+    /// Wakes a peer parked on its futex (any bit but "armed": a value a peer wrote is
+    /// taken for a sleeper) and one armed for a poller.
+    #[cold]
+    fn wake_sleeping(&mut self, sleeping: u32) {
+        if sleeping & !ARMED != 0 {
             let futex = self.control.word(PEER_FUTEX);
             futex.fetch_add(1, Ordering::Release);
             ipc_core::internal::futex_wake(futex, 1);
         }
-        Ok(())
+        if sleeping & ARMED != 0 {
+            self.wake_fifo();
+        }
+    }
+
+    /// Writes the peer's wake FIFO, named by the pid in its state word and the id in its
+    /// wait line.
+    #[cold]
+    fn wake_fifo(&mut self) {
+        let pid = SideState(self.control.position(PEER_STATE).load(Ordering::Acquire)).pid();
+        let id = self
+            .segment()
+            .atomic_u64(wait_line(self.peer) + WAKE)
+            .map_or(0, |id| id.load(Ordering::Relaxed));
+        self.peer_fifo.wake(pid, id);
+    }
+
+    /// This side's readiness for a poller waiting as `interest` says, which must be the
+    /// one of `role`.
+    pub(super) fn readiness(
+        &self,
+        role: Role,
+        interest: ipc_core::Interest,
+    ) -> Result<ipc_core::Readiness> {
+        let (expected, what) = match role {
+            Role::Consumer => (
+                ipc_core::Interest::Readable,
+                "a consumer waits for messages",
+            ),
+            Role::Producer => (ipc_core::Interest::Writable, "a producer waits for room"),
+        };
+        if interest != expected {
+            return Err(self.name_error(Error::new(
+                "Selector::add",
+                io::ErrorKind::InvalidInput,
+                format!("{what}: wait on it as Interest::{expected:?}"),
+            )));
+        }
+        let waiter = self.waiter(role)?;
+        let fd = waiter.descriptor()?;
+        Ok(ipc_core::Readiness::hooked(fd, waiter))
+    }
+
+    /// This side's readiness for pollers (made once), as `role`.
+    fn waiter(&self, role: Role) -> Result<Arc<Waiter>> {
+        if let Some(waiter) = self.waiter.get() {
+            return Ok(Arc::clone(waiter));
+        }
+        let waiter = Waiter::new(
+            self.segment(),
+            role,
+            (self.own, self.peer),
+            self.capacity,
+            self.max,
+        )
+        .map_err(|e| self.name_error(e))?;
+        // Two threads that race here make two; the loser's is dropped (and its FIFO
+        // removed) unused.
+        Ok(Arc::clone(self.waiter.get_or_init(|| Arc::new(waiter))))
     }
 
     /// Waits until `ready()` holds, as the wait strategy and `wait` say. `ready` reads the
@@ -363,29 +448,34 @@ impl Ring {
         }
         // Park on the futex, a slice at a time.
         loop {
+            // Bits, not stores: a poller on another thread may have armed this side.
             let seq = self.control.word(OWN_FUTEX).load(Ordering::Acquire);
-            self.control.word(OWN_SLEEPING).store(1, Ordering::Relaxed);
+            let sleeping = self.control.word(OWN_SLEEPING);
+            sleeping.fetch_or(PARKED, Ordering::Relaxed);
             fence(Ordering::SeqCst);
             if ready(self)? {
-                self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
+                sleeping.fetch_and(!PARKED, Ordering::Relaxed);
                 return Ok(());
             }
             if let Err(err) = self
                 .ensure_peer(op)
                 .and_then(|()| ipc_core::internal::check_cancelled(op))
             {
-                self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
+                self.control
+                    .word(OWN_SLEEPING)
+                    .fetch_and(!PARKED, Ordering::Relaxed);
                 return Err(err);
             }
             let slice = deadline
                 .remaining()
                 .map_or(LIVENESS_SLICE, |left| left.min(LIVENESS_SLICE));
+            let sleeping = self.control.word(OWN_SLEEPING);
             if slice.is_zero() {
-                self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
+                sleeping.fetch_and(!PARKED, Ordering::Relaxed);
                 return Err(Error::timed_out(op));
             }
             ipc_core::internal::futex_wait(self.control.word(OWN_FUTEX), seq, Some(slice));
-            self.control.word(OWN_SLEEPING).store(0, Ordering::Relaxed);
+            sleeping.fetch_and(!PARKED, Ordering::Relaxed);
         }
     }
 

@@ -3,6 +3,7 @@
 mod attacks;
 mod channel;
 mod channel_crash;
+mod channel_select;
 mod channel_sides;
 mod named;
 
@@ -22,4 +23,6 @@ ipc_testkit::peer_roles! {
     "poke" => channel_sides::poke_role,
     "create-later" => channel_sides::create_later_role,
     "attach-handed" => channel_sides::attach_handed_role,
+    "armed-producer" => channel_select::armed_producer_role,
+    "channel-drain" => channel_select::drain_role,
 }
