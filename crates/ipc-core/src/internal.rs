@@ -25,6 +25,7 @@ pub use crate::named::{
 };
 pub use crate::process::{pidfd_open, process_is_alive, process_start_time, process_state};
 pub use crate::select::{readable_only, writable_only};
+pub use crate::watcher::WordWaiter;
 
 /// How one call of a blocking operation may wait: the three forms behind `op`, `try_op` and
 /// `op_timeout` (or `op_deadline`).

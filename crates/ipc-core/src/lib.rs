@@ -74,6 +74,7 @@ mod sigpipe;
 mod stream;
 #[allow(unsafe_code)]
 mod sys;
+mod watcher;
 
 pub use cancel::Cancel;
 pub use deadline::{Clock, Deadline};

@@ -135,3 +135,82 @@ pub(crate) fn poller_add(
     // leave a stale epoll entry, which the kernel removes with the file.
     unsafe { poller.add_with_mode(std::os::fd::AsRawFd::as_raw_fd(&fd), event, mode) }
 }
+
+/// One entry of a `futex_waitv` set: a 32-bit word at `addr`, keyed as shared between
+/// processes (as `futex_wait` and `futex_wake` key theirs).
+pub(crate) struct WaitvEntry {
+    pub(crate) addr: usize,
+    pub(crate) expected: u32,
+}
+
+/// `futex_waitv` (Linux 5.16): sleeps until one of the words is woken, one no longer holds
+/// its expected value (`EAGAIN`), or the `CLOCK_MONOTONIC` deadline passes (`ETIMEDOUT`).
+/// Returns the index of the woken word.
+///
+/// The words are given by address: the kernel reads them and fails with `EFAULT` if one
+/// is no longer mapped, and nothing in this process reads them, so an address that went
+/// stale is an error, never undefined behaviour.
+pub(crate) fn futex_waitv(
+    entries: &[WaitvEntry],
+    deadline: Option<std::time::Instant>,
+) -> std::result::Result<usize, nix::errno::Errno> {
+    let waiters: Vec<libc::futex_waitv> = entries
+        .iter()
+        .map(|entry| {
+            // SAFETY: all-zero is a valid `futex_waitv` (its reserved field must be 0).
+            let mut waiter: libc::futex_waitv = unsafe { std::mem::zeroed() };
+            waiter.val = u64::from(entry.expected);
+            waiter.uaddr = entry.addr as u64;
+            waiter.flags = u32::try_from(libc::FUTEX2_SIZE_U32).unwrap_or(2);
+            waiter
+        })
+        .collect();
+    let spec = deadline.map(|at| {
+        // The deadline on CLOCK_MONOTONIC, which `Instant` reads.
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+            .map(std::time::Duration::from)
+            .unwrap_or_default();
+        let at = now + at.saturating_duration_since(std::time::Instant::now());
+        libc::timespec {
+            tv_sec: libc::time_t::try_from(at.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::from(at.subsec_nanos()),
+        }
+    });
+    let spec_ptr = spec.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
+    let count = u32::try_from(waiters.len()).unwrap_or(u32::MAX);
+    // SAFETY: `waiters` holds `count` initialised entries for the duration of the call,
+    // `spec_ptr` is null or points to a live timespec; the kernel only reads the words the
+    // entries name (see above).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            waiters.as_ptr(),
+            count,
+            0u32,
+            spec_ptr,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    if ret < 0 {
+        Err(nix::errno::Errno::last())
+    } else {
+        Ok(usize::try_from(ret).unwrap_or(0))
+    }
+}
+
+/// `FUTEX_WAKE` of one sleeper on the shared word at `addr`, given by address: the kernel
+/// only identifies the word (`EFAULT` if it is no longer mapped, which is ignored).
+pub(crate) fn futex_wake_addr(addr: usize) {
+    // SAFETY: FUTEX_WAKE reads no memory of ours; a stale address fails with EFAULT.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr as *const u32,
+            libc::FUTEX_WAKE,
+            1,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0,
+        );
+    }
+}

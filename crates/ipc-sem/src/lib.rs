@@ -67,6 +67,7 @@ mod block;
 mod mutex;
 mod named;
 mod permit;
+mod ready;
 #[allow(unsafe_code)]
 mod sys;
 mod sysv;

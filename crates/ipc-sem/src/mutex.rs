@@ -527,3 +527,27 @@ impl<R: SharedRegion, T: ShmSafe> fmt::Debug for OwnerDied<'_, R, T> {
         f.write_str("OwnerDied")
     }
 }
+
+impl<R: SharedRegion + Clone + Send + Sync + 'static, T: ShmSafe> ipc_core::Source
+    for RobustMutex<R, T>
+{
+    /// Ready when the lock is free, or every 20 ms while it is held (a holder's death
+    /// wakes nobody: [`try_lock`](RobustMutex::try_lock) then finds it dead). The region
+    /// must be shareable (`Arc<SharedMemory>`, say): the selector keeps a clone of it.
+    fn readiness(&self, interest: ipc_core::Interest) -> Result<ipc_core::Readiness> {
+        crate::ready::readiness(&self.block, FUTEX_OBJECT, interest)
+            .map_err(|e| e.with_subject("robust mutex"))
+    }
+}
+
+/// How a poller waits for the lock: on the wake counter an unlock bumps.
+const FUTEX_OBJECT: crate::ready::FutexObject = crate::ready::FutexObject {
+    what: "a mutex",
+    word: WAKES,
+    sleepers: SLEEPERS,
+    ready: |block| {
+        let lock = block.u64_at(LOCK);
+        lock == 0 || lock & UNRECOVERABLE != 0
+    },
+    tick: Some(SLICE),
+};

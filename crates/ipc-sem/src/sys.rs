@@ -254,6 +254,15 @@ impl<R: ipc_core::SharedRegion> Block<R> {
         &self.region
     }
 
+    /// The same block through a clone of the region (which may map it elsewhere).
+    pub(crate) fn clone_view(&self) -> std::result::Result<Self, String>
+    where
+        R: Clone,
+    {
+        let offset = (self.base.as_ptr() as usize).wrapping_sub(self.region.as_ptr() as usize);
+        Block::new(self.region.clone(), offset, self.size)
+    }
+
     /// The 32-bit atomic at `offset` of the block (a multiple of 4, inside it).
     #[inline]
     pub(crate) fn word(&self, offset: usize) -> &std::sync::atomic::AtomicU32 {

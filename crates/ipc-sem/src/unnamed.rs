@@ -272,3 +272,22 @@ impl<R: SharedRegion> Release for Semaphore<R> {
         self.post()
     }
 }
+
+impl<R: SharedRegion + Clone + Send + Sync + 'static> ipc_core::Source for Semaphore<R> {
+    /// Ready when a permit is there (a [`try_wait`](Semaphore::try_wait) may still lose
+    /// it to another waiter). The region must be shareable (`Arc<SharedMemory>`, say):
+    /// the selector keeps a clone of it.
+    fn readiness(&self, interest: ipc_core::Interest) -> Result<ipc_core::Readiness> {
+        crate::ready::readiness(&self.block, FUTEX_OBJECT, interest)
+            .map_err(|e| e.with_subject(SUBJECT))
+    }
+}
+
+/// How a poller waits for a permit: on the count, while it is 0.
+const FUTEX_OBJECT: crate::ready::FutexObject = crate::ready::FutexObject {
+    what: "a semaphore",
+    word: VALUE,
+    sleepers: SLEEPERS,
+    ready: |block| block.u32_at(VALUE) > 0,
+    tick: None,
+};

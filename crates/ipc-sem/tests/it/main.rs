@@ -3,6 +3,7 @@
 mod hostile;
 mod mutex;
 mod named;
+mod select;
 mod undo;
 mod unnamed;
 
@@ -21,4 +22,6 @@ ipc_testkit::peer_roles! {
     "mutex-victim" => hostile::mutex_victim_role,
     "semaphore-victim" => hostile::semaphore_victim_role,
     "mutex-hold-then-unlock" => hostile::mutex_hold_then_unlock_role,
+    "semaphore-peer" => select::semaphore_peer_role,
+    "mutex-peer" => select::mutex_peer_role,
 }
