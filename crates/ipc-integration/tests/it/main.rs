@@ -7,6 +7,7 @@ mod fuzz_corpus;
 mod generic;
 mod hostile;
 mod scenarios;
+mod select;
 
 ipc_testkit::peer_roles! {
     "send-workload" => generic::send_role,
@@ -26,4 +27,6 @@ ipc_testkit::peer_roles! {
     "fd-receiver" => scenarios::fd_receiver_role,
     "shutdown-server" => scenarios::shutdown_server_role,
     "blocked-server" => scenarios::blocked_server_role,
+    "select-server" => select::select_server_role,
+    "sleeper" => select::sleeper_role,
 }
