@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use ipc_core::{IpcName, Result};
-use ipc_shm::{ChannelOptions, Consumer, Producer, SharedMemory, ShmOptions, WaitStrategy};
+use ipc_shm::{
+    ChannelOptions, Consumer, Interest, Producer, Selector, SharedMemory, ShmOptions, WaitStrategy,
+};
 
 use crate::sys::{RawFutex, RawRing};
 use crate::transport::{Link, MsgRx, MsgTx, Setup, arg, message, stamp};
@@ -26,11 +28,15 @@ pub enum Flavour {
     Blocking,
     /// The channel, busy polling, loan and borrow with an 8-byte stamp.
     BusyZeroCopy,
+    /// The channel, blocking, its consumer woken by a `Selector` holding only it.
+    Select1,
+    /// The same, the `Selector` also holding 63 idle channels.
+    Select64,
 }
 
 impl Flavour {
     /// Every flavour.
-    pub const ALL: [Flavour; 7] = [
+    pub const ALL: [Flavour; 9] = [
         Flavour::RawRing,
         Flavour::RawRingZeroCopy,
         Flavour::RawFutex,
@@ -38,6 +44,8 @@ impl Flavour {
         Flavour::Spin,
         Flavour::Blocking,
         Flavour::BusyZeroCopy,
+        Flavour::Select1,
+        Flavour::Select64,
     ];
 
     /// The short name used on the command line of the peer.
@@ -50,6 +58,8 @@ impl Flavour {
             Flavour::Spin => "spin",
             Flavour::Blocking => "blocking",
             Flavour::BusyZeroCopy => "busy-zc",
+            Flavour::Select1 => "select-1",
+            Flavour::Select64 => "select-64",
         }
     }
 
@@ -63,6 +73,8 @@ impl Flavour {
             Flavour::Spin => "shm: channel, spin-then-park",
             Flavour::Blocking => "shm: channel, blocking",
             Flavour::BusyZeroCopy => "shm: channel, zero-copy loan/borrow",
+            Flavour::Select1 => "shm: channel in a Selector of 1",
+            Flavour::Select64 => "shm: channel in a Selector of 64",
         }
     }
 
@@ -70,7 +82,7 @@ impl Flavour {
     pub fn floor(self) -> Flavour {
         match self {
             Flavour::Busy | Flavour::Spin => Flavour::RawRing,
-            Flavour::Blocking => Flavour::RawFutex,
+            Flavour::Blocking | Flavour::Select1 | Flavour::Select64 => Flavour::RawFutex,
             Flavour::BusyZeroCopy => Flavour::RawRingZeroCopy,
             floor => floor,
         }
@@ -83,7 +95,7 @@ impl Flavour {
     fn wait(self) -> WaitStrategy {
         match self {
             Flavour::Spin => WaitStrategy::default(),
-            Flavour::Blocking => WaitStrategy::Blocking,
+            Flavour::Blocking | Flavour::Select1 | Flavour::Select64 => WaitStrategy::Blocking,
             _ => WaitStrategy::BusyPoll,
         }
     }
@@ -268,9 +280,54 @@ fn receiver(flavour: Flavour, name: &IpcName, create: bool) -> Result<Box<dyn Ms
             } else {
                 options.open_consumer(name)?
             };
-            Box::new(ChannelRx(consumer, flavour != Flavour::BusyZeroCopy))
+            match flavour {
+                Flavour::Select1 => Box::new(SelectRx::new(consumer, 0)?),
+                Flavour::Select64 => Box::new(SelectRx::new(consumer, 63)?),
+                _ => Box::new(ChannelRx(consumer, flavour != Flavour::BusyZeroCopy)),
+            }
         }
     })
+}
+
+/// A consumer received from once a `Selector` says it is ready, beside `idle` channels
+/// that never are.
+struct SelectRx {
+    consumer: Consumer,
+    selector: Selector,
+    _idle: Vec<(Producer, Consumer)>,
+}
+
+impl SelectRx {
+    fn new(consumer: Consumer, idle: usize) -> Result<SelectRx> {
+        let mut selector = Selector::new()?;
+        let idle = (0..idle)
+            .map(|_| ChannelOptions::new().capacity(4096).channel())
+            .collect::<Result<Vec<_>>>()?;
+        for (_, idle_consumer) in &idle {
+            selector.add(idle_consumer, Interest::Readable)?;
+        }
+        selector.add(&consumer, Interest::Readable)?;
+        Ok(SelectRx {
+            consumer,
+            selector,
+            _idle: idle,
+        })
+    }
+}
+
+impl MsgRx for SelectRx {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
+        loop {
+            match self.consumer.try_recv(buf) {
+                Ok(n) => return crate::transport::whole(n, buf),
+                Err(err) if err.is_would_block() => {
+                    self.selector.wait()?;
+                }
+                Err(err) if err.is_peer_gone() => return Ok(false),
+                Err(err) => return Err(err),
+            }
+        }
+    }
 }
 
 /// Two named segments, one per direction, created by the parent (which removes them).

@@ -6,7 +6,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::process::Stdio;
 
 use ipc_core::{Error, Result};
-use ipc_pipe::{FramedReader, FramedWriter, PipeReader, PipeWriter, VmspliceWriter, pipe};
+use ipc_pipe::{
+    FramedReader, FramedWriter, Interest, PipeReader, PipeWriter, Selector, VmspliceWriter, pipe,
+};
 use nix::fcntl::SpliceFFlags;
 
 use crate::sys;
@@ -26,16 +28,23 @@ pub enum Flavour {
     RawVmsplice,
     /// `ipc_pipe::VmspliceWriter` with reclaimed buffers, read with `PipeReader`.
     Vmsplice,
+    /// `PipeReader` woken by a `Selector` holding only it.
+    Select1,
+    /// `PipeReader` woken by a `Selector` holding it and 63 idle pipes: what a wake-up
+    /// costs with many endpoints registered.
+    Select64,
 }
 
 impl Flavour {
     /// Every flavour, in report order.
-    pub const ALL: [Flavour; 5] = [
+    pub const ALL: [Flavour; 7] = [
         Flavour::Raw,
         Flavour::Pipe,
         Flavour::Framed,
         Flavour::RawVmsplice,
         Flavour::Vmsplice,
+        Flavour::Select1,
+        Flavour::Select64,
     ];
 
     /// The short name used on the command line of the peer.
@@ -46,6 +55,8 @@ impl Flavour {
             Flavour::Framed => "framed",
             Flavour::RawVmsplice => "raw-vmsplice",
             Flavour::Vmsplice => "vmsplice",
+            Flavour::Select1 => "select-1",
+            Flavour::Select64 => "select-64",
         }
     }
 
@@ -57,6 +68,8 @@ impl Flavour {
             Flavour::Framed => "pipe: FramedReader/FramedWriter",
             Flavour::RawVmsplice => "pipe: libc vmsplice (floor)",
             Flavour::Vmsplice => "pipe: VmspliceWriter",
+            Flavour::Select1 => "pipe: PipeReader in a Selector of 1",
+            Flavour::Select64 => "pipe: PipeReader in a Selector of 64",
         }
     }
 
@@ -119,13 +132,20 @@ impl MsgTx for PipeTx {
 
 struct PipeRx(PipeReader);
 
-impl MsgRx for PipeRx {
-    fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
-        match self.0.read_exact(buf) {
+impl PipeRx {
+    /// One whole message, or `Ok(false)` at end of stream.
+    fn read_from(reader: &mut PipeReader, buf: &mut [u8]) -> Result<bool> {
+        match reader.read_exact(buf) {
             Ok(()) => Ok(true),
             Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
             Err(err) => Err(Error::from(err)),
         }
+    }
+}
+
+impl MsgRx for PipeRx {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
+        PipeRx::read_from(&mut self.0, buf)
     }
 }
 
@@ -185,7 +205,9 @@ impl MsgTx for VmspliceTx {
 fn tx(flavour: Flavour, fd: OwnedFd, size: usize) -> Result<Box<dyn MsgTx>> {
     Ok(match flavour {
         Flavour::Raw => Box::new(RawTx(fd, message(size))),
-        Flavour::Pipe => Box::new(PipeTx(PipeWriter::from(fd), message(size))),
+        Flavour::Pipe | Flavour::Select1 | Flavour::Select64 => {
+            Box::new(PipeTx(PipeWriter::from(fd), message(size)))
+        }
         Flavour::Framed => Box::new(FramedTx(
             FramedWriter::new(PipeWriter::from(fd)).with_max_message_size(size),
             message(size),
@@ -215,13 +237,46 @@ fn tx(flavour: Flavour, fd: OwnedFd, size: usize) -> Result<Box<dyn MsgTx>> {
     })
 }
 
-fn rx(flavour: Flavour, fd: OwnedFd, size: usize) -> Box<dyn MsgRx> {
-    match flavour {
+fn rx(flavour: Flavour, fd: OwnedFd, size: usize) -> Result<Box<dyn MsgRx>> {
+    Ok(match flavour {
         Flavour::Raw | Flavour::RawVmsplice => Box::new(RawRx(fd)),
         Flavour::Pipe | Flavour::Vmsplice => Box::new(PipeRx(PipeReader::from(fd))),
         Flavour::Framed => Box::new(FramedRx(
             FramedReader::new(PipeReader::from(fd)).with_max_message_size(size),
         )),
+        Flavour::Select1 => Box::new(SelectRx::new(PipeReader::from(fd), 0)?),
+        Flavour::Select64 => Box::new(SelectRx::new(PipeReader::from(fd), 63)?),
+    })
+}
+
+/// A `PipeReader` read once a `Selector` says it is readable, beside `idle` pipes that
+/// never are.
+struct SelectRx {
+    reader: PipeReader,
+    selector: Selector,
+    _idle: Vec<(PipeReader, PipeWriter)>,
+}
+
+impl SelectRx {
+    fn new(reader: PipeReader, idle: usize) -> Result<SelectRx> {
+        let mut selector = Selector::new()?;
+        let idle = (0..idle).map(|_| pipe()).collect::<Result<Vec<_>>>()?;
+        for (idle_reader, _) in &idle {
+            selector.add(idle_reader, Interest::Readable)?;
+        }
+        selector.add(&reader, Interest::Readable)?;
+        Ok(SelectRx {
+            reader,
+            selector,
+            _idle: idle,
+        })
+    }
+}
+
+impl MsgRx for SelectRx {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
+        self.selector.wait()?;
+        PipeRx::read_from(&mut self.reader, buf)
     }
 }
 
@@ -240,7 +295,7 @@ pub(crate) fn setup(flavour: Flavour, size: usize, capacity: usize) -> Result<Se
         finish: Box::new(move || {
             Ok(Link {
                 tx: tx(flavour, OwnedFd::from(to_peer), size)?,
-                rx: rx(flavour, OwnedFd::from(from_peer), size),
+                rx: rx(flavour, OwnedFd::from(from_peer), size)?,
             })
         }),
     })
@@ -251,7 +306,7 @@ pub(crate) fn peer_link(flavour: Flavour, size: usize, _args: &[String]) -> Resu
     let (input, output) = stdio_fds()?;
     Ok(Link {
         tx: tx(flavour, output, size)?,
-        rx: rx(flavour, input, size),
+        rx: rx(flavour, input, size)?,
     })
 }
 

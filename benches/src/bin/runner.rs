@@ -264,6 +264,19 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
         plan.push((floor, size, None, None));
         plan.push((Case::Pipe(Flavour::Pipe), size, Some(floor), Some("≤ 1.05")));
         plan.push((Case::Pipe(Flavour::Framed), size, Some(floor), None));
+        if size == 64 {
+            // What waiting in a selector costs (an epoll_wait before each read), and
+            // what 63 more registered endpoints add.
+            let plain = Case::Pipe(Flavour::Pipe);
+            let one = Case::Pipe(Flavour::Select1);
+            plan.push((one, size, Some(plain), None));
+            plan.push((
+                Case::Pipe(Flavour::Select64),
+                size,
+                Some(one),
+                Some("≤ 1.05"),
+            ));
+        }
         for flavour in SocketFlavour::ALL {
             if size > flavour.max_message() {
                 continue;
@@ -294,6 +307,19 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
                 size,
                 baseline,
                 if size == 64 { target } else { None },
+            ));
+        }
+        if size == 64 {
+            // A poller's wake-up against the blocking channel's, and what 63 more
+            // registered channels add.
+            let blocking = Case::Shm(ShmFlavour::Blocking);
+            let one = Case::Shm(ShmFlavour::Select1);
+            plan.push((one, size, Some(blocking), Some("≤ 1.3")));
+            plan.push((
+                Case::Shm(ShmFlavour::Select64),
+                size,
+                Some(one),
+                Some("≤ 1.05"),
             ));
         }
     }

@@ -137,6 +137,8 @@ pub(super) struct Waiter {
     epoll: Epoll,
     timer: TimerFd,
     watch: Mutex<Watch>,
+    /// Whether the timer may be running (so that a disarm leaves an idle one alone).
+    timing: AtomicBool,
     /// Set when the endpoint closed or was handed off: the hook reports ready for good.
     detached: AtomicBool,
 }
@@ -198,6 +200,7 @@ impl Waiter {
             epoll,
             timer,
             watch: Mutex::new(Watch::default()),
+            timing: AtomicBool::new(false),
             detached: AtomicBool::new(false),
         })
     }
@@ -249,18 +252,34 @@ impl Waiter {
         self.segment.atomic_u32(wait_line(self.own) + SLEEPING)
     }
 
+    /// Starts the timer for one liveness slice, or stops it (and empties it) if it may be
+    /// running: system calls only when the timer is used.
     fn set_timer(&self, on: bool) {
-        let expiration = on.then(|| Expiration::OneShot(TimeSpec::from_duration(LIVENESS_SLICE)));
-        let _ = match expiration {
-            Some(expiration) => self.timer.set(expiration, TimerSetTimeFlags::empty()),
-            None => self.timer.unset(),
-        };
+        if on {
+            self.timing.store(true, Ordering::Relaxed);
+            let slice = Expiration::OneShot(TimeSpec::from_duration(LIVENESS_SLICE));
+            let _ = self.timer.set(slice, TimerSetTimeFlags::empty());
+        } else if self.timing.swap(false, Ordering::Relaxed) {
+            let _ = self.timer.unset();
+            // A timer that fired stays readable until read.
+            let _ = nix::unistd::read(&self.timer, &mut [0u8; 8]);
+        }
     }
 
     /// Puts the peer's pidfd in the epoll set if the peer changed; reports whether the
     /// peer is attached and alive, or gone for good.
     fn watch_peer(&self) -> Result<PeerStatus> {
         let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        // The peer whose pidfd is in the set, still in the same state: alive, or the
+        // pidfd wakes the poller when it dies. No system call.
+        let state = SideState(
+            self.segment
+                .atomic_u64(identity(self.peer) + STATE)?
+                .load(Ordering::Acquire),
+        );
+        if watch.registered == Some(state) {
+            return Ok(PeerStatus::Alive);
+        }
         let status = watch.peer.status(&self.segment, self.peer)?;
         if status == PeerStatus::Alive {
             let current = watch.peer.pidfd.as_ref().map(|(state, _)| *state);
@@ -313,11 +332,10 @@ impl ReadinessHook for Waiter {
         if let Ok(sleeping) = self.sleeping() {
             sleeping.fetch_and(!ARMED, Ordering::Relaxed);
         }
+        // A read returns all that is there up to the buffer's size: a short one emptied it.
         let mut buf = [0u8; 64];
-        while matches!((&self.read).read(&mut buf), Ok(n) if n > 0) {}
+        while matches!((&self.read).read(&mut buf), Ok(n) if n == buf.len()) {}
         self.set_timer(false);
-        // A timer that fired stays readable until read.
-        let _ = nix::unistd::read(&self.timer, &mut [0u8; 8]);
     }
 }
 
