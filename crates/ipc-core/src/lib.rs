@@ -6,6 +6,9 @@
 //! Depend on it directly to write code that is generic over mechanisms, through
 //! [`MessageSender`] and [`MessageReceiver`].
 //!
+//! Two things work across all of them: a [`Selector`] waits on any mix of endpoints (every
+//! crate's endpoints are [`Source`]s), and a [`Cancel`] token ends any blocking call.
+//!
 //! ```
 //! use std::time::Duration;
 //! use ipc_core::{CreationMode, Deadline, Error, IpcName, Permissions};

@@ -150,7 +150,9 @@ const TOKEN_KEYS: usize = usize::MAX / 2;
 /// closed, say) stays open inside the selector until the selector is dropped.
 ///
 /// A wait ends with a cancelled error when a [`Cancel`] token it watches is cancelled
-/// (the process's token after a caught shutdown signal, or one given to [`Cancel::watch`]).
+/// (the process's token after a caught shutdown signal, or one given to [`Cancel::watch`]),
+/// unless an endpoint is ready: a `Shutdown` added to the selector, whose descriptor is
+/// written before the token is cancelled, is reported as a ready key.
 ///
 /// ```
 /// use std::time::Duration;
