@@ -70,7 +70,13 @@ impl BenchPeer {
 
 impl Drop for BenchPeer {
     fn drop(&mut self) {
-        // Nothing to report from a destructor: the peer may already have exited.
+        // A peer whose link was closed first ends by itself and removes what it made (a
+        // selector's wake FIFOs): give it a moment before killing it. Nothing to report
+        // from a destructor: the peer may already have exited.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

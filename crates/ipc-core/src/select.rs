@@ -75,7 +75,9 @@ impl Readiness {
 /// mutex) is made ready in a poller: before the poller sleeps, [`arm`](Self::arm) asks the
 /// other side to signal a descriptor; once the poller woke up, [`disarm`](Self::disarm)
 /// withdraws the request. Between the two the other side pays one write per wake-up; an
-/// endpoint that is not armed costs the other side nothing.
+/// endpoint that is not armed costs the other side nothing. The request lives in memory
+/// the other side can write: a hostile peer can make the poller miss wake-ups (as a peer
+/// that stops sending would), never crash it or extend a deadline.
 pub trait ReadinessHook: Send + Sync + fmt::Debug {
     /// Arms the wake-up: `Ok(true)` if the endpoint is ready already (the hook then stays
     /// unarmed), `Ok(false)` once the descriptor will become readable when it may be.

@@ -79,50 +79,51 @@ pub fn select_server_role(ctx: &mut PeerContext) -> PeerResult {
             Err(err) => return Err(err.into()),
         };
         for key in ready {
-            let report = match endpoints.get_mut(&key) {
-                Some(Endpoint::Queue) => {
-                    let n = queue.try_recv(&mut buf)?;
-                    format!("queue {}", text(&buf[..n]))
-                }
-                Some(Endpoint::Fifo) => match fifo_reader.try_read(&mut buf)? {
-                    0 => {
+            let report: ipc_core::Result<String> = match endpoints.get_mut(&key) {
+                Some(Endpoint::Queue) => queue
+                    .try_recv(&mut buf)
+                    .map(|n| format!("queue {}", text(&buf[..n]))),
+                Some(Endpoint::Fifo) => match fifo_reader.try_read(&mut buf) {
+                    Ok(0) => {
                         // The writer left: a FIFO without writers reads end of file
                         // for good, so it leaves the selector.
                         selector.remove(key)?;
-                        "fifo closed".to_owned()
+                        Ok("fifo closed".to_owned())
                     }
-                    n => format!("fifo {}", text(&buf[..n])),
+                    read => read.map(|n| format!("fifo {}", text(&buf[..n]))),
                 },
-                Some(Endpoint::Listener) => {
-                    let (connection, _) = listener.try_accept()?;
-                    let added = selector.add(&connection, Readable)?;
-                    endpoints.insert(added, Endpoint::Connection(connection));
-                    "accepted".to_owned()
-                }
-                Some(Endpoint::Connection(connection)) => {
-                    let n = connection.try_recv(&mut buf)?;
-                    format!("seqpacket {}", text(&buf[..n]))
-                }
-                Some(Endpoint::Datagram) => {
-                    let n = datagram.try_recv(&mut buf)?;
-                    format!("datagram {}", text(&buf[..n]))
-                }
-                Some(Endpoint::Channel) => {
-                    let n = consumer.try_recv(&mut buf)?;
-                    format!("channel {}", text(&buf[..n]))
-                }
-                Some(Endpoint::Semaphore) => {
-                    sem.try_wait()?;
-                    "semaphore".to_owned()
-                }
+                Some(Endpoint::Listener) => match listener.try_accept() {
+                    Ok((connection, _)) => {
+                        let added = selector.add(&connection, Readable)?;
+                        endpoints.insert(added, Endpoint::Connection(connection));
+                        Ok("accepted".to_owned())
+                    }
+                    Err(err) => Err(err),
+                },
+                Some(Endpoint::Connection(connection)) => connection
+                    .try_recv(&mut buf)
+                    .map(|n| format!("seqpacket {}", text(&buf[..n]))),
+                Some(Endpoint::Datagram) => datagram
+                    .try_recv(&mut buf)
+                    .map(|n| format!("datagram {}", text(&buf[..n]))),
+                Some(Endpoint::Channel) => consumer
+                    .try_recv(&mut buf)
+                    .map(|n| format!("channel {}", text(&buf[..n]))),
+                Some(Endpoint::Semaphore) => sem.try_wait().map(|()| "semaphore".to_owned()),
                 Some(Endpoint::Process) => {
                     selector.remove(key)?;
-                    "process exited".to_owned()
+                    Ok("process exited".to_owned())
                 }
                 Some(Endpoint::Shutdown) => break 'serve,
                 None => return Err(format!("unknown key {key:?}").into()),
             };
-            ctx.send(&report)?;
+            match report {
+                Ok(report) => ctx.send(&report)?,
+                // Readiness may be spurious (a channel whose producer has not attached is
+                // re-checked every 20 ms): nothing to take.
+                Err(err) if err.is_would_block() => {}
+                Err(err) => return Err(err.into()),
+            }
         }
     }
     ctx.send("shutdown")?;
@@ -200,7 +201,9 @@ fn one_selector_serves_every_kind_of_endpoint_and_stops_on_a_shutdown_signal() {
     for left in ["fifo", "seqpacket", "datagram"] {
         assert!(!dir.join(left).exists(), "the server left {left}");
     }
-    drop((queue, producer, sem));
+    drop((
+        queue, producer, sem, connection, datagram, fifo, server, sleeper,
+    ));
     drop(segment);
     guard.check().unwrap();
 }

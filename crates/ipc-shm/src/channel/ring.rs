@@ -277,9 +277,14 @@ impl Ring {
 
     /// Marks this side closed and wakes the peer, so that it sees it at once. A side taken
     /// over since (which only a peer that took this process for dead does) is left alone.
+    /// A peer found dead has its wake FIFO removed: it could not remove it itself.
     pub(super) fn close(&mut self) {
         if let Some(waiter) = self.waiter.get() {
             waiter.detach();
+        }
+        if let Ok(PeerStatus::Dead(pid)) = self.peer_watch.status(self.control.segment(), self.peer)
+        {
+            self.remove_dead_peer_fifo(pid);
         }
         let Some(attached) = self.attached else {
             return;
@@ -349,6 +354,16 @@ impl Ring {
             .atomic_u64(wait_line(self.peer) + WAKE)
             .map_or(0, |id| id.load(Ordering::Relaxed));
         self.peer_fifo.wake(pid, id);
+    }
+
+    /// Removes the wake FIFO the dead peer `pid` left, if it made one.
+    #[cold]
+    fn remove_dead_peer_fifo(&self, pid: u32) {
+        let id = self
+            .segment()
+            .atomic_u64(wait_line(self.peer) + WAKE)
+            .map_or(0, |id| id.load(Ordering::Relaxed));
+        super::wake::remove_fifo_of_dead(pid, id);
     }
 
     /// This side's readiness for a poller waiting as `interest` says, which must be the
@@ -484,10 +499,13 @@ impl Ring {
         match self.peer_watch.status(self.control.segment(), self.peer)? {
             PeerStatus::Alive | PeerStatus::NotYet => Ok(()),
             PeerStatus::Closed => Err(Error::peer_gone(op, "the other end closed the channel")),
-            PeerStatus::Dead(pid) => Err(Error::peer_gone(
-                op,
-                format!("the other end (pid {pid}) died"),
-            )),
+            PeerStatus::Dead(pid) => {
+                self.remove_dead_peer_fifo(pid);
+                Err(Error::peer_gone(
+                    op,
+                    format!("the other end (pid {pid}) died"),
+                ))
+            }
             PeerStatus::NeverAttached(pid) => Err(Error::peer_gone(
                 op,
                 format!(

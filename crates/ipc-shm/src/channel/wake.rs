@@ -56,6 +56,14 @@ fn fifo_path(pid: u32, id: u64) -> PathBuf {
     ))
 }
 
+/// Removes the wake FIFO of waiter `pid`, which recorded `id`, once that process is dead:
+/// a waiter that was killed cannot remove its own.
+pub(super) fn remove_fifo_of_dead(pid: u32, id: u64) {
+    if id != 0 && pid != 0 && !ipc_core::internal::process_is_alive(pid) {
+        let _ = std::fs::remove_file(fifo_path(pid, id));
+    }
+}
+
 /// The other side's wake FIFO, opened the first time it is armed.
 #[derive(Debug, Default)]
 pub(super) struct PeerFifo {

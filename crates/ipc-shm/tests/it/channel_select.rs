@@ -173,3 +173,129 @@ fn a_closed_endpoint_in_a_selector_is_reported_and_its_fifo_removed() {
     assert_eq!(fifos(), 0);
     drop(guard);
 }
+
+/// Byte offset of the consumer's wake FIFO id (the channel's layout).
+const CONSUMER_WAKE: usize = 648;
+
+#[test]
+fn a_wake_id_naming_something_else_than_a_fifo_gets_nothing_written() {
+    let _guard = LeakGuard::new();
+    let (mut producer, consumer) = options().channel().unwrap();
+    let mut selector = Selector::new().unwrap();
+    selector.add(&consumer, Interest::Readable).unwrap();
+    assert!(selector.try_wait().unwrap_err().is_would_block());
+    // A hostile consumer points its id at a regular file and at a symbolic link to one,
+    // named as FIFOs are, and says it is armed.
+    let pid = std::process::id();
+    let victim = std::env::temp_dir().join(format!("ipcrs-wake-victim-{pid}"));
+    std::fs::write(&victim, b"").unwrap();
+    let wake = consumer.segment().atomic_u64(CONSUMER_WAKE).unwrap();
+    let sleeping = consumer.segment().atomic_u32(CONSUMER_SLEEPING).unwrap();
+    for (id, link) in [
+        (0x0bad_cafe_0000_0001u64, false),
+        (0x0bad_cafe_0000_0002, true),
+    ] {
+        let path = format!(
+            "/dev/shm/ipcrs-wake-{pid}-{:08x}-{}",
+            id >> 32,
+            id & 0xffff_ffff
+        );
+        if link {
+            std::os::unix::fs::symlink(&victim, &path).unwrap();
+        } else {
+            std::fs::write(&path, b"").unwrap();
+        }
+        wake.store(id, std::sync::atomic::Ordering::SeqCst);
+        sleeping.fetch_or(ARMED, std::sync::atomic::Ordering::SeqCst);
+        producer.send(b"wake").unwrap();
+        let written = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            written.is_empty(),
+            "the waker wrote {written:?} to a non-FIFO"
+        );
+    }
+    assert!(std::fs::read(&victim).unwrap().is_empty());
+    std::fs::remove_file(&victim).unwrap();
+}
+
+#[test]
+fn a_scribbled_wait_line_costs_wake_ups_never_a_crash() {
+    let _guard = LeakGuard::new();
+    let (mut producer, mut consumer) = options().channel().unwrap();
+    let mut selector = Selector::new().unwrap();
+    let key = selector.add(&consumer, Interest::Readable).unwrap();
+    let segment = consumer.segment().try_clone().unwrap();
+    let mut rng = ipc_testkit::Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut buf = [0u8; 1024];
+    let mut received = 0;
+    for i in 0..500u64 {
+        // Both sides' wait lines: futex words, sleeping bits, wake ids.
+        let offset = [512, 520, 640, 648][usize::try_from(rng.below(4)).unwrap()];
+        segment.write::<u64>(offset, &rng.next_u64()).unwrap();
+        if i % 3 == 0 {
+            producer.try_send(b"m").ok();
+        }
+        match selector.wait_timeout(Duration::from_millis(2)) {
+            Ok(_) | Err(_) => {}
+        }
+        while consumer.try_recv(&mut buf).is_ok() {
+            received += 1;
+        }
+    }
+    assert!(received > 0);
+    // A cleared "armed" bit is a missed wake-up, as a peer that stops sending would cause
+    // (waits still end at their deadline). Added again, the endpoint arms again.
+    for offset in [512, 520, 640, 648] {
+        segment.write::<u64>(offset, &0).unwrap();
+    }
+    selector.remove(key).unwrap();
+    selector.add(&consumer, Interest::Readable).unwrap();
+    selector.try_wait().ok();
+    producer.send(b"after").unwrap();
+    let n = loop {
+        selector.wait_deadline(test_deadline()).unwrap();
+        if let Ok(n) = consumer.try_recv(&mut buf) {
+            break n;
+        }
+    };
+    assert_eq!(&buf[..n], b"after");
+}
+
+/// Opens the channel arg 0 as consumer, arms it in a selector, says ready and waits to be
+/// killed.
+pub fn armed_consumer_role(ctx: &mut PeerContext) -> PeerResult {
+    let consumer = options().open_consumer(&IpcName::new(ctx.arg(0)?)?)?;
+    let mut selector = Selector::new()?;
+    selector.add(&consumer, Interest::Readable)?;
+    if selector.try_wait().is_ok() {
+        return Err("an empty channel was ready".into());
+    }
+    ctx.ready()?;
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn the_wake_fifo_of_a_killed_waiter_is_removed_by_its_peer() {
+    let guard = LeakGuard::new();
+    let name = guard.name("fifo-left");
+    let producer = options().create_producer(&name).unwrap();
+    let mut peer = Peer::spawn("armed-consumer", &[name.as_str()]);
+    let id = producer
+        .segment()
+        .atomic_u64(CONSUMER_WAKE)
+        .unwrap()
+        .load(Acquire);
+    let fifo = format!(
+        "/dev/shm/ipcrs-wake-{}-{:08x}-{}",
+        peer.pid(),
+        id >> 32,
+        id & 0xffff_ffff
+    );
+    assert!(std::path::Path::new(&fifo).exists(), "{fifo}");
+    peer.kill().unwrap();
+    drop(producer);
+    assert!(!std::path::Path::new(&fifo).exists(), "{fifo} was left");
+}

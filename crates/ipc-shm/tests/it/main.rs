@@ -25,4 +25,5 @@ ipc_testkit::peer_roles! {
     "attach-handed" => channel_sides::attach_handed_role,
     "armed-producer" => channel_select::armed_producer_role,
     "channel-drain" => channel_select::drain_role,
+    "armed-consumer" => channel_select::armed_consumer_role,
 }
