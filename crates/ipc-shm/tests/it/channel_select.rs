@@ -15,6 +15,15 @@ use crate::channel::message;
 const CONSUMER_SLEEPING: usize = 644;
 const ARMED: u32 = 2;
 
+/// Where the wake FIFO of waiter `pid` that recorded `id` is (the form `wake.rs` gives).
+fn fifo_path(pid: u32, id: u64) -> String {
+    format!(
+        "/dev/shm/ipcrs-wake-{pid}-{:08x}-{}",
+        id >> 32,
+        id & 0xffff_ffff
+    )
+}
+
 fn options() -> ChannelOptions {
     ChannelOptions::new()
         .capacity(16 * 1024)
@@ -157,12 +166,7 @@ fn a_closed_endpoint_in_a_selector_is_reported_and_its_fifo_removed() {
     // which names the FIFO.
     let id = consumer.segment().atomic_u64(648).unwrap().load(Acquire);
     assert_ne!(id, 0);
-    let fifo = format!(
-        "/dev/shm/ipcrs-wake-{}-{:08x}-{}",
-        std::process::id(),
-        id >> 32,
-        id & 0xffff_ffff
-    );
+    let fifo = fifo_path(std::process::id(), id);
     let fifos = || usize::from(std::path::Path::new(&fifo).exists());
     assert_eq!(fifos(), 1);
     drop(producer);
@@ -195,11 +199,7 @@ fn a_wake_id_naming_something_else_than_a_fifo_gets_nothing_written() {
         (0x0bad_cafe_0000_0001u64, false),
         (0x0bad_cafe_0000_0002, true),
     ] {
-        let path = format!(
-            "/dev/shm/ipcrs-wake-{pid}-{:08x}-{}",
-            id >> 32,
-            id & 0xffff_ffff
-        );
+        let path = fifo_path(pid, id);
         if link {
             std::os::unix::fs::symlink(&victim, &path).unwrap();
         } else {
@@ -288,12 +288,7 @@ fn the_wake_fifo_of_a_killed_waiter_is_removed_by_its_peer() {
         .atomic_u64(CONSUMER_WAKE)
         .unwrap()
         .load(Acquire);
-    let fifo = format!(
-        "/dev/shm/ipcrs-wake-{}-{:08x}-{}",
-        peer.pid(),
-        id >> 32,
-        id & 0xffff_ffff
-    );
+    let fifo = fifo_path(peer.pid(), id);
     assert!(std::path::Path::new(&fifo).exists(), "{fifo}");
     peer.kill().unwrap();
     drop(producer);
