@@ -75,6 +75,17 @@ impl Case {
     }
 }
 
+/// A peer that waits in a selector made wake FIFOs: it ends by itself when its channel
+/// closes, and is given the time to remove them.
+fn graceful(case: Case, peer: BenchPeer) -> BenchPeer {
+    match case {
+        Case::Shm(channels::Flavour::Select1 | channels::Flavour::Select64) => {
+            peer.ends_with_its_link()
+        }
+        _ => peer,
+    }
+}
+
 fn setup(case: Case, size: usize, capacity: usize) -> Result<Setup> {
     case.mechanism().setup(size, capacity)
 }
@@ -110,7 +121,10 @@ impl PingPong {
         let setup = setup(case, size, 0)?;
         let mut args = vec![case.name(), size.to_string()];
         args.extend(setup.args);
-        let peer = BenchPeer::spawn(PONG, args, peer_cpu, setup.stdin, setup.stdout)?;
+        let peer = graceful(
+            case,
+            BenchPeer::spawn(PONG, args, peer_cpu, setup.stdin, setup.stdout)?,
+        );
         let link = (setup.finish)()?;
         let mut pingpong = PingPong {
             link,
@@ -152,7 +166,10 @@ pub fn throughput(
     let setup = setup(case, size, capacity)?;
     let mut args = vec![case.name(), size.to_string(), count.to_string()];
     args.extend(setup.args);
-    let peer = BenchPeer::spawn(PRODUCER, args, peer_cpu, setup.stdin, setup.stdout)?;
+    let peer = graceful(
+        case,
+        BenchPeer::spawn(PRODUCER, args, peer_cpu, setup.stdin, setup.stdout)?,
+    );
     let mut link = (setup.finish)()?;
     let mut buf = message(size);
     // The producer's first message says it is set up and pinned; then the clock starts.

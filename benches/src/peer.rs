@@ -24,6 +24,8 @@ pub fn requested_cpu() -> Option<usize> {
 #[derive(Debug)]
 pub struct BenchPeer {
     child: Child,
+    /// How long the peer is given to end by itself before it is killed.
+    grace: std::time::Duration,
 }
 
 impl BenchPeer {
@@ -54,7 +56,17 @@ impl BenchPeer {
                 .with_op("spawn")
                 .with_subject(format!("peer {role}"))
         })?;
-        Ok(BenchPeer { child })
+        Ok(BenchPeer {
+            child,
+            grace: std::time::Duration::ZERO,
+        })
+    }
+
+    /// Gives the peer up to a second, once its link is closed, to end by itself and remove
+    /// what it made (a selector's wake FIFOs) before it is killed.
+    pub fn ends_with_its_link(mut self) -> Self {
+        self.grace = std::time::Duration::from_secs(1);
+        self
     }
 
     /// The peer's process id.
@@ -70,10 +82,8 @@ impl BenchPeer {
 
 impl Drop for BenchPeer {
     fn drop(&mut self) {
-        // A peer whose link was closed first ends by itself and removes what it made (a
-        // selector's wake FIFOs): give it a moment before killing it. Nothing to report
-        // from a destructor: the peer may already have exited.
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        // Nothing to report from a destructor: the peer may already have exited.
+        let until = std::time::Instant::now() + self.grace;
         while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < until {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }

@@ -18,6 +18,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         cargo(&[
             "doc",
             "--workspace",
+            "--all-features",
             "--no-deps",
             "--document-private-items",
         ])

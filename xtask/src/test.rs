@@ -2,7 +2,8 @@
 
 use crate::cmd::{cargo, has_cargo_subcommand, step};
 
-/// Runs the conventions check, formatting, clippy, the test suite and the doc tests.
+/// Runs the conventions check, formatting, clippy, the test suite and the doc tests, with
+/// every feature (the `tokio` support), after checking that everything builds without.
 ///
 /// # Errors
 ///
@@ -11,11 +12,16 @@ pub fn run_steps() -> Result<(), String> {
     crate::tidy::run_checks().map_err(|problems| format!("step `tidy` failed: {problems}"))?;
     step("fmt", &mut cargo(&["fmt", "--all", "--check"]))?;
     step(
+        "check without features",
+        &mut cargo(&["check", "--workspace", "--all-targets"]),
+    )?;
+    step(
         "clippy",
         &mut cargo(&[
             "clippy",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--",
             "-D",
             "warnings",
@@ -32,6 +38,7 @@ pub fn run_steps() -> Result<(), String> {
                 "run",
                 "--workspace",
                 "--all-targets",
+                "--all-features",
                 "--profile",
                 "ci",
             ]),
@@ -40,11 +47,14 @@ pub fn run_steps() -> Result<(), String> {
         eprintln!("==> cargo-nextest is not installed; running the tests with cargo test");
         step(
             "tests",
-            &mut cargo(&["test", "--workspace", "--all-targets"]),
+            &mut cargo(&["test", "--workspace", "--all-targets", "--all-features"]),
         )?;
     }
     crate::stress::print_reports();
-    step("doc tests", &mut cargo(&["test", "--workspace", "--doc"]))
+    step(
+        "doc tests",
+        &mut cargo(&["test", "--workspace", "--doc", "--all-features"]),
+    )
 }
 
 /// `cargo xtask test`.

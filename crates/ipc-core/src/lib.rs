@@ -56,6 +56,8 @@
 
 #![deny(unsafe_code)]
 
+#[cfg(feature = "tokio")]
+mod asynch;
 mod cancel;
 mod cleanup;
 mod deadline;
@@ -79,6 +81,8 @@ mod stream;
 mod sys;
 mod watcher;
 
+#[cfg(feature = "tokio")]
+pub use asynch::Async;
 pub use cancel::Cancel;
 pub use deadline::{Clock, Deadline};
 pub use error::{Error, Limit, Result};

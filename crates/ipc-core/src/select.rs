@@ -60,6 +60,12 @@ impl Readiness {
         })
     }
 
+    /// The descriptor, what to wait for on it, and the hook.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn into_parts(self) -> (OwnedFd, Interest, Option<Arc<dyn ReadinessHook>>) {
+        (self.fd, self.interest, self.hook)
+    }
+
     /// The readiness of an endpoint in shared memory: `fd` becomes readable once `hook`
     /// has armed it and the endpoint may be ready.
     pub fn hooked(fd: OwnedFd, hook: Arc<dyn ReadinessHook>) -> Readiness {

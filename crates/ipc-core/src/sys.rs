@@ -214,3 +214,16 @@ pub(crate) fn futex_wake_addr(addr: usize) {
         );
     }
 }
+
+/// Registers `fd` with the current tokio runtime's reactor.
+#[cfg(feature = "tokio")]
+pub(crate) fn async_fd(
+    fd: std::os::fd::OwnedFd,
+    interest: tokio::io::Interest,
+) -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    // SAFETY: `AsyncFd` requires that the descriptor stays open and the same for as long as
+    // it is registered: an `OwnedFd` moved into the `AsyncFd` is owned by it alone, closed
+    // only when it is dropped, and always returns the same number.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, interest) }
+        .map_err(|e| e.into_parts().1)
+}

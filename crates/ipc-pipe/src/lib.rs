@@ -86,6 +86,8 @@ pub use fifo::{Fifo, FifoOptions};
 pub use pipe::{PipeReader, PipeWriter, pipe};
 pub use zerocopy::{VmspliceWriter, splice, splice_timeout, tee, tee_timeout, try_splice, try_tee};
 
+#[cfg(feature = "tokio")]
+pub use ipc_core::Async;
 pub use ipc_core::{
     Access, Cancel, CreationMode, Deadline, Error, FramedReader, FramedWriter, Interest, IpcName,
     Key, MessageReceiver, MessageSender, PIPE_BUF, Permissions, ReadReady, Result, Selector,

@@ -80,6 +80,8 @@ pub use permit::{Permit, Release};
 pub use sysv::{SEMVMX, StaleUndoSet, UndoSemaphore, remove_stale_undo_sets, stale_undo_sets};
 pub use unnamed::{SEMAPHORE_SIZE, Semaphore};
 
+#[cfg(feature = "tokio")]
+pub use ipc_core::Async;
 pub use ipc_core::{
     Access, Cancel, CreationMode, Error, Interest, IpcName, Key, Permissions, Result, Selector,
     Source,

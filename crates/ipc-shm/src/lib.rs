@@ -115,6 +115,8 @@ pub use header::{HEADER_FORMAT, HEADER_LEN, Layout};
 pub use segment::{MemfdOptions, ReceiveOptions, Seals, SharedMemory, ShmOptions};
 pub use stale::{remove_stale_segments, stale_segments};
 
+#[cfg(feature = "tokio")]
+pub use ipc_core::Async;
 pub use ipc_core::{
     Access, Cancel, CreationMode, Error, Interest, IpcName, Key, MessageReceiver, MessageSender,
     Permissions, Result, Selector, SharedRegion, ShmSafe, Source,

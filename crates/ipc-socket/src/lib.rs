@@ -97,6 +97,8 @@ pub use seqpacket::{Seqpacket, SeqpacketListener};
 pub use server::Server;
 pub use stream::{StreamListener, connect_stream, connect_stream_timeout};
 
+#[cfg(feature = "tokio")]
+pub use ipc_core::Async;
 pub use ipc_core::{
     Access, Cancel, Deadline, Error, FramedReader, FramedWriter, Interest, Key, MessageReceiver,
     MessageSender, Permissions, Result, Selector, Source,

@@ -1,6 +1,7 @@
 //! ipc-mq across real processes: limits, waits, priorities, crashes, permissions,
 //! notification.
 
+mod asynch;
 mod queue;
 
 ipc_testkit::peer_roles! {
@@ -10,4 +11,5 @@ ipc_testkit::peer_roles! {
     "mq-open" => queue::open_role,
     "mq-notify" => queue::notify_role,
     "mq-rlimit" => queue::rlimit_role,
+    "mq-take" => asynch::take_role,
 }

@@ -120,3 +120,35 @@ fn a_selector_sees_a_mutex_unlocked_or_its_holder_die_in_another_process() {
         }
     }
 }
+
+#[cfg(feature = "tokio")]
+#[test]
+fn an_async_wait_gets_a_permit_posted_by_another_process_and_a_dropped_one_takes_none() {
+    let guard = LeakGuard::new();
+    let (name, segment) = shared_segment(&guard, "sem-async");
+    let sem: Semaphore<Arc<SharedMemory>> = SemaphoreOptions::new()
+        .init_in(Arc::clone(&segment), 0)
+        .unwrap();
+    let mut sem = ipc_sem::Async::new(sem);
+    let mut peer = Peer::spawn("semaphore-peer", &[name.as_str()]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dropped =
+            tokio::time::timeout(Duration::from_millis(30), sem.read_with(|s| s.try_wait()));
+        assert!(dropped.await.is_err());
+        // The dropped wait withdrew its sleeper hint (the semaphore's layout, byte 36).
+        let sleepers = segment.atomic_u32(36).unwrap();
+        assert_eq!(sleepers.load(std::sync::atomic::Ordering::SeqCst), 0);
+        peer.send("post").unwrap();
+        tokio::time::timeout(test_timeout(), sem.read_with(|s| s.try_wait()))
+            .await
+            .expect("the permit in time")
+            .unwrap();
+    });
+    assert!(sem.get_ref().try_wait().unwrap_err().is_would_block());
+    peer.send("end").unwrap();
+    peer.wait_success().unwrap();
+}

@@ -2,6 +2,7 @@
 
 mod attacks;
 mod channel;
+mod channel_async;
 mod channel_crash;
 mod channel_select;
 mod channel_sides;
