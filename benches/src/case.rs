@@ -79,9 +79,9 @@ impl Case {
 /// closes, and is given the time to remove them.
 fn graceful(case: Case, peer: BenchPeer) -> BenchPeer {
     match case {
-        Case::Shm(channels::Flavour::Select1 | channels::Flavour::Select64) => {
-            peer.ends_with_its_link()
-        }
+        Case::Shm(
+            channels::Flavour::Select1 | channels::Flavour::Select64 | channels::Flavour::Async,
+        ) => peer.ends_with_its_link(),
         _ => peer,
     }
 }

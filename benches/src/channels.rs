@@ -32,11 +32,13 @@ pub enum Flavour {
     Select1,
     /// The same, the `Selector` also holding 63 idle channels.
     Select64,
+    /// The channel, blocking, its consumer awaited on a current-thread tokio runtime.
+    Async,
 }
 
 impl Flavour {
     /// Every flavour.
-    pub const ALL: [Flavour; 9] = [
+    pub const ALL: [Flavour; 10] = [
         Flavour::RawRing,
         Flavour::RawRingZeroCopy,
         Flavour::RawFutex,
@@ -46,6 +48,7 @@ impl Flavour {
         Flavour::BusyZeroCopy,
         Flavour::Select1,
         Flavour::Select64,
+        Flavour::Async,
     ];
 
     /// The short name used on the command line of the peer.
@@ -60,6 +63,7 @@ impl Flavour {
             Flavour::BusyZeroCopy => "busy-zc",
             Flavour::Select1 => "select-1",
             Flavour::Select64 => "select-64",
+            Flavour::Async => "async",
         }
     }
 
@@ -75,6 +79,7 @@ impl Flavour {
             Flavour::BusyZeroCopy => "shm: channel, zero-copy loan/borrow",
             Flavour::Select1 => "shm: channel in a Selector of 1",
             Flavour::Select64 => "shm: channel in a Selector of 64",
+            Flavour::Async => "shm: channel awaited on tokio",
         }
     }
 
@@ -82,7 +87,9 @@ impl Flavour {
     pub fn floor(self) -> Flavour {
         match self {
             Flavour::Busy | Flavour::Spin => Flavour::RawRing,
-            Flavour::Blocking | Flavour::Select1 | Flavour::Select64 => Flavour::RawFutex,
+            Flavour::Blocking | Flavour::Select1 | Flavour::Select64 | Flavour::Async => {
+                Flavour::RawFutex
+            }
             Flavour::BusyZeroCopy => Flavour::RawRingZeroCopy,
             floor => floor,
         }
@@ -95,7 +102,9 @@ impl Flavour {
     fn wait(self) -> WaitStrategy {
         match self {
             Flavour::Spin => WaitStrategy::default(),
-            Flavour::Blocking | Flavour::Select1 | Flavour::Select64 => WaitStrategy::Blocking,
+            Flavour::Blocking | Flavour::Select1 | Flavour::Select64 | Flavour::Async => {
+                WaitStrategy::Blocking
+            }
             _ => WaitStrategy::BusyPoll,
         }
     }
@@ -283,10 +292,44 @@ fn receiver(flavour: Flavour, name: &IpcName, create: bool) -> Result<Box<dyn Ms
             match flavour {
                 Flavour::Select1 => Box::new(SelectRx::new(consumer, 0)?),
                 Flavour::Select64 => Box::new(SelectRx::new(consumer, 63)?),
+                Flavour::Async => Box::new(AsyncRx::new(consumer)?),
                 _ => Box::new(ChannelRx(consumer, flavour != Flavour::BusyZeroCopy)),
             }
         }
     })
+}
+
+/// A consumer awaited on a current-thread tokio runtime, as an async program receives.
+struct AsyncRx {
+    runtime: tokio::runtime::Runtime,
+    consumer: ipc_shm::Async<Consumer>,
+}
+
+impl AsyncRx {
+    fn new(consumer: Consumer) -> Result<AsyncRx> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|e| ipc_core::Error::from(e).with_op("tokio runtime"))?;
+        Ok(AsyncRx {
+            runtime,
+            consumer: ipc_shm::Async::new(consumer),
+        })
+    }
+}
+
+impl MsgRx for AsyncRx {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
+        let consumer = &mut self.consumer;
+        match self
+            .runtime
+            .block_on(consumer.read_with(|c| c.try_recv(buf)))
+        {
+            Ok(n) => crate::transport::whole(n, buf),
+            Err(err) if err.is_peer_gone() => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
 }
 
 /// A consumer received from once a `Selector` says it is ready, beside `idle` channels

@@ -321,6 +321,9 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
                 Some(one),
                 Some("≤ 1.05"),
             ));
+            // The async channel's wake-up against the blocking channel's.
+            let awaited = Case::Shm(ShmFlavour::Async);
+            plan.push((awaited, size, Some(blocking), Some("≤ 1.3")));
         }
     }
     // Message queues hold at most 8 KiB messages by default.
