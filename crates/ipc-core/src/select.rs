@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use polling::{Event, Events, PollMode, Poller};
 
-use crate::internal::watched_tokens;
+use crate::internal::{cancellation_watched, watched_tokens};
 use crate::{Cancel, Deadline, Error, Result};
 
 /// What a wait is for: input (data, a connection, a signal, an exit) or room to send.
@@ -318,7 +318,8 @@ impl Selector {
         }
         self.ready.clear();
         let checking = deadline.remaining() == Some(Duration::ZERO);
-        let watched = if checking {
+        // No allocation per wait in a process that watches no token.
+        let watched = if checking || !cancellation_watched() {
             Vec::new()
         } else {
             watched_tokens()
