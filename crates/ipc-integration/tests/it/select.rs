@@ -72,12 +72,9 @@ pub fn select_server_role(ctx: &mut PeerContext) -> PeerResult {
     let mut buf = [0u8; 64];
     let text = |buf: &[u8]| String::from_utf8_lossy(buf).into_owned();
     'serve: loop {
-        let ready = match selector.wait() {
-            Ok(ready) => ready.to_vec(),
-            // The shutdown cancels waits as well as making its key ready.
-            Err(err) if err.is_cancelled() => break 'serve,
-            Err(err) => return Err(err.into()),
-        };
+        // The shutdown also cancels waits, but its descriptor is written first: the
+        // selector reports its key rather than a cancelled wait.
+        let ready = selector.wait()?.to_vec();
         for key in ready {
             let report: ipc_core::Result<String> = match endpoints.get_mut(&key) {
                 Some(Endpoint::Queue) => queue
