@@ -9,6 +9,7 @@
 // The constructor is a function pointer placed in `.init_array`.
 #![allow(unsafe_code)]
 
+mod asynch;
 mod process;
 mod receive;
 
@@ -41,4 +42,5 @@ ipc_testkit::peer_roles! {
     "send-to" => receive::send_to_role,
     "shutdown" => process::shutdown_role,
     "disposition" => process::disposition_role,
+    "async-shutdown" => asynch::async_shutdown_role,
 }
