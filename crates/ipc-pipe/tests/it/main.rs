@@ -1,6 +1,7 @@
 //! ipc-pipe across real processes.
 
 mod anon;
+mod asynch;
 mod child;
 mod fifo;
 mod framing;
@@ -14,4 +15,5 @@ ipc_testkit::peer_roles! {
     "fifo-open-late" => fifo::open_late_role,
     "frame-then-die" => framing::frame_then_die_role,
     "many-writers" => framing::many_writers_role,
+    "fifo-writer" => asynch::fifo_writer_role,
 }
