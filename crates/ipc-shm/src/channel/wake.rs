@@ -64,10 +64,11 @@ pub(super) fn remove_fifo_of_dead(pid: u32, id: u64) {
     }
 }
 
-/// The other side's wake FIFO, opened the first time it is armed.
+/// The other side's wake FIFO, opened the first time it is armed (or the failure to open
+/// it, so that an unreachable one costs one attempt, not one per message).
 #[derive(Debug, Default)]
 pub(super) struct PeerFifo {
-    open: Option<(u32, u64, File)>,
+    open: Option<(u32, u64, Option<File>)>,
 }
 
 impl PeerFifo {
@@ -79,9 +80,9 @@ impl PeerFifo {
             return;
         }
         if !matches!(&self.open, Some((p, i, _)) if *p == pid && *i == id) {
-            self.open = open_fifo(pid, id).map(|file| (pid, id, file));
+            self.open = Some((pid, id, open_fifo(pid, id)));
         }
-        let Some((_, _, file)) = &mut self.open else {
+        let Some((_, _, Some(file))) = &mut self.open else {
             return;
         };
         ipc_core::block_sigpipe();
@@ -140,8 +141,8 @@ pub(super) struct Waiter {
     id: u64,
     path: PathBuf,
     read: File,
-    /// Kept open so that the reading end never reports a hang-up.
-    _write: File,
+    /// Kept open so that the reading end never reports a hang-up, and written by `detach`.
+    write: File,
     epoll: Epoll,
     timer: TimerFd,
     watch: Mutex<Watch>,
@@ -204,7 +205,7 @@ impl Waiter {
             id,
             path,
             read,
-            _write: write,
+            write,
             epoll,
             timer,
             watch: Mutex::new(Watch::default()),
@@ -229,7 +230,7 @@ impl Waiter {
     }
 
     fn signal(&self) {
-        let _ = (&self._write).write(b"w");
+        let _ = (&self.write).write(b"w");
     }
 
     fn ready(&self) -> Result<bool> {
