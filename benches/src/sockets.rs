@@ -6,7 +6,9 @@ use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 
 use ipc_core::{Error, FramedReader, FramedWriter, Result};
-use ipc_socket::{Datagram, Seqpacket, TcpOptions, UdpSocketExt};
+use std::rc::Rc;
+
+use ipc_socket::{Async, Datagram, Seqpacket, TcpOptions, UdpSocketExt};
 use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, sockopt};
 
 use crate::pipes::{FramedRx, FramedTx, RawRx, RawTx};
@@ -37,11 +39,16 @@ pub enum Flavour {
     UdpRaw,
     /// UDP with std's `send` and `UdpSocketExt::recv_from_checked`.
     Udp,
+    /// Unix datagram socket, `tokio::net::UnixDatagram` on a current-thread runtime: the
+    /// baseline of the async rows.
+    DatagramTokio,
+    /// `ipc_socket::Datagram` through `Async` on a current-thread runtime.
+    DatagramAsync,
 }
 
 impl Flavour {
     /// Every flavour, floors first within each kind.
-    pub const ALL: [Flavour; 10] = [
+    pub const ALL: [Flavour; 12] = [
         Flavour::UdsStreamRaw,
         Flavour::UdsStreamFramed,
         Flavour::SeqpacketRaw,
@@ -52,6 +59,8 @@ impl Flavour {
         Flavour::TcpFramed,
         Flavour::UdpRaw,
         Flavour::Udp,
+        Flavour::DatagramTokio,
+        Flavour::DatagramAsync,
     ];
 
     /// The short name used on the command line of the peer.
@@ -67,6 +76,8 @@ impl Flavour {
             Flavour::TcpFramed => "tcp-framed",
             Flavour::UdpRaw => "udp-raw",
             Flavour::Udp => "udp",
+            Flavour::DatagramTokio => "dgram-tokio",
+            Flavour::DatagramAsync => "dgram-async",
         }
     }
 
@@ -83,6 +94,8 @@ impl Flavour {
             Flavour::TcpFramed => "TCP loopback: FramedReader/FramedWriter",
             Flavour::UdpRaw => "UDP loopback: libc send/recv (floor)",
             Flavour::Udp => "UDP loopback: send/recv_from_checked",
+            Flavour::DatagramTokio => "UDS datagram: tokio UnixDatagram (async baseline)",
+            Flavour::DatagramAsync => "UDS datagram: Async<Datagram> on tokio",
         }
     }
 
@@ -94,6 +107,7 @@ impl Flavour {
             Flavour::Datagram => Flavour::DatagramRaw,
             Flavour::TcpFramed => Flavour::TcpRaw,
             Flavour::Udp => Flavour::UdpRaw,
+            Flavour::DatagramAsync => Flavour::DatagramTokio,
             floor => floor,
         }
     }
@@ -105,7 +119,9 @@ impl Flavour {
             Flavour::SeqpacketRaw
             | Flavour::Seqpacket
             | Flavour::DatagramRaw
-            | Flavour::Datagram => 64 * 1024,
+            | Flavour::Datagram
+            | Flavour::DatagramTokio
+            | Flavour::DatagramAsync => 64 * 1024,
             Flavour::UdpRaw | Flavour::Udp => 60 * 1024,
             _ => usize::MAX,
         }
@@ -247,14 +263,104 @@ fn link(flavour: Flavour, fd: OwnedFd, size: usize) -> Result<Link> {
             tx: Box::new(UdpTx(UdpSocket::from(dup(&fd)?), buf)),
             rx: Box::new(UdpRx(UdpSocket::from(fd), vec![0; 64 * 1024])),
         },
+        Flavour::DatagramTokio => {
+            let runtime = runtime()?;
+            let socket = {
+                let _entered = runtime.enter();
+                let std = std::os::unix::net::UnixDatagram::from(fd);
+                std.set_nonblocking(true).map_err(Error::from)?;
+                tokio::net::UnixDatagram::from_std(std).map_err(Error::from)?
+            };
+            let shared = Rc::new((runtime, socket));
+            Link {
+                tx: Box::new(TokioTx(Rc::clone(&shared), buf)),
+                rx: Box::new(TokioRx(shared)),
+            }
+        }
+        Flavour::DatagramAsync => {
+            let runtime = Rc::new(runtime()?);
+            let tx = Datagram::from(dup(&fd)?).with_max_message_size(size);
+            let rx = Datagram::from(fd).with_max_message_size(size);
+            Link {
+                tx: Box::new(AsyncTx(Rc::clone(&runtime), Async::new(tx), buf)),
+                rx: Box::new(AsyncRx(runtime, Async::new(rx))),
+            }
+        }
     })
+}
+
+/// A current-thread runtime for one side of an async row.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| Error::from(e).with_op("tokio runtime"))
+}
+
+/// tokio's `UnixDatagram::send`, awaited.
+struct TokioTx(
+    Rc<(tokio::runtime::Runtime, tokio::net::UnixDatagram)>,
+    Vec<u8>,
+);
+
+impl MsgTx for TokioTx {
+    fn send(&mut self, seq: u64) -> Result<()> {
+        stamp(&mut self.1, seq);
+        let (runtime, socket) = &*self.0;
+        runtime
+            .block_on(socket.send(&self.1))
+            .map(drop)
+            .map_err(|e| Error::from(e).with_op("send"))
+    }
+}
+
+/// tokio's `UnixDatagram::recv`, awaited.
+struct TokioRx(Rc<(tokio::runtime::Runtime, tokio::net::UnixDatagram)>);
+
+impl MsgRx for TokioRx {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
+        let (runtime, socket) = &*self.0;
+        match runtime.block_on(socket.recv(buf)) {
+            Ok(0) => Ok(false),
+            Ok(n) => whole(n, buf),
+            Err(err) => Err(Error::from(err).with_op("recv")),
+        }
+    }
+}
+
+/// `Datagram::try_send` through `Async::write_with`, awaited.
+struct AsyncTx(Rc<tokio::runtime::Runtime>, Async<Datagram>, Vec<u8>);
+
+impl MsgTx for AsyncTx {
+    fn send(&mut self, seq: u64) -> Result<()> {
+        stamp(&mut self.2, seq);
+        let (runtime, socket, msg) = (&self.0, &mut self.1, &self.2);
+        runtime.block_on(socket.write_with(|s| ipc_core::MessageSender::try_send(s, msg)))
+    }
+}
+
+/// `Datagram::try_recv` through `Async::read_with`, awaited.
+struct AsyncRx(Rc<tokio::runtime::Runtime>, Async<Datagram>);
+
+impl MsgRx for AsyncRx {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
+        let (runtime, socket) = (&self.0, &mut self.1);
+        match runtime.block_on(socket.read_with(|s| ipc_core::MessageReceiver::try_recv(s, buf))) {
+            Ok(n) => whole(n, buf),
+            Err(err) if err.is_peer_gone() => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
 }
 
 fn kind(flavour: Flavour) -> Option<SockType> {
     match flavour {
         Flavour::UdsStreamRaw | Flavour::UdsStreamFramed => Some(SockType::Stream),
         Flavour::SeqpacketRaw | Flavour::Seqpacket => Some(SockType::SeqPacket),
-        Flavour::DatagramRaw | Flavour::Datagram => Some(SockType::Datagram),
+        Flavour::DatagramRaw
+        | Flavour::Datagram
+        | Flavour::DatagramTokio
+        | Flavour::DatagramAsync => Some(SockType::Datagram),
         _ => None,
     }
 }

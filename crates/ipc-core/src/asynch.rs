@@ -119,22 +119,49 @@ impl<T: Source> Async<T> {
         interest: Interest,
         mut op: impl FnMut(&mut T) -> Result<R>,
     ) -> Result<R> {
-        loop {
-            match op(&mut self.inner) {
+        let Async { inner, read, write } = self;
+        let slot = match interest {
+            Interest::Readable => read,
+            Interest::Writable => write,
+        };
+        // Registered only once a call would block: a call that never waits costs nothing.
+        if slot.is_none() {
+            match op(inner) {
                 Err(err) if err.is_would_block() => {}
                 other => return other,
             }
-            let slot = match interest {
-                Interest::Readable => &mut self.read,
-                Interest::Writable => &mut self.write,
-            };
-            if slot.is_none() {
-                *slot = Some(register(&self.inner, interest)?);
-            }
-            let Some(registered) = slot.as_ref() else {
-                continue;
-            };
-            wait(registered, interest).await?;
+            *slot = Some(register(inner, interest)?);
+        }
+        let Some(registered) = slot.as_ref() else {
+            return Err(Error::new(
+                "Async",
+                std::io::ErrorKind::Other,
+                "the registration just made is missing",
+            ));
+        };
+        match &registered.hook {
+            // A hook is armed (which checks the endpoint) before each wait.
+            Some(hook) => loop {
+                match op(inner) {
+                    Err(err) if err.is_would_block() => {}
+                    other => return other,
+                }
+                wait_hooked(registered, hook.as_ref()).await?;
+            },
+            // A descriptor's readiness is known to the reactor: as tokio's own types do,
+            // await it first (at once if it is known ready) and clear it only when the
+            // call would block, so that no call is made in vain.
+            None => loop {
+                let mut guard = match interest {
+                    Interest::Readable => registered.fd.readable().await,
+                    Interest::Writable => registered.fd.writable().await,
+                }
+                .map_err(|e| Error::from(e).with_op("AsyncFd::ready"))?;
+                match op(inner) {
+                    Err(err) if err.is_would_block() => guard.clear_ready(),
+                    other => return other,
+                }
+            },
         }
     }
 }
@@ -161,29 +188,19 @@ fn register<T: Source>(source: &T, interest: Interest) -> Result<Registered> {
     Ok(Registered { fd, hook })
 }
 
-/// Waits until the endpoint may be ready: for a hooked one, arms the hook (done if it is
-/// ready already) and waits for its descriptor; otherwise waits for the descriptor.
-async fn wait(registered: &Registered, interest: Interest) -> Result<()> {
-    let _armed = match &registered.hook {
-        Some(hook) => {
-            if hook.arm()? {
-                return Ok(());
-            }
-            Some(Armed(hook.as_ref()))
-        }
-        None => None,
-    };
-    let hooked = registered.hook.is_some();
-    // A hook's descriptor is readable whatever the endpoint waits for.
-    let mut guard = if hooked || interest == Interest::Readable {
-        registered.fd.readable().await
-    } else {
-        registered.fd.writable().await
+/// Waits until a hooked endpoint may be ready: arms the hook (done if it is ready already)
+/// and waits for its descriptor, which the disarm (however the wait ends) empties.
+async fn wait_hooked(registered: &Registered, hook: &dyn ReadinessHook) -> Result<()> {
+    if hook.arm()? {
+        return Ok(());
     }
-    .map_err(|e| Error::from(e).with_op("AsyncFd::ready"))?;
-    // The caller retries its call: readiness is cleared now, so that a descriptor that is
-    // still ready (or written again meanwhile) is reported by the next event. A hook's
-    // descriptor is emptied by the disarm that follows (the guard above).
+    let _armed = Armed(hook);
+    let mut guard = registered
+        .fd
+        .readable()
+        .await
+        .map_err(|e| Error::from(e).with_op("AsyncFd::ready"))?;
+    // Emptied by the disarm that follows: the next event is a new wake-up.
     guard.clear_ready();
     Ok(())
 }
