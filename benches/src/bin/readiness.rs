@@ -83,21 +83,11 @@ impl Page {
 }
 
 fn futex_wait(word: &AtomicU32, expected: u32) {
-    // SAFETY: a valid, aligned word; FUTEX_WAIT only reads it.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            std::ptr::null::<libc::timespec>(),
-        )
-    };
+    ipc_core::internal::futex_wait(word, expected, None);
 }
 
 fn futex_wake(word: &AtomicU32) {
-    // SAFETY: as above; FUTEX_WAKE only identifies the word.
-    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
+    ipc_core::internal::futex_wake(word, i32::MAX);
 }
 
 /// `futex_waitv` on one shared 32-bit word.
