@@ -148,6 +148,9 @@ pub(super) struct Waiter {
     watch: Mutex<Watch>,
     /// Whether the timer may be running (so that a disarm leaves an idle one alone).
     timing: AtomicBool,
+    /// Set while a busy-polling side says it parks only for this poller: the disarm says
+    /// it no longer does, so that its peer skips the check again while traffic flows.
+    lent_parks: AtomicBool,
     /// Set when the endpoint closed or was handed off: the hook reports ready for good.
     detached: AtomicBool,
 }
@@ -210,6 +213,7 @@ impl Waiter {
             timer,
             watch: Mutex::new(Watch::default()),
             timing: AtomicBool::new(false),
+            lent_parks: AtomicBool::new(false),
             detached: AtomicBool::new(false),
         })
     }
@@ -321,6 +325,9 @@ impl ReadinessHook for Waiter {
         // wait also re-checks after a slice.
         let parks = self.segment.atomic_u32(identity(self.own) + PARKS)?;
         let was_parking = parks.swap(1, Ordering::Relaxed) != 0;
+        if !was_parking {
+            self.lent_parks.store(true, Ordering::Relaxed);
+        }
         self.set_timer(status == PeerStatus::NotYet || !was_parking);
         self.segment
             .atomic_u64(wait_line(self.own) + WAKE)?
@@ -330,21 +337,34 @@ impl ReadinessHook for Waiter {
         // Pairs with the fence of the side that publishes and then reads the word.
         fence(Ordering::SeqCst);
         if self.ready()? {
-            sleeping.fetch_and(!ARMED, Ordering::Relaxed);
-            self.set_timer(false);
+            // Nothing was written to the FIFO for this arming: no read to empty it.
+            self.withdraw();
             return Ok(true);
         }
         Ok(false)
     }
 
     fn disarm(&self) {
-        if let Ok(sleeping) = self.sleeping() {
-            sleeping.fetch_and(!ARMED, Ordering::Relaxed);
-        }
+        self.withdraw();
         // A read returns all that is there up to the buffer's size: a short one emptied it.
         let mut buf = [0u8; 64];
         while matches!((&self.read).read(&mut buf), Ok(n) if n == buf.len()) {}
+    }
+}
+
+impl Waiter {
+    /// Withdraws the request to be woken: the armed bit, the timer, and the "parks" a
+    /// busy-polling side lent the poller.
+    fn withdraw(&self) {
+        if let Ok(sleeping) = self.sleeping() {
+            sleeping.fetch_and(!ARMED, Ordering::Relaxed);
+        }
         self.set_timer(false);
+        if self.lent_parks.swap(false, Ordering::Relaxed) {
+            if let Ok(parks) = self.segment.atomic_u32(identity(self.own) + PARKS) {
+                parks.store(0, Ordering::Relaxed);
+            }
+        }
     }
 }
 
