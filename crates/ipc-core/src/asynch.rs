@@ -1,27 +1,48 @@
 //! async/await on tokio for every endpoint: [`Async`] registers an endpoint's readiness
 //! (the same [`Source`] a [`Selector`](crate::Selector) uses) with tokio's reactor.
 
+use std::future::poll_fn;
+use std::io::IoSlice;
 use std::os::fd::OwnedFd;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
+use nix::poll::PollFlags;
 use tokio::io::Interest as TokioInterest;
 use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::{Error, Interest, ReadinessHook, Result, Source};
+use crate::{
+    Deadline, Error, Interest, MessageReceiver, MessageSender, ReadReady, ReadinessHook, Result,
+    Source, WriteReady,
+};
 
 /// An endpoint used from async code on a tokio runtime: any endpoint of the ipc-rs crates
-/// (a queue, a pipe end, a socket, a channel end, a semaphore, ...).
+/// (a queue, a pipe end, a socket, a channel end, a semaphore, a signal receiver, ...).
 ///
-/// [`read_with`](Self::read_with) and [`write_with`](Self::write_with) run one of the
-/// endpoint's non-blocking calls (`try_recv`, `try_send`, `try_accept`, `try_wait`, ...)
-/// and, while it would block, wait for the endpoint's readiness without blocking the
-/// runtime's thread. The readiness is registered the first time it is needed (inside a
-/// runtime), with the reactor of that runtime.
+/// - Message endpoints ([`MessageReceiver`], [`MessageSender`]: queues, seqpacket and
+///   datagram sockets, shared-memory channels, framed streams) get
+///   [`recv`](Self::recv), [`recv_vec`](Self::recv_vec) and [`send`](Self::send).
+/// - Byte streams ([`ReadReady`], [`WriteReady`]: pipes, FIFOs, Unix and TCP streams) are
+///   tokio's [`AsyncRead`] and [`AsyncWrite`].
+/// - Event sources ([`TryNext`]: signal receivers, signalfds, queue notifications) are
+///   [`Stream`](futures_core::Stream)s.
+/// - Any other call (`try_accept`, `try_wait`, `try_recv_with_fds`, `try_wait_child`, ...)
+///   runs through [`read_with`](Self::read_with) or [`write_with`](Self::write_with), and a
+///   call that lends from the endpoint (a loan, a lock guard) follows
+///   [`readable`](Self::readable) or [`writable`](Self::writable).
 ///
-/// **Cancellation.** The call runs only between two awaits and its result is returned at
-/// once, so dropping the future (a `select!` that took another branch, a timeout) loses
-/// nothing the call accepted: the next call gets the message. A waiting future that is
-/// dropped withdraws its wake-up request.
+/// While a call would block, the task waits for the endpoint's readiness without blocking
+/// the runtime's thread. The readiness is registered the first time a call would block
+/// (inside a runtime), with the reactor of that runtime.
+///
+/// **Cancellation.** Every call runs only between two awaits and its result is returned at
+/// once, so dropping a future (a `select!` that took another branch, a timeout) loses
+/// nothing the call accepted: the next call gets the message. A dropped future withdraws
+/// its wake-up request. The table in the crate's `ARCHITECTURE.md` lists every method.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -45,25 +66,93 @@ pub struct Async<T> {
     write: Option<Registered>,
 }
 
+/// An endpoint's readiness for one interest, registered with a runtime's reactor.
 struct Registered {
     fd: AsyncFd<OwnedFd>,
     hook: Option<Arc<dyn ReadinessHook>>,
+    /// Whether the hook is armed: a wait is under way, kept across polls (of a stream, of
+    /// a reader) until the descriptor fires or the registration is dropped.
+    armed: AtomicBool,
 }
 
 impl std::fmt::Debug for Registered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registered")
             .field("hooked", &self.hook.is_some())
+            .field("armed", &self.armed.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
 
-/// Disarms a hook when the wait that armed it ends, however it ends (a dropped future too).
-struct Armed<'a>(&'a dyn ReadinessHook);
+impl Registered {
+    /// Ends a wait that armed the hook: the disarm withdraws the request and empties the
+    /// descriptor.
+    fn withdraw(&self) {
+        if self.armed.swap(false, Ordering::Relaxed) {
+            if let Some(hook) = &self.hook {
+                hook.disarm();
+            }
+        }
+    }
 
-impl Drop for Armed<'_> {
+    /// Waits for a descriptor's readiness; the guard clears it if the call would block.
+    fn poll_fd(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+    ) -> Poll<Result<tokio::io::unix::AsyncFdReadyGuard<'_, OwnedFd>>> {
+        let guard = match interest {
+            Interest::Readable => ready!(self.fd.poll_read_ready(cx)),
+            Interest::Writable => ready!(self.fd.poll_write_ready(cx)),
+        };
+        Poll::Ready(guard.map_err(reactor_error))
+    }
+
+    /// Waits until a hooked endpoint may be ready: `true` if arming found it ready,
+    /// `false` once the armed hook fired.
+    fn poll_hook(&self, cx: &mut Context<'_>, hook: &dyn ReadinessHook) -> Poll<Result<bool>> {
+        if self.armed.load(Ordering::Relaxed) {
+            let fired = match ready!(self.fd.poll_read_ready(cx)) {
+                Ok(mut guard) => {
+                    // Emptied by the disarm that follows: the next event is a new wake-up.
+                    guard.clear_ready();
+                    Ok(false)
+                }
+                Err(err) => Err(reactor_error(err)),
+            };
+            self.withdraw();
+            return Poll::Ready(fired);
+        }
+        if hook.arm()? {
+            return Poll::Ready(Ok(true));
+        }
+        self.armed.store(true, Ordering::Relaxed);
+        // Polled once armed, so that the reactor wakes this task.
+        self.poll_hook(cx, hook)
+    }
+}
+
+impl Drop for Registered {
     fn drop(&mut self) {
-        self.0.disarm();
+        self.withdraw();
+    }
+}
+
+fn reactor_error(err: std::io::Error) -> Error {
+    Error::from(err).with_op("AsyncFd::ready")
+}
+
+/// Withdraws the wake-up request of a call's future when it is dropped, however it ends.
+struct Call<'a, T> {
+    this: &'a mut Async<T>,
+    interest: Interest,
+}
+
+impl<T> Drop for Call<'_, T> {
+    fn drop(&mut self) {
+        if let Some(registered) = self.this.slot(self.interest) {
+            registered.withdraw();
+        }
     }
 }
 
@@ -91,11 +180,21 @@ impl<T> Async<T> {
     pub fn into_inner(self) -> T {
         self.inner
     }
+
+    fn slot(&self, interest: Interest) -> Option<&Registered> {
+        match interest {
+            Interest::Readable => self.read.as_ref(),
+            Interest::Writable => self.write.as_ref(),
+        }
+    }
 }
 
 impl<T: Source> Async<T> {
     /// Runs `op` (a non-blocking receive, accept or wait) until it does not fail with
     /// `WouldBlock`, waiting for the endpoint to be readable in between.
+    ///
+    /// Cancellation-safe when `op` is a call that either completes or changes nothing
+    /// (every `try_` call of the ipc-rs crates is).
     ///
     /// # Errors
     ///
@@ -107,6 +206,8 @@ impl<T: Source> Async<T> {
     /// Runs `op` (a non-blocking send or write) until it does not fail with `WouldBlock`,
     /// waiting for room in between.
     ///
+    /// Cancellation-safe as [`read_with`](Self::read_with) is.
+    ///
     /// # Errors
     ///
     /// `op`'s error; the registration's.
@@ -114,55 +215,295 @@ impl<T: Source> Async<T> {
         self.with(Interest::Writable, op).await
     }
 
+    /// Waits until the endpoint is readable now: a message is there, a semaphore can be
+    /// taken, a mutex is free, or the next call ends at once otherwise (the peer is gone,
+    /// an error). For calls that lend from the endpoint, which
+    /// [`read_with`](Self::read_with) cannot return: a borrowed message, a lock guard.
+    ///
+    /// Another handle or process may take what was ready first, so the next call can still
+    /// fail with `WouldBlock`: wait again then.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> ipc_core::Result<()> {
+    /// use ipc_core::Async;
+    ///
+    /// let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
+    /// let mut b = Async::new(b);
+    /// a.send(b"ping")?;
+    /// // A shared-memory consumer's loan is taken the same way, with `try_borrow`.
+    /// let mut buf = [0u8; 16];
+    /// let n = loop {
+    ///     b.readable().await?;
+    ///     match b.get_ref().recv(&mut buf) {
+    ///         Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
+    ///         other => break other?,
+    ///     }
+    /// };
+    /// assert_eq!(&buf[..n], b"ping");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Cancellation-safe: it takes nothing.
+    ///
+    /// # Errors
+    ///
+    /// The registration's; the readiness check's.
+    pub async fn readable(&mut self) -> Result<()> {
+        self.ready(Interest::Readable).await
+    }
+
+    /// Waits until the endpoint is writable now (room for a largest message, for a loan),
+    /// as [`readable`](Self::readable) does for input.
+    ///
+    /// # Errors
+    ///
+    /// The registration's; the readiness check's.
+    pub async fn writable(&mut self) -> Result<()> {
+        self.ready(Interest::Writable).await
+    }
+
     async fn with<R>(
         &mut self,
         interest: Interest,
         mut op: impl FnMut(&mut T) -> Result<R>,
     ) -> Result<R> {
+        let call = Call {
+            this: self,
+            interest,
+        };
+        poll_fn(|cx| call.this.poll_op(cx, interest, &mut op)).await
+    }
+
+    async fn ready(&mut self, interest: Interest) -> Result<()> {
+        let call = Call {
+            this: self,
+            interest,
+        };
+        poll_fn(|cx| call.this.poll_ready(cx, interest)).await
+    }
+
+    /// This interest's registration, made now if it is not yet.
+    fn registered(&mut self, interest: Interest) -> Result<(&mut T, &Registered)> {
         let Async { inner, read, write } = self;
         let slot = match interest {
             Interest::Readable => read,
             Interest::Writable => write,
         };
-        // Registered only once a call would block: a call that never waits costs nothing.
-        if slot.is_none() {
-            match op(inner) {
-                Err(err) if err.is_would_block() => {}
-                other => return other,
-            }
-            *slot = Some(register(inner, interest)?);
-        }
-        let Some(registered) = slot.as_ref() else {
-            return Err(Error::new(
-                "Async",
-                std::io::ErrorKind::Other,
-                "the registration just made is missing",
-            ));
+        let registered = match slot {
+            Some(registered) => registered,
+            None => slot.insert(register(inner, interest)?),
         };
-        match &registered.hook {
-            // A hook is armed (which checks the endpoint) before each wait.
+        Ok((inner, registered))
+    }
+
+    /// Runs `op` until it does not fail with `WouldBlock`, waiting for readiness in
+    /// between.
+    fn poll_op<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        op: &mut impl FnMut(&mut T) -> Result<R>,
+    ) -> Poll<Result<R>> {
+        // Registered only once a call would block: a call that never waits costs nothing.
+        let mut tried = false;
+        if self.slot(interest).is_none() {
+            match op(&mut self.inner) {
+                Err(err) if err.is_would_block() => tried = true,
+                other => return Poll::Ready(other),
+            }
+        }
+        let (inner, registered) = self.registered(interest)?;
+        match registered.hook.as_deref() {
+            // A hook is armed (which checks the endpoint) only after a call would block.
             Some(hook) => loop {
-                match op(inner) {
-                    Err(err) if err.is_would_block() => {}
-                    other => return other,
+                if !registered.armed.load(Ordering::Relaxed) && !std::mem::take(&mut tried) {
+                    match op(inner) {
+                        Err(err) if err.is_would_block() => {}
+                        other => return Poll::Ready(other),
+                    }
                 }
-                wait_hooked(registered, hook.as_ref()).await?;
+                ready!(registered.poll_hook(cx, hook))?;
             },
             // A descriptor's readiness is known to the reactor: as tokio's own types do,
             // await it first (at once if it is known ready) and clear it only when the
             // call would block, so that no call is made in vain.
             None => loop {
-                let mut guard = match interest {
-                    Interest::Readable => registered.fd.readable().await,
-                    Interest::Writable => registered.fd.writable().await,
-                }
-                .map_err(|e| Error::from(e).with_op("AsyncFd::ready"))?;
+                let mut guard = ready!(registered.poll_fd(cx, interest))?;
                 match op(inner) {
                     Err(err) if err.is_would_block() => guard.clear_ready(),
-                    other => return other,
+                    other => return Poll::Ready(other),
                 }
             },
         }
+    }
+
+    /// Waits until the endpoint is ready now, as a hook's arming or a `poll` of the
+    /// descriptor says.
+    fn poll_ready(&mut self, cx: &mut Context<'_>, interest: Interest) -> Poll<Result<()>> {
+        let (_, registered) = self.registered(interest)?;
+        match registered.hook.as_deref() {
+            Some(hook) => loop {
+                if ready!(registered.poll_hook(cx, hook))? {
+                    return Poll::Ready(Ok(()));
+                }
+            },
+            None => loop {
+                let mut guard = ready!(registered.poll_fd(cx, interest))?;
+                // The reactor's readiness may be stale: ask the descriptor.
+                let events = match interest {
+                    Interest::Readable => PollFlags::POLLIN,
+                    Interest::Writable => PollFlags::POLLOUT,
+                };
+                let now = crate::internal::poll_fd_unwatched(
+                    guard.get_inner(),
+                    events,
+                    Deadline::after(Duration::ZERO),
+                    "poll",
+                );
+                match now {
+                    Err(err) if err.is_timeout() => guard.clear_ready(),
+                    other => return Poll::Ready(other.map(drop)),
+                }
+            },
+        }
+    }
+}
+
+impl<T: MessageReceiver + Source> Async<T> {
+    /// Receives the next message into `buf`, waiting as long as it takes, and returns its
+    /// length: [`MessageReceiver::recv`] without blocking the runtime.
+    ///
+    /// Cancellation-safe: a message is taken only by a call that returns it.
+    ///
+    /// # Errors
+    ///
+    /// As [`MessageReceiver::recv`]; the registration's.
+    pub async fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.read_with(|inner| inner.try_recv(buf)).await
+    }
+
+    /// Receives the next message into `buf`, resized to it as
+    /// [`MessageReceiver::recv_vec`] does.
+    ///
+    /// Cancellation-safe, as [`recv`](Self::recv) is (`buf` may have been resized).
+    ///
+    /// # Errors
+    ///
+    /// As [`MessageReceiver::recv_vec`]; the registration's.
+    pub async fn recv_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        buf.resize(buf.capacity().max(self.inner.max_message_size()), 0);
+        let result = self
+            .read_with(|inner| match inner.try_recv(buf) {
+                Err(err) => match err.needed_len() {
+                    Some(needed) if needed > buf.len() => {
+                        buf.resize(needed, 0);
+                        inner.try_recv(buf)
+                    }
+                    _ => Err(err),
+                },
+                ok => ok,
+            })
+            .await;
+        buf.truncate(*result.as_ref().unwrap_or(&0));
+        result
+    }
+}
+
+impl<T: MessageSender + Source> Async<T> {
+    /// Sends `msg`, waiting as long as it takes for room: [`MessageSender::send`] without
+    /// blocking the runtime.
+    ///
+    /// Cancellation-safe: a dropped future has sent `msg` whole or not at all.
+    ///
+    /// # Errors
+    ///
+    /// As [`MessageSender::send`]; the registration's.
+    pub async fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.write_with(|inner| inner.try_send(msg)).await
+    }
+}
+
+/// An endpoint that delivers a sequence of events through a non-blocking call: a signal
+/// receiver, a signalfd, a queue's notification. `Async` of one is a
+/// [`Stream`](futures_core::Stream) of them.
+pub trait TryNext: Source {
+    /// What one event is.
+    type Item;
+
+    /// Takes the next event if there is one now; otherwise fails with
+    /// [`WouldBlock`](std::io::ErrorKind::WouldBlock).
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock`, or the endpoint's error.
+    fn try_next(&mut self) -> Result<Self::Item>;
+}
+
+/// Each item is the next event, or the error of taking it; the stream does not end.
+/// Cancellation-safe: an event is taken only by the poll that returns it.
+impl<T: TryNext + Unpin> futures_core::Stream for Async<T> {
+    type Item = Result<T::Item>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut()
+            .poll_op(cx, Interest::Readable, &mut T::try_next)
+            .map(Some)
+    }
+}
+
+/// Reads what is there, waiting for input while there is none. Cancellation-safe.
+impl<T: ReadReady + Source + Unpin> AsyncRead for Async<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let dst = buf.initialize_unfilled();
+        let n = ready!(this.poll_op(cx, Interest::Readable, &mut |inner: &mut T| {
+            inner.try_read(dst)
+        }))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Writes what fits, waiting for room while none is free. Cancellation-safe. Shutting down
+/// ends the writing direction of a socket; a pipe's write end is closed by dropping it.
+impl<T: WriteReady + Source + Unpin> AsyncWrite for Async<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let written = ready!(this.poll_op(cx, Interest::Writable, &mut |inner: &mut T| {
+            inner.try_write_vectored(bufs)
+        }));
+        Poll::Ready(written.map_err(std::io::Error::from))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    /// Nothing is buffered here: done at once.
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(self.get_mut().inner.shutdown_write().map_err(Into::into))
     }
 }
 
@@ -185,22 +526,125 @@ fn register<T: Source>(source: &T, interest: Interest) -> Result<Registered> {
     let fd = crate::sys::async_fd(fd, tokio_interest).map_err(|e| {
         Error::from(e).with_op("AsyncFd::register (is I/O enabled on the runtime?)")
     })?;
-    Ok(Registered { fd, hook })
+    Ok(Registered {
+        fd,
+        hook,
+        armed: AtomicBool::new(false),
+    })
 }
 
-/// Waits until a hooked endpoint may be ready: arms the hook (done if it is ready already)
-/// and waits for its descriptor, which the disarm (however the wait ends) empties.
-async fn wait_hooked(registered: &Registered, hook: &dyn ReadinessHook) -> Result<()> {
-    if hook.arm()? {
-        return Ok(());
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::{UnixDatagram, UnixStream};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A datagram socket as an event source: each datagram is one event.
+    struct Events(UnixDatagram);
+
+    impl Source for Events {
+        fn readiness(&self, interest: Interest) -> Result<crate::Readiness> {
+            self.0.readiness(interest)
+        }
     }
-    let _armed = Armed(hook);
-    let mut guard = registered
-        .fd
-        .readable()
-        .await
-        .map_err(|e| Error::from(e).with_op("AsyncFd::ready"))?;
-    // Emptied by the disarm that follows: the next event is a new wake-up.
-    guard.clear_ready();
-    Ok(())
+
+    impl TryNext for Events {
+        type Item = Vec<u8>;
+
+        fn try_next(&mut self) -> Result<Vec<u8>> {
+            let mut buf = [0u8; 64];
+            let n = crate::internal::retry_eintr(|| {
+                nix::sys::socket::recv(
+                    std::os::fd::AsRawFd::as_raw_fd(&self.0),
+                    &mut buf,
+                    nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+                )
+                .map_err(|e| Error::from_errno("recv", e))
+            })?;
+            Ok(buf[..n].to_vec())
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_stream_socket_is_async_read_and_write_and_shuts_down_its_writing_side() {
+        runtime().block_on(async {
+            let (a, b) = UnixStream::pair().unwrap();
+            let (mut a, mut b) = (Async::new(a), Async::new(b));
+            // More than the socket buffer holds: the writer waits for the reader.
+            let sent: Vec<u8> = (0..4 << 20).map(|i| (i % 251) as u8).collect();
+            let writer = async {
+                a.write_all(&sent).await.unwrap();
+                a.shutdown().await.unwrap();
+            };
+            let mut got = Vec::new();
+            let reader = b.read_to_end(&mut got);
+            let ((), read) = tokio::join!(writer, reader);
+            assert_eq!(read.unwrap(), sent.len());
+            assert!(got == sent);
+        });
+    }
+
+    #[test]
+    fn an_event_source_is_a_stream_that_loses_no_event_to_a_dropped_poll() {
+        runtime().block_on(async {
+            let (a, b) = UnixDatagram::pair().unwrap();
+            let mut events = Async::new(Events(b));
+            // Nothing there: a poll that is dropped takes nothing.
+            let waited = tokio::time::timeout(
+                Duration::from_millis(20),
+                poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut events), cx)),
+            )
+            .await;
+            assert!(waited.is_err());
+            a.send(b"one").unwrap();
+            a.send(b"two").unwrap();
+            for want in [&b"one"[..], b"two"] {
+                let next =
+                    poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut events), cx)).await;
+                assert_eq!(next.unwrap().unwrap(), want);
+            }
+        });
+    }
+
+    #[test]
+    fn readable_waits_until_input_is_there_now() {
+        runtime().block_on(async {
+            let (a, b) = UnixDatagram::pair().unwrap();
+            let mut b = Async::new(b);
+            a.send(b"x").unwrap();
+            b.readable().await.unwrap();
+            // Taken behind the reactor's back: its readiness is stale, and readable() must
+            // not trust it.
+            let mut buf = [0u8; 4];
+            b.get_ref().recv(&mut buf).unwrap();
+            let stale = tokio::time::timeout(Duration::from_millis(20), b.readable()).await;
+            assert!(stale.is_err(), "readable() returned with nothing to read");
+            a.send(b"y").unwrap();
+            b.readable().await.unwrap();
+            assert_eq!(b.get_ref().recv(&mut buf).unwrap(), 1);
+        });
+    }
+
+    #[test]
+    fn a_call_outside_a_runtime_that_would_block_is_an_error_not_a_panic() {
+        let (_a, b) = UnixDatagram::pair().unwrap();
+        let mut events = Async::new(Events(b));
+        let polled = std::pin::pin!(events.read_with(TryNext::try_next));
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        match polled.poll(&mut cx) {
+            Poll::Ready(Err(err)) => assert!(err.to_string().contains("tokio runtime")),
+            other => panic!("expected an error, got {:?}", other.map(|r| r.map(drop))),
+        }
+    }
 }

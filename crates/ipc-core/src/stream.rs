@@ -52,6 +52,17 @@ pub trait WriteReady: Write {
     ///
     /// `TimedOut`, or the error of the wait (peer gone if no reader is left).
     fn wait_writable(&self, deadline: Deadline) -> Result<()>;
+
+    /// Ends the writing direction, so that the reader sees the end of the stream while
+    /// this end stays open (`shutdown(SHUT_WR)` on a socket). Streams that cannot do that
+    /// (a pipe, whose write end closes when dropped) do nothing.
+    ///
+    /// # Errors
+    ///
+    /// The `shutdown` error.
+    fn shutdown_write(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl<T: ReadReady + ?Sized> ReadReady for &mut T {
@@ -71,6 +82,10 @@ impl<T: WriteReady + ?Sized> WriteReady for &mut T {
 
     fn wait_writable(&self, deadline: Deadline) -> Result<()> {
         (**self).wait_writable(deadline)
+    }
+
+    fn shutdown_write(&mut self) -> Result<()> {
+        (**self).shutdown_write()
     }
 }
 
@@ -119,6 +134,11 @@ macro_rules! socket_ready {
 
             fn wait_writable(&self, deadline: Deadline) -> Result<()> {
                 poll_fd(self, PollFlags::POLLOUT, deadline, "poll").map(drop)
+            }
+
+            fn shutdown_write(&mut self) -> Result<()> {
+                self.shutdown(std::net::Shutdown::Write)
+                    .map_err(|e| Error::from(e).with_op("shutdown(SHUT_WR)"))
             }
         }
     };
