@@ -115,6 +115,13 @@ impl<T: Source + ?Sized> Source for &T {
     }
 }
 
+/// An endpoint shared between tasks or threads.
+impl<T: Source + ?Sized> Source for std::sync::Arc<T> {
+    fn readiness(&self, interest: Interest) -> Result<Readiness> {
+        (**self).readiness(interest)
+    }
+}
+
 impl<T: Source + ?Sized> Source for &mut T {
     fn readiness(&self, interest: Interest) -> Result<Readiness> {
         (**self).readiness(interest)

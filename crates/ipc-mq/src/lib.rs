@@ -67,9 +67,9 @@ pub use notify::Notification;
 pub use options::{Direction, QueueOptions};
 pub use queue::{MAX_PRIORITY, Message, MessageQueue, QueueAttributes};
 
-#[cfg(feature = "tokio")]
-pub use ipc_core::Async;
 pub use ipc_core::{
     Access, Cancel, CreationMode, Deadline, Error, Interest, IpcName, Key, MessageReceiver,
     MessageSender, Permissions, Result, Selector, ShmSafe, Source,
 };
+#[cfg(feature = "tokio")]
+pub use ipc_core::{Async, TryNext};

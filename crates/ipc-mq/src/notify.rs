@@ -186,3 +186,15 @@ impl ipc_core::Source for Notification<'_> {
         )
     }
 }
+
+/// `Async<Notification>` is a `Stream` of the queue's notifications: each item is one that
+/// fired, with the registration made again, so drain the queue after it.
+#[cfg(feature = "tokio")]
+impl ipc_core::TryNext for Notification<'_> {
+    type Item = ();
+
+    fn try_next(&mut self) -> Result<()> {
+        self.try_wait()?;
+        self.rearm()
+    }
+}

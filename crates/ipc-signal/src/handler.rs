@@ -211,3 +211,13 @@ impl ipc_core::Source for SignalReceiver {
         )
     }
 }
+
+/// `Async<SignalReceiver>` is a `Stream` of the signals it receives.
+#[cfg(feature = "tokio")]
+impl ipc_core::TryNext for SignalReceiver {
+    type Item = Signal;
+
+    fn try_next(&mut self) -> Result<Signal> {
+        self.try_recv()
+    }
+}

@@ -59,5 +59,5 @@ pub use signal::{MaskGuard, Signal, SignalSet};
 pub use signalfd::{SignalFd, SignalInfo};
 
 #[cfg(feature = "tokio")]
-pub use ipc_core::Async;
+pub use ipc_core::{Async, TryNext};
 pub use ipc_core::{Cancel, Deadline, Error, Interest, Key, Result, Selector, Source};

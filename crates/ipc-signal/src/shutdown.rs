@@ -180,6 +180,32 @@ impl Shutdown {
         self.wait_with(Wait::Until(deadline))
     }
 
+    /// Waits on the current tokio runtime until a shutdown signal arrives (or has
+    /// arrived), and says which: the future a task selects on beside its work. Any number
+    /// of tasks may await it at once (share the `Shutdown` in an `Arc`).
+    ///
+    /// Cancellation-safe: it takes nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> ipc_signal::Result<()> {
+    /// use ipc_signal::{ShutdownOptions, Signal};
+    ///
+    /// let shutdown = ShutdownOptions::new().signals(&[Signal::USR2]).install()?;
+    /// ipc_signal::raise(Signal::USR2)?;
+    /// assert_eq!(shutdown.requested().await?, Signal::USR2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Outside a runtime with I/O enabled; the registration's.
+    #[cfg(feature = "tokio")]
+    pub async fn requested(&self) -> Result<Signal> {
+        ipc_core::Async::new(self).read_with(|s| s.try_wait()).await
+    }
+
     fn wait_with(&self, wait: Wait) -> Result<Signal> {
         const OP: &str = "shutdown wait";
         let deadline = wait

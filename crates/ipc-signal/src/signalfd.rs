@@ -160,3 +160,13 @@ impl ipc_core::Source for SignalFd {
         ipc_core::internal::readable_only(std::os::fd::AsFd::as_fd(self), interest, "a signalfd")
     }
 }
+
+/// `Async<SignalFd>` is a `Stream` of the signals it reads.
+#[cfg(feature = "tokio")]
+impl ipc_core::TryNext for SignalFd {
+    type Item = SignalInfo;
+
+    fn try_next(&mut self) -> Result<SignalInfo> {
+        self.try_recv()
+    }
+}

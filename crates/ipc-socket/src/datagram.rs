@@ -166,6 +166,19 @@ impl Datagram {
     ///
     /// As [`Datagram::recv`].
     pub fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, Option<UnixAddr>)> {
+        self.recv_from_with(buf, MsgFlags::empty())
+    }
+
+    /// Receives the next message and its sender's address if one is there now.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if none is; otherwise as [`Datagram::recv`].
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> Result<(usize, Option<UnixAddr>)> {
+        self.recv_from_with(buf, MsgFlags::MSG_DONTWAIT)
+    }
+
+    fn recv_from_with(&self, buf: &mut [u8], flags: MsgFlags) -> Result<(usize, Option<UnixAddr>)> {
         const OP: &str = "recvfrom";
         let mut iov = [std::io::IoSliceMut::new(buf)];
         let (n, from) = loop {
@@ -173,9 +186,10 @@ impl Datagram {
                 self.socket.as_raw_fd(),
                 &mut iov,
                 None,
-                MsgFlags::MSG_TRUNC,
+                MsgFlags::MSG_TRUNC | flags,
             ) {
                 Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return Err(Error::would_block(OP)),
                 other => {
                     let msg = other.map_err(|e| Error::from_errno(OP, e))?;
                     break (msg.bytes, msg.address);
@@ -213,7 +227,28 @@ impl Datagram {
         &self,
         buf: &mut [u8],
     ) -> Result<(usize, Option<PeerCredentials>)> {
-        let received = recv_with_fds(self.socket.as_fd(), buf, 0, MsgFlags::MSG_TRUNC)?;
+        self.recv_with_credentials_with(buf, MsgFlags::empty())
+    }
+
+    /// Receives the next message with its sender's credentials if one is there now.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if none is; otherwise as
+    /// [`recv_with_credentials`](Datagram::recv_with_credentials).
+    pub fn try_recv_with_credentials(
+        &self,
+        buf: &mut [u8],
+    ) -> Result<(usize, Option<PeerCredentials>)> {
+        self.recv_with_credentials_with(buf, MsgFlags::MSG_DONTWAIT)
+    }
+
+    fn recv_with_credentials_with(
+        &self,
+        buf: &mut [u8],
+        flags: MsgFlags,
+    ) -> Result<(usize, Option<PeerCredentials>)> {
+        let received = recv_with_fds(self.socket.as_fd(), buf, 0, MsgFlags::MSG_TRUNC | flags)?;
         if received.truncated || received.len > buf.len() {
             return Err(Error::buffer_too_small("recvmsg", received.len, buf.len()));
         }

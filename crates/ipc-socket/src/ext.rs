@@ -138,6 +138,30 @@ pub(crate) fn recv_with_fds(
     })
 }
 
+/// [`UnixSocketExt::recv_with_fds`], waiting or not as `wait` (empty or `MSG_DONTWAIT`)
+/// says.
+fn recv_message_with_fds(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+    max_fds: usize,
+    wait: MsgFlags,
+) -> Result<(usize, Vec<OwnedFd>)> {
+    // On message sockets MSG_TRUNC makes the kernel report a cut message's real size;
+    // on stream sockets it would discard data instead, so ask which this is.
+    let kind = nix::sys::socket::getsockopt(&socket, sockopt::SockType)
+        .map_err(|e| Error::from_errno("getsockopt(SO_TYPE)", e))?;
+    let flags = if kind == nix::sys::socket::SockType::Stream {
+        MsgFlags::empty()
+    } else {
+        MsgFlags::MSG_TRUNC
+    };
+    let received = recv_with_fds(socket, buf, max_fds, flags | wait)?;
+    if received.truncated {
+        return Err(Error::buffer_too_small("recvmsg", received.len, buf.len()));
+    }
+    Ok((received.len, received.fds))
+}
+
 /// Descriptor passing and peer identity for connected Unix sockets: std's
 /// [`UnixStream`] and [`UnixDatagram`], and this crate's [`Seqpacket`](crate::Seqpacket)
 /// and [`Datagram`](crate::Datagram).
@@ -177,6 +201,17 @@ pub trait UnixSocketExt: AsFd {
         send_with_fds(self.as_fd(), data, fds, MsgFlags::empty())
     }
 
+    /// Sends `data` with `fds` attached if there is room now (`MSG_DONTWAIT`), whatever
+    /// the socket's blocking mode: the call to run in `Async::write_with`.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if there is no room (nothing was sent); otherwise as
+    /// [`send_with_fds`](UnixSocketExt::send_with_fds).
+    fn try_send_with_fds(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> Result<usize> {
+        send_with_fds(self.as_fd(), data, fds, MsgFlags::MSG_DONTWAIT)
+    }
+
     /// Receives bytes into `buf` and up to `max_fds` descriptors (close-on-exec).
     ///
     /// # Errors
@@ -186,20 +221,18 @@ pub trait UnixSocketExt: AsFd {
     /// datagram or seqpacket socket, a message longer than `buf` is an error saying the
     /// size it needed; that message and its descriptors are gone. Other `recvmsg` errors.
     fn recv_with_fds(&self, buf: &mut [u8], max_fds: usize) -> Result<(usize, Vec<OwnedFd>)> {
-        // On message sockets MSG_TRUNC makes the kernel report a cut message's real size;
-        // on stream sockets it would discard data instead, so ask which this is.
-        let kind = nix::sys::socket::getsockopt(&self.as_fd(), sockopt::SockType)
-            .map_err(|e| Error::from_errno("getsockopt(SO_TYPE)", e))?;
-        let flags = if kind == nix::sys::socket::SockType::Stream {
-            MsgFlags::empty()
-        } else {
-            MsgFlags::MSG_TRUNC
-        };
-        let received = recv_with_fds(self.as_fd(), buf, max_fds, flags)?;
-        if received.truncated {
-            return Err(Error::buffer_too_small("recvmsg", received.len, buf.len()));
-        }
-        Ok((received.len, received.fds))
+        recv_message_with_fds(self.as_fd(), buf, max_fds, MsgFlags::empty())
+    }
+
+    /// Receives bytes and descriptors if some are there now (`MSG_DONTWAIT`), whatever the
+    /// socket's blocking mode: the call to run in `Async::read_with`.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if nothing is there; otherwise as
+    /// [`recv_with_fds`](UnixSocketExt::recv_with_fds).
+    fn try_recv_with_fds(&self, buf: &mut [u8], max_fds: usize) -> Result<(usize, Vec<OwnedFd>)> {
+        recv_message_with_fds(self.as_fd(), buf, max_fds, MsgFlags::MSG_DONTWAIT)
     }
 
     /// The peer's pid, uid and gid when the connection was made (`SO_PEERCRED`).
