@@ -43,4 +43,5 @@ ipc_testkit::peer_roles! {
     "shutdown" => process::shutdown_role,
     "disposition" => process::disposition_role,
     "async-shutdown" => asynch::async_shutdown_role,
+    "queue-to" => asynch::queue_to_role,
 }
