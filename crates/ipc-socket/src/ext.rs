@@ -159,6 +159,14 @@ fn recv_message_with_fds(
     if received.truncated {
         return Err(Error::buffer_too_small("recvmsg", received.len, buf.len()));
     }
+    // A seqpacket message is never empty (`Seqpacket::send` refuses one), so nothing is
+    // the end of the connection, as `Seqpacket::recv` reports it.
+    if received.len == 0 && kind == nix::sys::socket::SockType::SeqPacket {
+        return Err(Error::peer_gone(
+            "recvmsg",
+            "the peer closed the connection",
+        ));
+    }
     Ok((received.len, received.fds))
 }
 
@@ -219,7 +227,9 @@ pub trait UnixSocketExt: AsFd {
     /// A limit error if the message carried more than `max_fds` descriptors: the kernel
     /// dropped the surplus, and the ones that did arrive are closed, so nothing leaks. On a
     /// datagram or seqpacket socket, a message longer than `buf` is an error saying the
-    /// size it needed; that message and its descriptors are gone. Other `recvmsg` errors.
+    /// size it needed; that message and its descriptors are gone. On a stream socket `Ok`
+    /// with no bytes is the end of the stream; on a seqpacket socket the end is a peer-gone
+    /// error, as [`Seqpacket::recv`](crate::Seqpacket::recv) says. Other `recvmsg` errors.
     fn recv_with_fds(&self, buf: &mut [u8], max_fds: usize) -> Result<(usize, Vec<OwnedFd>)> {
         recv_message_with_fds(self.as_fd(), buf, max_fds, MsgFlags::empty())
     }

@@ -1,5 +1,6 @@
 //! ipc-socket across real processes.
 
+mod asynch;
 mod fds;
 mod framing;
 mod identity;
@@ -21,6 +22,9 @@ ipc_testkit::peer_roles! {
     "echo-client" => server::echo_client_role,
     "sigpipe" => sigpipe::sigpipe_role,
     "flood" => shared::flood_role,
+    "async-client" => asynch::async_client_role,
+    "line-sender" => asynch::line_sender_role,
+    "datagram-sender" => asynch::datagram_sender_role,
 }
 
 /// The open descriptors of this process, to prove that nothing leaked.

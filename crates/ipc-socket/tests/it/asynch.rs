@@ -1,0 +1,261 @@
+//! Sockets on a tokio runtime, across processes: an async seqpacket server that checks
+//! each client's credentials and passes it a descriptor, clients with a runtime of their
+//! own, a receive dropped half-way, tasks sharing a connection when its peer is killed, and
+//! datagrams with their senders' credentials.
+
+use std::os::fd::AsFd;
+
+use ipc_socket::{Datagram, Seqpacket, UnixAddr, UnixSocketExt};
+use ipc_testkit::{PeerContext, PeerResult, test_timeout};
+
+/// Connects to the seqpacket listener at arg 0 and, on a current-thread runtime, asks for
+/// a descriptor ("give"), then reports what the file it received says.
+pub fn async_client_role(ctx: &mut PeerContext) -> PeerResult {
+    let conn = Seqpacket::connect_timeout(&UnixAddr::path(ctx.arg(0)?), test_timeout())?;
+    ctx.ready()?;
+    #[cfg(feature = "tokio")]
+    {
+        use std::io::Read;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let mut conn = ipc_socket::Async::new(conn);
+        let (n, fds) = runtime.block_on(async {
+            conn.send(b"give").await?;
+            let mut buf = [0u8; 16];
+            let (n, fds) = tokio::time::timeout(
+                test_timeout(),
+                conn.read_with(|c| c.try_recv_with_fds(&mut buf, 1)),
+            )
+            .await??;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((buf[..n].to_vec(), fds))
+        })?;
+        let mut text = String::from_utf8(n)?;
+        for fd in fds {
+            text.push(' ');
+            std::fs::File::from(fd).read_to_string(&mut text)?;
+        }
+        ctx.send(&text)?;
+    }
+    #[cfg(not(feature = "tokio"))]
+    {
+        drop(conn);
+        ctx.send("no tokio")?;
+    }
+    Ok(())
+}
+
+/// Connects to the seqpacket listener at arg 0, says ready, and sends each line it
+/// receives as a message with a descriptor of its `/proc/self/status` attached, answering
+/// "sent", until "end".
+pub fn line_sender_role(ctx: &mut PeerContext) -> PeerResult {
+    let conn = Seqpacket::connect_timeout(&UnixAddr::path(ctx.arg(0)?), test_timeout())?;
+    let status = std::fs::File::open("/proc/self/status")?;
+    ctx.ready()?;
+    loop {
+        let line = ctx.recv()?;
+        if line == "end" {
+            return Ok(());
+        }
+        conn.send_with_fds(line.as_bytes(), &[status.as_fd()])?;
+        ctx.send("sent")?;
+    }
+}
+
+/// Sends datagrams "0".."arg 1" to the socket at arg 0, then exits.
+pub fn datagram_sender_role(ctx: &mut PeerContext) -> PeerResult {
+    let count: usize = ctx.arg(1)?.parse()?;
+    let socket = Datagram::unbound()?;
+    ctx.ready()?;
+    let to = UnixAddr::path(ctx.arg(0)?);
+    for n in 0..count {
+        socket.send_to(n.to_string().as_bytes(), &to)?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "tokio")]
+mod on_tokio {
+    use std::collections::BTreeSet;
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use ipc_socket::{Async, Datagram, SeqpacketListener, UnixAddr, UnixSocketExt};
+    use ipc_testkit::{LeakGuard, Peer, test_timeout};
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_async_server_checks_each_client_s_credentials_and_passes_it_a_descriptor() {
+        let guard = LeakGuard::new();
+        let addr = UnixAddr::path(guard.dir().join("async.sock"));
+        let mut listener = Async::new(SeqpacketListener::bind(&addr).unwrap());
+        let path = addr.as_path().unwrap().to_str().unwrap().to_owned();
+        let mut clients: Vec<Peer> = (0..3)
+            .map(|_| Peer::spawn("async-client", &[&path]))
+            .collect();
+        let pids: BTreeSet<u32> = clients.iter().map(Peer::pid).collect();
+        let files = guard.dir().to_owned();
+        runtime().block_on(async {
+            let mut served = BTreeSet::new();
+            let mut tasks = Vec::new();
+            for _ in 0..clients.len() {
+                let (conn, creds) =
+                    tokio::time::timeout(test_timeout(), listener.read_with(|l| l.try_accept()))
+                        .await
+                        .expect("a connection in time")
+                        .unwrap();
+                assert!(pids.contains(&creds.pid), "a client of this test");
+                served.insert(creds.pid);
+                let path = files.join(format!("for-{}", creds.pid));
+                tasks.push(tokio::spawn(async move {
+                    let mut conn = Async::new(conn);
+                    let mut buf = [0u8; 16];
+                    let n = conn.recv(&mut buf).await.unwrap();
+                    assert_eq!(&buf[..n], b"give");
+                    std::fs::write(&path, format!("for {}", creds.pid)).unwrap();
+                    let file = std::fs::File::open(&path).unwrap();
+                    std::fs::remove_file(&path).unwrap();
+                    conn.write_with(|c| {
+                        c.try_send_with_fds(b"here", &[std::os::fd::AsFd::as_fd(&file)])
+                    })
+                    .await
+                    .unwrap();
+                }));
+            }
+            assert_eq!(served, pids, "each client once");
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        for client in &mut clients {
+            assert_eq!(client.recv().unwrap(), format!("here for {}", client.pid()));
+            client.wait_success().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_receive_with_descriptors_dropped_half_way_loses_nothing() {
+        let guard = LeakGuard::new();
+        let addr = UnixAddr::path(guard.dir().join("drop.sock"));
+        let listener = SeqpacketListener::bind(&addr).unwrap();
+        let mut peer = Peer::spawn("line-sender", &[addr.as_path().unwrap().to_str().unwrap()]);
+        let (conn, _) = listener.accept_timeout(test_timeout()).unwrap();
+        let mut conn = Async::new(conn);
+        runtime().block_on(async {
+            let mut buf = [0u8; 16];
+            let dropped = tokio::time::timeout(
+                Duration::from_millis(30),
+                conn.read_with(|c| c.try_recv_with_fds(&mut buf, 1)),
+            );
+            assert!(dropped.await.is_err());
+            peer.send("after the drop").unwrap();
+            assert_eq!(peer.recv().unwrap(), "sent");
+            let (n, fds) = tokio::time::timeout(
+                test_timeout(),
+                conn.read_with(|c| c.try_recv_with_fds(&mut buf, 1)),
+            )
+            .await
+            .expect("the message in time")
+            .unwrap();
+            assert_eq!(&buf[..n], b"after the drop");
+            let mut status = String::new();
+            std::fs::File::from(fds.into_iter().next().unwrap())
+                .read_to_string(&mut status)
+                .unwrap();
+            assert!(status.contains(&format!("\nPid:\t{}\n", peer.pid())));
+        });
+        peer.send("end").unwrap();
+        peer.wait_success().unwrap();
+    }
+
+    #[test]
+    fn tasks_sharing_a_connection_get_every_message_once_and_see_its_peer_killed() {
+        let guard = LeakGuard::new();
+        let addr = UnixAddr::path(guard.dir().join("shared.sock"));
+        let listener = SeqpacketListener::bind(&addr).unwrap();
+        let mut peer = Peer::spawn("line-sender", &[addr.as_path().unwrap().to_str().unwrap()]);
+        let (conn, _) = listener.accept_timeout(test_timeout()).unwrap();
+        let conn = Arc::new(conn);
+        let runtime = runtime();
+        let received = runtime.block_on(async {
+            // Each task has its own registration of the one connection.
+            let tasks: Vec<_> = (0..4)
+                .map(|_| {
+                    let mut conn = Async::new(Arc::clone(&conn));
+                    tokio::spawn(async move {
+                        let mut got = Vec::new();
+                        let mut buf = [0u8; 16];
+                        loop {
+                            let received = tokio::time::timeout(
+                                test_timeout(),
+                                conn.read_with(|c| c.try_recv_with_fds(&mut buf, 1)),
+                            )
+                            .await
+                            .expect("a message or the end in time");
+                            match received {
+                                Ok((n, _)) => {
+                                    got.push(String::from_utf8_lossy(&buf[..n]).into_owned())
+                                }
+                                Err(err) => {
+                                    assert!(err.is_peer_gone(), "{err}");
+                                    return got;
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for n in 0..40 {
+                peer.send(&n.to_string()).unwrap();
+                assert_eq!(peer.recv().unwrap(), "sent");
+                tokio::task::yield_now().await;
+            }
+            // Killed while every task waits: each wait ends.
+            peer.kill().unwrap();
+            let mut received = Vec::new();
+            for task in tasks {
+                received.extend(task.await.unwrap());
+            }
+            received
+        });
+        let received: BTreeSet<u32> = received.iter().map(|m| m.parse().unwrap()).collect();
+        assert_eq!(received, (0..40).collect(), "each message once, none lost");
+    }
+
+    #[test]
+    fn datagrams_arrive_with_their_sender_s_credentials() {
+        let guard = LeakGuard::new();
+        let addr = UnixAddr::path(guard.dir().join("creds.sock"));
+        let socket = Datagram::bind(&addr).unwrap();
+        socket.set_pass_credentials(true).unwrap();
+        let mut socket = Async::new(socket);
+        let mut peer = Peer::spawn(
+            "datagram-sender",
+            &[addr.as_path().unwrap().to_str().unwrap(), "20"],
+        );
+        runtime().block_on(async {
+            let mut buf = [0u8; 16];
+            for expected in 0..20 {
+                let (n, creds) = tokio::time::timeout(
+                    test_timeout(),
+                    socket.read_with(|s| s.try_recv_with_credentials(&mut buf)),
+                )
+                .await
+                .expect("the datagram in time")
+                .unwrap();
+                assert_eq!(&buf[..n], expected.to_string().as_bytes());
+                let creds = creds.expect("credentials are passed");
+                assert_eq!((creds.pid, creds.uid), (peer.pid(), 0));
+            }
+        });
+        peer.wait_success().unwrap();
+    }
+}
