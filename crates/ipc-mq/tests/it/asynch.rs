@@ -1,5 +1,6 @@
 //! Queues on a tokio runtime, with the other side in another process: a receive dropped
-//! half-way loses nothing, a send waits for room without blocking the runtime.
+//! half-way loses nothing, a send waits for room without blocking the runtime, a
+//! notification is a stream of arrivals.
 
 use ipc_core::IpcName;
 use ipc_mq::{Direction, QueueOptions};
@@ -20,8 +21,11 @@ pub fn take_role(ctx: &mut PeerContext) -> PeerResult {
 
 #[cfg(feature = "tokio")]
 mod on_tokio {
+    use std::future::poll_fn;
+    use std::pin::Pin;
     use std::time::Duration;
 
+    use futures_core::Stream;
     use ipc_mq::{Async, QueueOptions};
     use ipc_testkit::{LeakGuard, Peer, test_timeout};
 
@@ -93,5 +97,35 @@ mod on_tokio {
         }
         peer.send("end").unwrap();
         peer.wait_success().unwrap();
+    }
+
+    #[test]
+    fn a_notification_stream_yields_each_arrival_another_process_makes() {
+        let guard = LeakGuard::new();
+        let name = guard.name("mq-async-notify");
+        let queue = QueueOptions::new()
+            .capacity(4)
+            .max_message_size(128)
+            .create(&name)
+            .unwrap();
+        let mut arrivals = Async::new(queue.notify().unwrap());
+        runtime().block_on(async {
+            let mut buf = [0u8; 128];
+            for round in 0..3 {
+                let mut peer = Peer::spawn("mq-send", &[name.as_str()]);
+                peer.send(&format!("round {round}")).unwrap();
+                let next = poll_fn(|cx| Pin::new(&mut arrivals).poll_next(cx));
+                tokio::time::timeout(test_timeout(), next)
+                    .await
+                    .expect("the notification in time")
+                    .expect("the stream does not end")
+                    .unwrap();
+                // Registered again by the stream: drain the queue, then wait for the next.
+                let n = queue.try_recv(&mut buf).unwrap();
+                assert_eq!(&buf[..n], format!("round {round}").as_bytes());
+                assert!(queue.try_recv(&mut buf).unwrap_err().is_would_block());
+                peer.wait_success().unwrap();
+            }
+        });
     }
 }
