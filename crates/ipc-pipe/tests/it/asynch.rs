@@ -1,7 +1,8 @@
-//! FIFOs on a tokio runtime, with the writer in another process: a read dropped half-way
-//! loses nothing, end of file after the writer leaves.
+//! FIFOs on a tokio runtime, with the other end in another process: a read dropped
+//! half-way loses nothing, end of file after the writer leaves, `AsyncRead` and
+//! `AsyncWrite` move megabytes through a pipe's 64 KiB intact.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use ipc_pipe::Fifo;
 use ipc_testkit::{PeerContext, PeerResult};
@@ -22,12 +23,117 @@ pub fn fifo_writer_role(ctx: &mut PeerContext) -> PeerResult {
     }
 }
 
+/// FNV-1a of `bytes`, continuing from `hash`: what both ends compare.
+fn fnv(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The test's bytes: `len` of a pattern that a dropped or doubled chunk would change.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 4096) as u8).collect()
+}
+
+/// Opens the FIFO at arg 0 for reading, says ready, reads to the end and reports the
+/// length and hash of what it read.
+pub fn fifo_digest_role(ctx: &mut PeerContext) -> PeerResult {
+    let fifo = Fifo::open(ctx.arg(0)?)?;
+    let mut reader = fifo.open_reader()?;
+    ctx.ready()?;
+    let (mut len, mut hash) = (0, FNV_START);
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match reader.read(&mut buf)? {
+            0 => break,
+            n => {
+                len += n;
+                hash = fnv(hash, &buf[..n]);
+            }
+        }
+    }
+    ctx.send(&format!("{len} {hash:x}"))?;
+    Ok(())
+}
+
+/// Opens the FIFO at arg 0 for writing, says ready, writes arg 1 bytes of the pattern and
+/// exits.
+pub fn fifo_pattern_writer_role(ctx: &mut PeerContext) -> PeerResult {
+    let fifo = Fifo::open(ctx.arg(0)?)?;
+    let mut writer = fifo.open_writer_timeout(ipc_testkit::test_timeout())?;
+    ctx.ready()?;
+    writer.write_all(&pattern(ctx.arg(1)?.parse()?))?;
+    Ok(())
+}
+
 #[cfg(feature = "tokio")]
 mod on_tokio {
     use std::time::Duration;
 
     use ipc_pipe::{Async, Fifo, ReadReady};
     use ipc_testkit::{LeakGuard, Peer, test_timeout};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::{FNV_START, fnv, pattern};
+
+    const LEN: usize = 4 << 20;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn async_write_moves_megabytes_to_another_process_intact() {
+        let guard = LeakGuard::new();
+        let path = guard.dir().join("async-write");
+        let fifo = Fifo::create(&path).unwrap();
+        let mut peer = Peer::spawn("fifo-digest", &[path.to_str().unwrap()]);
+        let mut writer = Async::new(fifo.open_writer().unwrap());
+        let data = pattern(LEN);
+        runtime().block_on(async {
+            tokio::time::timeout(test_timeout(), async {
+                writer.write_all(&data).await.unwrap();
+                writer.shutdown().await.unwrap();
+            })
+            .await
+            .expect("written in time");
+        });
+        // The reader sees the end only once the last writer is gone.
+        drop(writer);
+        assert_eq!(
+            peer.recv().unwrap(),
+            format!("{LEN} {:x}", fnv(FNV_START, &data))
+        );
+        peer.wait_success().unwrap();
+    }
+
+    #[test]
+    fn async_read_takes_megabytes_from_another_process_intact() {
+        let guard = LeakGuard::new();
+        let path = guard.dir().join("async-read");
+        let fifo = Fifo::create(&path).unwrap();
+        let reader = fifo.open_reader().unwrap();
+        let mut peer = Peer::spawn(
+            "fifo-pattern-writer",
+            &[path.to_str().unwrap(), &LEN.to_string()],
+        );
+        let mut reader = Async::new(reader);
+        let read = runtime().block_on(async {
+            let mut read = Vec::new();
+            tokio::time::timeout(test_timeout(), reader.read_to_end(&mut read))
+                .await
+                .expect("read in time")
+                .unwrap();
+            read
+        });
+        assert!(read == pattern(LEN), "every byte once, in order");
+        peer.wait_success().unwrap();
+    }
 
     #[test]
     fn an_async_fifo_read_dropped_half_way_loses_nothing_and_sees_the_end() {

@@ -16,4 +16,6 @@ ipc_testkit::peer_roles! {
     "frame-then-die" => framing::frame_then_die_role,
     "many-writers" => framing::many_writers_role,
     "fifo-writer" => asynch::fifo_writer_role,
+    "fifo-digest" => asynch::fifo_digest_role,
+    "fifo-pattern-writer" => asynch::fifo_pattern_writer_role,
 }
