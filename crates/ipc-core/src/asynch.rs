@@ -220,8 +220,9 @@ impl<T: Source> Async<T> {
     /// an error). For calls that lend from the endpoint, which
     /// [`read_with`](Self::read_with) cannot return: a borrowed message, a lock guard.
     ///
-    /// Another handle or process may take what was ready first, so the next call can still
-    /// fail with `WouldBlock`: wait again then.
+    /// Another handle or process may take what was ready first, and an endpoint in shared
+    /// memory reports what may be ready (a held mutex every 20 ms, so that a holder's death
+    /// is found), so the next call can still fail with `WouldBlock`: wait again then.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -339,16 +340,15 @@ impl<T: Source> Async<T> {
         }
     }
 
-    /// Waits until the endpoint is ready now, as a hook's arming or a `poll` of the
-    /// descriptor says.
+    /// Waits until the endpoint is ready now, as a `poll` of its descriptor says, or may
+    /// be, as its hook says.
     fn poll_ready(&mut self, cx: &mut Context<'_>, interest: Interest) -> Poll<Result<()>> {
         let (_, registered) = self.registered(interest)?;
         match registered.hook.as_deref() {
-            Some(hook) => loop {
-                if ready!(registered.poll_hook(cx, hook))? {
-                    return Poll::Ready(Ok(()));
-                }
-            },
+            // Ready when arming found it so, or once the hook fired: the endpoint may be
+            // ready then, and only the call can tell (a mutex's holder that died wakes
+            // nobody; its hook fires on a timer, and only `try_lock` finds the death).
+            Some(hook) => Poll::Ready(ready!(registered.poll_hook(cx, hook)).map(drop)),
             None => loop {
                 let mut guard = ready!(registered.poll_fd(cx, interest))?;
                 // The reactor's readiness may be stale: ask the descriptor.

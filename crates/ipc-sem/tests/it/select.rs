@@ -152,3 +152,54 @@ fn an_async_wait_gets_a_permit_posted_by_another_process_and_a_dropped_one_takes
     peer.send("end").unwrap();
     peer.wait_success().unwrap();
 }
+
+#[cfg(feature = "tokio")]
+#[test]
+fn an_async_lock_waits_for_another_process_to_unlock_or_die() {
+    for ending in ["unlock", "kill"] {
+        let guard = LeakGuard::new();
+        let (name, segment) = shared_segment(&guard, "mutex-async");
+        let mutex: RobustMutex<Arc<SharedMemory>, u64> = MutexOptions::new()
+            .init_in(Arc::clone(&segment), 0, 0)
+            .unwrap();
+        let mut mutex = ipc_sem::Async::new(mutex);
+        let mut peer = Peer::spawn("mutex-peer", &[name.as_str()]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // Held by a live process: a wait dropped by its timeout takes nothing.
+            let dropped = tokio::time::timeout(Duration::from_millis(30), mutex.readable());
+            if dropped.await.is_ok() {
+                assert!(mutex.get_ref().try_lock().unwrap_err().is_would_block());
+            }
+            let lock = async {
+                // A lock guard lends from the mutex, so the lock follows `readable`.
+                loop {
+                    mutex.readable().await.unwrap();
+                    match mutex.get_ref().try_lock() {
+                        Ok(locked) => return matches!(locked, Locked::OwnerDied(_)),
+                        Err(err) if err.is_would_block() => {}
+                        Err(err) => panic!("{err}"),
+                    }
+                }
+            };
+            let ender = async {
+                if ending == "unlock" {
+                    peer.send("unlock").unwrap();
+                    peer.wait_success().unwrap();
+                } else {
+                    peer.kill().unwrap();
+                }
+                std::future::pending::<()>().await;
+            };
+            let owner_died = tokio::select! {
+                biased;
+                died = tokio::time::timeout(test_timeout(), lock) => died.expect(ending),
+                () = ender => unreachable!(),
+            };
+            assert_eq!(owner_died, ending == "kill", "{ending}");
+        });
+    }
+}

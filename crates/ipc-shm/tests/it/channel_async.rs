@@ -121,3 +121,74 @@ fn a_producer_killed_while_a_task_waits_ends_the_wait() {
         assert!(err.to_string().contains("died"), "{err}");
     });
 }
+
+#[test]
+fn an_async_producer_waits_for_room_another_process_frees_sending_and_loaning() {
+    let guard = LeakGuard::new();
+    let name = guard.name("async-room");
+    let mut producer = Async::new(options().create_producer(&name).unwrap());
+    // 200 messages of 1 KiB through a 16 KiB ring: the producer waits for room many times.
+    let count = 200u64;
+    let mut peer = Peer::spawn("channel-drain", &[name.as_str(), &count.to_string()]);
+    peer.send("go").unwrap();
+    runtime().block_on(async {
+        tokio::time::timeout(test_timeout(), async {
+            for i in 0..count {
+                let msg = message(i, 1024);
+                if i % 2 == 0 {
+                    producer.send(&msg).await.unwrap();
+                    continue;
+                }
+                // A loan lends from the producer, so it follows `writable`.
+                loop {
+                    producer.writable().await.unwrap();
+                    match producer.get_mut().try_loan(msg.len()) {
+                        Ok(mut loan) => {
+                            loan.write_at(0, &msg).unwrap();
+                            loan.commit().unwrap();
+                            break;
+                        }
+                        Err(err) if err.is_would_block() => {}
+                        Err(err) => panic!("{err}"),
+                    }
+                }
+            }
+        })
+        .await
+        .expect("every message sent in time");
+    });
+    // The drain checks each message's content and order.
+    peer.wait_success().unwrap();
+}
+
+#[test]
+fn an_async_consumer_borrows_what_another_process_sends() {
+    let guard = LeakGuard::new();
+    let name = guard.name("async-borrow");
+    let mut consumer = Async::new(options().create_consumer(&name).unwrap());
+    let count = 50u64;
+    let mut peer = Peer::spawn("armed-producer", &[name.as_str(), &count.to_string()]);
+    runtime().block_on(async {
+        tokio::time::timeout(test_timeout(), async {
+            for i in 0..count {
+                let mut buf = vec![0u8; 0];
+                loop {
+                    consumer.readable().await.unwrap();
+                    match consumer.get_mut().try_borrow() {
+                        Ok(loan) => {
+                            buf.resize(loan.len(), 0);
+                            loan.read_at(0, &mut buf).unwrap();
+                            break;
+                        }
+                        Err(err) if err.is_would_block() => {}
+                        Err(err) => panic!("{err}"),
+                    }
+                }
+                assert_eq!(buf, message(i, 1024), "message {i}");
+            }
+        })
+        .await
+        .expect("every message in time");
+    });
+    peer.wait_success().unwrap();
+}
