@@ -42,7 +42,8 @@ use crate::{
 /// **Cancellation.** Every call runs only between two awaits and its result is returned at
 /// once, so dropping a future (a `select!` that took another branch, a timeout) loses
 /// nothing the call accepted: the next call gets the message. A dropped future withdraws
-/// its wake-up request. The table in the crate's `ARCHITECTURE.md` lists every method.
+/// its wake-up request. Each method's documentation says whether it is cancellation-safe;
+/// the repository's `ARCHITECTURE.md` gathers them in a table.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
