@@ -307,12 +307,8 @@ struct AsyncRx {
 
 impl AsyncRx {
     fn new(consumer: Consumer) -> Result<AsyncRx> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .map_err(|e| ipc_core::Error::from(e).with_op("tokio runtime"))?;
         Ok(AsyncRx {
-            runtime,
+            runtime: crate::transport::runtime()?,
             consumer: ipc_shm::Async::new(consumer),
         })
     }

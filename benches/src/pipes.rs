@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::Stdio;
+use std::rc::Rc;
 
 use ipc_core::{Error, Result};
 use ipc_pipe::{
@@ -12,7 +13,9 @@ use ipc_pipe::{
 use nix::fcntl::SpliceFFlags;
 
 use crate::sys;
-use crate::transport::{Link, MsgRx, MsgTx, Setup, message, stamp, stdio_fds, whole};
+use crate::transport::{
+    AsyncReadRx, AsyncWriteTx, Link, MsgRx, MsgTx, Setup, message, runtime, stamp, stdio_fds, whole,
+};
 
 /// How messages go through the pipe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,11 +36,17 @@ pub enum Flavour {
     /// `PipeReader` woken by a `Selector` holding it and 63 idle pipes: what a wake-up
     /// costs with many endpoints registered.
     Select64,
+    /// `tokio::net::unix::pipe` (`write_all`/`read_exact`) on a current-thread runtime:
+    /// the baseline of the async rows.
+    Tokio,
+    /// `PipeWriter` and `PipeReader` through `Async` (`AsyncWrite`/`AsyncRead`) on a
+    /// current-thread runtime.
+    Async,
 }
 
 impl Flavour {
     /// Every flavour, in report order.
-    pub const ALL: [Flavour; 7] = [
+    pub const ALL: [Flavour; 9] = [
         Flavour::Raw,
         Flavour::Pipe,
         Flavour::Framed,
@@ -45,6 +54,8 @@ impl Flavour {
         Flavour::Vmsplice,
         Flavour::Select1,
         Flavour::Select64,
+        Flavour::Tokio,
+        Flavour::Async,
     ];
 
     /// The short name used on the command line of the peer.
@@ -57,6 +68,8 @@ impl Flavour {
             Flavour::Vmsplice => "vmsplice",
             Flavour::Select1 => "select-1",
             Flavour::Select64 => "select-64",
+            Flavour::Tokio => "tokio",
+            Flavour::Async => "async",
         }
     }
 
@@ -70,6 +83,8 @@ impl Flavour {
             Flavour::Vmsplice => "pipe: VmspliceWriter",
             Flavour::Select1 => "pipe: PipeReader in a Selector of 1",
             Flavour::Select64 => "pipe: PipeReader in a Selector of 64",
+            Flavour::Tokio => "pipe: tokio unix::pipe (async baseline)",
+            Flavour::Async => "pipe: Async<PipeReader>/Async<PipeWriter> on tokio",
         }
     }
 
@@ -204,6 +219,19 @@ impl MsgTx for VmspliceTx {
 
 fn tx(flavour: Flavour, fd: OwnedFd, size: usize) -> Result<Box<dyn MsgTx>> {
     Ok(match flavour {
+        Flavour::Tokio => {
+            let runtime = Rc::new(runtime()?);
+            let sender = {
+                let _entered = runtime.enter();
+                tokio::net::unix::pipe::Sender::from_owned_fd(fd).map_err(Error::from)?
+            };
+            Box::new(AsyncWriteTx(runtime, sender, message(size)))
+        }
+        Flavour::Async => Box::new(AsyncWriteTx(
+            Rc::new(runtime()?),
+            ipc_pipe::Async::new(PipeWriter::from(fd)),
+            message(size),
+        )),
         Flavour::Raw => Box::new(RawTx(fd, message(size))),
         Flavour::Pipe | Flavour::Select1 | Flavour::Select64 => {
             Box::new(PipeTx(PipeWriter::from(fd), message(size)))
@@ -239,6 +267,18 @@ fn tx(flavour: Flavour, fd: OwnedFd, size: usize) -> Result<Box<dyn MsgTx>> {
 
 fn rx(flavour: Flavour, fd: OwnedFd, size: usize) -> Result<Box<dyn MsgRx>> {
     Ok(match flavour {
+        Flavour::Tokio => {
+            let runtime = Rc::new(runtime()?);
+            let receiver = {
+                let _entered = runtime.enter();
+                tokio::net::unix::pipe::Receiver::from_owned_fd(fd).map_err(Error::from)?
+            };
+            Box::new(AsyncReadRx(runtime, receiver))
+        }
+        Flavour::Async => Box::new(AsyncReadRx(
+            Rc::new(runtime()?),
+            ipc_pipe::Async::new(PipeReader::from(fd)),
+        )),
         Flavour::Raw | Flavour::RawVmsplice => Box::new(RawRx(fd)),
         Flavour::Pipe | Flavour::Vmsplice => Box::new(PipeRx(PipeReader::from(fd))),
         Flavour::Framed => Box::new(FramedRx(

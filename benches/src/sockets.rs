@@ -12,7 +12,10 @@ use ipc_socket::{Async, Datagram, Seqpacket, TcpOptions, UdpSocketExt};
 use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, sockopt};
 
 use crate::pipes::{FramedRx, FramedTx, RawRx, RawTx};
-use crate::transport::{Link, MsgRx, MsgTx, Setup, arg, message, stamp, stdio_fds, whole};
+use crate::transport::{
+    AsyncReadRx, AsyncWriteTx, Link, MsgRx, MsgTx, Setup, arg, message, runtime, stamp, stdio_fds,
+    whole,
+};
 
 /// A socket kind and who drives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,11 +47,17 @@ pub enum Flavour {
     DatagramTokio,
     /// `ipc_socket::Datagram` through `Async` on a current-thread runtime.
     DatagramAsync,
+    /// Unix stream socket, `tokio::net::UnixStream` (`write_all`/`read_exact`) on a
+    /// current-thread runtime: the baseline of the async stream rows.
+    StreamTokio,
+    /// std's `UnixStream` through `Async` (`AsyncWrite`/`AsyncRead`) on a current-thread
+    /// runtime.
+    StreamAsync,
 }
 
 impl Flavour {
     /// Every flavour, floors first within each kind.
-    pub const ALL: [Flavour; 12] = [
+    pub const ALL: [Flavour; 14] = [
         Flavour::UdsStreamRaw,
         Flavour::UdsStreamFramed,
         Flavour::SeqpacketRaw,
@@ -61,6 +70,8 @@ impl Flavour {
         Flavour::Udp,
         Flavour::DatagramTokio,
         Flavour::DatagramAsync,
+        Flavour::StreamTokio,
+        Flavour::StreamAsync,
     ];
 
     /// The short name used on the command line of the peer.
@@ -78,6 +89,8 @@ impl Flavour {
             Flavour::Udp => "udp",
             Flavour::DatagramTokio => "dgram-tokio",
             Flavour::DatagramAsync => "dgram-async",
+            Flavour::StreamTokio => "uds-stream-tokio",
+            Flavour::StreamAsync => "uds-stream-async",
         }
     }
 
@@ -96,6 +109,8 @@ impl Flavour {
             Flavour::Udp => "UDP loopback: send/recv_from_checked",
             Flavour::DatagramTokio => "UDS datagram: tokio UnixDatagram (async baseline)",
             Flavour::DatagramAsync => "UDS datagram: Async<Datagram> on tokio",
+            Flavour::StreamTokio => "UDS stream: tokio UnixStream (async baseline)",
+            Flavour::StreamAsync => "UDS stream: Async<UnixStream> on tokio",
         }
     }
 
@@ -108,6 +123,7 @@ impl Flavour {
             Flavour::TcpFramed => Flavour::TcpRaw,
             Flavour::Udp => Flavour::UdpRaw,
             Flavour::DatagramAsync => Flavour::DatagramTokio,
+            Flavour::StreamAsync => Flavour::StreamTokio,
             floor => floor,
         }
     }
@@ -125,6 +141,11 @@ impl Flavour {
             Flavour::UdpRaw | Flavour::Udp => 60 * 1024,
             _ => usize::MAX,
         }
+    }
+
+    /// Whether this is an async row, compared with tokio's own type.
+    pub fn is_async(self) -> bool {
+        matches!(self, Flavour::DatagramAsync | Flavour::StreamAsync)
     }
 
     pub(crate) fn parse(name: &str) -> Result<Flavour> {
@@ -277,6 +298,31 @@ fn link(flavour: Flavour, fd: OwnedFd, size: usize) -> Result<Link> {
                 rx: Box::new(TokioRx(shared)),
             }
         }
+        Flavour::StreamTokio => {
+            let runtime = Rc::new(runtime()?);
+            let (tx, rx) = {
+                let _entered = runtime.enter();
+                let tokio = |fd: OwnedFd| -> Result<tokio::net::UnixStream> {
+                    let std = UnixStream::from(fd);
+                    std.set_nonblocking(true).map_err(Error::from)?;
+                    tokio::net::UnixStream::from_std(std).map_err(Error::from)
+                };
+                (tokio(dup(&fd)?)?, tokio(fd)?)
+            };
+            Link {
+                tx: Box::new(AsyncWriteTx(Rc::clone(&runtime), tx, buf)),
+                rx: Box::new(AsyncReadRx(runtime, rx)),
+            }
+        }
+        Flavour::StreamAsync => {
+            let runtime = Rc::new(runtime()?);
+            let tx = Async::new(UnixStream::from(dup(&fd)?));
+            let rx = Async::new(UnixStream::from(fd));
+            Link {
+                tx: Box::new(AsyncWriteTx(Rc::clone(&runtime), tx, buf)),
+                rx: Box::new(AsyncReadRx(runtime, rx)),
+            }
+        }
         Flavour::DatagramAsync => {
             let runtime = Rc::new(runtime()?);
             let tx = Datagram::from(dup(&fd)?).with_max_message_size(size);
@@ -287,14 +333,6 @@ fn link(flavour: Flavour, fd: OwnedFd, size: usize) -> Result<Link> {
             }
         }
     })
-}
-
-/// A current-thread runtime for one side of an async row.
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .map_err(|e| Error::from(e).with_op("tokio runtime"))
 }
 
 /// tokio's `UnixDatagram::send`, awaited.
@@ -355,7 +393,10 @@ impl MsgRx for AsyncRx {
 
 fn kind(flavour: Flavour) -> Option<SockType> {
     match flavour {
-        Flavour::UdsStreamRaw | Flavour::UdsStreamFramed => Some(SockType::Stream),
+        Flavour::UdsStreamRaw
+        | Flavour::UdsStreamFramed
+        | Flavour::StreamTokio
+        | Flavour::StreamAsync => Some(SockType::Stream),
         Flavour::SeqpacketRaw | Flavour::Seqpacket => Some(SockType::SeqPacket),
         Flavour::DatagramRaw
         | Flavour::Datagram

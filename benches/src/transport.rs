@@ -222,3 +222,46 @@ macro_rules! benchmarked {
 }
 
 pub(crate) use benchmarked;
+
+/// A current-thread runtime for one side of an async row.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| ipc_core::Error::from(e).with_op("tokio runtime"))
+}
+
+/// `write_all` of whole messages on any async writer (tokio's own types, `Async` of a
+/// pipe end or stream), awaited on the side's runtime.
+pub(crate) struct AsyncWriteTx<W>(
+    pub(crate) std::rc::Rc<tokio::runtime::Runtime>,
+    pub(crate) W,
+    pub(crate) Vec<u8>,
+);
+
+impl<W: tokio::io::AsyncWrite + Unpin> MsgTx for AsyncWriteTx<W> {
+    fn send(&mut self, seq: u64) -> Result<()> {
+        stamp(&mut self.2, seq);
+        let (runtime, writer, msg) = (&self.0, &mut self.1, &self.2);
+        runtime
+            .block_on(tokio::io::AsyncWriteExt::write_all(writer, msg))
+            .map_err(|e| ipc_core::Error::from(e).with_op("write_all"))
+    }
+}
+
+/// `read_exact` of whole messages on any async reader; the end of the stream ends it.
+pub(crate) struct AsyncReadRx<R>(
+    pub(crate) std::rc::Rc<tokio::runtime::Runtime>,
+    pub(crate) R,
+);
+
+impl<R: tokio::io::AsyncRead + Unpin> MsgRx for AsyncReadRx<R> {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
+        let (runtime, reader) = (&self.0, &mut self.1);
+        match runtime.block_on(tokio::io::AsyncReadExt::read_exact(reader, buf)) {
+            Ok(_) => Ok(true),
+            Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(err) => Err(ipc_core::Error::from(err).with_op("read_exact")),
+        }
+    }
+}

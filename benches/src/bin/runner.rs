@@ -264,6 +264,14 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
         plan.push((floor, size, None, None));
         plan.push((Case::Pipe(Flavour::Pipe), size, Some(floor), Some("≤ 1.05")));
         plan.push((Case::Pipe(Flavour::Framed), size, Some(floor), None));
+        let tokio = Case::Pipe(Flavour::Tokio);
+        plan.push((tokio, size, None, None));
+        plan.push((
+            Case::Pipe(Flavour::Async),
+            size,
+            Some(tokio),
+            Some("≤ 1.10"),
+        ));
         if size == 64 {
             // What waiting in a selector costs (an epoll_wait before each read), and
             // what 63 more registered endpoints add.
@@ -285,11 +293,16 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
             if floor == flavour {
                 plan.push((Case::Socket(flavour), size, None, None));
             } else {
+                let target = if flavour.is_async() {
+                    "≤ 1.10"
+                } else {
+                    "≤ 1.05"
+                };
                 plan.push((
                     Case::Socket(flavour),
                     size,
                     Some(Case::Socket(floor)),
-                    Some("≤ 1.05"),
+                    Some(target),
                 ));
             }
         }
@@ -391,6 +404,14 @@ fn throughput_plan() -> Vec<Planned> {
             64 * KIB,
             Some((pipe(Flavour::Raw), 64 * KIB)),
             at_64k("≥ 0.90"),
+        ));
+        plan.push((pipe(Flavour::Tokio), size, 64 * KIB, None, None));
+        plan.push((
+            pipe(Flavour::Async),
+            size,
+            64 * KIB,
+            Some((pipe(Flavour::Tokio), 64 * KIB)),
+            Some("≥ 0.95"),
         ));
         plan.push((pipe(Flavour::Raw), size, MIB, None, None));
         plan.push((
