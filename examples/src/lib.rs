@@ -18,7 +18,10 @@
 //!   the queue's notification;
 //! - `signal_shutdown`, `signal_payloads`: a server that shuts down cleanly on SIGTERM and
 //!   removes its named objects, and two processes exchanging real-time signals with
-//!   payloads.
+//!   payloads;
+//! - `async_server`: a tokio server serving a seqpacket socket, a message queue and a
+//!   shared-memory channel at once, passing a descriptor to one client, and shutting down
+//!   cleanly on SIGTERM.
 //!
 //! The library part holds what several examples share.
 

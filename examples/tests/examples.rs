@@ -300,3 +300,32 @@ fn signal_payloads_come_back_doubled() {
         "{stdout}"
     );
 }
+
+#[test]
+fn async_server_serves_three_mechanisms_and_shuts_down_cleanly() {
+    let output = Command::new(env!("CARGO_BIN_EXE_async_server")).output_within_deadline();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for job in 0..5 {
+        for how in ["queue", "channel"] {
+            let line = format!("server: handled \"{how} job {job}\" from the {how}");
+            assert!(stdout.contains(&line), "{line} in {stdout}");
+        }
+    }
+    assert_eq!(stdout.matches("got \"HELLO\"").count(), 3, "{stdout}");
+    assert!(
+        stdout.contains("the file I was given says \"report for process"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("server: SIGTERM received"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "supervisor: socket removed: true, queue removed: true, channel removed: true"
+        ),
+        "{stdout}"
+    );
+}

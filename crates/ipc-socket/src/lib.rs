@@ -60,6 +60,35 @@
 //! - **Deadlines**: `accept`, `connect` and every send and receive have `try_` and
 //!   `_timeout` forms; `EINTR` is retried.
 //!
+//! # async/await
+//!
+//! With the `tokio` feature, `Async` (ipc-core's, re-exported) puts any of these sockets
+//! on a tokio runtime: `recv`/`send` for [`Seqpacket`] and [`Datagram`], `AsyncRead` and
+//! `AsyncWrite` for std's `UnixStream` and `TcpStream`, and `read_with`/`write_with` for
+//! accepts, descriptor passing ([`UnixSocketExt::try_recv_with_fds`],
+//! [`UnixSocketExt::try_send_with_fds`]) and credentials
+//! ([`Datagram::try_recv_with_credentials`]). A future dropped half-way loses nothing.
+//!
+//! ```
+//! # #[cfg(feature = "tokio")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ipc_socket::Result<()> {
+//! use std::os::fd::AsFd;
+//! use ipc_socket::{Async, Seqpacket, UnixSocketExt};
+//!
+//! let (a, b) = Seqpacket::pair()?;
+//! let (mut a, mut b) = (Async::new(a), Async::new(b));
+//! let file = std::fs::File::open("/dev/null")?;
+//! a.write_with(|a| a.try_send_with_fds(b"take this", &[file.as_fd()])).await?;
+//! let mut buf = [0u8; 64];
+//! let (n, fds) = b.read_with(|b| b.try_recv_with_fds(&mut buf, 1)).await?;
+//! assert_eq!((&buf[..n], fds.len()), (&b"take this"[..], 1));
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "tokio"))]
+//! # fn main() {}
+//! ```
+//!
 //! # Limits
 //!
 //! - A socket path is at most 107 bytes (`sun_path`).

@@ -142,7 +142,9 @@ mod on_tokio {
 
     #[test]
     fn a_child_s_exit_status_is_awaited() {
-        // The child waits for its stdin to close, so that the wait below must wait.
+        // The child waits for its stdin to close, so that the wait below must wait. It is
+        // reaped through its pidfd by `try_wait_child`, which is what this test checks.
+        #[allow(clippy::zombie_processes)]
         let mut child = std::process::Command::new("sh")
             .args(["-c", "read line; exit 3"])
             .stdin(std::process::Stdio::piped())
