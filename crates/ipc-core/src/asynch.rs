@@ -69,7 +69,9 @@ pub struct Async<T> {
 
 /// An endpoint's readiness for one interest, registered with a runtime's reactor.
 struct Registered {
-    fd: AsyncFd<OwnedFd>,
+    /// A descriptor endpoint's copy is registered once for both directions and shared by
+    /// both interests; a hooked endpoint has one per interest.
+    fd: Arc<AsyncFd<OwnedFd>>,
     hook: Option<Arc<dyn ReadinessHook>>,
     /// Whether the hook is armed: a wait is under way, kept across polls (of a stream, of
     /// a reader) until the descriptor fires or the registration is dropped.
@@ -289,13 +291,13 @@ impl<T: Source> Async<T> {
     /// This interest's registration, made now if it is not yet.
     fn registered(&mut self, interest: Interest) -> Result<(&mut T, &Registered)> {
         let Async { inner, read, write } = self;
-        let slot = match interest {
-            Interest::Readable => read,
-            Interest::Writable => write,
+        let (slot, other) = match interest {
+            Interest::Readable => (read, write),
+            Interest::Writable => (write, read),
         };
         let registered = match slot {
             Some(registered) => registered,
-            None => slot.insert(register(inner, interest)?),
+            None => slot.insert(register(inner, interest, other.as_ref())?),
         };
         Ok((inner, registered))
     }
@@ -508,14 +510,32 @@ impl<T: WriteReady + Source + Unpin> AsyncWrite for Async<T> {
     }
 }
 
-/// Registers the readiness of `source` for `interest` with the current runtime.
-fn register<T: Source>(source: &T, interest: Interest) -> Result<Registered> {
+/// Registers the readiness of `source` for `interest` with the current runtime, sharing
+/// `other`'s (the other interest's) registration when both are the endpoint's descriptor.
+fn register<T: Source>(
+    source: &T,
+    interest: Interest,
+    other: Option<&Registered>,
+) -> Result<Registered> {
+    // Asked for even when shared: it says whether the endpoint can wait this way at all.
     let readiness = source.readiness(interest)?;
     let (fd, fd_interest, hook) = readiness.into_parts();
-    let tokio_interest = match fd_interest {
-        Interest::Readable => TokioInterest::READABLE,
-        Interest::Writable => TokioInterest::WRITABLE,
+    let tokio_interest = match (&hook, fd_interest) {
+        // A descriptor endpoint is registered for both directions at once, as tokio's own
+        // types are: one descriptor, not two, and the same wake-ups as theirs (an
+        // endpoint registered for input only slept through the room events a socket gets
+        // each time its peer reads; kept awake by them, it answered 1.2–1.3× later).
+        (None, _) => TokioInterest::READABLE | TokioInterest::WRITABLE,
+        (Some(_), Interest::Readable) => TokioInterest::READABLE,
+        (Some(_), Interest::Writable) => TokioInterest::WRITABLE,
     };
+    if let (None, Some(other)) = (&hook, other.filter(|other| other.hook.is_none())) {
+        return Ok(Registered {
+            fd: Arc::clone(&other.fd),
+            hook: None,
+            armed: AtomicBool::new(false),
+        });
+    }
     // Registering outside a runtime would panic in tokio: an error here instead.
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(Error::new(
@@ -528,7 +548,7 @@ fn register<T: Source>(source: &T, interest: Interest) -> Result<Registered> {
         Error::from(e).with_op("AsyncFd::register (is I/O enabled on the runtime?)")
     })?;
     Ok(Registered {
-        fd,
+        fd: Arc::new(fd),
         hook,
         armed: AtomicBool::new(false),
     })

@@ -34,7 +34,9 @@ const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// The test's bytes: `len` of a pattern that a dropped or doubled chunk would change.
 fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 4096).to_le_bytes()[0]).collect()
+    (0..len)
+        .map(|i| (i * 7 + i / 4096).to_le_bytes()[0])
+        .collect()
 }
 
 /// Opens the FIFO at arg 0 for reading, says ready, reads to the end and reports the
