@@ -4,7 +4,8 @@ use std::io::{self, IoSlice, Read, Write};
 use std::time::Duration;
 
 use crate::{
-    Deadline, Error, Limit, MessageReceiver, MessageSender, ReadReady, Result, WriteReady,
+    Deadline, Error, Interest, Limit, MessageReceiver, MessageSender, ReadReady, Readiness, Result,
+    Source, WriteReady,
 };
 
 /// The bytes of the header in front of every frame: the payload length, a little-endian
@@ -49,12 +50,18 @@ use crate::internal::Wait;
 /// # Ok::<(), ipc_core::Error>(())
 /// ```
 ///
-/// # A send that times out
+/// # A send that does not wait (or not for long)
 ///
-/// `try_send` and `send_timeout` fail with nothing sent when the stream has no room before
-/// the deadline. A frame too large to go out in one write can be cut by the deadline after
-/// its first bytes; the writer is then *broken*: the call and every later send fail, and the
-/// reader never sees a partial message (it gets a peer-gone error once the stream closes).
+/// `try_send` and `send_timeout` fail with nothing sent when the stream has no room (before
+/// the deadline). A frame too large to go out in one write may be cut after its first
+/// bytes: the message is then *accepted* (the call returns `Ok`), its rest is kept in the
+/// writer ([`has_pending`](FramedWriter::has_pending)) and goes out before the next
+/// message, or with [`try_flush`](FramedWriter::try_flush) or
+/// [`flush`](FramedWriter::flush). So a `try_send` never waits, which is what an async task
+/// needs (`Async<FramedWriter<_>>` is a message sender). Flush before dropping the writer:
+/// a reader that sees the stream end inside a frame reports the cut, never a partial
+/// message. A write error in the middle of a frame *breaks* the writer: every later send
+/// fails.
 #[derive(Debug)]
 pub struct FramedWriter<W> {
     inner: W,
@@ -62,6 +69,9 @@ pub struct FramedWriter<W> {
     atomic: bool,
     broken: bool,
     scratch: Vec<u8>,
+    /// The rest of an accepted frame that the stream had no room for, from `pending_at`.
+    pending: Vec<u8>,
+    pending_at: usize,
 }
 
 impl<W: Write> FramedWriter<W> {
@@ -73,6 +83,8 @@ impl<W: Write> FramedWriter<W> {
             atomic: false,
             broken: false,
             scratch: Vec::new(),
+            pending: Vec::new(),
+            pending_at: 0,
         }
     }
 
@@ -111,9 +123,48 @@ impl<W: Write> FramedWriter<W> {
         &mut self.inner
     }
 
-    /// Gives the stream back.
+    /// Gives the stream back. Any [pending](FramedWriter::has_pending) rest of a frame is
+    /// dropped: flush first.
     pub fn into_inner(self) -> W {
         self.inner
+    }
+
+    /// Whether the rest of an accepted frame waits to go out (see the type's docs).
+    pub fn has_pending(&self) -> bool {
+        self.pending_at < self.pending.len()
+    }
+
+    /// Keeps what a cut write left of the frame `header` + `msg`, of which `written` bytes
+    /// went out.
+    fn keep_pending(&mut self, header: &[u8; FRAME_HEADER_LEN], msg: &[u8], written: usize) {
+        self.pending.clear();
+        self.pending_at = 0;
+        if written < FRAME_HEADER_LEN {
+            self.pending.extend_from_slice(&header[written..]);
+            self.pending.extend_from_slice(msg);
+        } else {
+            self.pending
+                .extend_from_slice(&msg[written - FRAME_HEADER_LEN..]);
+        }
+    }
+
+    /// Records that `n` more pending bytes went out.
+    fn advance_pending(&mut self, n: usize) {
+        self.pending_at += n;
+        if !self.has_pending() {
+            self.pending.clear();
+            self.pending_at = 0;
+        }
+    }
+
+    /// A write error in the middle of a frame: the stream cannot carry another.
+    fn break_on(&mut self, err: Error, op: &'static str) -> Error {
+        self.broken = true;
+        if err.op().is_empty() {
+            err.with_op(op)
+        } else {
+            err
+        }
     }
 
     fn check(&self, op: &'static str, msg: &[u8]) -> Result<[u8; FRAME_HEADER_LEN]> {
@@ -157,6 +208,18 @@ impl<W: Write> FramedWriter<W> {
         // (`writev`), which would let a closed peer kill a program that has not ignored
         // SIGPIPE: block it on this thread first, as every write path of the toolkit does.
         crate::block_sigpipe();
+        if self.has_pending() {
+            let rest = std::mem::take(&mut self.pending);
+            let result = write_all(
+                &mut self.inner,
+                &mut [IoSlice::new(&rest[self.pending_at..])],
+            );
+            self.pending = rest;
+            match result {
+                Ok(()) => self.advance_pending(self.pending.len() - self.pending_at),
+                Err((_, err)) => return Err(self.break_on(err, "send")),
+            }
+        }
         let result = if self.atomic {
             // One contiguous write: vectored writes to a pipe are atomic too, but not
             // every stream promises that, and the frame is small.
@@ -190,16 +253,12 @@ impl<W: Write> FramedWriter<W> {
     ) -> Result<()> {
         match result {
             Ok(()) => Ok(()),
-            Err((written, err)) => {
-                if written > 0 {
-                    self.broken = true;
-                }
-                Err(if err.op().is_empty() {
-                    err.with_op(op)
-                } else {
-                    err
-                })
-            }
+            Err((written, err)) if written > 0 => Err(self.break_on(err, op)),
+            Err((_, err)) => Err(if err.op().is_empty() {
+                err.with_op(op)
+            } else {
+                err
+            }),
         }
     }
 }
@@ -235,8 +294,49 @@ fn write_all<W: Write>(
 }
 
 impl<W: WriteReady> FramedWriter<W> {
+    /// Sends the [pending](FramedWriter::has_pending) rest of a frame if the stream has
+    /// room for all of it now.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if some of it is still pending; a write error (which breaks the
+    /// writer).
+    pub fn try_flush(&mut self) -> Result<()> {
+        self.flush_with(Wait::Try, "try_flush")
+    }
+
+    /// Sends the pending rest of a frame, waiting for room as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// A write error (which breaks the writer): peer gone if the reader is gone.
+    pub fn flush(&mut self) -> Result<()> {
+        self.flush_with(Wait::Block, "flush")
+    }
+
+    fn flush_with(&mut self, wait: Wait, op: &'static str) -> Result<()> {
+        while self.has_pending() {
+            match self
+                .inner
+                .try_write_vectored(&[IoSlice::new(&self.pending[self.pending_at..])])
+            {
+                Ok(n) => self.advance_pending(n),
+                Err(err) if err.is_interrupted() => {}
+                Err(err) if err.is_would_block() => match wait {
+                    Wait::Try => return Err(Error::would_block(op)),
+                    Wait::Block => self.inner.wait_writable(Deadline::NEVER)?,
+                    Wait::Until(deadline) => self.inner.wait_writable(deadline)?,
+                },
+                Err(err) => return Err(self.break_on(err, op)),
+            }
+        }
+        Ok(())
+    }
+
     fn send_with(&mut self, msg: &[u8], wait: Wait, op: &'static str) -> Result<()> {
         let header = self.check(op, msg)?;
+        // The rest of an accepted frame goes first; until it has, nothing new is taken.
+        self.flush_with(wait, op)?;
         let result = if self.atomic || msg.len() + FRAME_HEADER_LEN <= PIPE_BUF {
             // Small frames go out in one contiguous write, which a pipe takes whole or not
             // at all: a non-blocking send then never cuts a frame.
@@ -250,7 +350,15 @@ impl<W: WriteReady> FramedWriter<W> {
         } else {
             self.write_ready(&mut [IoSlice::new(&header), IoSlice::new(msg)], wait, op)
         };
-        self.settle(result, op)
+        match result {
+            // Cut by a full stream or the deadline after it started: the message is
+            // accepted and its rest goes out first next time.
+            Err((written, err)) if written > 0 && (err.is_would_block() || err.is_timeout()) => {
+                self.keep_pending(&header, msg, written);
+                Ok(())
+            }
+            other => self.settle(other, op),
+        }
     }
 
     /// Writes all of `bufs` without blocking, waiting for room as `wait` allows; on failure
@@ -271,11 +379,8 @@ impl<W: WriteReady> FramedWriter<W> {
                 Err(err) if err.is_interrupted() => {}
                 Err(err) if err.is_would_block() => {
                     let waited = match wait {
-                        Wait::Try if written == 0 => Err(Error::would_block(op)),
-                        // Once a frame has started, finishing it is part of the send: a
-                        // `try_send` waits for the rest as a blocking send would, which
-                        // ends when the reader reads on or goes away.
-                        Wait::Try | Wait::Block => self.inner.wait_writable(Deadline::NEVER),
+                        Wait::Try => Err(Error::would_block(op)),
+                        Wait::Block => self.inner.wait_writable(Deadline::NEVER),
                         Wait::Until(deadline) => self.inner.wait_writable(deadline),
                     };
                     waited.map_err(|err| (written, err))?;
@@ -546,6 +651,22 @@ impl<R: ReadReady> MessageReceiver for FramedReader<R> {
 
     fn max_message_size(&self) -> usize {
         self.max
+    }
+}
+
+/// The stream's readiness, for a [`Selector`](crate::Selector) or `Async`. The reader reads
+/// ahead, so frames can wait in its buffer while the stream has nothing more: after a
+/// wake-up, receive until `WouldBlock` before waiting again (`Async::recv` does).
+impl<R: Source> Source for FramedReader<R> {
+    fn readiness(&self, interest: Interest) -> Result<Readiness> {
+        self.inner.readiness(interest)
+    }
+}
+
+/// The stream's readiness: writable when the stream has room.
+impl<W: Source> Source for FramedWriter<W> {
+    fn readiness(&self, interest: Interest) -> Result<Readiness> {
+        self.inner.readiness(interest)
     }
 }
 

@@ -210,26 +210,66 @@ fn try_send_is_all_or_nothing_for_small_frames() {
 }
 
 #[test]
-fn send_cut_by_the_deadline_breaks_the_writer() {
+fn a_frame_cut_by_a_full_stream_is_accepted_and_finished_first() {
     let mut w = FramedWriter::new(Wire {
         room: Some(5000),
         ..Wire::default()
     });
-    let err =
-        MessageSender::send_timeout(&mut w, &[1u8; 8000], Duration::from_millis(1)).unwrap_err();
-    assert!(err.is_timeout(), "{err}");
-    let err = MessageSender::try_send(&mut w, b"x").unwrap_err();
-    assert!(
-        err.to_string().contains("cut in the middle of a frame"),
-        "{err}"
-    );
-    // The reader never sees the partial frame as a message.
-    let mut wire = std::mem::take(&mut w.get_mut().data);
-    let bytes: Vec<u8> = wire.drain(..).collect();
+    // Cut after 5000 bytes by the deadline: accepted, the rest kept.
+    MessageSender::send_timeout(&mut w, &[1u8; 8000], Duration::from_millis(1)).unwrap();
+    assert!(w.has_pending());
+    // Nothing new is taken while the rest waits, and nothing of it is lost.
+    let err = MessageSender::try_send(&mut w, b"next").unwrap_err();
+    assert!(err.is_would_block(), "{err}");
+    assert!(w.try_flush().unwrap_err().is_would_block());
+    // The reader makes room: the rest goes first, then the next message.
+    w.get_mut().room = Some(2000);
+    w.try_flush().unwrap_err();
+    w.get_mut().room = None;
+    MessageSender::try_send(&mut w, b"next").unwrap();
+    assert!(!w.has_pending());
+    let bytes: Vec<u8> = w.get_mut().data.drain(..).collect();
+    let mut r = FramedReader::new(&bytes[..]);
+    let mut buf = vec![0u8; 8000];
+    assert_eq!(r.recv(&mut buf).unwrap(), 8000);
+    assert!(buf.iter().all(|&b| b == 1));
+    assert_eq!(r.recv(&mut buf).unwrap(), 4);
+    assert_eq!(&buf[..4], b"next");
+}
+
+#[test]
+fn a_try_send_never_waits_for_the_rest_of_its_frame() {
+    let mut w = FramedWriter::new(Wire {
+        room: Some(3),
+        ..Wire::default()
+    });
+    // Even the header is cut: three bytes out, the rest pending.
+    MessageSender::try_send(&mut w, &[7u8; 6000]).unwrap();
+    assert!(w.has_pending());
+    assert_eq!(w.get_ref().data.len(), 3);
+    // A blocking send finishes the rest before its own frame.
+    w.get_mut().room = None;
+    w.send(b"after").unwrap();
+    let bytes: Vec<u8> = w.get_mut().data.drain(..).collect();
+    let mut r = FramedReader::new(&bytes[..]);
+    let mut buf = vec![0u8; 6000];
+    assert_eq!(r.recv(&mut buf).unwrap(), 6000);
+    assert_eq!(r.recv(&mut buf).unwrap(), 5);
+}
+
+#[test]
+fn a_frame_left_pending_at_the_end_is_reported_cut_never_delivered() {
+    let mut w = FramedWriter::new(Wire {
+        room: Some(5000),
+        ..Wire::default()
+    });
+    MessageSender::try_send(&mut w, &[1u8; 8000]).unwrap();
+    // Dropped without a flush: the reader never sees a partial message.
+    let bytes: Vec<u8> = w.into_inner().data.drain(..).collect();
     let err = FramedReader::new(&bytes[..])
         .recv(&mut [0u8; 8000])
         .unwrap_err();
-    assert!(err.is_peer_gone());
+    assert!(err.is_peer_gone() && err.is_cut_short(), "{err}");
 }
 
 proptest! {

@@ -75,6 +75,33 @@ pub fn datagram_sender_role(ctx: &mut PeerContext) -> PeerResult {
     Ok(())
 }
 
+/// Connects to the stream listener at arg 0, says ready and echoes every frame it reads
+/// (blocking `FramedReader`/`FramedWriter`) until the stream ends.
+pub fn framed_echo_role(ctx: &mut PeerContext) -> PeerResult {
+    let stream = ipc_socket::connect_stream_timeout(&UnixAddr::path(ctx.arg(0)?), test_timeout())?;
+    let mut reader =
+        ipc_socket::FramedReader::new(stream.try_clone()?).with_max_message_size(FRAMED_MAX);
+    let mut writer = ipc_socket::FramedWriter::new(stream).with_max_message_size(FRAMED_MAX);
+    ctx.ready()?;
+    let mut buf = vec![0u8; FRAMED_MAX];
+    loop {
+        match reader.recv(&mut buf) {
+            Ok(n) => writer.send(&buf[..n])?,
+            Err(err) if err.is_peer_gone() && !err.is_cut_short() => return Ok(()),
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// The largest framed message in the echo test: several socket buffers.
+const FRAMED_MAX: usize = 1 << 20;
+
+/// Message `i` of the framed echo test: sizes from one byte to `FRAMED_MAX`.
+fn framed_message(i: usize) -> Vec<u8> {
+    let len = [1, 100, 4096, 70_000, 300_000, FRAMED_MAX][i % 6];
+    (0..len).map(|j| (i + j).to_le_bytes()[0]).collect()
+}
+
 #[cfg(feature = "tokio")]
 mod on_tokio {
     use std::collections::BTreeSet;
@@ -256,6 +283,49 @@ mod on_tokio {
                 assert_eq!((creds.pid, creds.uid), (peer.pid(), 0));
             }
         });
+        peer.wait_success().unwrap();
+    }
+
+    #[test]
+    fn framed_streams_are_async_message_endpoints_across_processes() {
+        let guard = LeakGuard::new();
+        let addr = UnixAddr::path(guard.dir().join("framed.sock"));
+        let listener = ipc_socket::StreamListener::bind(&addr).unwrap();
+        let mut peer = Peer::spawn("framed-echo", &[addr.as_path().unwrap().to_str().unwrap()]);
+        let (stream, _) = listener.accept_timeout(test_timeout()).unwrap();
+        let mut reader = Async::new(
+            ipc_socket::FramedReader::new(stream.try_clone().unwrap())
+                .with_max_message_size(super::FRAMED_MAX),
+        );
+        let mut writer = Async::new(
+            ipc_socket::FramedWriter::new(stream).with_max_message_size(super::FRAMED_MAX),
+        );
+        let count = 24;
+        runtime().block_on(async {
+            // Both directions at once on one thread: a send that would block must not, or
+            // the echo (which waits for this side to read) would never finish.
+            let sending = async {
+                for i in 0..count {
+                    writer.send(&super::framed_message(i)).await.unwrap();
+                }
+                writer.write_with(|w| w.try_flush()).await.unwrap();
+                assert!(!writer.get_ref().has_pending());
+            };
+            let receiving = async {
+                let mut buf = Vec::new();
+                for i in 0..count {
+                    let n = reader.recv_vec(&mut buf).await.unwrap();
+                    assert_eq!(n, super::framed_message(i).len(), "message {i}");
+                    assert!(buf == super::framed_message(i), "message {i} intact");
+                }
+            };
+            tokio::time::timeout(test_timeout(), async { tokio::join!(sending, receiving) })
+                .await
+                .expect("every message echoed in time");
+        });
+        // Closing this side ends the echo.
+        drop(writer);
+        drop(reader);
         peer.wait_success().unwrap();
     }
 }

@@ -25,6 +25,7 @@ ipc_testkit::peer_roles! {
     "async-client" => asynch::async_client_role,
     "line-sender" => asynch::line_sender_role,
     "datagram-sender" => asynch::datagram_sender_role,
+    "framed-echo" => asynch::framed_echo_role,
 }
 
 /// The open descriptors of this process, to prove that nothing leaked.
