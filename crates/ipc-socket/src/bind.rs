@@ -379,6 +379,11 @@ pub(crate) fn accept(
                     poll_fd(listener.as_fd(), PollFlags::POLLIN, deadline, op)?;
                 }
             },
+            Err(errno) if crate::reserve::is_out_of_descriptors(errno) => {
+                return Err(crate::reserve::turn_away(errno, op, || {
+                    drop(sys::accept4(listener.as_fd()));
+                }));
+            }
             Err(errno) => return Err(Error::from_errno(op, errno)),
         }
     }

@@ -140,6 +140,13 @@ pub(crate) fn recv_with_fds(
 
 /// [`UnixSocketExt::recv_with_fds`], waiting or not as `wait` (empty or `MSG_DONTWAIT`)
 /// says.
+/// The credentials of the peer of the connected Unix socket `socket` (`SO_PEERCRED`).
+pub(crate) fn peer_credentials_of(socket: BorrowedFd<'_>) -> Result<PeerCredentials> {
+    nix::sys::socket::getsockopt(&socket, sockopt::PeerCredentials)
+        .map(PeerCredentials::from_nix)
+        .map_err(|e| Error::from_errno("getsockopt(SO_PEERCRED)", e))
+}
+
 fn recv_message_with_fds(
     socket: BorrowedFd<'_>,
     buf: &mut [u8],
@@ -252,9 +259,7 @@ pub trait UnixSocketExt: AsFd {
     /// `ENOTCONN` on an unconnected socket.
     #[doc(alias = "SO_PEERCRED")]
     fn peer_credentials(&self) -> Result<PeerCredentials> {
-        nix::sys::socket::getsockopt(&self.as_fd(), sockopt::PeerCredentials)
-            .map(PeerCredentials::from_nix)
-            .map_err(|e| Error::from_errno("getsockopt(SO_PEERCRED)", e))
+        peer_credentials_of(self.as_fd())
     }
 
     /// A pidfd for the peer process (`SO_PEERPIDFD`, Linux 6.5): unlike the pid in

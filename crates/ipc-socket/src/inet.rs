@@ -186,6 +186,7 @@ impl TcpOptions {
         socket.set_nonblocking(true).map_err(fail("fcntl"))?;
         Ok(TcpAcceptor {
             socket,
+            _reserve: crate::reserve::hold(),
             options: self.clone(),
         })
     }
@@ -281,6 +282,7 @@ fn each_address<T>(
 #[derive(Debug)]
 pub struct TcpAcceptor {
     socket: Socket,
+    _reserve: crate::reserve::Hold,
     options: TcpOptions,
 }
 
@@ -289,7 +291,8 @@ impl TcpAcceptor {
     ///
     /// # Errors
     ///
-    /// The `accept` error.
+    /// Out of descriptors (`EMFILE`, `ENFILE`): a limit error, after one waiting client was
+    /// turned away (see the crate's docs); accept again to go on. Other `accept` errors.
     pub fn accept(&self) -> Result<(TcpStream, SocketAddr)> {
         self.accept_with(Some(Deadline::NEVER))
     }
@@ -333,6 +336,16 @@ impl TcpAcceptor {
                         poll_fd(&self.socket, PollFlags::POLLIN, deadline, "accept")?;
                     }
                 },
+                Err(e)
+                    if e.raw_os_error().is_some_and(|errno| {
+                        crate::reserve::is_out_of_descriptors(nix::errno::Errno::from_raw(errno))
+                    }) =>
+                {
+                    let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+                    return Err(crate::reserve::turn_away(errno, "accept", || {
+                        drop(self.socket.accept());
+                    }));
+                }
                 Err(e) => return Err(Error::from(e).with_op("accept")),
             }
         }

@@ -59,6 +59,13 @@
 //!   the maximum message size never loses one).
 //! - **Deadlines**: `accept`, `connect` and every send and receive have `try_` and
 //!   `_timeout` forms; `EINTR` is retried.
+//! - **Out of descriptors**, a listener never leaves a client waiting unanswered: the
+//!   process holds one descriptor in reserve while it has listeners; an `accept` that
+//!   fails with `EMFILE` or `ENFILE` gives it up, accepts the first waiting client, closes
+//!   that connection at once (the client's next receive reports the peer gone) and takes
+//!   the reserve back, then returns a limit error naming `RLIMIT_NOFILE`. The connected
+//!   clients are served on; accept again to go on. Accepting needs no second descriptor
+//!   (the credentials are read on the accepted one).
 //!
 //! # async/await
 //!
@@ -110,6 +117,7 @@ mod datagram;
 mod ext;
 mod inet;
 mod message;
+mod reserve;
 mod seqpacket;
 mod server;
 mod stream;

@@ -266,6 +266,7 @@ pub struct SeqpacketListener {
     addr: UnixAddr,
     bound: Option<BoundPath>,
     allowed_uids: Option<Vec<u32>>,
+    _reserve: crate::reserve::Hold,
 }
 
 impl SeqpacketListener {
@@ -282,7 +283,8 @@ impl SeqpacketListener {
     ///
     /// # Errors
     ///
-    /// The `accept4` error.
+    /// Out of descriptors (`EMFILE`, `ENFILE`): a limit error, after one waiting client was
+    /// turned away (see the crate's docs); accept again to go on. Other `accept4` errors.
     pub fn accept(&self) -> Result<(Seqpacket, PeerCredentials)> {
         self.accept_with(Some(Deadline::NEVER))
     }
@@ -342,6 +344,7 @@ impl ListenerOptions {
             addr: addr.clone(),
             bound,
             allowed_uids: self.allowed_uids.clone(),
+            _reserve: crate::reserve::hold(),
         })
     }
 }

@@ -148,6 +148,8 @@ where
         let (stream, peer) = match listener.try_accept() {
             Ok(accepted) => accepted,
             Err(err) if err.is_would_block() => continue,
+            // Out of descriptors, a waiting client was turned away: on to the next.
+            Err(err) if err.is_limit_exceeded() => continue,
             Err(err)
                 if err.raw_os_error() == Some(libc::EMFILE)
                     || err.raw_os_error() == Some(libc::ENFILE) =>

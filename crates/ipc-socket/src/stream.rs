@@ -9,7 +9,7 @@ use ipc_core::{Deadline, Result};
 use nix::sys::socket::SockType;
 
 use crate::bind::{self, BoundPath, ListenerOptions};
-use crate::{PeerCredentials, UnixAddr, UnixSocketExt};
+use crate::{PeerCredentials, UnixAddr};
 
 /// The listening end of Unix stream connections; accepted connections are std's
 /// [`UnixStream`], so everything std and this crate's [`UnixSocketExt`] offer works on them.
@@ -43,6 +43,7 @@ pub struct StreamListener {
     pub(crate) addr: UnixAddr,
     pub(crate) bound: Option<BoundPath>,
     pub(crate) allowed_uids: Option<Vec<u32>>,
+    _reserve: crate::reserve::Hold,
 }
 
 impl StreamListener {
@@ -59,7 +60,8 @@ impl StreamListener {
     ///
     /// # Errors
     ///
-    /// The `accept4` error, such as `EMFILE`.
+    /// Out of descriptors (`EMFILE`, `ENFILE`): a limit error, after one waiting client was
+    /// turned away (see the crate's docs); accept again to go on. Other `accept4` errors.
     pub fn accept(&self) -> Result<(UnixStream, PeerCredentials)> {
         self.accept_with(Some(Deadline::NEVER))
     }
@@ -108,8 +110,8 @@ pub(crate) fn accept_allowed(
 ) -> Result<(OwnedFd, PeerCredentials)> {
     loop {
         let fd = bind::accept(listener, deadline, "accept4")?;
-        let credentials =
-            UnixStream::from(fd.try_clone().map_err(ipc_core::Error::from)?).peer_credentials()?;
+        // Read on the accepted descriptor itself: no second one, even for a moment.
+        let credentials = crate::ext::peer_credentials_of(fd.as_fd())?;
         match allowed {
             Some(uids) if !uids.contains(&credentials.uid) => drop(fd),
             _ => return Ok((fd, credentials)),
@@ -139,6 +141,7 @@ impl ListenerOptions {
             addr: addr.clone(),
             bound,
             allowed_uids: self.allowed_uids.clone(),
+            _reserve: crate::reserve::hold(),
         })
     }
 }

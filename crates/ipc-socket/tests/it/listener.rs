@@ -3,7 +3,8 @@ use std::path::Path;
 
 use ipc_core::{Access, Permissions};
 use ipc_socket::{
-    ListenerOptions, SeqpacketListener, StalePolicy, StreamListener, UnixAddr, connect_stream,
+    ListenerOptions, Seqpacket, SeqpacketListener, StalePolicy, StreamListener, UnixAddr,
+    connect_stream,
 };
 use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult};
 
@@ -206,4 +207,101 @@ fn accept_and_connect_respect_deadlines() {
         ),
         "{err}"
     );
+}
+
+/// Binds a seqpacket listener at arg 0, leaves itself room for exactly two more
+/// descriptors, says ready and, per line: "accept" accepts (answering "accepted" or
+/// "turned away: <error>"), "echo" echoes one message on every connection it holds
+/// ("echoed"); anything else ends it.
+pub fn starved_server_role(ctx: &mut PeerContext) -> PeerResult {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+    let listener = SeqpacketListener::bind(&UnixAddr::path(ctx.arg(0)?))?;
+    // The limit is on descriptor numbers: one above the highest open, then every free
+    // number below it filled, then two given back.
+    let highest = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    setrlimit(Resource::RLIMIT_NOFILE, highest + 3, hard)?;
+    let mut filler = Vec::new();
+    while let Ok(file) = std::fs::File::open("/dev/null") {
+        filler.push(file);
+    }
+    filler.truncate(filler.len().saturating_sub(2));
+    ctx.ready()?;
+    let mut conns = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        match ctx.recv()?.as_str() {
+            "accept" => match listener.accept_timeout(ipc_testkit::test_timeout()) {
+                Ok((conn, _)) => {
+                    conns.push(conn);
+                    ctx.send("accepted")?;
+                }
+                Err(err) if err.is_limit_exceeded() => ctx.send(&format!("turned away: {err}"))?,
+                Err(err) => return Err(err.into()),
+            },
+            "echo" => {
+                for conn in &conns {
+                    let n = conn.recv_timeout(&mut buf, ipc_testkit::test_timeout())?;
+                    conn.send(&buf[..n])?;
+                }
+                ctx.send("echoed")?;
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
+#[test]
+fn out_of_descriptors_a_listener_turns_a_client_away_at_once_and_serves_the_others() {
+    let guard = LeakGuard::new();
+    let addr = UnixAddr::path(guard.dir().join("starved.sock"));
+    let mut server = Peer::spawn(
+        "starved-server",
+        &[addr.as_path().unwrap().to_str().unwrap()],
+    );
+    let connect = || Seqpacket::connect_timeout(&addr, ipc_testkit::test_timeout()).unwrap();
+    let (a, b) = (connect(), connect());
+    for _ in 0..2 {
+        server.send("accept").unwrap();
+        assert_eq!(server.recv().unwrap(), "accepted");
+    }
+    // No descriptor left for a third: it is turned away, not left waiting.
+    let c = connect();
+    server.send("accept").unwrap();
+    let turned = server.recv().unwrap();
+    assert!(turned.starts_with("turned away: "), "{turned}");
+    assert!(turned.contains("RLIMIT_NOFILE"), "{turned}");
+    let err = c
+        .recv_timeout(&mut [0u8; 8], ipc_testkit::test_timeout())
+        .unwrap_err();
+    assert!(err.is_peer_gone(), "the client learns at once: {err}");
+    // Again, while out of descriptors: the reserve was taken back.
+    let d = connect();
+    server.send("accept").unwrap();
+    assert!(server.recv().unwrap().starts_with("turned away: "));
+    assert!(
+        d.recv_timeout(&mut [0u8; 8], ipc_testkit::test_timeout())
+            .unwrap_err()
+            .is_peer_gone()
+    );
+    // The connected clients are still served.
+    a.send(b"from a").unwrap();
+    b.send(b"from b").unwrap();
+    server.send("echo").unwrap();
+    assert_eq!(server.recv().unwrap(), "echoed");
+    let mut buf = [0u8; 16];
+    let n = a
+        .recv_timeout(&mut buf, ipc_testkit::test_timeout())
+        .unwrap();
+    assert_eq!(&buf[..n], b"from a");
+    let n = b
+        .recv_timeout(&mut buf, ipc_testkit::test_timeout())
+        .unwrap();
+    assert_eq!(&buf[..n], b"from b");
+    server.send("end").unwrap();
+    server.wait_success().unwrap();
 }

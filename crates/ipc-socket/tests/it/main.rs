@@ -14,6 +14,7 @@ mod sigpipe;
 ipc_testkit::peer_roles! {
     "hold-listener" => listener::hold_listener_role,
     "race-bind" => listener::race_bind_role,
+    "starved-server" => listener::starved_server_role,
     "send-fd" => fds::send_fd_role,
     "fd-leak" => fds::fd_leak_role,
     "fd-flood-receiver" => fds::fd_flood_receiver_role,
