@@ -93,6 +93,34 @@ pub fn framed_echo_role(ctx: &mut PeerContext) -> PeerResult {
     }
 }
 
+/// Connects to the TCP address arg 0 (through `TcpOptions`), says ready and echoes every
+/// byte until the stream ends.
+pub fn tcp_echo_role(ctx: &mut PeerContext) -> PeerResult {
+    let stream = ipc_socket::TcpOptions::new()
+        .nodelay(true)
+        .connect_timeout(ctx.arg(0)?, test_timeout())?;
+    ctx.ready()?;
+    std::io::copy(&mut &stream, &mut &stream)?;
+    Ok(())
+}
+
+/// Binds a UDP socket (through `UdpOptions`), sends "hello" to arg 0, and echoes arg 1
+/// datagrams back to their senders.
+pub fn udp_echo_role(ctx: &mut PeerContext) -> PeerResult {
+    use ipc_socket::UdpSocketExt;
+
+    let count: usize = ctx.arg(1)?.parse()?;
+    let socket = ipc_socket::UdpOptions::new().bind("127.0.0.1:0")?;
+    ctx.ready()?;
+    socket.send_to(b"hello", ctx.arg(0)?)?;
+    let mut buf = [0u8; 64];
+    for _ in 0..count {
+        let (n, from) = socket.recv_from_timeout(&mut buf, test_timeout())?;
+        socket.send_to(&buf[..n], from)?;
+    }
+    Ok(())
+}
+
 /// The largest framed message in the echo test: several socket buffers.
 const FRAMED_MAX: usize = 1 << 20;
 
@@ -326,6 +354,88 @@ mod on_tokio {
         // Closing this side ends the echo.
         drop(writer);
         drop(reader);
+        peer.wait_success().unwrap();
+    }
+
+    #[test]
+    fn tcp_built_through_our_options_is_async_read_and_write_across_processes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let acceptor = ipc_socket::TcpOptions::new()
+            .nodelay(true)
+            .listen("127.0.0.1:0")
+            .unwrap();
+        let addr = acceptor.local_addr().unwrap().to_string();
+        let mut peer = Peer::spawn("tcp-echo", &[&addr]);
+        let mut acceptor = Async::new(acceptor);
+        let data: Vec<u8> = (0..1usize << 20)
+            .map(|i| (i / 3).to_le_bytes()[0])
+            .collect();
+        runtime().block_on(async {
+            let (stream, from) =
+                tokio::time::timeout(test_timeout(), acceptor.read_with(|a| a.try_accept()))
+                    .await
+                    .expect("the connection in time")
+                    .unwrap();
+            assert!(from.ip().is_loopback());
+            let mut reader = Async::new(stream.try_clone().unwrap());
+            let mut writer = Async::new(stream);
+            let echoed = tokio::time::timeout(test_timeout(), async {
+                let sending = async {
+                    writer.write_all(&data).await.unwrap();
+                    writer.shutdown().await.unwrap();
+                };
+                let mut echoed = Vec::new();
+                let receiving = reader.read_to_end(&mut echoed);
+                let ((), read) = tokio::join!(sending, receiving);
+                read.unwrap();
+                echoed
+            })
+            .await
+            .expect("the echo in time");
+            assert!(echoed == data, "1 MiB echoed intact");
+        });
+        peer.wait_success().unwrap();
+    }
+
+    /// The next datagram and its sender, within the test timeout.
+    async fn udp_recv(
+        socket: &mut Async<std::net::UdpSocket>,
+        buf: &mut [u8],
+    ) -> (usize, std::net::SocketAddr) {
+        use ipc_socket::UdpSocketExt;
+
+        tokio::time::timeout(test_timeout(), socket.read_with(|s| s.try_recv_from(buf)))
+            .await
+            .expect("a datagram in time")
+            .unwrap()
+    }
+
+    #[test]
+    fn udp_built_through_our_options_sends_and_receives_async_across_processes() {
+        let socket = ipc_socket::UdpOptions::new().bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let addr = socket.local_addr().unwrap().to_string();
+        let count = 20;
+        let mut peer = Peer::spawn("udp-echo", &[&addr, &count.to_string()]);
+        let mut socket = Async::new(socket);
+        runtime().block_on(async {
+            let mut buf = [0u8; 64];
+            let (n, echo) = udp_recv(&mut socket, &mut buf).await;
+            assert_eq!(&buf[..n], b"hello");
+            for i in 0..count {
+                let msg = format!("datagram {i}");
+                socket
+                    .write_with(|s| {
+                        s.send_to(msg.as_bytes(), echo)
+                            .map_err(ipc_socket::Error::from)
+                    })
+                    .await
+                    .unwrap();
+                let (n, from) = udp_recv(&mut socket, &mut buf).await;
+                assert_eq!((&buf[..n], from), (msg.as_bytes(), echo));
+            }
+        });
         peer.wait_success().unwrap();
     }
 }

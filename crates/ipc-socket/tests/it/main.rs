@@ -27,6 +27,8 @@ ipc_testkit::peer_roles! {
     "line-sender" => asynch::line_sender_role,
     "datagram-sender" => asynch::datagram_sender_role,
     "framed-echo" => asynch::framed_echo_role,
+    "tcp-echo" => asynch::tcp_echo_role,
+    "udp-echo" => asynch::udp_echo_role,
 }
 
 /// The open descriptors of this process, to prove that nothing leaked.
