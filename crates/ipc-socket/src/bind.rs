@@ -369,22 +369,19 @@ pub(crate) fn accept(
     deadline: Option<Deadline>,
     op: &'static str,
 ) -> Result<OwnedFd> {
+    use crate::reserve::Refused;
     loop {
-        match sys::accept4(listener.as_fd()) {
+        match crate::reserve::accept(op, || sys::accept4(listener.as_fd())) {
             Ok(fd) => return Ok(fd),
-            Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNABORTED) => {}
-            Err(nix::errno::Errno::EAGAIN) => match deadline {
+            Err(Refused::TurnedAway(err)) => return Err(err),
+            Err(Refused::Errno(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNABORTED)) => {}
+            Err(Refused::Errno(nix::errno::Errno::EAGAIN)) => match deadline {
                 None => return Err(Error::would_block(op)),
                 Some(deadline) => {
                     poll_fd(listener.as_fd(), PollFlags::POLLIN, deadline, op)?;
                 }
             },
-            Err(errno) if crate::reserve::is_out_of_descriptors(errno) => {
-                return Err(crate::reserve::turn_away(errno, op, || {
-                    drop(sys::accept4(listener.as_fd()));
-                }));
-            }
-            Err(errno) => return Err(Error::from_errno(op, errno)),
+            Err(Refused::Errno(errno)) => return Err(Error::from_errno(op, errno)),
         }
     }
 }

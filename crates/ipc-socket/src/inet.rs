@@ -316,8 +316,10 @@ impl TcpAcceptor {
     }
 
     fn accept_with(&self, deadline: Option<Deadline>) -> Result<(TcpStream, SocketAddr)> {
+        use crate::reserve::Refused;
+        let errno = |e: io::Error| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
         loop {
-            match self.socket.accept() {
+            match crate::reserve::accept("accept", || self.socket.accept().map_err(errno)) {
                 Ok((socket, addr)) => {
                     let fail = |e: io::Error| Error::from(e).with_op("accept");
                     // Accepted sockets inherit nothing of the listener's mode on Linux, but
@@ -329,24 +331,15 @@ impl TcpAcceptor {
                     })?;
                     return Ok((TcpStream::from(socket), addr));
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => match deadline {
+                Err(Refused::TurnedAway(err)) => return Err(err),
+                Err(Refused::Errno(nix::errno::Errno::EINTR)) => {}
+                Err(Refused::Errno(nix::errno::Errno::EAGAIN)) => match deadline {
                     None => return Err(Error::would_block("accept")),
                     Some(deadline) => {
                         poll_fd(&self.socket, PollFlags::POLLIN, deadline, "accept")?;
                     }
                 },
-                Err(e)
-                    if e.raw_os_error().is_some_and(|errno| {
-                        crate::reserve::is_out_of_descriptors(nix::errno::Errno::from_raw(errno))
-                    }) =>
-                {
-                    let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
-                    return Err(crate::reserve::turn_away(errno, "accept", || {
-                        drop(self.socket.accept());
-                    }));
-                }
-                Err(e) => return Err(Error::from(e).with_op("accept")),
+                Err(Refused::Errno(errno)) => return Err(Error::from_errno("accept", errno)),
             }
         }
     }

@@ -6,7 +6,8 @@
 //! extended by [`UnixSocketExt`] (descriptors and credentials) and [`UdpSocketExt`]; what
 //! std lacks comes as new types: [`Seqpacket`] sockets, listeners that are safe to run as
 //! services ([`StreamListener`], [`SeqpacketListener`]), [`Datagram`] with message
-//! semantics, a thread-per-client [`Server`].
+//! semantics, a thread-per-client [`Server`] for a few clients with blocking handlers, and
+//! an event-driven [`MessageServer`] for many: a few threads, one descriptor per client.
 //!
 //! ```
 //! use ipc_socket::{Seqpacket, SeqpacketListener, UnixAddr, UnixSocketExt};
@@ -117,6 +118,7 @@ mod datagram;
 mod ext;
 mod inet;
 mod message;
+mod message_server;
 mod reserve;
 mod seqpacket;
 mod server;
@@ -130,6 +132,7 @@ pub use datagram::Datagram;
 pub use ext::{MAX_FDS_PER_MESSAGE, PeerCredentials, UnixSocketExt};
 pub use inet::{TcpAcceptor, TcpOptions, UdpOptions, UdpSocketExt};
 pub use message::DEFAULT_MAX_MESSAGE_SIZE;
+pub use message_server::{MessageServer, MessageServerOptions};
 pub use seqpacket::{Seqpacket, SeqpacketListener};
 pub use server::Server;
 pub use stream::{StreamListener, connect_stream, connect_stream_timeout};

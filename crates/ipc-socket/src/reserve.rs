@@ -56,23 +56,44 @@ pub(crate) fn hold() -> Hold {
     Hold(())
 }
 
-/// Whether `errno` says the process or the system is out of descriptors.
-pub(crate) fn is_out_of_descriptors(errno: Errno) -> bool {
-    matches!(errno, Errno::EMFILE | Errno::ENFILE)
+/// Why an accept did not give a connection.
+pub(crate) enum Refused {
+    /// The call's error (`EAGAIN`, `EINTR`, ...), or out of descriptors with no client
+    /// turned away (the reserve could not be had).
+    Errno(Errno),
+    /// Out of descriptors: a waiting client was turned away; the error says so.
+    TurnedAway(Error),
 }
 
-/// After `accept` failed with `errno` (out of descriptors): turns one waiting client away
-/// through the reserve, with `accept`, and says so. Without the reserve (another thread
-/// holds its slot) nobody is turned away and the error is `errno`'s.
-pub(crate) fn turn_away(errno: Errno, op: &'static str, accept: impl FnOnce()) -> Error {
+/// Runs one non-blocking `accept`. If it fails for want of descriptors, turns the waiting
+/// client away through the reserve: closes the reserve, accepts into the slot that freed,
+/// closes that connection at once and takes the reserve back. Every accept of the
+/// process's listeners runs under the reserve's lock, so none takes the slot the reserve
+/// frees; a reserve lost to another opener is taken back at the next accept.
+pub(crate) fn accept<T>(
+    op: &'static str,
+    mut accept: impl FnMut() -> std::result::Result<T, Errno>,
+) -> std::result::Result<T, Refused> {
     let mut reserve = reserve();
+    if reserve.fd.is_none() && reserve.holders > 0 {
+        reserve.fd = open();
+    }
+    let errno = match accept() {
+        Err(errno @ (Errno::EMFILE | Errno::ENFILE)) => errno,
+        other => return other.map_err(Refused::Errno),
+    };
     let Some(fd) = reserve.fd.take() else {
-        return Error::from_errno(op, errno);
+        return Err(Refused::Errno(errno));
     };
     drop(fd);
-    // Accepted into the freed slot and closed at once.
-    accept();
+    let turned = accept();
     reserve.fd = open();
+    match turned {
+        // Closed at once: the client's next receive reports the peer gone.
+        Ok(connection) => drop(connection),
+        // Nobody waits any more (another process's client gave up).
+        Err(errno) => return Err(Refused::Errno(errno)),
+    }
     let (what, limit) = if errno == Errno::EMFILE {
         let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
             .map_or(0, |(soft, _)| soft);
@@ -84,10 +105,10 @@ pub(crate) fn turn_away(errno: Errno, op: &'static str, accept: impl FnOnce()) -
             .unwrap_or(0);
         ("/proc/sys/fs/file-max", max)
     };
-    Error::limit_exceeded(
+    Err(Refused::TurnedAway(Error::limit_exceeded(
         op,
         "out of descriptors, a waiting client was turned away (its connection closed at once); open descriptors",
         limit.saturating_add(1),
         Limit::new(what, limit),
-    )
+    )))
 }

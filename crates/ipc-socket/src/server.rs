@@ -19,8 +19,9 @@ type Clients = Arc<Mutex<HashMap<u64, UnixStream>>>;
 /// [`shutdown`](Server::shutdown) stops accepting, disconnects every client (so handlers
 /// blocked in a read return) and waits for all handler threads.
 ///
-/// Why a thread per client: IPC servers have tens of clients, not tens of thousands, and a
-/// handler that simply blocks on its connection is the easiest code to get right. The
+/// Why a thread per client: a handler that simply blocks on its connection is the easiest
+/// code to get right, for tens of clients. For hundreds or thousands, use the event-driven
+/// [`MessageServer`](crate::MessageServer) (request-reply over seqpacket). The
 /// accept loop waits on the listener and a wake-up socket together, so shutdown never
 /// depends on a client arriving.
 ///

@@ -1,6 +1,7 @@
 //! The crate's only unsafe code: taking ownership of descriptors the kernel hands over
 //! (`accept4`, and `recvmsg`, whose control messages are walked here even when truncated),
-//! and `SO_PEERPIDFD`, which neither nix nor socket2 wraps.
+//! `SO_PEERPIDFD`, which neither nix nor socket2 wraps, and adding descriptors to the
+//! message server's `epoll` sets.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -158,4 +159,18 @@ pub(crate) fn recvmsg(
         fds,
         credentials,
     })
+}
+
+/// Adds `fd` to `poller`, level-triggered (`epoll_ctl(EPOLL_CTL_ADD)`).
+pub(crate) fn poller_add(
+    poller: &polling::Poller,
+    fd: BorrowedFd<'_>,
+    event: polling::Event,
+) -> io::Result<()> {
+    // SAFETY: `Poller::add` requires that the descriptor is deleted from the poller before
+    // it is closed. The message server adds only the listener and the connections it
+    // owns, and deletes each before dropping it; a connection closed while still added
+    // (a thread that panicked in the handler) would at worst leave a stale entry, which
+    // the kernel removes with the file, as no other descriptor refers to it.
+    unsafe { poller.add_with_mode(fd.as_raw_fd(), event, polling::PollMode::Level) }
 }

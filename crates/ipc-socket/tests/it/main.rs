@@ -7,6 +7,7 @@ mod identity;
 mod inet;
 mod kinds;
 mod listener;
+mod message_server;
 mod server;
 mod shared;
 mod sigpipe;
@@ -15,6 +16,7 @@ ipc_testkit::peer_roles! {
     "hold-listener" => listener::hold_listener_role,
     "race-bind" => listener::race_bind_role,
     "starved-server" => listener::starved_server_role,
+    "message-server" => message_server::message_server_role,
     "send-fd" => fds::send_fd_role,
     "fd-leak" => fds::fd_leak_role,
     "fd-flood-receiver" => fds::fd_flood_receiver_role,

@@ -1,0 +1,195 @@
+//! The event-driven message server across processes: a thousand clients on two threads
+//! under the usual descriptor limit, a client that stops reading, clients turned away when
+//! descriptors run out while the connected ones are served on.
+
+use std::time::Duration;
+
+use ipc_socket::{MessageServerOptions, Seqpacket, SeqpacketListener, UnixAddr};
+use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, test_deadline, test_timeout};
+
+fn threads() -> std::io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
+}
+
+/// Serves the seqpacket path arg 0 with two threads, answering each request in capitals,
+/// under a soft descriptor limit of 1 024 or, with arg 1, with room for exactly that many
+/// more descriptors once started. Says ready with the number of threads it started, then
+/// answers "clients" with how many are connected until "end".
+pub fn message_server_role(ctx: &mut PeerContext) -> PeerResult {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    setrlimit(Resource::RLIMIT_NOFILE, 1024, hard)?;
+    let listener = SeqpacketListener::bind(&UnixAddr::path(ctx.arg(0)?))?;
+    let before = threads()?;
+    let server =
+        MessageServerOptions::new()
+            .threads(2)
+            .start(listener, |request, _peer, reply| {
+                reply.extend(request.to_ascii_uppercase());
+            })?;
+    let started = threads()? - before;
+    let mut filler = Vec::new();
+    if let Some(room) = ctx.args().get(1) {
+        let room: usize = room.parse()?;
+        // The limit is on descriptor numbers: one above the highest open, every free number
+        // below it filled, then `room` given back.
+        let highest = std::fs::read_dir("/proc/self/fd")?
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        setrlimit(Resource::RLIMIT_NOFILE, highest + 1 + room as u64, hard)?;
+        while let Ok(file) = std::fs::File::open("/dev/null") {
+            filler.push(file);
+        }
+        filler.truncate(filler.len().saturating_sub(room));
+    }
+    ctx.ready_with(&started.to_string())?;
+    while ctx.recv()? == "clients" {
+        ctx.send(&server.clients().to_string())?;
+    }
+    server.shutdown()?;
+    Ok(())
+}
+
+/// Asks the server role how many clients it has until it says `count`.
+fn wait_for_clients(server: &mut Peer, count: usize) {
+    ipc_testkit::wait_until(test_deadline(), || {
+        server.send("clients").unwrap();
+        server.recv().unwrap() == count.to_string()
+    })
+    .unwrap();
+}
+
+fn connect(addr: &UnixAddr) -> Seqpacket {
+    Seqpacket::connect_timeout(addr, test_timeout()).unwrap()
+}
+
+/// One request and its answer.
+fn ask(conn: &Seqpacket, request: &str) -> ipc_socket::Result<String> {
+    conn.send(request.as_bytes())?;
+    let mut buf = [0u8; 256];
+    let n = conn.recv_timeout(&mut buf, test_timeout())?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[test]
+fn two_threads_serve_a_thousand_clients_under_a_limit_of_1024_descriptors() {
+    let guard = LeakGuard::new();
+    let addr = UnixAddr::path(guard.dir().join("thousand.sock"));
+    let mut server = Peer::spawn(
+        "message-server",
+        &[addr.as_path().unwrap().to_str().unwrap()],
+    );
+    assert_eq!(
+        server.ready_payload(),
+        "2",
+        "two threads, whatever the clients"
+    );
+    let clients: Vec<Seqpacket> = (0..1000).map(|_| connect(&addr)).collect();
+    // One descriptor each: a thousand fit under the limit beside the server's own.
+    wait_for_clients(&mut server, 1000);
+    for round in 0..3 {
+        for (i, conn) in clients.iter().enumerate() {
+            conn.send(format!("round {round} client {i}").as_bytes())
+                .unwrap();
+        }
+        let mut buf = [0u8; 64];
+        for (i, conn) in clients.iter().enumerate() {
+            let n = conn.recv_timeout(&mut buf, test_timeout()).unwrap();
+            assert_eq!(&buf[..n], format!("ROUND {round} CLIENT {i}").as_bytes());
+        }
+    }
+    server.send("end").unwrap();
+    server.wait_success().unwrap();
+    // The shutdown disconnected every client.
+    let err = clients[0]
+        .recv_timeout(&mut [0u8; 8], test_timeout())
+        .unwrap_err();
+    assert!(err.is_peer_gone(), "{err}");
+}
+
+#[test]
+fn a_client_that_stops_reading_holds_up_nobody_and_loses_no_reply() {
+    let guard = LeakGuard::new();
+    let addr = UnixAddr::path(guard.dir().join("stuck.sock"));
+    let mut server = Peer::spawn(
+        "message-server",
+        &[addr.as_path().unwrap().to_str().unwrap()],
+    );
+    let (stuck, other) = (connect(&addr), connect(&addr));
+    wait_for_clients(&mut server, 2);
+    // Requests until neither the server nor the socket takes more: the server stopped
+    // reading this client, whose replies fill its receive buffer.
+    let request = |i: usize| format!("{i:0>200}");
+    let mut sent = 0;
+    let deadline = test_deadline();
+    loop {
+        match stuck.try_send(request(sent).as_bytes()) {
+            Ok(()) => sent += 1,
+            Err(err) if err.is_would_block() => {
+                // Full for a moment, or for good: look again a little later.
+                std::thread::sleep(Duration::from_millis(20));
+                if stuck.try_send(request(sent).as_bytes()).is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            Err(err) => panic!("{err}"),
+        }
+        assert!(
+            deadline.remaining() != Some(Duration::ZERO),
+            "the server never pushed back"
+        );
+    }
+    assert!(sent > 100, "{sent} requests before the push-back");
+    // Another client is served all the while.
+    for i in 0..10 {
+        assert_eq!(
+            ask(&other, &format!("ping {i}")).unwrap(),
+            format!("PING {i}")
+        );
+    }
+    // Read at last: every reply, in order.
+    let mut buf = [0u8; 256];
+    for i in 0..sent {
+        let n = stuck.recv_timeout(&mut buf, test_timeout()).unwrap();
+        assert_eq!(&buf[..n], request(i).as_bytes(), "reply {i} of {sent}");
+    }
+    server.send("end").unwrap();
+    server.wait_success().unwrap();
+}
+
+#[test]
+fn out_of_descriptors_new_clients_are_turned_away_at_once_and_the_others_served() {
+    let guard = LeakGuard::new();
+    let addr = UnixAddr::path(guard.dir().join("full.sock"));
+    let mut server = Peer::spawn(
+        "message-server",
+        &[addr.as_path().unwrap().to_str().unwrap(), "5"],
+    );
+    let mut served = Vec::new();
+    for i in 0..8 {
+        let conn = connect(&addr);
+        match ask(&conn, &format!("client {i}")) {
+            Ok(reply) => {
+                assert_eq!(reply, format!("CLIENT {i}"));
+                served.push(conn);
+            }
+            Err(err) => assert!(
+                err.is_peer_gone(),
+                "client {i} turned away, not left waiting: {err}"
+            ),
+        }
+    }
+    assert_eq!(served.len(), 5, "as many as there were descriptors for");
+    wait_for_clients(&mut server, 5);
+    for (i, conn) in served.iter().enumerate() {
+        assert_eq!(
+            ask(conn, &format!("again {i}")).unwrap(),
+            format!("AGAIN {i}")
+        );
+    }
+    server.send("end").unwrap();
+    server.wait_success().unwrap();
+}
