@@ -214,22 +214,8 @@ fn accept_and_connect_respect_deadlines() {
 /// "turned away: <error>"), "echo" echoes one message on every connection it holds
 /// ("echoed"); anything else ends it.
 pub fn starved_server_role(ctx: &mut PeerContext) -> PeerResult {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-
     let listener = SeqpacketListener::bind(&UnixAddr::path(ctx.arg(0)?))?;
-    // The limit is on descriptor numbers: one above the highest open, then every free
-    // number below it filled, then two given back.
-    let highest = std::fs::read_dir("/proc/self/fd")?
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u64>().ok())
-        .max()
-        .unwrap_or(0);
-    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    setrlimit(Resource::RLIMIT_NOFILE, highest + 3, hard)?;
-    let mut filler = Vec::new();
-    while let Ok(file) = std::fs::File::open("/dev/null") {
-        filler.push(file);
-    }
-    filler.truncate(filler.len().saturating_sub(2));
+    let _filler = crate::leave_room_for(2)?;
     ctx.ready()?;
     let mut conns = Vec::new();
     let mut buf = [0u8; 64];

@@ -39,3 +39,23 @@ pub fn open_fd_count() -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+/// Leaves this process room for exactly `room` more descriptors: the returned files hold
+/// every other number below the new soft limit (the limit is on descriptor numbers: one
+/// above the highest open, every free number below it filled, then `room` given back).
+pub fn leave_room_for(room: usize) -> std::io::Result<Vec<std::fs::File>> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+    let highest = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    setrlimit(Resource::RLIMIT_NOFILE, highest + 1 + room as u64, hard)?;
+    let mut filler = Vec::new();
+    while let Ok(file) = std::fs::File::open("/dev/null") {
+        filler.push(file);
+    }
+    filler.truncate(filler.len().saturating_sub(room));
+    Ok(filler)
+}

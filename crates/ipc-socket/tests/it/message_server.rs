@@ -29,21 +29,10 @@ pub fn message_server_role(ctx: &mut PeerContext) -> PeerResult {
                 reply.extend(request.to_ascii_uppercase());
             })?;
     let started = threads()? - before;
-    let mut filler = Vec::new();
-    if let Some(room) = ctx.args().get(1) {
-        let room: usize = room.parse()?;
-        // The limit is on descriptor numbers: one above the highest open, every free number
-        // below it filled, then `room` given back.
-        let highest = std::fs::read_dir("/proc/self/fd")?
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u64>().ok())
-            .max()
-            .unwrap_or(0);
-        setrlimit(Resource::RLIMIT_NOFILE, highest + 1 + room as u64, hard)?;
-        while let Ok(file) = std::fs::File::open("/dev/null") {
-            filler.push(file);
-        }
-        filler.truncate(filler.len().saturating_sub(room));
-    }
+    let _filler = match ctx.args().get(1) {
+        Some(room) => crate::leave_room_for(room.parse()?)?,
+        None => Vec::new(),
+    };
     ctx.ready_with(&started.to_string())?;
     while ctx.recv()? == "clients" {
         ctx.send(&server.clients().to_string())?;
