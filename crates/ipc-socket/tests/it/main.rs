@@ -43,6 +43,10 @@ pub fn open_fd_count() -> usize {
 /// Leaves this process room for exactly `room` more descriptors: the returned files hold
 /// every other number below the new soft limit (the limit is on descriptor numbers: one
 /// above the highest open, every free number below it filled, then `room` given back).
+///
+/// # Errors
+///
+/// Reading `/proc/self/fd`; the `getrlimit`/`setrlimit` error.
 pub fn leave_room_for(room: usize) -> std::io::Result<Vec<std::fs::File>> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
