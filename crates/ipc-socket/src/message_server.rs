@@ -2,8 +2,9 @@
 //! clients, one descriptor each.
 
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use ipc_core::{Error, Result};
@@ -83,6 +84,8 @@ impl MessageServerOptions {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             clients: AtomicUsize::new(0),
+            load: (0..self.threads).map(|_| AtomicUsize::new(0)).collect(),
+            inboxes: (0..self.threads).map(|_| Mutex::default()).collect(),
             pollers,
             listener,
         });
@@ -118,13 +121,14 @@ impl MessageServerOptions {
 /// thread. A handler answers each request with a reply; requests of one client are
 /// answered in order.
 ///
-/// Each thread waits on its own `epoll` set, accepts connections (level-triggered, so
-/// whichever thread is free takes the next), and serves the clients it accepted a burst at
-/// a time, so that no client starves the others. A client that does not read its replies
-/// is not read from until it does (one reply is kept for it, no more). Out of descriptors,
-/// the listener turns new clients away at once (see the crate's docs) and the connected
-/// ones are served on. [`shutdown`](MessageServer::shutdown) (or dropping the server)
-/// disconnects every client and waits for the threads.
+/// Each thread waits on its own `epoll` set; whichever accepts a connection gives it to
+/// the thread with the fewest clients, which serves it a burst of requests at a time, so
+/// that no client starves the others. A client that does not read its replies is not read
+/// from until it does (one reply is kept for it, no more). A handler that panics loses its
+/// client, not the server. Out of descriptors, the listener turns new clients away at once
+/// (see the crate's docs) and the connected ones are served on.
+/// [`shutdown`](MessageServer::shutdown) (or dropping the server) disconnects every client
+/// and waits for the threads.
 ///
 /// ```
 /// use ipc_socket::{MessageServerOptions, Seqpacket, SeqpacketListener, UnixAddr};
@@ -155,6 +159,10 @@ pub struct MessageServer {
 struct Shared {
     stop: AtomicBool,
     clients: AtomicUsize,
+    /// How many clients each thread serves (or has been handed).
+    load: Vec<AtomicUsize>,
+    /// Connections accepted by one thread for another, which has fewer clients.
+    inboxes: Vec<Mutex<Vec<(Seqpacket, PeerCredentials)>>>,
     /// One per thread; only the thread adds to its own.
     pollers: Vec<Poller>,
     listener: SeqpacketListener,
@@ -244,6 +252,7 @@ impl Worker {
             if self.shared.stop.load(Ordering::SeqCst) {
                 break Ok(());
             }
+            self.take_handed();
             for event in events.iter() {
                 if event.key == LISTENER {
                     self.accept();
@@ -261,35 +270,29 @@ impl Worker {
         result
     }
 
-    /// Accepts what is waiting; another thread may have taken it first.
+    /// Accepts what is waiting (another thread may have taken it first), and gives each
+    /// connection to the thread with the fewest clients: whichever thread wins an accept,
+    /// the clients end up spread evenly.
     fn accept(&mut self) {
         loop {
             match self.shared.listener.try_accept() {
                 Ok((conn, peer)) => {
                     let conn = conn.with_max_message_size(self.options.max_message_size);
-                    let slot = self.free.last().copied().unwrap_or(self.clients.len());
-                    if crate::sys::poller_add(
-                        self.poller(),
-                        conn.as_fd(),
-                        Event::readable(slot + 1),
-                    )
-                    .is_err()
-                    {
-                        // Not watched, it would never be answered: turned away instead.
-                        continue;
-                    }
-                    let client = Some(Client {
-                        conn,
-                        peer,
-                        unsent: None,
-                    });
-                    if slot == self.clients.len() {
-                        self.clients.push(client);
-                    } else {
-                        self.free.pop();
-                        self.clients[slot] = client;
-                    }
+                    let load = &self.shared.load;
+                    let target = (0..load.len())
+                        .min_by_key(|&i| (load[i].load(Ordering::Relaxed), i != self.index))
+                        .unwrap_or(self.index);
+                    load[target].fetch_add(1, Ordering::Relaxed);
                     self.shared.clients.fetch_add(1, Ordering::Relaxed);
+                    if target == self.index {
+                        self.adopt(conn, peer);
+                    } else {
+                        self.shared.inboxes[target]
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push((conn, peer));
+                        let _ = self.shared.pollers[target].notify();
+                    }
                 }
                 // Out of descriptors, a waiting client was turned away: on to the next.
                 Err(err) if err.is_limit_exceeded() => {}
@@ -298,6 +301,44 @@ impl Worker {
                 Err(_) => return,
             }
         }
+    }
+
+    /// Takes the connections another thread accepted for this one.
+    fn take_handed(&mut self) {
+        let handed = std::mem::take(
+            &mut *self.shared.inboxes[self.index]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for (conn, peer) in handed {
+            self.adopt(conn, peer);
+        }
+    }
+
+    /// Serves `conn` on this thread (its client is counted already).
+    fn adopt(&mut self, conn: Seqpacket, peer: PeerCredentials) {
+        let slot = self.free.last().copied().unwrap_or(self.clients.len());
+        if crate::sys::poller_add(self.poller(), conn.as_fd(), Event::readable(slot + 1)).is_err() {
+            // Not watched, it would never be answered: turned away instead.
+            self.uncount();
+            return;
+        }
+        let client = Some(Client {
+            conn,
+            peer,
+            unsent: None,
+        });
+        if slot == self.clients.len() {
+            self.clients.push(client);
+        } else {
+            self.free.pop();
+            self.clients[slot] = client;
+        }
+    }
+
+    fn uncount(&self) {
+        self.shared.load[self.index].fetch_sub(1, Ordering::Relaxed);
+        self.shared.clients.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Answers a burst of the client's requests.
@@ -315,7 +356,14 @@ impl Worker {
                 Err(_) => return self.disconnect(slot),
             };
             reply.clear();
-            (self.handler)(&request[..len], &client.peer, reply);
+            let handled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                (self.handler)(&request[..len], &client.peer, reply);
+            }));
+            if handled.is_err() {
+                // The handler panicked on this request: its client goes, the rest are
+                // served on.
+                return self.disconnect(slot);
+            }
             if reply.is_empty() {
                 continue;
             }
@@ -372,7 +420,7 @@ impl Worker {
             let _ = self.poller().delete(client.conn.as_fd());
             drop(client);
             self.free.push(slot);
-            self.shared.clients.fetch_sub(1, Ordering::Relaxed);
+            self.uncount();
         }
     }
 }

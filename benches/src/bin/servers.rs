@@ -1,0 +1,378 @@
+//! Servers at scale: how many requests per second a server answers for 1 000 clients of a
+//! 64-byte echo, how fairly, with how many threads and how much memory, under the usual
+//! soft descriptor limit of 1 024 (issue 16, item 4). The servers, each a process of its
+//! own, rounds interleaved:
+//!
+//! - `message-server`: `ipc_socket::MessageServer` (seqpacket, two threads);
+//! - `tokio-stream`: tokio's own `UnixStream`, an echo task per client on a two-worker
+//!   runtime (the baseline);
+//! - `async-seqpacket`: `Async<Seqpacket>` tasks on a two-worker runtime;
+//! - `thread-per-client`: `ipc_socket::Server` (Unix stream, a thread per client).
+//!
+//! The load is one process with every client connection in one `epoll` set, each client
+//! sending its next request as soon as the reply to its last one is in (closed loop).
+//! Fairness is the slowest client's requests over the mean; a client never answered
+//! makes it 0, and one turned away is counted as refused.
+//!
+//! `cargo run --release -p ipc-bench --bin ipc-bench-servers [clients] [seconds] [rounds]`
+
+// The load generator adds its connections to an epoll set (`Poller::add`).
+#![allow(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ipc_socket::{MessageServerOptions, Seqpacket, SeqpacketListener, UnixAddr};
+use polling::{Event, Events, PollMode, Poller};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+const KINDS: [&str; 4] = [
+    "message-server",
+    "tokio-stream",
+    "async-seqpacket",
+    "thread-per-client",
+];
+const MESSAGE: usize = 64;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("serve") {
+        return serve(&args[1], &args[2]);
+    }
+    let number =
+        |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let clients = usize::try_from(number(0, 1000))?;
+    let seconds = number(1, 3);
+    let rounds = number(2, 3);
+    let dir = std::env::temp_dir().join(format!("ipc-bench-servers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut results: BTreeMap<&str, Vec<Outcome>> = BTreeMap::new();
+    for round in 0..rounds {
+        for kind in KINDS {
+            let path = dir.join(format!("{kind}-{round}.sock"));
+            let outcome = measure(kind, &path, clients, Duration::from_secs(seconds))?;
+            eprintln!("round {round} {kind}: {outcome:?}");
+            results.entry(kind).or_default().push(outcome);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "| server | requests/s (median of {rounds}) | × tokio | fairness (slowest / mean) | clients answered | refused | threads | RSS |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let median = |outcomes: &[Outcome], f: fn(&Outcome) -> f64| {
+        let mut values: Vec<f64> = outcomes.iter().map(f).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let tokio = median(&results["tokio-stream"], |o| o.rate);
+    for kind in KINDS {
+        let outcomes = &results[kind];
+        let rate = median(outcomes, |o| o.rate);
+        println!(
+            "| {kind} | {:.0} k | {:.2} | {:.2} | {} | {} | {} | {:.1} MiB |",
+            rate / 1000.0,
+            rate / tokio,
+            median(outcomes, |o| o.fairness),
+            median(outcomes, |o| o.answered as f64),
+            median(outcomes, |o| o.refused as f64),
+            median(outcomes, |o| o.threads as f64),
+            median(outcomes, |o| o.rss_kib as f64) / 1024.0,
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+struct Outcome {
+    rate: f64,
+    fairness: f64,
+    answered: usize,
+    refused: usize,
+    threads: usize,
+    rss_kib: usize,
+}
+
+/// Starts the server `kind` at `path`, loads it with `clients` for `time`, and stops it.
+fn measure(kind: &str, path: &std::path::Path, clients: usize, time: Duration) -> Result<Outcome> {
+    let mut server = Command::new(std::env::current_exe()?)
+        .args(["serve", kind, path.to_str().ok_or("path")?])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut ready = String::new();
+    BufReader::new(server.stdout.take().ok_or("stdout")?).read_line(&mut ready)?;
+    let seqpacket = matches!(kind, "message-server" | "async-seqpacket");
+    let outcome = load(path, seqpacket, clients, time, &server);
+    drop(server.stdin.take());
+    stop(&mut server);
+    outcome
+}
+
+fn stop(server: &mut Child) {
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// One client connection of the load.
+struct Client {
+    socket: Box<dyn Conn>,
+    got: usize,
+    answered: u64,
+    gone: bool,
+}
+
+trait Conn: AsFd {
+    fn send(&self, msg: &[u8]) -> std::io::Result<()>;
+    /// Reads what is there into `buf`; `Ok(0)` at the end.
+    fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+impl Conn for Seqpacket {
+    fn send(&self, msg: &[u8]) -> std::io::Result<()> {
+        Seqpacket::send(self, msg).map_err(Into::into)
+    }
+    fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match Seqpacket::try_recv(self, buf) {
+            Err(err) if err.is_peer_gone() => Ok(0),
+            other => other.map_err(Into::into),
+        }
+    }
+}
+
+impl Conn for UnixStream {
+    fn send(&self, msg: &[u8]) -> std::io::Result<()> {
+        (&mut &*self).write_all(msg)
+    }
+    fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&mut &*self).read(buf)
+    }
+}
+
+fn load(
+    path: &std::path::Path,
+    seqpacket: bool,
+    clients: usize,
+    time: Duration,
+    server: &Child,
+) -> Result<Outcome> {
+    let addr = UnixAddr::path(path);
+    let poller = Poller::new()?;
+    let mut conns = Vec::with_capacity(clients);
+    let mut refused = 0;
+    let request = [7u8; MESSAGE];
+    for key in 0..clients {
+        let socket: Box<dyn Conn> = if seqpacket {
+            Box::new(Seqpacket::connect_timeout(&addr, Duration::from_secs(10))?)
+        } else {
+            let stream = ipc_socket::connect_stream_timeout(&addr, Duration::from_secs(10))?;
+            stream.set_nonblocking(true)?;
+            Box::new(stream)
+        };
+        if socket.send(&request).is_err() {
+            refused += 1;
+            continue;
+        }
+        // SAFETY: each connection is deleted from the poller (by dropping the poller first)
+        // before it is closed: `conns` outlives `poller` in this function.
+        unsafe {
+            poller.add_with_mode(
+                socket.as_fd().as_raw_fd(),
+                Event::readable(key),
+                PollMode::Level,
+            )?;
+        }
+        conns.push((
+            key,
+            Client {
+                socket,
+                got: 0,
+                answered: 0,
+                gone: false,
+            },
+        ));
+    }
+    let mut by_key: Vec<Option<usize>> = vec![None; clients];
+    for (index, (key, _)) in conns.iter().enumerate() {
+        by_key[*key] = Some(index);
+    }
+    let mut events = Events::new();
+    let mut buf = [0u8; MESSAGE];
+    let start = Instant::now();
+    while start.elapsed() < time {
+        events.clear();
+        poller.wait(&mut events, Some(Duration::from_millis(100)))?;
+        for event in events.iter() {
+            let Some(index) = by_key.get(event.key).copied().flatten() else {
+                continue;
+            };
+            let client = &mut conns[index].1;
+            match client.socket.recv(&mut buf[client.got..]) {
+                Ok(0) => {
+                    client.gone = true;
+                    let _ = poller.delete(client.socket.as_fd());
+                }
+                Ok(n) => {
+                    client.got += n;
+                    if client.got == MESSAGE {
+                        client.got = 0;
+                        client.answered += 1;
+                        if client.socket.send(&request).is_err() {
+                            client.gone = true;
+                            let _ = poller.delete(client.socket.as_fd());
+                        }
+                    }
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    client.gone = true;
+                    let _ = poller.delete(client.socket.as_fd());
+                }
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let (threads, rss_kib) = status(server.id());
+    drop(poller);
+    // A client closed at once (turned away) before it was ever answered is refused.
+    refused += conns
+        .iter()
+        .filter(|(_, c)| c.gone && c.answered == 0)
+        .count();
+    let counted: Vec<u64> = conns
+        .iter()
+        .filter(|(_, c)| !(c.gone && c.answered == 0))
+        .map(|(_, c)| c.answered)
+        .collect();
+    let total: u64 = counted.iter().sum();
+    let mean = total as f64 / counted.len().max(1) as f64;
+    let slowest = counted.iter().copied().min().unwrap_or(0) as f64;
+    Ok(Outcome {
+        rate: total as f64 / elapsed,
+        fairness: if mean > 0.0 { slowest / mean } else { 0.0 },
+        answered: counted.iter().filter(|&&n| n > 0).count(),
+        refused,
+        threads,
+        rss_kib,
+    })
+}
+
+/// The server's thread count and resident memory, from `/proc`.
+fn status(pid: u32) -> (usize, usize) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Threads:"), field("VmRSS:"))
+}
+
+/// The server side: runs `kind` at `path` under a soft limit of 1 024 descriptors until
+/// killed.
+fn serve(kind: &str, path: &str) -> Result<()> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    setrlimit(Resource::RLIMIT_NOFILE, 1024.min(hard), hard)?;
+    let addr = UnixAddr::path(path);
+    let ready = || {
+        println!("ready");
+        let _ = std::io::stdout().flush();
+    };
+    match kind {
+        "message-server" => {
+            let _server = MessageServerOptions::new().threads(2).start(
+                SeqpacketListener::bind(&addr)?,
+                |request, _, reply| {
+                    reply.extend_from_slice(request);
+                },
+            )?;
+            ready();
+            loop {
+                std::thread::park();
+            }
+        }
+        "thread-per-client" => {
+            let _server = ipc_socket::Server::start(
+                ipc_socket::StreamListener::bind(&addr)?,
+                |stream, _| {
+                    let mut buf = [0u8; MESSAGE];
+                    while (&stream).read_exact(&mut buf).is_ok() {
+                        if (&stream).write_all(&buf).is_err() {
+                            break;
+                        }
+                    }
+                },
+            )?;
+            ready();
+            loop {
+                std::thread::park();
+            }
+        }
+        "tokio-stream" | "async-seqpacket" => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_io()
+                .build()?;
+            runtime.block_on(async {
+                if kind == "tokio-stream" {
+                    tokio_stream(&addr, ready).await
+                } else {
+                    async_seqpacket(&addr, ready).await
+                }
+            })
+        }
+        other => Err(format!("no server {other}").into()),
+    }
+}
+
+async fn tokio_stream(addr: &UnixAddr, ready: impl Fn()) -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::UnixListener::bind(addr.as_path().ok_or("path")?)?;
+    ready();
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            // Out of descriptors: tokio's own loop retries.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        };
+        tokio::spawn(async move {
+            let mut buf = [0u8; MESSAGE];
+            while stream.read_exact(&mut buf).await.is_ok() {
+                if stream.write_all(&buf).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+async fn async_seqpacket(addr: &UnixAddr, ready: impl Fn()) -> Result<()> {
+    let mut listener = ipc_socket::Async::new(SeqpacketListener::bind(addr)?);
+    ready();
+    loop {
+        match listener.read_with(|l| l.try_accept()).await {
+            Ok((conn, _)) => {
+                tokio::spawn(async move {
+                    let mut conn = ipc_socket::Async::new(conn);
+                    let mut buf = [0u8; MESSAGE];
+                    while let Ok(n) = conn.recv(&mut buf).await {
+                        if conn.send(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            // A client turned away (out of descriptors), or the registration failed.
+            Err(_) => tokio::task::yield_now().await,
+        }
+    }
+}
