@@ -39,6 +39,12 @@ use crate::{
 /// the runtime's thread. The readiness is registered the first time a call would block
 /// (inside a runtime), with the reactor of that runtime.
 ///
+/// **Descriptors.** The registration holds a duplicate of the endpoint's descriptor (one
+/// for both directions), so an endpoint on a runtime costs two descriptors: mind
+/// `RLIMIT_NOFILE` with many connections (`ipc_socket::MessageServer` serves thousands of
+/// clients at one descriptor each). Registering the endpoint's own descriptor would let
+/// [`get_mut`](Self::get_mut) swap the endpoint, and its descriptor, under the reactor.
+///
 /// **Cancellation.** Every call runs only between two awaits and its result is returned at
 /// once, so dropping a future (a `select!` that took another branch, a timeout) loses
 /// nothing the call accepted: the next call gets the message. A dropped future withdraws
