@@ -12,7 +12,8 @@ use crate::bind::{self, BoundPath, ListenerOptions};
 use crate::{PeerCredentials, UnixAddr};
 
 /// The listening end of Unix stream connections; accepted connections are std's
-/// [`UnixStream`], so everything std and this crate's [`UnixSocketExt`] offer works on them.
+/// [`UnixStream`], so everything std and this crate's
+/// [`UnixSocketExt`](crate::UnixSocketExt) offer works on them.
 ///
 /// Compared with std's `UnixListener`: the socket file gets exact permissions at bind
 /// (owner-only by default), a stale file left by a crashed process is reclaimed safely, the
