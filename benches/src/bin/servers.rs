@@ -4,6 +4,8 @@
 //! own, rounds interleaved:
 //!
 //! - `message-server`: `ipc_socket::MessageServer` (seqpacket, two threads);
+//! - `message-server-stream`: the same on a Unix stream, each message framed (a 4-byte
+//!   length and 60 bytes: 64 bytes on the wire, as the others);
 //! - `tokio-stream`: tokio's own `UnixStream`, an echo task per client on a two-worker
 //!   runtime (the baseline);
 //! - `async-seqpacket`: `Async<Seqpacket>` tasks on a two-worker runtime;
@@ -31,8 +33,9 @@ use polling::{Event, Events, PollMode, Poller};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-const KINDS: [&str; 4] = [
+const KINDS: [&str; 5] = [
     "message-server",
+    "message-server-stream",
     "tokio-stream",
     "async-seqpacket",
     "thread-per-client",
@@ -165,7 +168,11 @@ fn load(
     let poller = Poller::new()?;
     let mut conns = Vec::with_capacity(clients);
     let mut refused = 0;
-    let request = [7u8; MESSAGE];
+    // On streams a valid frame header (60 bytes follow), which the echo servers ignore.
+    let mut request = [7u8; MESSAGE];
+    if !seqpacket {
+        request[..4].copy_from_slice(&60u32.to_le_bytes());
+    }
     for key in 0..clients {
         let socket: Box<dyn Conn> = if seqpacket {
             Box::new(Seqpacket::connect_timeout(&addr, Duration::from_secs(10))?)
@@ -287,13 +294,18 @@ fn serve(kind: &str, path: &str) -> Result<()> {
         let _ = std::io::stdout().flush();
     };
     match kind {
-        "message-server" => {
-            let _server = MessageServerOptions::new().threads(2).start(
-                SeqpacketListener::bind(&addr)?,
-                |request, _, reply| {
-                    reply.extend_from_slice(request);
-                },
-            )?;
+        "message-server" | "message-server-stream" => {
+            let echo = |request: &[u8], _: &ipc_socket::Client, reply: &mut Vec<u8>| {
+                reply.extend_from_slice(request);
+            };
+            let options = MessageServerOptions::new()
+                .threads(2)
+                .max_message_size(MESSAGE);
+            let _server = if kind == "message-server" {
+                options.start(SeqpacketListener::bind(&addr)?, echo)?
+            } else {
+                options.start(ipc_socket::StreamListener::bind(&addr)?, echo)?
+            };
             ready();
             loop {
                 std::thread::park();

@@ -146,3 +146,7 @@ macro_rules! socket_ready {
 
 socket_ready!(UnixStream);
 socket_ready!(TcpStream);
+// Shared references too, as std reads and writes through them: a reader and a writer on
+// one stream without a second descriptor.
+socket_ready!(&UnixStream);
+socket_ready!(&TcpStream);

@@ -132,7 +132,7 @@ pub use datagram::Datagram;
 pub use ext::{MAX_FDS_PER_MESSAGE, PeerCredentials, UnixSocketExt};
 pub use inet::{TcpAcceptor, TcpOptions, UdpOptions, UdpSocketExt};
 pub use message::DEFAULT_MAX_MESSAGE_SIZE;
-pub use message_server::{MessageServer, MessageServerOptions};
+pub use message_server::{Client, MessageServer, MessageServerOptions, ServerListener};
 pub use seqpacket::{Seqpacket, SeqpacketListener};
 pub use server::Server;
 pub use stream::{StreamListener, connect_stream, connect_stream_timeout};

@@ -1,7 +1,9 @@
-//! An event-driven request-reply server: a few threads serve any number of seqpacket
-//! clients, one descriptor each.
+//! An event-driven request-reply server: a few threads serve any number of clients over
+//! seqpacket, Unix stream or TCP connections, one descriptor each.
 
-use std::os::fd::{AsFd, AsRawFd};
+mod transport;
+
+use std::os::fd::AsRawFd;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,11 +12,12 @@ use std::thread::JoinHandle;
 use ipc_core::{Error, Result};
 use polling::{Event, Events, PollMode, Poller};
 
-use crate::{PeerCredentials, Seqpacket, SeqpacketListener};
+use transport::Connection;
+pub use transport::{Client, ServerListener};
 
 /// What a [`MessageServer`] runs for every request: the request, who sent it, and the
 /// reply to fill (left empty, no reply is sent).
-type Handler = dyn Fn(&[u8], &PeerCredentials, &mut Vec<u8>) + Send + Sync;
+type Handler = dyn Fn(&[u8], &Client, &mut Vec<u8>) + Send + Sync;
 
 /// The key of the listener in every worker's poller; connections are keyed by their slot
 /// plus one. (`polling` keeps `usize::MAX` for its own wake-ups.)
@@ -69,14 +72,16 @@ impl MessageServerOptions {
         self
     }
 
-    /// Starts serving the connections of `listener`, running `handler` for each request.
+    /// Starts serving the connections of `listener` (seqpacket, Unix stream or TCP),
+    /// running `handler` for each request with the [`Client`] that sent it.
     ///
     /// # Errors
     ///
     /// If a thread or its `epoll` set cannot be made.
-    pub fn start<H>(&self, listener: SeqpacketListener, handler: H) -> Result<MessageServer>
+    pub fn start<L, H>(&self, listener: L, handler: H) -> Result<MessageServer>
     where
-        H: Fn(&[u8], &PeerCredentials, &mut Vec<u8>) + Send + Sync + 'static,
+        L: ServerListener,
+        H: Fn(&[u8], &Client, &mut Vec<u8>) + Send + Sync + 'static,
     {
         let pollers = (0..self.threads)
             .map(|_| Poller::new().map_err(|e| Error::from(e).with_op("epoll_create1")))
@@ -87,7 +92,7 @@ impl MessageServerOptions {
             load: (0..self.threads).map(|_| AtomicUsize::new(0)).collect(),
             inboxes: (0..self.threads).map(|_| Mutex::default()).collect(),
             pollers,
-            listener,
+            listener: Box::new(listener),
         });
         let handler: Arc<Handler> = Arc::new(handler);
         let mut threads = Vec::with_capacity(self.threads);
@@ -116,10 +121,15 @@ impl MessageServerOptions {
     }
 }
 
-/// An event-driven request-reply server on seqpacket connections: a few threads (two by
-/// default) serve any number of clients, each connection costing one descriptor and no
-/// thread. A handler answers each request with a reply; requests of one client are
-/// answered in order.
+/// An event-driven request-reply server: a few threads (two by default) serve any number
+/// of clients, each connection costing one descriptor and no thread. It serves a
+/// [`SeqpacketListener`](crate::SeqpacketListener) (each message a seqpacket message), a
+/// [`StreamListener`](crate::StreamListener) or a [`TcpAcceptor`](crate::TcpAcceptor)
+/// (each message framed as [`FramedWriter`](crate::FramedWriter) writes it; a stream
+/// client also costs a read buffer of its largest message, up to 64 KiB, so set
+/// [`max_message_size`](MessageServerOptions::max_message_size) for small messages). A
+/// handler answers each request with a reply; requests of one client are answered in
+/// order.
 ///
 /// Each thread waits on its own `epoll` set; whichever accepts a connection gives it to
 /// the thread with the fewest clients, which serves it a burst of requests at a time, so
@@ -155,17 +165,25 @@ pub struct MessageServer {
     threads: Vec<JoinHandle<Result<()>>>,
 }
 
-#[derive(Debug)]
 struct Shared {
     stop: AtomicBool,
     clients: AtomicUsize,
     /// How many clients each thread serves (or has been handed).
     load: Vec<AtomicUsize>,
     /// Connections accepted by one thread for another, which has fewer clients.
-    inboxes: Vec<Mutex<Vec<(Seqpacket, PeerCredentials)>>>,
+    inboxes: Vec<Mutex<Vec<Served>>>,
     /// One per thread; only the thread adds to its own.
     pollers: Vec<Poller>,
-    listener: SeqpacketListener,
+    listener: Box<dyn ServerListener>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("clients", &self.clients)
+            .field("load", &self.load)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MessageServer {
@@ -212,11 +230,9 @@ impl Drop for MessageServer {
 }
 
 /// One connected client.
-struct Client {
-    conn: Seqpacket,
-    peer: PeerCredentials,
-    /// A reply the client had no room for: nothing more is read until it has gone.
-    unsent: Option<Vec<u8>>,
+struct Served {
+    conn: Box<dyn Connection>,
+    client: Client,
 }
 
 /// What a thread owns: its clients, by slot.
@@ -225,7 +241,7 @@ struct Worker {
     index: usize,
     handler: Arc<Handler>,
     options: MessageServerOptions,
-    clients: Vec<Option<Client>>,
+    clients: Vec<Option<Served>>,
     free: Vec<usize>,
 }
 
@@ -275,9 +291,13 @@ impl Worker {
     /// the clients end up spread evenly.
     fn accept(&mut self) {
         loop {
-            match self.shared.listener.try_accept() {
-                Ok((conn, peer)) => {
-                    let conn = conn.with_max_message_size(self.options.max_message_size);
+            match self
+                .shared
+                .listener
+                .accept_connection(self.options.max_message_size)
+            {
+                Ok((conn, client)) => {
+                    let served = Served { conn, client };
                     let load = &self.shared.load;
                     let target = (0..load.len())
                         .min_by_key(|&i| (load[i].load(Ordering::Relaxed), i != self.index))
@@ -285,12 +305,12 @@ impl Worker {
                     load[target].fetch_add(1, Ordering::Relaxed);
                     self.shared.clients.fetch_add(1, Ordering::Relaxed);
                     if target == self.index {
-                        self.adopt(conn, peer);
+                        self.adopt(served);
                     } else {
                         self.shared.inboxes[target]
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
-                            .push((conn, peer));
+                            .push(served);
                         let _ = self.shared.pollers[target].notify();
                     }
                 }
@@ -310,29 +330,26 @@ impl Worker {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        for (conn, peer) in handed {
-            self.adopt(conn, peer);
+        for served in handed {
+            self.adopt(served);
         }
     }
 
-    /// Serves `conn` on this thread (its client is counted already).
-    fn adopt(&mut self, conn: Seqpacket, peer: PeerCredentials) {
+    /// Serves a connection on this thread (its client is counted already).
+    fn adopt(&mut self, served: Served) {
         let slot = self.free.last().copied().unwrap_or(self.clients.len());
-        if crate::sys::poller_add(self.poller(), conn.as_fd(), Event::readable(slot + 1)).is_err() {
+        if crate::sys::poller_add(self.poller(), served.conn.fd(), Event::readable(slot + 1))
+            .is_err()
+        {
             // Not watched, it would never be answered: turned away instead.
             self.uncount();
             return;
         }
-        let client = Some(Client {
-            conn,
-            peer,
-            unsent: None,
-        });
         if slot == self.clients.len() {
-            self.clients.push(client);
+            self.clients.push(Some(served));
         } else {
             self.free.pop();
-            self.clients[slot] = client;
+            self.clients[slot] = Some(served);
         }
     }
 
@@ -345,11 +362,11 @@ impl Worker {
     fn serve(&mut self, slot: usize, request: &mut [u8], reply: &mut Vec<u8>) {
         let burst = self.options.burst;
         let poller = &self.shared.pollers[self.index];
-        let Some(Some(client)) = self.clients.get_mut(slot) else {
+        let Some(Some(served)) = self.clients.get_mut(slot) else {
             return;
         };
         for _ in 0..burst {
-            let len = match client.conn.try_recv(request) {
+            let len = match served.conn.try_recv(request) {
                 Ok(len) => len,
                 Err(err) if err.is_would_block() => return,
                 // Gone, or a request above the maximum: the client is disconnected.
@@ -357,7 +374,7 @@ impl Worker {
             };
             reply.clear();
             let handled = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                (self.handler)(&request[..len], &client.peer, reply);
+                (self.handler)(&request[..len], &served.client, reply);
             }));
             if handled.is_err() {
                 // The handler panicked on this request: its client goes, the rest are
@@ -367,13 +384,12 @@ impl Worker {
             if reply.is_empty() {
                 continue;
             }
-            match client.conn.try_send(reply) {
-                Ok(()) => {}
-                Err(err) if err.is_would_block() => {
-                    // No room: keep the reply, and wait for room instead of requests.
-                    client.unsent = Some(std::mem::take(reply));
+            match served.conn.send(reply) {
+                Ok(true) => {}
+                Ok(false) => {
+                    // No room for all of it: wait for room instead of requests.
                     let watching = poller.modify_with_mode(
-                        client.conn.as_fd(),
+                        served.conn.fd(),
                         Event::writable(slot + 1),
                         PollMode::Level,
                     );
@@ -388,25 +404,19 @@ impl Worker {
         // More may be waiting: the level-triggered set reports it again after the others.
     }
 
-    /// Sends the reply a client had no room for, then serves it again.
+    /// Sends what a client had no room for, then serves it again.
     fn flush(&mut self, slot: usize, request: &mut [u8], reply: &mut Vec<u8>) {
         let poller = &self.shared.pollers[self.index];
-        let Some(Some(client)) = self.clients.get_mut(slot) else {
+        let Some(Some(served)) = self.clients.get_mut(slot) else {
             return;
         };
-        if let Some(unsent) = &client.unsent {
-            match client.conn.try_send(unsent) {
-                Ok(()) => client.unsent = None,
-                Err(err) if err.is_would_block() => return,
-                Err(_) => return self.disconnect(slot),
-            }
+        match served.conn.flush() {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(_) => return self.disconnect(slot),
         }
         if poller
-            .modify_with_mode(
-                client.conn.as_fd(),
-                Event::readable(slot + 1),
-                PollMode::Level,
-            )
+            .modify_with_mode(served.conn.fd(), Event::readable(slot + 1), PollMode::Level)
             .is_err()
         {
             return self.disconnect(slot);
@@ -415,10 +425,10 @@ impl Worker {
     }
 
     fn disconnect(&mut self, slot: usize) {
-        if let Some(client) = self.clients.get_mut(slot).and_then(Option::take) {
+        if let Some(served) = self.clients.get_mut(slot).and_then(Option::take) {
             // Out of the set before the descriptor closes.
-            let _ = self.poller().delete(client.conn.as_fd());
-            drop(client);
+            let _ = self.poller().delete(served.conn.fd());
+            drop(served);
             self.free.push(slot);
             self.uncount();
         }
@@ -434,11 +444,11 @@ impl std::fmt::Debug for Worker {
     }
 }
 
-impl std::fmt::Debug for Client {
+impl std::fmt::Debug for Served {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("fd", &self.conn.as_fd().as_raw_fd())
-            .field("peer", &self.peer)
+        f.debug_struct("Served")
+            .field("fd", &self.conn.fd().as_raw_fd())
+            .field("client", &self.client)
             .finish_non_exhaustive()
     }
 }

@@ -1,39 +1,53 @@
 //! The event-driven message server across processes: a thousand clients on two threads
 //! under the usual descriptor limit, a client that stops reading, clients turned away when
-//! descriptors run out while the connected ones are served on.
+//! descriptors run out while the connected ones are served on, Unix stream and TCP clients
+//! framed.
 
 use std::time::Duration;
 
-use ipc_socket::{MessageServerOptions, Seqpacket, SeqpacketListener, UnixAddr};
+use ipc_socket::{
+    FramedReader, FramedWriter, MessageServerOptions, Seqpacket, SeqpacketListener, StreamListener,
+    UnixAddr,
+};
 use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, test_deadline, test_timeout};
 
 fn threads() -> std::io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/task")?.count())
 }
 
-/// Serves the seqpacket path arg 0 with two threads, answering each request in capitals,
-/// under a soft descriptor limit of 1 024 or, with arg 1, with room for exactly that many
-/// more descriptors once started. Says ready with the number of threads it started, then
-/// answers "clients" with how many are connected until "end".
+/// Serves arg 0 (a seqpacket path, "stream:PATH" or "tcp") with two threads, answering
+/// each request in capitals, under a soft descriptor limit of 1 024 or, with arg 1, with
+/// room for exactly that many more descriptors once started. Says ready with the number of
+/// threads it started and the TCP port, then answers "clients" with how many are connected
+/// until "end".
 pub fn message_server_role(ctx: &mut PeerContext) -> PeerResult {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
     setrlimit(Resource::RLIMIT_NOFILE, 1024, hard)?;
-    let listener = SeqpacketListener::bind(&UnixAddr::path(ctx.arg(0)?))?;
+    let upper = |request: &[u8], _: &ipc_socket::Client, reply: &mut Vec<u8>| {
+        reply.extend(request.to_ascii_uppercase());
+    };
+    let options = MessageServerOptions::new().threads(2);
     let before = threads()?;
-    let server =
-        MessageServerOptions::new()
-            .threads(2)
-            .start(listener, |request, _peer, reply| {
-                reply.extend(request.to_ascii_uppercase());
-            })?;
+    let mut port = 0;
+    let server = match ctx.arg(0)? {
+        "tcp" => {
+            let acceptor = ipc_socket::TcpOptions::new().listen("127.0.0.1:0")?;
+            port = acceptor.local_addr()?.port();
+            options.start(acceptor, upper)?
+        }
+        other => match other.strip_prefix("stream:") {
+            Some(path) => options.start(StreamListener::bind(&UnixAddr::path(path))?, upper)?,
+            None => options.start(SeqpacketListener::bind(&UnixAddr::path(other))?, upper)?,
+        },
+    };
     let started = threads()? - before;
     let _filler = match ctx.args().get(1) {
         Some(room) => crate::leave_room_for(room.parse()?)?,
         None => Vec::new(),
     };
-    ctx.ready_with(&started.to_string())?;
+    ctx.ready_with(&format!("{started} {port}"))?;
     while ctx.recv()? == "clients" {
         ctx.send(&server.clients().to_string())?;
     }
@@ -70,9 +84,8 @@ fn two_threads_serve_a_thousand_clients_under_a_limit_of_1024_descriptors() {
         "message-server",
         &[addr.as_path().unwrap().to_str().unwrap()],
     );
-    assert_eq!(
-        server.ready_payload(),
-        "2",
+    assert!(
+        server.ready_payload().starts_with("2 "),
         "two threads, whatever the clients"
     );
     let clients: Vec<Seqpacket> = (0..1000).map(|_| connect(&addr)).collect();
@@ -175,4 +188,55 @@ fn out_of_descriptors_new_clients_are_turned_away_at_once_and_the_others_served(
     }
     server.send("end").unwrap();
     server.wait_success().unwrap();
+}
+
+#[test]
+fn unix_stream_and_tcp_clients_are_served_framed_even_when_replies_outgrow_the_socket() {
+    let guard = LeakGuard::new();
+    let path = guard.dir().join("framed.sock");
+    for kind in ["stream", "tcp"] {
+        let arg = match kind {
+            "stream" => format!("stream:{}", path.display()),
+            _ => "tcp".to_owned(),
+        };
+        let mut server = Peer::spawn("message-server", &[&arg]);
+        let port = server.ready_payload().split(' ').nth(1).unwrap().to_owned();
+        let connect = || -> (Box<dyn std::io::Read>, Box<dyn std::io::Write>) {
+            if kind == "stream" {
+                let stream =
+                    ipc_socket::connect_stream_timeout(&UnixAddr::path(&path), test_timeout())
+                        .unwrap();
+                (Box::new(stream.try_clone().unwrap()), Box::new(stream))
+            } else {
+                let stream = ipc_socket::TcpOptions::new()
+                    .connect_timeout(format!("127.0.0.1:{port}"), test_timeout())
+                    .unwrap();
+                (Box::new(stream.try_clone().unwrap()), Box::new(stream))
+            }
+        };
+        let clients: Vec<_> = (0..20).map(|_| connect()).collect();
+        wait_for_clients(&mut server, 20);
+        for (i, (read, write)) in clients.into_iter().enumerate() {
+            let mut reader = FramedReader::new(read);
+            let mut writer = FramedWriter::new(write);
+            // Five 60 KB requests before reading: 300 KB of replies, more than the socket
+            // holds, so the server's replies wait for room part-way through a frame.
+            let request = |n: usize| {
+                format!("{kind} client {i} request {n} ").repeat(3000)[..60_000].to_owned()
+            };
+            for n in 0..5 {
+                writer.send(request(n).as_bytes()).unwrap();
+            }
+            let mut buf = vec![0u8; 64 * 1024];
+            for n in 0..5 {
+                let len = reader.recv(&mut buf).unwrap();
+                assert!(
+                    buf[..len] == *request(n).to_ascii_uppercase().as_bytes(),
+                    "{kind}: reply {n} to client {i}"
+                );
+            }
+        }
+        server.send("end").unwrap();
+        server.wait_success().unwrap();
+    }
 }
