@@ -119,3 +119,14 @@ pub fn inherited_fds() -> Vec<std::os::fd::RawFd> {
         })
         .collect()
 }
+
+/// A current-thread tokio runtime with I/O and timers, as the tests of async paths use.
+///
+/// # Errors
+///
+/// If the runtime cannot be built (out of descriptors for its `epoll` set).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}

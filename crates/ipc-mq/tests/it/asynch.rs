@@ -29,13 +29,6 @@ mod on_tokio {
     use ipc_mq::{Async, QueueOptions};
     use ipc_testkit::{LeakGuard, Peer, test_timeout};
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
     #[test]
     fn an_async_receive_dropped_half_way_loses_nothing() {
         let guard = LeakGuard::new();
@@ -46,7 +39,7 @@ mod on_tokio {
             .create(&name)
             .unwrap();
         let mut queue = Async::new(queue);
-        runtime().block_on(async {
+        ipc_testkit::runtime().unwrap().block_on(async {
             let mut buf = [0u8; 128];
             let dropped = tokio::time::timeout(
                 Duration::from_millis(30),
@@ -77,7 +70,7 @@ mod on_tokio {
         queue.send(b"two").unwrap();
         let mut queue = Async::new(queue);
         let mut peer = Peer::spawn("mq-take", &[name.as_str()]);
-        runtime().block_on(async {
+        ipc_testkit::runtime().unwrap().block_on(async {
             // Full: the send waits (the runtime is free) until the peer takes one.
             let send = queue.write_with(|q| q.try_send(b"three"));
             let taker = async {
@@ -109,7 +102,7 @@ mod on_tokio {
             .create(&name)
             .unwrap();
         let mut arrivals = Async::new(queue.notify().unwrap());
-        runtime().block_on(async {
+        ipc_testkit::runtime().unwrap().block_on(async {
             let mut buf = [0u8; 128];
             for round in 0..3 {
                 let mut peer = Peer::spawn("mq-send", &[name.as_str()]);

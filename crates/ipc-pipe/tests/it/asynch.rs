@@ -82,13 +82,6 @@ mod on_tokio {
 
     const LEN: usize = 4 << 20;
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
     #[test]
     fn async_write_moves_megabytes_to_another_process_intact() {
         let guard = LeakGuard::new();
@@ -97,7 +90,7 @@ mod on_tokio {
         let mut peer = Peer::spawn("fifo-digest", &[path.to_str().unwrap()]);
         let mut writer = Async::new(fifo.open_writer().unwrap());
         let data = pattern(LEN);
-        runtime().block_on(async {
+        ipc_testkit::runtime().unwrap().block_on(async {
             tokio::time::timeout(test_timeout(), async {
                 writer.write_all(&data).await.unwrap();
                 writer.shutdown().await.unwrap();
@@ -125,7 +118,7 @@ mod on_tokio {
             &[path.to_str().unwrap(), &LEN.to_string()],
         );
         let mut reader = Async::new(reader);
-        let read = runtime().block_on(async {
+        let read = ipc_testkit::runtime().unwrap().block_on(async {
             let mut read = Vec::new();
             tokio::time::timeout(test_timeout(), reader.read_to_end(&mut read))
                 .await
@@ -145,10 +138,7 @@ mod on_tokio {
         let reader = fifo.open_reader().unwrap();
         let mut peer = Peer::spawn("fifo-writer", &[path.to_str().unwrap()]);
         let mut reader = Async::new(reader);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = ipc_testkit::runtime().unwrap();
         runtime.block_on(async {
             let mut buf = [0u8; 64];
             let dropped = tokio::time::timeout(

@@ -131,10 +131,7 @@ fn an_async_wait_gets_a_permit_posted_by_another_process_and_a_dropped_one_takes
         .unwrap();
     let mut sem = ipc_sem::Async::new(sem);
     let mut peer = Peer::spawn("semaphore-peer", &[name.as_str()]);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = ipc_testkit::runtime().unwrap();
     runtime.block_on(async {
         let dropped =
             tokio::time::timeout(Duration::from_millis(30), sem.read_with(|s| s.try_wait()));
@@ -164,10 +161,7 @@ fn an_async_lock_waits_for_another_process_to_unlock_or_die() {
             .unwrap();
         let mut mutex = ipc_sem::Async::new(mutex);
         let mut peer = Peer::spawn("mutex-peer", &[name.as_str()]);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = ipc_testkit::runtime().unwrap();
         runtime.block_on(async {
             // Held by a live process: a wait dropped by its timeout takes nothing.
             let dropped = tokio::time::timeout(Duration::from_millis(30), mutex.readable());

@@ -18,13 +18,6 @@ fn options() -> ChannelOptions {
         .timeout(test_timeout())
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 async fn recv(consumer: &mut Async<Consumer>, buf: &mut [u8]) -> ipc_shm::Result<usize> {
     consumer.read_with(|c| c.try_recv(buf)).await
 }
@@ -34,7 +27,7 @@ fn an_async_receive_dropped_half_way_loses_nothing_and_the_next_gets_every_messa
     let guard = LeakGuard::new();
     let name = guard.name("async");
     let mut consumer = Async::new(options().create_consumer(&name).unwrap());
-    runtime().block_on(async {
+    ipc_testkit::runtime().unwrap().block_on(async {
         let mut buf = [0u8; 1024];
         // Nothing there: the receive waits, armed, until the timeout drops it.
         let dropped =
@@ -60,7 +53,7 @@ fn an_async_receive_dropped_half_way_loses_nothing_and_the_next_gets_every_messa
 fn many_tasks_on_one_runtime_each_receive_their_own_stream() {
     let guard = LeakGuard::new();
     let count = 50u64;
-    let runtime = runtime();
+    let runtime = ipc_testkit::runtime().unwrap();
     let local = tokio::task::LocalSet::new();
     let mut peers = Vec::new();
     let mut tasks = Vec::new();
@@ -104,7 +97,7 @@ fn a_producer_killed_while_a_task_waits_ends_the_wait() {
         .unwrap();
     let mut consumer = Async::new(consumer);
     let mut peer = Peer::spawn("channel-producer", &[name.as_str(), "idle"]);
-    runtime().block_on(async {
+    ipc_testkit::runtime().unwrap().block_on(async {
         let mut buf = [0u8; 4096];
         let waiting = recv(&mut consumer, &mut buf);
         // Polled after the receive has armed and gone to sleep (`biased`).
@@ -131,7 +124,7 @@ fn an_async_producer_waits_for_room_another_process_frees_sending_and_loaning() 
     let count = 200u64;
     let mut peer = Peer::spawn("channel-drain", &[name.as_str(), &count.to_string()]);
     peer.send("go").unwrap();
-    runtime().block_on(async {
+    ipc_testkit::runtime().unwrap().block_on(async {
         tokio::time::timeout(test_timeout(), async {
             for i in 0..count {
                 let msg = message(i, 1024);
@@ -168,7 +161,7 @@ fn an_async_consumer_borrows_what_another_process_sends() {
     let mut consumer = Async::new(options().create_consumer(&name).unwrap());
     let count = 50u64;
     let mut peer = Peer::spawn("armed-producer", &[name.as_str(), &count.to_string()]);
-    runtime().block_on(async {
+    ipc_testkit::runtime().unwrap().block_on(async {
         tokio::time::timeout(test_timeout(), async {
             for i in 0..count {
                 let mut buf = vec![0u8; 0];

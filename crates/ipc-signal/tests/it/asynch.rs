@@ -14,9 +14,7 @@ pub fn async_shutdown_role(ctx: &mut PeerContext) -> PeerResult {
     ctx.ready()?;
     #[cfg(feature = "tokio")]
     {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let runtime = ipc_testkit::runtime()?;
         let seen = runtime.block_on(async {
             let tasks: Vec<_> = (0..4)
                 .map(|_| {
@@ -63,13 +61,6 @@ mod on_tokio {
     use ipc_signal::{Async, ChildExit, Process, Signal, SignalFd, SignalReceiver};
     use ipc_testkit::{Peer, test_timeout};
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
     /// The stream's next item, within the test timeout.
     async fn next<S: Stream + Unpin>(stream: &mut S) -> S::Item {
         let next = poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx));
@@ -86,7 +77,7 @@ mod on_tokio {
         let mut signals = Async::new(SignalFd::new(&[rt]).unwrap());
         let pid = std::process::id().to_string();
         let mut peer = Peer::spawn("queue-to", &[&pid, "200"]);
-        runtime().block_on(async {
+        ipc_testkit::runtime().unwrap().block_on(async {
             for value in 0..200 {
                 let info = next(&mut signals).await.unwrap();
                 assert_eq!(info.signal, rt);
@@ -102,7 +93,7 @@ mod on_tokio {
         let mut signals = Async::new(SignalReceiver::new(&[Signal::USR2]).unwrap());
         let pid = std::process::id().to_string();
         let mut peer = Peer::spawn("send-to", &[&pid, "1"]);
-        runtime().block_on(async {
+        ipc_testkit::runtime().unwrap().block_on(async {
             assert_eq!(next(&mut signals).await.unwrap(), Signal::USR2);
         });
         peer.wait_success().unwrap();
@@ -124,7 +115,7 @@ mod on_tokio {
     fn another_process_s_exit_is_awaited() {
         let mut peer = Peer::spawn("async-shutdown", &[]);
         let mut process = Async::new(Process::open(peer.pid()).unwrap());
-        runtime().block_on(async {
+        ipc_testkit::runtime().unwrap().block_on(async {
             let exited = process.read_with(|p| p.try_wait_exit());
             let killer = async {
                 peer.kill().unwrap();
@@ -152,7 +143,7 @@ mod on_tokio {
             .unwrap();
         let mut process = Async::new(Process::open(child.id()).unwrap());
         let stdin = child.stdin.take().unwrap();
-        runtime().block_on(async {
+        ipc_testkit::runtime().unwrap().block_on(async {
             let status = process.read_with(|p| p.try_wait_child());
             let closer = async {
                 drop(stdin);

@@ -17,9 +17,7 @@ pub fn async_client_role(ctx: &mut PeerContext) -> PeerResult {
     {
         use std::io::Read;
 
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let runtime = ipc_testkit::runtime()?;
         let mut conn = ipc_socket::Async::new(conn);
         let (n, fds) = runtime.block_on(async {
             conn.send(b"give").await?;
@@ -140,13 +138,6 @@ mod on_tokio {
     use ipc_socket::{Async, Datagram, SeqpacketListener, UnixAddr, UnixSocketExt};
     use ipc_testkit::{LeakGuard, Peer, test_timeout};
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
     #[test]
     fn an_async_server_checks_each_client_s_credentials_and_passes_it_a_descriptor() {
         let guard = LeakGuard::new();
@@ -158,7 +149,7 @@ mod on_tokio {
             .collect();
         let pids: BTreeSet<u32> = clients.iter().map(Peer::pid).collect();
         let files = guard.dir().to_owned();
-        runtime().block_on(async {
+        ipc_testkit::runtime().unwrap().block_on(async {
             let mut served = BTreeSet::new();
             let mut tasks = Vec::new();
             for _ in 0..clients.len() {
@@ -204,7 +195,7 @@ mod on_tokio {
         let mut peer = Peer::spawn("line-sender", &[addr.as_path().unwrap().to_str().unwrap()]);
         let (conn, _) = listener.accept_timeout(test_timeout()).unwrap();
         let mut conn = Async::new(conn);
-        runtime().block_on(async {
+        ipc_testkit::runtime().unwrap().block_on(async {
             let mut buf = [0u8; 16];
             let dropped = tokio::time::timeout(
                 Duration::from_millis(30),
@@ -239,7 +230,7 @@ mod on_tokio {
         let mut peer = Peer::spawn("line-sender", &[addr.as_path().unwrap().to_str().unwrap()]);
         let (conn, _) = listener.accept_timeout(test_timeout()).unwrap();
         let conn = Arc::new(conn);
-        let runtime = runtime();
+        let runtime = ipc_testkit::runtime().unwrap();
         let received = runtime.block_on(async {
             // Each task has its own registration of the one connection.
             let tasks: Vec<_> = (0..4)
@@ -296,7 +287,7 @@ mod on_tokio {
             "datagram-sender",
             &[addr.as_path().unwrap().to_str().unwrap(), "20"],
         );
-        runtime().block_on(async {
+        ipc_testkit::runtime().unwrap().block_on(async {
             let mut buf = [0u8; 16];
             for expected in 0..20 {
                 let (n, creds) = tokio::time::timeout(
@@ -329,7 +320,7 @@ mod on_tokio {
             ipc_socket::FramedWriter::new(stream).with_max_message_size(super::FRAMED_MAX),
         );
         let count = 24;
-        runtime().block_on(async {
+        ipc_testkit::runtime().unwrap().block_on(async {
             // Both directions at once on one thread: a send that would block must not, or
             // the echo (which waits for this side to read) would never finish.
             let sending = async {
@@ -371,7 +362,7 @@ mod on_tokio {
         let data: Vec<u8> = (0..1usize << 20)
             .map(|i| (i / 3).to_le_bytes()[0])
             .collect();
-        runtime().block_on(async {
+        ipc_testkit::runtime().unwrap().block_on(async {
             let (stream, from) =
                 tokio::time::timeout(test_timeout(), acceptor.read_with(|a| a.try_accept()))
                     .await
@@ -419,7 +410,7 @@ mod on_tokio {
         let count = 20;
         let mut peer = Peer::spawn("udp-echo", &[&addr, &count.to_string()]);
         let mut socket = Async::new(socket);
-        runtime().block_on(async {
+        ipc_testkit::runtime().unwrap().block_on(async {
             let mut buf = [0u8; 64];
             let (n, echo) = udp_recv(&mut socket, &mut buf).await;
             assert_eq!(&buf[..n], b"hello");
