@@ -19,6 +19,9 @@ pub use transport::{Client, ServerListener};
 /// reply to fill (left empty, no reply is sent).
 type Handler = dyn Fn(&[u8], &Client, &mut Vec<u8>) + Send + Sync;
 
+/// How many connections a thread accepts (or turns away) before it serves its clients.
+const ACCEPTS_PER_TURN: usize = 64;
+
 /// The key of the listener in every worker's poller; connections are keyed by their slot
 /// plus one. (`polling` keeps `usize::MAX` for its own wake-ups.)
 const LISTENER: usize = 0;
@@ -290,7 +293,9 @@ impl Worker {
     /// connection to the thread with the fewest clients: whichever thread wins an accept,
     /// the clients end up spread evenly.
     fn accept(&mut self) {
-        loop {
+        // A flood of new clients (or of clients turned away) gets a turn, not the thread:
+        // the level-triggered listener is reported again after the clients are served.
+        for _ in 0..ACCEPTS_PER_TURN {
             match self
                 .shared
                 .listener
