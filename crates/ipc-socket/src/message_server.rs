@@ -1,6 +1,8 @@
 //! An event-driven request-reply server: a few threads serve any number of clients over
 //! seqpacket, Unix stream or TCP connections, one descriptor each.
 
+#[cfg(feature = "tokio")]
+mod asynch;
 mod transport;
 
 use std::os::fd::AsRawFd;
@@ -378,12 +380,7 @@ impl Worker {
                 Err(_) => return self.disconnect(slot),
             };
             reply.clear();
-            let handled = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                (self.handler)(&request[..len], &served.client, reply);
-            }));
-            if handled.is_err() {
-                // The handler panicked on this request: its client goes, the rest are
-                // served on.
+            if !answer(&*self.handler, &request[..len], &served.client, reply) {
                 return self.disconnect(slot);
             }
             if reply.is_empty() {
@@ -438,6 +435,12 @@ impl Worker {
             self.uncount();
         }
     }
+}
+
+/// Runs the handler for one request: `false` if it panicked, and its client is to go (the
+/// others are served on).
+fn answer(handler: &Handler, request: &[u8], client: &Client, reply: &mut Vec<u8>) -> bool {
+    std::panic::catch_unwind(AssertUnwindSafe(|| handler(request, client, reply))).is_ok()
 }
 
 impl std::fmt::Debug for Worker {

@@ -174,3 +174,32 @@ pub(crate) fn poller_add(
     // the kernel removes with the file, as no other descriptor refers to it.
     unsafe { poller.add_with_mode(fd.as_raw_fd(), event, polling::PollMode::Level) }
 }
+
+/// A descriptor registered by number with tokio's reactor, owned elsewhere.
+#[cfg(feature = "tokio")]
+pub(crate) struct Registered(RawFd);
+
+#[cfg(feature = "tokio")]
+impl AsRawFd for Registered {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// Registers `fd` itself (no duplicate) with the current tokio runtime's reactor, for
+/// both directions.
+#[cfg(feature = "tokio")]
+pub(crate) fn async_fd(fd: BorrowedFd<'_>) -> io::Result<tokio::io::unix::AsyncFd<Registered>> {
+    let interest = tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE;
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(io::Error::other("not inside a tokio runtime"));
+    }
+    // SAFETY: `AsyncFd` requires the descriptor to stay open and the same for as long as
+    // it is registered. The message server's accept loop owns its listener for as long as
+    // the registration, which it drops first, and each client task owns its connection,
+    // declared before (so dropped after) its registration; neither is ever replaced.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(Registered(fd.as_raw_fd()), interest)
+    }
+    .map_err(|e| e.into_parts().1)
+}

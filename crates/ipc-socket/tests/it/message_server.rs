@@ -15,7 +15,8 @@ fn threads() -> std::io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/task")?.count())
 }
 
-/// Serves arg 0 (a seqpacket path, "stream:PATH" or "tcp") with two threads, answering
+/// Serves arg 0 (a seqpacket path, "stream:PATH", "tcp", or "async:PATH" for the server
+/// on a two-worker tokio runtime) with two threads, answering
 /// each request in capitals, under a soft descriptor limit of 1 024 or, with arg 1, with
 /// room for exactly that many more descriptors once started. Says ready with the number of
 /// threads it started and the TCP port, then answers "clients" with how many are connected
@@ -30,6 +31,32 @@ pub fn message_server_role(ctx: &mut PeerContext) -> PeerResult {
     };
     let options = MessageServerOptions::new().threads(2);
     let before = threads()?;
+    #[cfg(feature = "tokio")]
+    if let Some(path) = ctx.arg(0)?.strip_prefix("async:") {
+        // On a two-worker runtime, in a thread of its own; "end" ends the process.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let listener = SeqpacketListener::bind(&UnixAddr::path(path))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = std::thread::spawn(move || {
+            runtime.block_on(async {
+                // Dropping the server's future ends it: the listener is removed.
+                tokio::select! {
+                    served = options.serve(listener, upper) => served,
+                    _ = stopped => Ok(()),
+                }
+            })
+        });
+        ctx.ready_with("0 0")?;
+        while ctx.recv()? != "end" {}
+        let _ = stop.send(());
+        serving
+            .join()
+            .map_err(|_| "the server's thread panicked")??;
+        return Ok(());
+    }
     let mut port = 0;
     let server = match ctx.arg(0)? {
         "tcp" => {
@@ -68,6 +95,21 @@ fn connect(addr: &UnixAddr) -> Seqpacket {
     Seqpacket::connect_timeout(addr, test_timeout()).unwrap()
 }
 
+/// Three rounds of a request from every client, then every answer, checked.
+fn three_rounds(clients: &[Seqpacket]) {
+    for round in 0..3 {
+        for (i, conn) in clients.iter().enumerate() {
+            conn.send(format!("round {round} client {i}").as_bytes())
+                .unwrap();
+        }
+        let mut buf = [0u8; 64];
+        for (i, conn) in clients.iter().enumerate() {
+            let n = conn.recv_timeout(&mut buf, test_timeout()).unwrap();
+            assert_eq!(&buf[..n], format!("ROUND {round} CLIENT {i}").as_bytes());
+        }
+    }
+}
+
 /// One request and its answer.
 fn ask(conn: &Seqpacket, request: &str) -> ipc_socket::Result<String> {
     conn.send(request.as_bytes())?;
@@ -91,17 +133,7 @@ fn two_threads_serve_a_thousand_clients_under_a_limit_of_1024_descriptors() {
     let clients: Vec<Seqpacket> = (0..1000).map(|_| connect(&addr)).collect();
     // One descriptor each: a thousand fit under the limit beside the server's own.
     wait_for_clients(&mut server, 1000);
-    for round in 0..3 {
-        for (i, conn) in clients.iter().enumerate() {
-            conn.send(format!("round {round} client {i}").as_bytes())
-                .unwrap();
-        }
-        let mut buf = [0u8; 64];
-        for (i, conn) in clients.iter().enumerate() {
-            let n = conn.recv_timeout(&mut buf, test_timeout()).unwrap();
-            assert_eq!(&buf[..n], format!("ROUND {round} CLIENT {i}").as_bytes());
-        }
-    }
+    three_rounds(&clients);
     server.send("end").unwrap();
     server.wait_success().unwrap();
     // The shutdown disconnected every client.
@@ -239,4 +271,19 @@ fn unix_stream_and_tcp_clients_are_served_framed_even_when_replies_outgrow_the_s
         server.send("end").unwrap();
         server.wait_success().unwrap();
     }
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn on_a_tokio_runtime_a_thousand_clients_are_served_under_a_limit_of_1024_descriptors() {
+    let guard = LeakGuard::new();
+    let addr = UnixAddr::path(guard.dir().join("async-thousand.sock"));
+    let arg = format!("async:{}", addr.as_path().unwrap().display());
+    let mut server = Peer::spawn("message-server", &[&arg]);
+    // One descriptor each, as the synchronous server: the reactor watches the connections
+    // themselves.
+    let clients: Vec<Seqpacket> = (0..1000).map(|_| connect(&addr)).collect();
+    three_rounds(&clients);
+    server.send("end").unwrap();
+    server.wait_success().unwrap();
 }

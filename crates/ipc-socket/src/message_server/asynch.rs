@@ -1,0 +1,161 @@
+//! The message server on a tokio runtime: a task per client on the runtime's threads, each
+//! watching its connection's own descriptor.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use ipc_core::{Error, Result};
+use tokio::task::JoinSet;
+
+use super::transport::{Connection, ServerListener};
+use super::{ACCEPTS_PER_TURN, Handler, MessageServerOptions};
+
+impl MessageServerOptions {
+    /// Serves `listener` on the current tokio runtime until the future is dropped (or
+    /// spawn it: it owns what it needs): each
+    /// client is a task (on any of the runtime's threads), each connection costs one
+    /// descriptor, the runtime's reactor watches it. The options' thread count does not
+    /// apply (the runtime's do); bursts, back-pressure, turning clients away when out of
+    /// descriptors and a panicking handler losing only its client are as
+    /// [`MessageServer`](super::MessageServer)'s. The handler runs on the runtime's
+    /// threads: it must not block.
+    ///
+    /// Dropping the future (a `select!` on a shutdown signal, say) ends every client's task
+    /// and closes its connection.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ipc_socket::{MessageServerOptions, Seqpacket, SeqpacketListener, UnixAddr};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("serve-doc-{}", std::process::id()));
+    /// # std::fs::create_dir(&dir)?;
+    /// let addr = UnixAddr::path(dir.join("upper.sock"));
+    /// let serving = MessageServerOptions::new().serve(
+    ///     SeqpacketListener::bind(&addr)?,
+    ///     |request, _client, reply| reply.extend(request.to_ascii_uppercase()),
+    /// );
+    /// let asking = tokio::task::spawn_blocking(move || {
+    ///     let client = Seqpacket::connect(&addr)?;
+    ///     client.send(b"hello")?;
+    ///     let mut buf = [0u8; 16];
+    ///     let n = client.recv(&mut buf)?;
+    ///     Ok::<_, ipc_socket::Error>(buf[..n].to_vec())
+    /// });
+    /// tokio::select! {
+    ///     served = serving => served?,
+    ///     reply = asking => assert_eq!(reply??, b"HELLO"),
+    /// }
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Outside a runtime with I/O enabled; the listener's registration or accept errors
+    /// other than a client turned away.
+    pub fn serve<L, H>(
+        &self,
+        listener: L,
+        handler: H,
+    ) -> impl Future<Output = Result<()>> + Send + 'static
+    where
+        L: ServerListener,
+        H: Fn(&[u8], &super::Client, &mut Vec<u8>) + Send + Sync + 'static,
+    {
+        // The future owns what it needs, so that it can be spawned.
+        serve(self.clone(), listener, Arc::new(handler))
+    }
+}
+
+async fn serve<L: ServerListener>(
+    options: MessageServerOptions,
+    listener: L,
+    handler: Arc<Handler>,
+) -> Result<()> {
+    let mut clients = JoinSet::new();
+    // Dropped before the listener, which outlives it in this frame.
+    let registration = crate::sys::async_fd(listener.as_fd())
+        .map_err(|e| Error::from(e).with_op("AsyncFd::register (inside a runtime?)"))?;
+    loop {
+        let mut ready = registration
+            .readable()
+            .await
+            .map_err(|e| Error::from(e).with_op("AsyncFd::readable"))?;
+        // Ended tasks are reaped as the server goes, not kept until it ends.
+        while clients.try_join_next().is_some() {}
+        for _ in 0..ACCEPTS_PER_TURN {
+            match listener.accept_connection(options.max_message_size) {
+                Ok((conn, client)) => {
+                    let options = options.clone();
+                    let handler = Arc::clone(&handler);
+                    clients.spawn(serve_client(conn, client, handler, options));
+                }
+                // Out of descriptors, a waiting client was turned away.
+                Err(err) if err.is_limit_exceeded() => {}
+                Err(err) if err.is_would_block() => {
+                    ready.clear_ready();
+                    break;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+/// Answers one client until it leaves, breaks the protocol, or the server is dropped.
+async fn serve_client(
+    mut conn: Box<dyn Connection>,
+    client: super::Client,
+    handler: Arc<Handler>,
+    options: MessageServerOptions,
+) {
+    // Declared after the connection, so dropped before it: the descriptor stays open for
+    // as long as it is registered.
+    let Ok(registration) = crate::sys::async_fd(conn.fd()) else {
+        // Not watched, it would never be answered: turned away instead.
+        return;
+    };
+    let mut request = vec![0u8; options.max_message_size];
+    let mut reply = Vec::new();
+    loop {
+        let Ok(mut ready) = registration.readable().await else {
+            return;
+        };
+        for _ in 0..options.burst {
+            let len = match conn.try_recv(&mut request) {
+                Ok(len) => len,
+                Err(err) if err.is_would_block() => {
+                    ready.clear_ready();
+                    break;
+                }
+                Err(_) => return,
+            };
+            reply.clear();
+            if !super::answer(&*handler, &request[..len], &client, &mut reply) {
+                return;
+            }
+            if reply.is_empty() {
+                continue;
+            }
+            match conn.send(&reply) {
+                Ok(true) => {}
+                // No room for all of it: wait for room, reading nothing meanwhile.
+                Ok(false) => loop {
+                    let Ok(mut room) = registration.writable().await else {
+                        return;
+                    };
+                    match conn.flush() {
+                        Ok(true) => break,
+                        Ok(false) => room.clear_ready(),
+                        Err(_) => return,
+                    }
+                },
+                Err(_) => return,
+            }
+        }
+        // A burst served: the others get their turn.
+        tokio::task::yield_now().await;
+    }
+}
