@@ -6,6 +6,8 @@
 //! - `message-server`: `ipc_socket::MessageServer` (seqpacket, two threads);
 //! - `message-server-stream`: the same on a Unix stream, each message framed (a 4-byte
 //!   length and 60 bytes: 64 bytes on the wire, as the others);
+//! - `serve-seqpacket`: `MessageServerOptions::serve`, the same server as tasks on a
+//!   two-worker tokio runtime (seqpacket);
 //! - `tokio-stream`: tokio's own `UnixStream`, an echo task per client on a two-worker
 //!   runtime (the baseline);
 //! - `async-seqpacket`: `Async<Seqpacket>` tasks on a two-worker runtime;
@@ -33,9 +35,10 @@ use polling::{Event, Events, PollMode, Poller};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-const KINDS: [&str; 5] = [
+const KINDS: [&str; 6] = [
     "message-server",
     "message-server-stream",
+    "serve-seqpacket",
     "tokio-stream",
     "async-seqpacket",
     "thread-per-client",
@@ -110,7 +113,10 @@ fn measure(kind: &str, path: &std::path::Path, clients: usize, time: Duration) -
         .spawn()?;
     let mut ready = String::new();
     BufReader::new(server.stdout.take().ok_or("stdout")?).read_line(&mut ready)?;
-    let seqpacket = matches!(kind, "message-server" | "async-seqpacket");
+    let seqpacket = matches!(
+        kind,
+        "message-server" | "serve-seqpacket" | "async-seqpacket"
+    );
     let outcome = load(path, seqpacket, clients, time, &server);
     drop(server.stdin.take());
     stop(&mut server);
@@ -328,16 +334,27 @@ fn serve(kind: &str, path: &str) -> Result<()> {
                 std::thread::park();
             }
         }
-        "tokio-stream" | "async-seqpacket" => {
+        "tokio-stream" | "async-seqpacket" | "serve-seqpacket" => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_io()
                 .build()?;
             runtime.block_on(async {
-                if kind == "tokio-stream" {
-                    tokio_stream(&addr, ready).await
-                } else {
-                    async_seqpacket(&addr, ready).await
+                match kind {
+                    "tokio-stream" => tokio_stream(&addr, ready).await,
+                    "async-seqpacket" => async_seqpacket(&addr, ready).await,
+                    _ => {
+                        let listener = SeqpacketListener::bind(&addr)?;
+                        ready();
+                        let echo = |request: &[u8], _: &ipc_socket::Client, reply: &mut Vec<u8>| {
+                            reply.extend_from_slice(request);
+                        };
+                        MessageServerOptions::new()
+                            .max_message_size(MESSAGE)
+                            .serve(listener, echo)
+                            .await
+                            .map_err(Into::into)
+                    }
                 }
             })
         }
