@@ -41,8 +41,8 @@ use crate::{
 ///
 /// **Descriptors.** The registration holds a duplicate of the endpoint's descriptor (one
 /// for both directions), so an endpoint on a runtime costs two descriptors: mind
-/// `RLIMIT_NOFILE` with many connections (`ipc_socket::MessageServer` serves thousands of
-/// clients at one descriptor each). Registering the endpoint's own descriptor would let
+/// `RLIMIT_NOFILE` with many connections (`ipc_socket::MessageServerOptions::serve` serves
+/// thousands of clients on a runtime at one descriptor each). Registering the endpoint's own descriptor would let
 /// [`get_mut`](Self::get_mut) swap the endpoint, and its descriptor, under the reactor.
 ///
 /// **Cancellation.** Every call runs only between two awaits and its result is returned at
