@@ -76,6 +76,8 @@
 //! accepts, descriptor passing ([`UnixSocketExt::try_recv_with_fds`],
 //! [`UnixSocketExt::try_send_with_fds`]) and credentials
 //! ([`Datagram::try_recv_with_credentials`]). A future dropped half-way loses nothing.
+//! `MessageServerOptions::serve` runs the [`MessageServer`] as tasks on the runtime, one
+//! descriptor per client.
 //!
 //! ```
 //! # #[cfg(feature = "tokio")]
