@@ -323,8 +323,14 @@ impl Worker {
                 }
                 // Out of descriptors, a waiting client was turned away: on to the next.
                 Err(err) if err.is_limit_exceeded() => {}
-                // Nothing waits (or out of descriptors with no client to turn away: the
-                // listener stays ready and is looked at again after the clients' turn).
+                // Out of descriptors with no client turned away (another opener had the
+                // reserve's slot): the listener stays ready, so pause rather than spin.
+                Err(err) if out_of_descriptors(&err) => {
+                    std::thread::sleep(OUT_OF_DESCRIPTORS_PAUSE);
+                    return;
+                }
+                // Nothing waits (another thread took it), or a failed accept: the listener
+                // is looked at again after the clients' turn.
                 Err(_) => return,
             }
         }
@@ -436,6 +442,15 @@ impl Worker {
         }
     }
 }
+
+/// Whether `err` says the process or the system is out of descriptors.
+fn out_of_descriptors(err: &Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// How long a thread waits before accepting again when out of descriptors with no client
+/// to turn away: long enough not to spin, short enough to go on as soon as one leaves.
+const OUT_OF_DESCRIPTORS_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Runs the handler for one request: `false` if it panicked, and its client is to go (the
 /// others are served on).

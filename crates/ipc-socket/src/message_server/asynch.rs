@@ -98,6 +98,12 @@ async fn serve<L: ServerListener>(
                     ready.clear_ready();
                     break;
                 }
+                // Out of descriptors with no client turned away: pause rather than spin
+                // (the connected clients are served meanwhile) or end.
+                Err(err) if super::out_of_descriptors(&err) => {
+                    tokio::time::sleep(super::OUT_OF_DESCRIPTORS_PAUSE).await;
+                    break;
+                }
                 Err(err) => return Err(err),
             }
         }
