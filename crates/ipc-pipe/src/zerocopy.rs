@@ -332,6 +332,14 @@ impl VmspliceWriter {
     }
 }
 
+/// The pipe's writing end: `Async<VmspliceWriter>` awaits room with `writable()`, then
+/// [`try_send`](VmspliceWriter::try_send) gives what fits.
+impl ipc_core::Source for VmspliceWriter {
+    fn readiness(&self, interest: ipc_core::Interest) -> Result<ipc_core::Readiness> {
+        self.writer.readiness(interest)
+    }
+}
+
 impl Drop for VmspliceWriter {
     fn drop(&mut self) {
         // See the type's documentation: memory the reader may still read through the pipe
