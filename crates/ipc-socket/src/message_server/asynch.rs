@@ -1,13 +1,14 @@
 //! The message server on a tokio runtime: a task per client on the runtime's threads, each
 //! watching its connection's own descriptor.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Arc;
 
 use ipc_core::{Error, Result};
 use tokio::task::JoinSet;
 
-use super::transport::{Connection, ServerListener};
+use super::transport::{Client, Connection, ServerListener};
 use super::{ACCEPTS_PER_TURN, Handler, MessageServerOptions};
 
 impl MessageServerOptions {
@@ -62,7 +63,7 @@ impl MessageServerOptions {
     ) -> impl Future<Output = Result<()>> + Send + 'static
     where
         L: ServerListener,
-        H: Fn(&[u8], &super::Client, &mut Vec<u8>) + Send + Sync + 'static,
+        H: Fn(&[u8], &Client, &mut Vec<u8>) + Send + Sync + 'static,
     {
         // The future owns what it needs, so that it can be spawned.
         serve(self.clone(), listener, Arc::new(handler))
@@ -113,7 +114,7 @@ async fn serve<L: ServerListener>(
 /// Answers one client until it leaves, breaks the protocol, or the server is dropped.
 async fn serve_client(
     mut conn: Box<dyn Connection>,
-    client: super::Client,
+    client: Client,
     handler: Arc<Handler>,
     options: MessageServerOptions,
 ) {
@@ -123,32 +124,19 @@ async fn serve_client(
         // Not watched, it would never be answered: turned away instead.
         return;
     };
-    let mut request = vec![0u8; options.max_message_size];
-    let mut reply = Vec::new();
     loop {
         let Ok(mut ready) = registration.readable().await else {
             return;
         };
         for _ in 0..options.burst {
-            let len = match conn.try_recv(&mut request) {
-                Ok(len) => len,
-                Err(err) if err.is_would_block() => {
+            match answer_one(&mut *conn, &client, &*handler, options.max_message_size) {
+                Step::Answered => {}
+                Step::Idle => {
                     ready.clear_ready();
                     break;
                 }
-                Err(_) => return,
-            };
-            reply.clear();
-            if !super::answer(&*handler, &request[..len], &client, &mut reply) {
-                return;
-            }
-            if reply.is_empty() {
-                continue;
-            }
-            match conn.send(&reply) {
-                Ok(true) => {}
-                // No room for all of it: wait for room, reading nothing meanwhile.
-                Ok(false) => loop {
+                // No room for all of the reply: wait for room, reading nothing meanwhile.
+                Step::Blocked => loop {
                     let Ok(mut room) = registration.writable().await else {
                         return;
                     };
@@ -158,10 +146,54 @@ async fn serve_client(
                         Err(_) => return,
                     }
                 },
-                Err(_) => return,
+                Step::End => return,
             }
         }
         // A burst served: the others get their turn.
         tokio::task::yield_now().await;
     }
+}
+
+/// What one request did.
+enum Step {
+    /// Answered (or needed no answer).
+    Answered,
+    /// No request is there.
+    Idle,
+    /// The reply waits for room.
+    Blocked,
+    /// The client is gone, broke the protocol, or its handler panicked.
+    End,
+}
+
+thread_local! {
+    /// The request and reply buffers of this runtime thread's client tasks, used only
+    /// between two awaits: a waiting client costs no buffer of its own.
+    static BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = RefCell::default();
+}
+
+/// Receives one request, runs the handler and sends the reply, with no await.
+fn answer_one(conn: &mut dyn Connection, client: &Client, handler: &Handler, max: usize) -> Step {
+    BUFFERS.with_borrow_mut(|(request, reply)| {
+        if request.len() < max {
+            request.resize(max, 0);
+        }
+        let len = match conn.try_recv(&mut request[..max]) {
+            Ok(len) => len,
+            Err(err) if err.is_would_block() => return Step::Idle,
+            Err(_) => return Step::End,
+        };
+        reply.clear();
+        if !super::answer(handler, &request[..len], client, reply) {
+            return Step::End;
+        }
+        if reply.is_empty() {
+            return Step::Answered;
+        }
+        match conn.send(reply) {
+            Ok(true) => Step::Answered,
+            Ok(false) => Step::Blocked,
+            Err(_) => Step::End,
+        }
+    })
 }
