@@ -71,6 +71,7 @@ mod mode;
 mod name;
 mod named;
 mod process;
+mod relay;
 mod select;
 // Declares the unsafe marker traits of shared memory; no unsafe code runs here.
 #[allow(unsafe_code)]

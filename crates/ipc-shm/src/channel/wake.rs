@@ -6,9 +6,10 @@
 //! The other side, which checks that word after publishing (only if the waiter parks at
 //! all: the same check as for a futex sleeper), opens the FIFO by the name it derives from
 //! the waiter's state word and the id, once, and writes a byte to it. The waiter's
-//! readiness descriptor is an epoll set of the FIFO's reading end, the peer's pidfd (so a
-//! peer that dies wakes it) and a timer for the cases no write covers (a peer that is not
-//! attached yet, the first wait of a busy-polling endpoint).
+//! readiness descriptor is the FIFO's reading end. The process's relay (ipc-core's)
+//! thread writes to it too when the peer dies (it watches the peer's pidfd) and when the
+//! waiter's timer fires, for the cases no publish covers (a peer that is not attached yet,
+//! the first wait of a busy-polling endpoint).
 //!
 //! Measured against the alternatives (`ipc-bench-readiness`, round trips between pinned
 //! processes against a plain futex wait): a FIFO write costs 1.11–1.13× the futex round
@@ -27,11 +28,11 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::{Arc, Mutex};
 
+use ipc_core::internal::{Relay, RelayTarget};
 use ipc_core::{Error, ReadinessHook, Result};
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
@@ -141,9 +142,14 @@ pub(super) struct Waiter {
     id: u64,
     path: PathBuf,
     read: File,
-    /// Kept open so that the reading end never reports a hang-up, and written by `detach`.
-    write: File,
-    epoll: Epoll,
+    /// Kept open so that the reading end never reports a hang-up; written by `detach` and
+    /// by the relay.
+    write: Arc<File>,
+    relay: Arc<Relay>,
+    /// What the relay writes to (`write`), and which of its watches fired.
+    target: Arc<RelayTarget>,
+    /// This waiter's key in the relay.
+    key: u64,
     timer: TimerFd,
     watch: Mutex<Watch>,
     /// Whether the timer may be running (so that a disarm leaves an idle one alone).
@@ -158,17 +164,17 @@ pub(super) struct Waiter {
 #[derive(Debug, Default)]
 struct Watch {
     peer: PeerWatch,
-    /// The peer state whose pidfd is in the epoll set.
+    /// The peer state whose pidfd the relay watches.
     registered: Option<SideState>,
 }
 
-const FIFO_KEY: u64 = 0;
-const PIDFD_KEY: u64 = 1;
-const TIMER_KEY: u64 = 2;
+/// The relay's marks for the two watches of a waiter.
+const TIMER_MARK: u32 = 0;
+const PIDFD_MARK: u32 = 1;
 
 impl Waiter {
-    /// Makes the wake FIFO of the side at `own` (a consumer or a producer) and its epoll
-    /// set. The FIFO is writable by whoever may write the segment.
+    /// Makes the wake FIFO of the side at `own` (a consumer or a producer) and enrols it
+    /// in the relay. The FIFO is writable by whoever may write the segment.
     pub(super) fn new(
         segment: &SharedMemory,
         role: Role,
@@ -180,23 +186,24 @@ impl Waiter {
         let (path, id, read) = make_fifo()?;
         // Until the waiter exists (whose drop removes the FIFO), this guard does.
         let mut guard = RemoveOnError(Some(path.clone()));
-        let write = open_end(&path, true).map_err(|e| {
+        let write = Arc::new(open_end(&path, true).map_err(|e| {
             Error::from(e)
                 .with_op("open")
                 .with_subject(path.display().to_string())
-        })?;
+        })?);
         share_like(&read, &segment);
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
-            .map_err(|e| Error::from_errno("epoll_create1", e))?;
         let timer = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )
         .map_err(|e| Error::from_errno("timerfd_create", e))?;
-        epoll
-            .add(&read, EpollEvent::new(EpollFlags::EPOLLIN, FIFO_KEY))
-            .and_then(|()| epoll.add(&timer, EpollEvent::new(EpollFlags::EPOLLIN, TIMER_KEY)))
-            .map_err(|e| Error::from_errno("epoll_ctl", e))?;
+        let relay = Relay::get()?;
+        let target = RelayTarget::new(Arc::clone(&write));
+        let key = relay.enrol(Arc::clone(&target));
+        if let Err(err) = relay.watch(&timer, key, TIMER_MARK) {
+            relay.withdraw(key);
+            return Err(err);
+        }
         guard.0 = None;
         Ok(Waiter {
             segment,
@@ -209,7 +216,9 @@ impl Waiter {
             path,
             read,
             write,
-            epoll,
+            relay,
+            target,
+            key,
             timer,
             watch: Mutex::new(Watch::default()),
             timing: AtomicBool::new(false),
@@ -220,9 +229,9 @@ impl Waiter {
 
     /// The descriptor a poller watches: readable once armed and possibly ready.
     pub(super) fn descriptor(&self) -> Result<OwnedFd> {
-        self.epoll
-            .0
-            .try_clone()
+        self.read
+            .as_fd()
+            .try_clone_to_owned()
             .map_err(|e| Error::from(e).with_op("dup"))
     }
 
@@ -234,7 +243,7 @@ impl Waiter {
     }
 
     fn signal(&self) {
-        let _ = (&self.write).write(b"w");
+        let _ = (&*self.write).write(b"w");
     }
 
     fn ready(&self) -> Result<bool> {
@@ -279,33 +288,38 @@ impl Waiter {
         }
     }
 
-    /// Puts the peer's pidfd in the epoll set if the peer changed; reports whether the
+    /// Has the relay watch the peer's pidfd if the peer changed; reports whether the
     /// peer is attached and alive, or gone for good.
     fn watch_peer(&self) -> Result<PeerStatus> {
         let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
-        // The peer whose pidfd is in the set, still in the same state: alive, or the
-        // pidfd wakes the poller when it dies. No system call.
+        // The peer whose pidfd the relay watches, still in the same state, and the pidfd
+        // has not fired: alive, or the relay wakes the poller when it dies. No system
+        // call. Once it fired, every arm asks (and finds the peer gone).
         let state = SideState(
             self.segment
                 .atomic_u64(identity(self.peer) + STATE)?
                 .load(Ordering::Acquire),
         );
-        if watch.registered == Some(state) {
+        let fired = self.target.take_fired(PIDFD_MARK);
+        if watch.registered == Some(state) && !fired {
             return Ok(PeerStatus::Alive);
         }
         let status = watch.peer.status(&self.segment, self.peer)?;
-        if status == PeerStatus::Alive {
-            let current = watch.peer.pidfd.as_ref().map(|(state, _)| *state);
-            if current != watch.registered {
-                if let Some((state, pidfd)) = &watch.peer.pidfd {
-                    // The previous pidfd left the set when it was closed.
-                    self.epoll
-                        .add(pidfd, EpollEvent::new(EpollFlags::EPOLLIN, PIDFD_KEY))
-                        .map_err(|e| Error::from_errno("epoll_ctl", e))?;
-                    let state = *state;
-                    watch.registered = Some(state);
+        match status {
+            PeerStatus::Alive => {
+                let current = watch.peer.pidfd.as_ref().map(|(state, _)| *state);
+                if current != watch.registered {
+                    if let Some((state, pidfd)) = &watch.peer.pidfd {
+                        // The previous pidfd left the relay's set when it was closed.
+                        self.relay.watch(pidfd, self.key, PIDFD_MARK)?;
+                        let state = *state;
+                        watch.registered = Some(state);
+                    }
                 }
             }
+            PeerStatus::NotYet => {}
+            // Gone: the fast path above must not report it alive again.
+            _ => watch.registered = None,
         }
         Ok(status)
     }
@@ -370,6 +384,7 @@ impl Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
+        self.relay.withdraw(self.key);
         let _ = std::fs::remove_file(&self.path);
     }
 }
