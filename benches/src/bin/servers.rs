@@ -18,7 +18,8 @@
 //! Fairness is the slowest client's requests over the mean; a client never answered
 //! makes it 0, and one turned away is counted as refused.
 //!
-//! `cargo run --release -p ipc-bench --bin ipc-bench-servers [clients] [seconds] [rounds]`
+//! `cargo run --release -p ipc-bench --bin ipc-bench-servers [clients] [seconds] [rounds]
+//! [kinds]`, where `kinds` (comma-separated) picks servers to run beside the baseline.
 
 // The load generator adds its connections to an epoll set (`Poller::add`).
 #![allow(unsafe_code)]
@@ -55,11 +56,22 @@ fn main() -> Result<()> {
     let clients = usize::try_from(number(0, 1000))?;
     let seconds = number(1, 3);
     let rounds = number(2, 3);
+    // Optionally only some servers (comma-separated kinds), and always the baseline.
+    let only: Vec<&str> = args.get(3).map_or(KINDS.to_vec(), |list| {
+        let mut kinds: Vec<&str> = KINDS
+            .into_iter()
+            .filter(|kind| list.split(',').any(|k| k == *kind))
+            .collect();
+        if !kinds.contains(&"tokio-stream") {
+            kinds.push("tokio-stream");
+        }
+        kinds
+    });
     let dir = std::env::temp_dir().join(format!("ipc-bench-servers-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut results: BTreeMap<&str, Vec<Outcome>> = BTreeMap::new();
     for round in 0..rounds {
-        for kind in KINDS {
+        for &kind in &only {
             let path = dir.join(format!("{kind}-{round}.sock"));
             let outcome = measure(kind, &path, clients, Duration::from_secs(seconds))?;
             eprintln!("round {round} {kind}: {outcome:?}");
@@ -68,27 +80,43 @@ fn main() -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "| server | requests/s (median of {rounds}) | × tokio | fairness (slowest / mean) | clients answered | refused | threads | RSS |"
+        "| server | requests/s (median of {rounds}) | × tokio, per round: median (range) | fairness (slowest / mean) | server CPU per request | tokio's CPU / its, per round | clients answered | refused | threads | RSS |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    let median = |outcomes: &[Outcome], f: fn(&Outcome) -> f64| {
-        let mut values: Vec<f64> = outcomes.iter().map(f).collect();
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let median = |mut values: Vec<f64>| {
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
     };
-    let tokio = median(&results["tokio-stream"], |o| o.rate);
-    for kind in KINDS {
+    let of =
+        |outcomes: &[Outcome], f: fn(&Outcome) -> f64| median(outcomes.iter().map(f).collect());
+    let tokio = &results["tokio-stream"];
+    for &kind in &only {
         let outcomes = &results[kind];
-        let rate = median(outcomes, |o| o.rate);
+        // Rounds interleave the servers: each round's ratio compares runs minutes apart at
+        // most, which the machine's drift between rounds does not.
+        let ratios: Vec<f64> = outcomes
+            .iter()
+            .zip(tokio)
+            .map(|(o, t)| o.rate / t.rate)
+            .collect();
+        let cpu: Vec<f64> = outcomes
+            .iter()
+            .zip(tokio)
+            .map(|(o, t)| t.cpu_us / o.cpu_us)
+            .collect();
+        let lowest = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let highest = ratios.iter().copied().fold(0.0, f64::max);
         println!(
-            "| {kind} | {:.0} k | {:.2} | {:.2} | {} | {} | {} | {:.1} MiB |",
-            rate / 1000.0,
-            rate / tokio,
-            median(outcomes, |o| o.fairness),
-            median(outcomes, |o| o.answered as f64),
-            median(outcomes, |o| o.refused as f64),
-            median(outcomes, |o| o.threads as f64),
-            median(outcomes, |o| o.rss_kib as f64) / 1024.0,
+            "| {kind} | {:.0} k | {:.2} ({lowest:.2}–{highest:.2}) | {:.2} | {:.2} µs | {:.2} | {} | {} | {} | {:.1} MiB |",
+            of(outcomes, |o| o.rate) / 1000.0,
+            median(ratios.clone()),
+            of(outcomes, |o| o.fairness),
+            of(outcomes, |o| o.cpu_us),
+            median(cpu),
+            of(outcomes, |o| o.answered as f64),
+            of(outcomes, |o| o.refused as f64),
+            of(outcomes, |o| o.threads as f64),
+            of(outcomes, |o| o.rss_kib as f64) / 1024.0,
         );
     }
     Ok(())
@@ -102,6 +130,8 @@ struct Outcome {
     refused: usize,
     threads: usize,
     rss_kib: usize,
+    /// The server's CPU time (user and system) per request answered, in microseconds.
+    cpu_us: f64,
 }
 
 /// Starts the server `kind` at `path`, loads it with `clients` for `time`, and stops it.
@@ -217,6 +247,7 @@ fn load(
     let mut events = Events::new();
     let mut buf = [0u8; MESSAGE];
     let start = Instant::now();
+    let cpu_before = cpu_seconds(server.id());
     while start.elapsed() < time {
         events.clear();
         poller.wait(&mut events, Some(Duration::from_millis(100)))?;
@@ -251,6 +282,7 @@ fn load(
     }
     let elapsed = start.elapsed().as_secs_f64();
     let (threads, rss_kib) = status(server.id());
+    let cpu = cpu_seconds(server.id()) - cpu_before;
     drop(poller);
     // A client closed at once (turned away) before it was ever answered is refused.
     refused += conns
@@ -272,7 +304,28 @@ fn load(
         refused,
         threads,
         rss_kib,
+        cpu_us: cpu * 1e6 / total.max(1) as f64,
     })
+}
+
+/// The CPU time the process `pid` has used, user and system, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name (which may hold spaces), fields 14 and 15: utime, stime.
+    let fields: Vec<&str> = text
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / hz
 }
 
 /// The server's thread count and resident memory, from `/proc`.

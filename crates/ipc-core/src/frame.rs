@@ -474,6 +474,13 @@ impl<R: Read> FramedReader<R> {
         self.inner
     }
 
+    /// How many bytes were read ahead from the stream and not returned yet (the start of
+    /// the next messages). A poller that reports the stream readable knows nothing of them:
+    /// call [`try_recv`](MessageReceiver::try_recv) until it would block before waiting.
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
     /// Receives the next message into `buf`, waiting as long as it takes, and returns its
     /// length.
     ///

@@ -5,14 +5,15 @@
 mod asynch;
 mod transport;
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use ipc_core::{Error, Result};
-use polling::{Event, Events, PollMode, Poller};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use transport::Connection;
 pub use transport::{Client, ServerListener};
@@ -24,9 +25,10 @@ type Handler = dyn Fn(&[u8], &Client, &mut Vec<u8>) + Send + Sync;
 /// How many connections a thread accepts (or turns away) before it serves its clients.
 const ACCEPTS_PER_TURN: usize = 64;
 
-/// The key of the listener in every worker's poller; connections are keyed by their slot
-/// plus one. (`polling` keeps `usize::MAX` for its own wake-ups.)
-const LISTENER: usize = 0;
+/// The key of the listener in every worker's `epoll` set, and of its wake-up eventfd;
+/// connections are keyed by their slot plus one.
+const LISTENER: u64 = 0;
+const WAKER: u64 = u64::MAX;
 
 /// How a [`MessageServer`] runs: how many threads, how large a request may be, and how
 /// many requests of one client are served before the others get their turn.
@@ -88,28 +90,11 @@ impl MessageServerOptions {
         L: ServerListener,
         H: Fn(&[u8], &Client, &mut Vec<u8>) + Send + Sync + 'static,
     {
-        let pollers = (0..self.threads)
-            .map(|_| Poller::new().map_err(|e| Error::from(e).with_op("epoll_create1")))
-            .collect::<Result<Vec<_>>>()?;
-        let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            clients: AtomicUsize::new(0),
-            load: (0..self.threads).map(|_| AtomicUsize::new(0)).collect(),
-            inboxes: (0..self.threads).map(|_| Mutex::default()).collect(),
-            pollers,
-            listener: Box::new(listener),
-        });
         let handler: Arc<Handler> = Arc::new(handler);
+        let shared = self.shared(Box::new(listener))?;
         let mut threads = Vec::with_capacity(self.threads);
         for index in 0..self.threads {
-            let worker = Worker {
-                shared: Arc::clone(&shared),
-                index,
-                handler: Arc::clone(&handler),
-                options: self.clone(),
-                clients: Vec::new(),
-                free: Vec::new(),
-            };
+            let worker = self.worker(&shared, index, &handler);
             let spawned = std::thread::Builder::new()
                 .name(format!("ipc-message-server-{index}"))
                 .spawn(move || worker.run());
@@ -123,6 +108,36 @@ impl MessageServerOptions {
             }
         }
         Ok(MessageServer { shared, threads })
+    }
+}
+
+impl MessageServerOptions {
+    /// What the threads (or tasks) serving `listener` share: a set each.
+    fn shared(&self, listener: Box<dyn ServerListener>) -> Result<Arc<Shared>> {
+        Ok(Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            clients: AtomicUsize::new(0),
+            load: (0..self.threads).map(|_| AtomicUsize::new(0)).collect(),
+            inboxes: (0..self.threads).map(|_| Mutex::default()).collect(),
+            pollers: (0..self.threads)
+                .map(|_| Poller::new())
+                .collect::<Result<_>>()?,
+            listener,
+        }))
+    }
+
+    /// The thread (or task) `index` of a server.
+    fn worker(&self, shared: &Arc<Shared>, index: usize, handler: &Arc<Handler>) -> Worker {
+        Worker {
+            shared: Arc::clone(shared),
+            index,
+            handler: Arc::clone(handler),
+            options: self.clone(),
+            clients: Vec::new(),
+            free: Vec::new(),
+            round: 0,
+            again: Vec::new(),
+        }
     }
 }
 
@@ -209,7 +224,7 @@ impl MessageServer {
     fn stop(&mut self) -> Result<()> {
         self.shared.stop.store(true, Ordering::SeqCst);
         for poller in &self.shared.pollers {
-            let _ = poller.notify();
+            poller.notify();
         }
         let mut result = Ok(());
         for thread in self.threads.drain(..) {
@@ -238,6 +253,64 @@ impl Drop for MessageServer {
 struct Served {
     conn: Box<dyn Connection>,
     client: Client,
+    /// Whether a reply waits for room (the set watches for room, not requests).
+    blocked: bool,
+    /// The thread's round (`epoll_wait`) in which it was last served.
+    round: u64,
+    /// Whether its requests come several at a time (the last look for a second request
+    /// found one): a client that sends one and waits for the reply is served one per
+    /// report, its next looked for by the level-triggered set rather than by a `recv`
+    /// that would fail.
+    pipelined: bool,
+}
+
+/// A thread's `epoll` set, level-triggered, and the eventfd that wakes it.
+///
+/// `epoll` itself rather than a poller crate: `polling`'s `wait` re-arms its timer and
+/// its notifier and reads the notifier every time (four system calls besides
+/// `epoll_wait`), which a server waiting for a few clients at a time pays per request.
+#[derive(Debug)]
+struct Poller {
+    epoll: Epoll,
+    waker: EventFd,
+}
+
+impl Poller {
+    fn new() -> Result<Poller> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(|e| Error::from_errno("epoll_create1", e))?;
+        let waker = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map_err(|e| Error::from_errno("eventfd", e))?;
+        let poller = Poller { epoll, waker };
+        poller.add(poller.waker.as_fd(), EpollFlags::EPOLLIN, WAKER)?;
+        Ok(poller)
+    }
+
+    fn add(&self, fd: impl AsFd, flags: EpollFlags, key: u64) -> Result<()> {
+        self.epoll
+            .add(fd, EpollEvent::new(flags, key))
+            .map_err(|e| Error::from_errno("epoll_ctl", e))
+    }
+
+    fn modify(&self, fd: impl AsFd, flags: EpollFlags, key: u64) -> Result<()> {
+        self.epoll
+            .modify(fd, &mut EpollEvent::new(flags, key))
+            .map_err(|e| Error::from_errno("epoll_ctl", e))
+    }
+
+    fn delete(&self, fd: impl AsFd) {
+        let _ = self.epoll.delete(fd);
+    }
+
+    /// Wakes the thread waiting on this set.
+    fn notify(&self) {
+        let _ = self.waker.write(1);
+    }
+
+    /// Empties the eventfd once it woke the thread.
+    fn woken(&self) {
+        let _ = self.waker.read();
+    }
 }
 
 /// What a thread owns: its clients, by slot.
@@ -248,6 +321,10 @@ struct Worker {
     options: MessageServerOptions,
     clients: Vec<Option<Served>>,
     free: Vec<usize>,
+    /// How many times the thread has waited.
+    round: u64,
+    /// Clients that used up their burst with requests read ahead: served next round.
+    again: Vec<usize>,
 }
 
 impl Worker {
@@ -256,45 +333,85 @@ impl Worker {
     }
 
     fn run(mut self) -> Result<()> {
-        let shared = Arc::clone(&self.shared);
-        let listener = shared.listener.as_fd();
-        crate::sys::poller_add(self.poller(), listener, Event::readable(LISTENER))
-            .map_err(|e| Error::from(e).with_op("epoll_ctl"))?;
-        let mut events = Events::new();
-        let mut request = vec![0u8; self.options.max_message_size];
-        let mut reply = Vec::new();
+        self.watch_listener()?;
+        let mut scratch = Scratch::new(self.options.max_message_size);
         let result = loop {
-            events.clear();
-            match self.poller().wait(&mut events, None) {
-                Ok(_) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(err) => break Err(Error::from(err).with_op("epoll_wait")),
-            }
-            if self.shared.stop.load(Ordering::SeqCst) {
-                break Ok(());
-            }
-            self.take_handed();
-            for event in events.iter() {
-                if event.key == LISTENER {
-                    self.accept();
-                } else if event.writable {
-                    self.flush(event.key - 1, &mut request, &mut reply);
-                } else {
-                    self.serve(event.key - 1, &mut request, &mut reply);
-                }
+            // Clients with requests read ahead are served again without a report.
+            let timeout = if self.again.is_empty() {
+                EpollTimeout::NONE
+            } else {
+                EpollTimeout::ZERO
+            };
+            match self.turn(&mut scratch, timeout) {
+                Ok(Turn::Stopped) => break Ok(()),
+                Ok(Turn::Idle | Turn::Served) => {}
+                Ok(Turn::OutOfDescriptors) => std::thread::sleep(OUT_OF_DESCRIPTORS_PAUSE),
+                Err(err) => break Err(err),
             }
         };
-        let _ = self.poller().delete(listener);
+        self.poller().delete(self.shared.listener.as_fd());
         for slot in 0..self.clients.len() {
             self.disconnect(slot);
         }
         result
     }
 
+    /// Adds the listener to this thread's set (every thread accepts).
+    fn watch_listener(&self) -> Result<()> {
+        self.poller()
+            .add(self.shared.listener.as_fd(), EpollFlags::EPOLLIN, LISTENER)
+    }
+
+    /// Waits on the set as long as `timeout` says, then serves what it reported.
+    fn turn(&mut self, scratch: &mut Scratch, timeout: EpollTimeout) -> Result<Turn> {
+        let Scratch {
+            events,
+            request,
+            reply,
+        } = scratch;
+        let n = match self.poller().epoll.wait(events, timeout) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => return Ok(Turn::Served),
+            Err(errno) => return Err(Error::from_errno("epoll_wait", errno)),
+        };
+        if self.shared.stop.load(Ordering::SeqCst) {
+            return Ok(Turn::Stopped);
+        }
+        self.round += 1;
+        let again = std::mem::take(&mut self.again);
+        let mut turn = if n == 0 && again.is_empty() {
+            Turn::Idle
+        } else {
+            Turn::Served
+        };
+        for slot in again {
+            self.serve(slot, request, reply);
+        }
+        for event in &events[..n] {
+            match event.data() {
+                WAKER => {
+                    self.poller().woken();
+                    self.take_handed();
+                }
+                LISTENER => {
+                    if !self.accept() {
+                        turn = Turn::OutOfDescriptors;
+                    }
+                }
+                key => {
+                    let slot = usize::try_from(key - 1).unwrap_or(usize::MAX);
+                    self.ready(slot, request, reply);
+                }
+            }
+        }
+        Ok(turn)
+    }
+
     /// Accepts what is waiting (another thread may have taken it first), and gives each
     /// connection to the thread with the fewest clients: whichever thread wins an accept,
-    /// the clients end up spread evenly.
-    fn accept(&mut self) {
+    /// the clients end up spread evenly. `false` when out of descriptors with no client
+    /// to turn away: the caller pauses rather than spin on the ready listener.
+    fn accept(&mut self) -> bool {
         // A flood of new clients (or of clients turned away) gets a turn, not the thread:
         // the level-triggered listener is reported again after the clients are served.
         for _ in 0..ACCEPTS_PER_TURN {
@@ -304,7 +421,13 @@ impl Worker {
                 .accept_connection(self.options.max_message_size)
             {
                 Ok((conn, client)) => {
-                    let served = Served { conn, client };
+                    let served = Served {
+                        conn,
+                        client,
+                        blocked: false,
+                        round: 0,
+                        pipelined: false,
+                    };
                     let load = &self.shared.load;
                     let target = (0..load.len())
                         .min_by_key(|&i| (load[i].load(Ordering::Relaxed), i != self.index))
@@ -318,22 +441,20 @@ impl Worker {
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
                             .push(served);
-                        let _ = self.shared.pollers[target].notify();
+                        self.shared.pollers[target].notify();
                     }
                 }
                 // Out of descriptors, a waiting client was turned away: on to the next.
                 Err(err) if err.is_limit_exceeded() => {}
                 // Out of descriptors with no client turned away (another opener had the
                 // reserve's slot): the listener stays ready, so pause rather than spin.
-                Err(err) if out_of_descriptors(&err) => {
-                    std::thread::sleep(OUT_OF_DESCRIPTORS_PAUSE);
-                    return;
-                }
+                Err(err) if out_of_descriptors(&err) => return false,
                 // Nothing waits (another thread took it), or a failed accept: the listener
                 // is looked at again after the clients' turn.
-                Err(_) => return,
+                Err(_) => return true,
             }
         }
+        true
     }
 
     /// Takes the connections another thread accepted for this one.
@@ -351,7 +472,9 @@ impl Worker {
     /// Serves a connection on this thread (its client is counted already).
     fn adopt(&mut self, served: Served) {
         let slot = self.free.last().copied().unwrap_or(self.clients.len());
-        if crate::sys::poller_add(self.poller(), served.conn.fd(), Event::readable(slot + 1))
+        if self
+            .poller()
+            .add(served.conn.fd(), EpollFlags::EPOLLIN, slot as u64 + 1)
             .is_err()
         {
             // Not watched, it would never be answered: turned away instead.
@@ -374,14 +497,28 @@ impl Worker {
     /// Answers a burst of the client's requests.
     fn serve(&mut self, slot: usize, request: &mut [u8], reply: &mut Vec<u8>) {
         let burst = self.options.burst;
+        let round = self.round;
         let poller = &self.shared.pollers[self.index];
         let Some(Some(served)) = self.clients.get_mut(slot) else {
             return;
         };
-        for _ in 0..burst {
+        // Served in the round before too: perhaps more than one request at a time.
+        let one = !served.pipelined && served.round.wrapping_add(1) != round;
+        served.round = round;
+        for i in 0..burst {
+            if i == 1 && one && !served.conn.has_buffered() {
+                // Reported again if another request is there.
+                return;
+            }
             let len = match served.conn.try_recv(request) {
-                Ok(len) => len,
-                Err(err) if err.is_would_block() => return,
+                Ok(len) => {
+                    served.pipelined |= i == 1;
+                    len
+                }
+                Err(err) if err.is_would_block() => {
+                    served.pipelined &= i != 1;
+                    return;
+                }
                 // Gone, or a request above the maximum: the client is disconnected.
                 Err(_) => return self.disconnect(slot),
             };
@@ -396,11 +533,9 @@ impl Worker {
                 Ok(true) => {}
                 Ok(false) => {
                     // No room for all of it: wait for room instead of requests.
-                    let watching = poller.modify_with_mode(
-                        served.conn.fd(),
-                        Event::writable(slot + 1),
-                        PollMode::Level,
-                    );
+                    served.blocked = true;
+                    let watching =
+                        poller.modify(served.conn.fd(), EpollFlags::EPOLLOUT, slot as u64 + 1);
                     if watching.is_err() {
                         self.disconnect(slot);
                     }
@@ -409,25 +544,33 @@ impl Worker {
                 Err(_) => return self.disconnect(slot),
             }
         }
-        // More may be waiting: the level-triggered set reports it again after the others.
+        // More may be waiting: the level-triggered set reports what the socket holds, but
+        // not what was read ahead.
+        if served.conn.has_buffered() {
+            self.again.push(slot);
+        }
     }
 
-    /// Sends what a client had no room for, then serves it again.
-    fn flush(&mut self, slot: usize, request: &mut [u8], reply: &mut Vec<u8>) {
+    /// Serves a client the set reported: sends what it had no room for first, if a reply
+    /// was waiting, then answers its requests.
+    fn ready(&mut self, slot: usize, request: &mut [u8], reply: &mut Vec<u8>) {
         let poller = &self.shared.pollers[self.index];
         let Some(Some(served)) = self.clients.get_mut(slot) else {
             return;
         };
-        match served.conn.flush() {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(_) => return self.disconnect(slot),
-        }
-        if poller
-            .modify_with_mode(served.conn.fd(), Event::readable(slot + 1), PollMode::Level)
-            .is_err()
-        {
-            return self.disconnect(slot);
+        if served.blocked {
+            match served.conn.flush() {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(_) => return self.disconnect(slot),
+            }
+            served.blocked = false;
+            if poller
+                .modify(served.conn.fd(), EpollFlags::EPOLLIN, slot as u64 + 1)
+                .is_err()
+            {
+                return self.disconnect(slot);
+            }
         }
         self.serve(slot, request, reply);
     }
@@ -435,10 +578,39 @@ impl Worker {
     fn disconnect(&mut self, slot: usize) {
         if let Some(served) = self.clients.get_mut(slot).and_then(Option::take) {
             // Out of the set before the descriptor closes.
-            let _ = self.poller().delete(served.conn.fd());
+            self.poller().delete(served.conn.fd());
             drop(served);
             self.free.push(slot);
             self.uncount();
+        }
+    }
+}
+
+/// What a thread's turn did.
+enum Turn {
+    /// The server is stopping.
+    Stopped,
+    /// Nothing was reported, and no client has requests read ahead.
+    Idle,
+    /// Served what was reported (clients, the listener, wake-ups).
+    Served,
+    /// Out of descriptors with no client to turn away: pause before the next turn.
+    OutOfDescriptors,
+}
+
+/// A thread's buffers: the events of one wait, a request, a reply.
+struct Scratch {
+    events: Vec<EpollEvent>,
+    request: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+impl Scratch {
+    fn new(max_message_size: usize) -> Scratch {
+        Scratch {
+            events: vec![EpollEvent::empty(); 1024],
+            request: vec![0u8; max_message_size],
+            reply: Vec::new(),
         }
     }
 }

@@ -161,20 +161,6 @@ pub(crate) fn recvmsg(
     })
 }
 
-/// Adds `fd` to `poller`, level-triggered (`epoll_ctl(EPOLL_CTL_ADD)`).
-pub(crate) fn poller_add(
-    poller: &polling::Poller,
-    fd: BorrowedFd<'_>,
-    event: polling::Event,
-) -> io::Result<()> {
-    // SAFETY: `Poller::add` requires that the descriptor is deleted from the poller before
-    // it is closed. The message server adds only the listener and the connections it
-    // owns, and deletes each before dropping it; a connection closed while still added
-    // (a thread that panicked in the handler) would at worst leave a stale entry, which
-    // the kernel removes with the file, as no other descriptor refers to it.
-    unsafe { poller.add_with_mode(fd.as_raw_fd(), event, polling::PollMode::Level) }
-}
-
 /// A descriptor registered by number with tokio's reactor, owned elsewhere.
 #[cfg(feature = "tokio")]
 pub(crate) struct Registered(RawFd);
@@ -187,17 +173,17 @@ impl AsRawFd for Registered {
 }
 
 /// Registers `fd` itself (no duplicate) with the current tokio runtime's reactor, for
-/// both directions.
+/// input.
 #[cfg(feature = "tokio")]
 pub(crate) fn async_fd(fd: BorrowedFd<'_>) -> io::Result<tokio::io::unix::AsyncFd<Registered>> {
-    let interest = tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE;
+    let interest = tokio::io::Interest::READABLE;
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(io::Error::other("not inside a tokio runtime"));
     }
     // SAFETY: `AsyncFd` requires the descriptor to stay open and the same for as long as
-    // it is registered. The message server's accept loop owns its listener for as long as
-    // the registration, which it drops first, and each client task owns its connection,
-    // declared before (so dropped after) its registration; neither is ever replaced.
+    // it is registered. The message server's tasks register their `epoll` sets, which the
+    // server's shared state owns; each task holds that state in its worker, declared
+    // before (so dropped after) the registration, and no set is ever replaced.
     unsafe {
         tokio::io::unix::AsyncFd::register_with_interest(Registered(fd.as_raw_fd()), interest)
     }

@@ -74,6 +74,11 @@ pub trait Connection: Send {
     fn fd(&self) -> BorrowedFd<'_>;
     /// The next request, if one is there whole.
     fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize>;
+    /// Whether bytes of requests were read ahead (the descriptor may not be readable
+    /// while they wait).
+    fn has_buffered(&self) -> bool {
+        false
+    }
     /// Sends `reply`: `Ok(true)` if it went out whole, `Ok(false)` if (some of) it waits
     /// for room.
     fn send(&mut self, reply: &[u8]) -> Result<bool>;
@@ -197,6 +202,10 @@ where
 
     fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
         MessageReceiver::try_recv(&mut self.reader, buf)
+    }
+
+    fn has_buffered(&self) -> bool {
+        self.reader.buffered() > 0
     }
 
     fn send(&mut self, reply: &[u8]) -> Result<bool> {

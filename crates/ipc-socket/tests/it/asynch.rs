@@ -123,6 +123,7 @@ pub fn udp_echo_role(ctx: &mut PeerContext) -> PeerResult {
 const FRAMED_MAX: usize = 1 << 20;
 
 /// Message `i` of the framed echo test: sizes from one byte to `FRAMED_MAX`.
+#[cfg(feature = "tokio")]
 fn framed_message(i: usize) -> Vec<u8> {
     let len = [1, 100, 4096, 70_000, 300_000, FRAMED_MAX][i % 6];
     (0..len).map(|j| (i + j).to_le_bytes()[0]).collect()

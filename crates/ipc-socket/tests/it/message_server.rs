@@ -15,8 +15,8 @@ fn threads() -> std::io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/task")?.count())
 }
 
-/// Serves arg 0 (a seqpacket path, "stream:PATH", "tcp", or "async:PATH" for the server
-/// on a two-worker tokio runtime) with two threads, answering
+/// Serves arg 0 (a seqpacket path, "stream:PATH", "tcp", or "async:PATH" and
+/// "async-stream:PATH" for the server on a two-worker tokio runtime) with two threads, answering
 /// each request in capitals, under a soft descriptor limit of 1 024 or, with arg 1, with
 /// room for exactly that many more descriptors once started. Says ready with the number of
 /// threads it started and the TCP port, then answers "clients" with how many are connected
@@ -32,19 +32,29 @@ pub fn message_server_role(ctx: &mut PeerContext) -> PeerResult {
     let options = MessageServerOptions::new().threads(2);
     let before = threads()?;
     #[cfg(feature = "tokio")]
-    if let Some(path) = ctx.arg(0)?.strip_prefix("async:") {
+    if let Some((kind, path)) = ctx
+        .arg(0)?
+        .split_once(':')
+        .filter(|(k, _)| k.starts_with("async"))
+    {
         // On a two-worker runtime, in a thread of its own; "end" ends the process.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()?;
-        let listener = SeqpacketListener::bind(&UnixAddr::path(path))?;
+        let addr = UnixAddr::path(path);
+        type Serving = std::pin::Pin<Box<dyn Future<Output = ipc_socket::Result<()>> + Send>>;
+        let serving: Serving = if kind == "async-stream" {
+            Box::pin(options.serve(StreamListener::bind(&addr)?, upper))
+        } else {
+            Box::pin(options.serve(SeqpacketListener::bind(&addr)?, upper))
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = std::thread::spawn(move || {
             runtime.block_on(async {
                 // Dropping the server's future ends it: the listener is removed.
                 tokio::select! {
-                    served = options.serve(listener, upper) => served,
+                    served = serving => served,
                     _ = stopped => Ok(()),
                 }
             })
@@ -286,4 +296,36 @@ fn on_a_tokio_runtime_a_thousand_clients_are_served_under_a_limit_of_1024_descri
     three_rounds(&clients);
     server.send("end").unwrap();
     server.wait_success().unwrap();
+}
+
+#[test]
+fn pipelined_requests_read_ahead_in_one_read_are_all_answered() {
+    let guard = LeakGuard::new();
+    let path = guard.dir().join("pipelined.sock");
+    let mut kinds = vec!["stream"];
+    if cfg!(feature = "tokio") {
+        kinds.push("async-stream");
+    }
+    for kind in kinds {
+        let mut server = Peer::spawn("message-server", &[&format!("{kind}:{}", path.display())]);
+        let stream =
+            ipc_socket::connect_stream_timeout(&UnixAddr::path(&path), test_timeout()).unwrap();
+        // 200 requests in one write: the server reads them ahead, many to a read, more than
+        // a burst (16), with nothing left in the socket for its set to report.
+        let mut frames = FramedWriter::new(Vec::new());
+        for n in 0..200 {
+            frames.send(format!("request {n}").as_bytes()).unwrap();
+        }
+        std::io::Write::write_all(&mut &stream, &frames.into_inner()).unwrap();
+        let mut reader = FramedReader::new(&stream);
+        let mut buf = [0u8; 64];
+        for n in 0..200 {
+            let len = reader.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..len], format!("REQUEST {n}").as_bytes(), "{kind}");
+        }
+        drop(reader);
+        server.send("end").unwrap();
+        server.wait_success().unwrap();
+        let _ = std::fs::remove_file(&path);
+    }
 }
