@@ -11,7 +11,9 @@
 //! - `tokio-stream`: tokio's own `UnixStream`, an echo task per client on a two-worker
 //!   runtime (the baseline);
 //! - `async-seqpacket`: `Async<Seqpacket>` tasks on a two-worker runtime;
-//! - `thread-per-client`: `ipc_socket::Server` (Unix stream, a thread per client).
+//! - `thread-per-client`: `ipc_socket::Server` (Unix stream, a thread per client);
+//! - `message-server-tcp` and `tokio-tcp`: the message server and tokio's `TcpStream`
+//!   echo on TCP over loopback (`TCP_NODELAY` on both sides), the TCP row's baseline.
 //!
 //! The load is one process with every client connection in one `epoll` set, each client
 //! sending its next request as soon as the reply to its last one is in (closed loop).
@@ -36,11 +38,13 @@ use polling::{Event, Events, PollMode, Poller};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 8] = [
     "message-server",
     "message-server-stream",
     "serve-seqpacket",
     "tokio-stream",
+    "message-server-tcp",
+    "tokio-tcp",
     "async-seqpacket",
     "thread-per-client",
 ];
@@ -56,16 +60,17 @@ fn main() -> Result<()> {
     let clients = usize::try_from(number(0, 1000))?;
     let seconds = number(1, 3);
     let rounds = number(2, 3);
-    // Optionally only some servers (comma-separated kinds), and always the baseline.
+    // Optionally only some servers (comma-separated kinds), and always their baselines.
     let only: Vec<&str> = args.get(3).map_or(KINDS.to_vec(), |list| {
-        let mut kinds: Vec<&str> = KINDS
+        let asked: Vec<&str> = list.split(',').collect();
+        KINDS
             .into_iter()
-            .filter(|kind| list.split(',').any(|k| k == *kind))
-            .collect();
-        if !kinds.contains(&"tokio-stream") {
-            kinds.push("tokio-stream");
-        }
-        kinds
+            .filter(|kind| {
+                asked
+                    .iter()
+                    .any(|asked| asked == kind || baseline(asked) == *kind)
+            })
+            .collect()
     });
     let dir = std::env::temp_dir().join(format!("ipc-bench-servers-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -80,7 +85,7 @@ fn main() -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "| server | requests/s (median of {rounds}) | × tokio, per round: median (range) | fairness (slowest / mean) | server CPU per request | tokio's CPU / its, per round | clients answered | refused | threads | RSS |"
+        "| server | requests/s (median of {rounds}) | × tokio (same transport), per round: median (range) | fairness (slowest / mean) | server CPU per request | tokio's CPU / its, per round | clients answered | refused | threads | RSS |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let median = |mut values: Vec<f64>| {
@@ -89,9 +94,9 @@ fn main() -> Result<()> {
     };
     let of =
         |outcomes: &[Outcome], f: fn(&Outcome) -> f64| median(outcomes.iter().map(f).collect());
-    let tokio = &results["tokio-stream"];
     for &kind in &only {
         let outcomes = &results[kind];
+        let tokio = &results[baseline(kind)];
         // Rounds interleave the servers: each round's ratio compares runs minutes apart at
         // most, which the machine's drift between rounds does not.
         let ratios: Vec<f64> = outcomes
@@ -122,6 +127,15 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// The tokio server `kind` is compared with: the same transport's.
+fn baseline(kind: &str) -> &'static str {
+    if kind.ends_with("tcp") {
+        "tokio-tcp"
+    } else {
+        "tokio-stream"
+    }
+}
+
 #[derive(Debug)]
 struct Outcome {
     rate: f64,
@@ -143,11 +157,15 @@ fn measure(kind: &str, path: &std::path::Path, clients: usize, time: Duration) -
         .spawn()?;
     let mut ready = String::new();
     BufReader::new(server.stdout.take().ok_or("stdout")?).read_line(&mut ready)?;
-    let seqpacket = matches!(
-        kind,
-        "message-server" | "serve-seqpacket" | "async-seqpacket"
-    );
-    let outcome = load(path, seqpacket, clients, time, &server);
+    let transport = match kind {
+        "message-server" | "serve-seqpacket" | "async-seqpacket" => Transport::Seqpacket,
+        "message-server-tcp" | "tokio-tcp" => {
+            let port = ready.trim().strip_prefix("ready ").ok_or("no port")?;
+            Transport::Tcp(port.parse()?)
+        }
+        _ => Transport::Stream,
+    };
+    let outcome = load(path, transport, clients, time, &server);
     drop(server.stdin.take());
     stop(&mut server);
     outcome
@@ -156,6 +174,15 @@ fn measure(kind: &str, path: &std::path::Path, clients: usize, time: Duration) -
 fn stop(server: &mut Child) {
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// How the load's clients connect.
+#[derive(Clone, Copy, PartialEq)]
+enum Transport {
+    Seqpacket,
+    Stream,
+    /// To this port on 127.0.0.1.
+    Tcp(u16),
 }
 
 /// One client connection of the load.
@@ -193,9 +220,18 @@ impl Conn for UnixStream {
     }
 }
 
+impl Conn for std::net::TcpStream {
+    fn send(&self, msg: &[u8]) -> std::io::Result<()> {
+        (&mut &*self).write_all(msg)
+    }
+    fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&mut &*self).read(buf)
+    }
+}
+
 fn load(
     path: &std::path::Path,
-    seqpacket: bool,
+    transport: Transport,
     clients: usize,
     time: Duration,
     server: &Child,
@@ -206,16 +242,26 @@ fn load(
     let mut refused = 0;
     // On streams a valid frame header (60 bytes follow), which the echo servers ignore.
     let mut request = [7u8; MESSAGE];
-    if !seqpacket {
+    if transport != Transport::Seqpacket {
         request[..4].copy_from_slice(&60u32.to_le_bytes());
     }
     for key in 0..clients {
-        let socket: Box<dyn Conn> = if seqpacket {
-            Box::new(Seqpacket::connect_timeout(&addr, Duration::from_secs(10))?)
-        } else {
-            let stream = ipc_socket::connect_stream_timeout(&addr, Duration::from_secs(10))?;
-            stream.set_nonblocking(true)?;
-            Box::new(stream)
+        let socket: Box<dyn Conn> = match transport {
+            Transport::Seqpacket => {
+                Box::new(Seqpacket::connect_timeout(&addr, Duration::from_secs(10))?)
+            }
+            Transport::Stream => {
+                let stream = ipc_socket::connect_stream_timeout(&addr, Duration::from_secs(10))?;
+                stream.set_nonblocking(true)?;
+                Box::new(stream)
+            }
+            Transport::Tcp(port) => {
+                let stream = ipc_socket::TcpOptions::new()
+                    .nodelay(true)
+                    .connect_timeout(("127.0.0.1", port), Duration::from_secs(10))?;
+                stream.set_nonblocking(true)?;
+                Box::new(stream)
+            }
         };
         if socket.send(&request).is_err() {
             refused += 1;
@@ -353,17 +399,30 @@ fn serve(kind: &str, path: &str) -> Result<()> {
         let _ = std::io::stdout().flush();
     };
     match kind {
-        "message-server" | "message-server-stream" => {
+        "message-server" | "message-server-stream" | "message-server-tcp" => {
             let echo = |request: &[u8], _: &ipc_socket::Client, reply: &mut Vec<u8>| {
                 reply.extend_from_slice(request);
             };
             let options = MessageServerOptions::new()
                 .threads(2)
                 .max_message_size(MESSAGE);
-            let _server = if kind == "message-server" {
-                options.start(SeqpacketListener::bind(&addr)?, echo)?
-            } else {
-                options.start(ipc_socket::StreamListener::bind(&addr)?, echo)?
+            let _server = match kind {
+                "message-server" => options.start(SeqpacketListener::bind(&addr)?, echo)?,
+                "message-server-stream" => {
+                    options.start(ipc_socket::StreamListener::bind(&addr)?, echo)?
+                }
+                _ => {
+                    let acceptor = ipc_socket::TcpOptions::new()
+                        .nodelay(true)
+                        .listen("127.0.0.1:0")?;
+                    let port = acceptor.local_addr()?.port();
+                    let _server = options.start(acceptor, echo)?;
+                    println!("ready {port}");
+                    let _ = std::io::stdout().flush();
+                    loop {
+                        std::thread::park();
+                    }
+                }
             };
             ready();
             loop {
@@ -387,14 +446,15 @@ fn serve(kind: &str, path: &str) -> Result<()> {
                 std::thread::park();
             }
         }
-        "tokio-stream" | "async-seqpacket" | "serve-seqpacket" => {
+        "tokio-stream" | "tokio-tcp" | "async-seqpacket" | "serve-seqpacket" => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
-                .enable_io()
+                .enable_all()
                 .build()?;
             runtime.block_on(async {
                 match kind {
                     "tokio-stream" => tokio_stream(&addr, ready).await,
+                    "tokio-tcp" => tokio_tcp().await,
                     "async-seqpacket" => async_seqpacket(&addr, ready).await,
                     _ => {
                         let listener = SeqpacketListener::bind(&addr)?;
@@ -426,6 +486,30 @@ async fn tokio_stream(addr: &UnixAddr, ready: impl Fn()) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         };
+        tokio::spawn(async move {
+            let mut buf = [0u8; MESSAGE];
+            while stream.read_exact(&mut buf).await.is_ok() {
+                if stream.write_all(&buf).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+async fn tokio_tcp() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("ready {}", listener.local_addr()?.port());
+    let _ = std::io::stdout().flush();
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        };
+        // As the message server's TCP connections are.
+        let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let mut buf = [0u8; MESSAGE];
             while stream.read_exact(&mut buf).await.is_ok() {
