@@ -76,7 +76,12 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let mut results: BTreeMap<&str, Vec<Outcome>> = BTreeMap::new();
     for round in 0..rounds {
-        for &kind in &only {
+        // Each round starts with another server, so that none always follows the same one
+        // (a server run after one that left a thousand connections closing does worse).
+        let mut order = only.clone();
+        let start = usize::try_from(round)? % order.len().max(1);
+        order.rotate_left(start);
+        for kind in order {
             let path = dir.join(format!("{kind}-{round}.sock"));
             let outcome = measure(kind, &path, clients, Duration::from_secs(seconds))?;
             eprintln!("round {round} {kind}: {outcome:?}");
@@ -174,6 +179,8 @@ fn measure(kind: &str, path: &std::path::Path, clients: usize, time: Duration) -
 fn stop(server: &mut Child) {
     let _ = server.kill();
     let _ = server.wait();
+    // Let the kernel finish with the closed connections before the next server runs.
+    std::thread::sleep(Duration::from_millis(500));
 }
 
 /// How the load's clients connect.

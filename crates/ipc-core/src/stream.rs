@@ -101,12 +101,17 @@ fn socket_try_read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
     }
 }
 
-/// `sendmsg(MSG_DONTWAIT | MSG_NOSIGNAL)` on a stream socket: a write that never waits and
-/// never raises `SIGPIPE`.
+/// `sendmsg(MSG_DONTWAIT | MSG_NOSIGNAL)` on a stream socket (`send` for one buffer, which
+/// spares the kernel the message header and vector): a write that never waits and never
+/// raises `SIGPIPE`.
 fn socket_try_write(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> Result<usize> {
     let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
     loop {
-        match nix::sys::socket::sendmsg::<()>(fd.as_raw_fd(), bufs, &[], flags, None) {
+        let sent = match bufs {
+            [one] => nix::sys::socket::send(fd.as_raw_fd(), one, flags),
+            _ => nix::sys::socket::sendmsg::<()>(fd.as_raw_fd(), bufs, &[], flags, None),
+        };
+        match sent {
             Err(nix::errno::Errno::EINTR) => {}
             Err(nix::errno::Errno::EAGAIN) => return Err(Error::would_block("sendmsg")),
             other => return other.map_err(|e| Error::from_errno("sendmsg", e)),

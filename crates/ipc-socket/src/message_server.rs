@@ -335,16 +335,20 @@ impl Worker {
     fn run(mut self) -> Result<()> {
         self.watch_listener()?;
         let mut scratch = Scratch::new(self.options.max_message_size);
+        // After a turn that served something, look again without sleeping: what came in
+        // meanwhile is served without a wake-up (as tokio's workers poll before parking).
+        let mut busy = false;
         let result = loop {
             // Clients with requests read ahead are served again without a report.
-            let timeout = if self.again.is_empty() {
-                EpollTimeout::NONE
-            } else {
+            let timeout = if busy || !self.again.is_empty() {
                 EpollTimeout::ZERO
+            } else {
+                EpollTimeout::NONE
             };
             match self.turn(&mut scratch, timeout) {
                 Ok(Turn::Stopped) => break Ok(()),
-                Ok(Turn::Idle | Turn::Served) => {}
+                Ok(Turn::Idle) => busy = false,
+                Ok(Turn::Served) => busy = true,
                 Ok(Turn::OutOfDescriptors) => std::thread::sleep(OUT_OF_DESCRIPTORS_PAUSE),
                 Err(err) => break Err(err),
             }
