@@ -21,7 +21,9 @@
 //! makes it 0, and one turned away is counted as refused.
 //!
 //! `cargo run --release -p ipc-bench --bin ipc-bench-servers [clients] [seconds] [rounds]
-//! [kinds]`, where `kinds` (comma-separated) picks servers to run beside the baseline.
+//! [kinds] [threads]`, where `kinds` (comma-separated, or `all`) picks servers to run beside
+//! their baselines and `threads` is the message server's thread (or task) count, 2 by
+//! default.
 
 // The load generator adds its connections to an epoll set (`Poller::add`).
 #![allow(unsafe_code)]
@@ -53,25 +55,31 @@ const MESSAGE: usize = 64;
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("serve") {
-        return serve(&args[1], &args[2]);
+        let threads = args.get(3).and_then(|t| t.parse().ok()).unwrap_or(2);
+        return serve(&args[1], &args[2], threads);
     }
     let number =
         |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let clients = usize::try_from(number(0, 1000))?;
     let seconds = number(1, 3);
     let rounds = number(2, 3);
+    // The message server's threads (or tasks, on tokio); tokio's runtimes have two workers.
+    let threads = usize::try_from(number(4, 2))?;
     // Optionally only some servers (comma-separated kinds), and always their baselines.
-    let only: Vec<&str> = args.get(3).map_or(KINDS.to_vec(), |list| {
-        let asked: Vec<&str> = list.split(',').collect();
-        KINDS
-            .into_iter()
-            .filter(|kind| {
-                asked
-                    .iter()
-                    .any(|asked| asked == kind || baseline(asked) == *kind)
-            })
-            .collect()
-    });
+    let only: Vec<&str> = args
+        .get(3)
+        .filter(|l| *l != "all")
+        .map_or(KINDS.to_vec(), |list| {
+            let asked: Vec<&str> = list.split(',').collect();
+            KINDS
+                .into_iter()
+                .filter(|kind| {
+                    asked
+                        .iter()
+                        .any(|asked| asked == kind || baseline(asked) == *kind)
+                })
+                .collect()
+        });
     let dir = std::env::temp_dir().join(format!("ipc-bench-servers-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut results: BTreeMap<&str, Vec<Outcome>> = BTreeMap::new();
@@ -83,7 +91,8 @@ fn main() -> Result<()> {
         order.rotate_left(start);
         for kind in order {
             let path = dir.join(format!("{kind}-{round}.sock"));
-            let outcome = measure(kind, &path, clients, Duration::from_secs(seconds))?;
+            let time = Duration::from_secs(seconds);
+            let outcome = measure(kind, &path, threads, clients, time)?;
             eprintln!("round {round} {kind}: {outcome:?}");
             results.entry(kind).or_default().push(outcome);
         }
@@ -154,9 +163,20 @@ struct Outcome {
 }
 
 /// Starts the server `kind` at `path`, loads it with `clients` for `time`, and stops it.
-fn measure(kind: &str, path: &std::path::Path, clients: usize, time: Duration) -> Result<Outcome> {
+fn measure(
+    kind: &str,
+    path: &std::path::Path,
+    threads: usize,
+    clients: usize,
+    time: Duration,
+) -> Result<Outcome> {
     let mut server = Command::new(std::env::current_exe()?)
-        .args(["serve", kind, path.to_str().ok_or("path")?])
+        .args([
+            "serve",
+            kind,
+            path.to_str().ok_or("path")?,
+            &threads.to_string(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
@@ -393,9 +413,9 @@ fn status(pid: u32) -> (usize, usize) {
     (field("Threads:"), field("VmRSS:"))
 }
 
-/// The server side: runs `kind` at `path` under a soft limit of 1 024 descriptors until
-/// killed.
-fn serve(kind: &str, path: &str) -> Result<()> {
+/// The server side: runs `kind` at `path` (the message server with `threads` threads or
+/// tasks) under a soft limit of 1 024 descriptors until killed.
+fn serve(kind: &str, path: &str, threads: usize) -> Result<()> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
@@ -411,7 +431,7 @@ fn serve(kind: &str, path: &str) -> Result<()> {
                 reply.extend_from_slice(request);
             };
             let options = MessageServerOptions::new()
-                .threads(2)
+                .threads(threads)
                 .max_message_size(MESSAGE);
             let _server = match kind {
                 "message-server" => options.start(SeqpacketListener::bind(&addr)?, echo)?,
@@ -470,6 +490,7 @@ fn serve(kind: &str, path: &str) -> Result<()> {
                             reply.extend_from_slice(request);
                         };
                         MessageServerOptions::new()
+                            .threads(threads)
                             .max_message_size(MESSAGE)
                             .serve(listener, echo)
                             .await
