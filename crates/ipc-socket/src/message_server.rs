@@ -56,8 +56,9 @@ impl MessageServerOptions {
         Self::default()
     }
 
-    /// The number of threads serving (at least one): each waits on its own `epoll` set and
-    /// serves the clients it accepted.
+    /// The number of threads serving (at least one), and of workers: each worker has its
+    /// own `epoll` set and clients, and a thread serves whichever worker is ready (on
+    /// [`serve`](Self::serve), the number of tasks, one per worker).
     #[must_use]
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
@@ -158,9 +159,10 @@ impl MessageServerOptions {
 /// handler answers each request with a reply; requests of one client are answered in
 /// order.
 ///
-/// Each thread waits on its own `epoll` set; whichever accepts a connection gives it to
-/// the thread with the fewest clients, which serves it a burst of requests at a time, so
-/// that no client starves the others. A client that does not read its replies is not read
+/// Each worker (one per thread) has its own `epoll` set; whichever accepts a connection
+/// gives it to the worker with the fewest clients, which serves it a burst of requests at a
+/// time, so that no client starves the others, and a thread with nothing to do serves
+/// another thread's worker rather than sleep. A client that does not read its replies is not read
 /// from until it does (one reply is kept for it, no more). A handler that panics loses its
 /// client, not the server. Out of descriptors, the listener turns new clients away at once
 /// (see the crate's docs) and the connected ones are served on.
