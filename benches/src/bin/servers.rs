@@ -16,7 +16,8 @@
 //!   echo on TCP over loopback (`TCP_NODELAY` on both sides), the TCP row's baseline.
 //!
 //! The load is one process with every client connection in one `epoll` set, each client
-//! sending its next request as soon as the reply to its last one is in (closed loop).
+//! sending its next request as soon as the reply to its last one is in (closed loop),
+//! pinned to one CPU and the server to another.
 //! Fairness is the slowest client's requests over the mean; a client never answered
 //! makes it 0, and one turned away is counted as refused.
 //!
@@ -56,6 +57,9 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("serve") {
         let threads = args.get(3).and_then(|t| t.parse().ok()).unwrap_or(2);
+        if let Some(cpu) = args.get(4).and_then(|c| c.parse().ok()) {
+            ipc_bench::affinity::pin_to(cpu)?;
+        }
         return serve(&args[1], &args[2], threads);
     }
     let number =
@@ -80,6 +84,14 @@ fn main() -> Result<()> {
                 })
                 .collect()
         });
+    // The load on one CPU, each server on the other, as every benchmark here is pinned:
+    // unpinned, the scheduler's placement of three busy threads on two CPUs moved the
+    // ratios by more than the servers differ.
+    let pair = ipc_bench::affinity::cpu_pair()?;
+    if let Some((load_cpu, _)) = pair {
+        ipc_bench::affinity::pin_to(load_cpu)?;
+    }
+    let server_cpu = pair.map(|(_, cpu)| cpu);
     let dir = std::env::temp_dir().join(format!("ipc-bench-servers-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut results: BTreeMap<&str, Vec<Outcome>> = BTreeMap::new();
@@ -92,7 +104,7 @@ fn main() -> Result<()> {
         for kind in order {
             let path = dir.join(format!("{kind}-{round}.sock"));
             let time = Duration::from_secs(seconds);
-            let outcome = measure(kind, &path, threads, clients, time)?;
+            let outcome = measure(kind, &path, (threads, server_cpu), clients, time)?;
             eprintln!("round {round} {kind}: {outcome:?}");
             results.entry(kind).or_default().push(outcome);
         }
@@ -166,7 +178,7 @@ struct Outcome {
 fn measure(
     kind: &str,
     path: &std::path::Path,
-    threads: usize,
+    (threads, cpu): (usize, Option<usize>),
     clients: usize,
     time: Duration,
 ) -> Result<Outcome> {
@@ -177,6 +189,7 @@ fn measure(
             path.to_str().ok_or("path")?,
             &threads.to_string(),
         ])
+        .args(cpu.map(|cpu| cpu.to_string()))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
