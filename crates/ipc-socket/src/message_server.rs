@@ -265,7 +265,7 @@ impl MessageServer {
 ///
 /// A thread per set, each asleep on its own, cost 12 000 sleeps and wake-ups a second at
 /// 145 000 requests/s where tokio's echo server, whose idle workers leave the reactor to
-/// one of them, had 4 500 (`ipc-bench-servers`).
+/// one of them, had 4 500 (`ipc-bench-servers`, unpinned).
 #[derive(Debug)]
 struct Pool {
     sets: Epoll,
@@ -276,7 +276,7 @@ struct Pool {
 
 /// How long a thread with nothing to do keeps looking before it sleeps: about what a
 /// kernel wake-up costs (6–30 µs on the development machine), which a request arriving
-/// meanwhile is then spared (`ipc-bench-servers`: 5 900 sleeps a second at 141 000
+/// meanwhile is then spared (`ipc-bench-servers`, unpinned: 5 900 sleeps a second at 141 000
 /// requests/s, against 8 300 at 151 000 without).
 const IDLE_POLL: std::time::Duration = std::time::Duration::from_micros(20);
 
