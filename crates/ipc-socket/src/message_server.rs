@@ -198,11 +198,11 @@ pub struct MessageServer {
 struct Shared {
     stop: AtomicBool,
     clients: AtomicUsize,
-    /// How many clients each thread serves (or has been handed).
+    /// How many clients each worker serves (or has been handed).
     load: Vec<AtomicUsize>,
-    /// Connections accepted by one thread for another, which has fewer clients.
+    /// Connections accepted by one worker for another, which has fewer clients.
     inboxes: Vec<Mutex<Vec<Served>>>,
-    /// One per thread; only the thread adds to its own.
+    /// One per worker; only the worker adds to its own.
     pollers: Vec<Poller>,
     listener: Box<dyn ServerListener>,
 }
@@ -380,7 +380,7 @@ struct Served {
     client: Client,
     /// Whether a reply waits for room (the set watches for room, not requests).
     blocked: bool,
-    /// The thread's round (`epoll_wait`) in which it was last served.
+    /// The worker's round (`epoll_wait`) in which it was last served.
     round: u64,
     /// Whether its requests come several at a time (the last look for a second request
     /// found one): a client that sends one and waits for the reply is served one per
@@ -389,7 +389,7 @@ struct Served {
     pipelined: bool,
 }
 
-/// A thread's `epoll` set, level-triggered, and the eventfd that wakes it.
+/// A worker's `epoll` set, level-triggered, and the eventfd that wakes whoever waits on it.
 ///
 /// `epoll` itself rather than a poller crate: `polling`'s `wait` re-arms its timer and
 /// its notifier and reads the notifier every time (four system calls besides
@@ -427,18 +427,18 @@ impl Poller {
         let _ = self.epoll.delete(fd);
     }
 
-    /// Wakes the thread waiting on this set.
+    /// Makes the set ready, so that the worker takes its turn (handed clients, a stop).
     fn notify(&self) {
         let _ = self.waker.write(1);
     }
 
-    /// Empties the eventfd once it woke the thread.
+    /// Empties the eventfd once the set reported it.
     fn woken(&self) {
         let _ = self.waker.read();
     }
 }
 
-/// What a thread owns: its clients, by slot.
+/// What a worker owns (one per thread or task): its clients, by slot.
 struct Worker {
     shared: Arc<Shared>,
     index: usize,
@@ -446,7 +446,7 @@ struct Worker {
     options: MessageServerOptions,
     clients: Vec<Option<Served>>,
     free: Vec<usize>,
-    /// How many times the thread has waited.
+    /// How many turns the worker has taken.
     round: u64,
     /// Clients that used up their burst with requests read ahead: served next round.
     again: Vec<usize>,
@@ -465,7 +465,7 @@ impl Worker {
         }
     }
 
-    /// Adds the listener to this thread's set (every thread accepts).
+    /// Adds the listener to this worker's set (every worker accepts).
     fn watch_listener(&self) -> Result<()> {
         self.poller()
             .add(self.shared.listener.as_fd(), EpollFlags::EPOLLIN, LISTENER)
@@ -516,12 +516,12 @@ impl Worker {
         Ok(turn)
     }
 
-    /// Accepts what is waiting (another thread may have taken it first), and gives each
-    /// connection to the thread with the fewest clients: whichever thread wins an accept,
+    /// Accepts what is waiting (another worker may have taken it first), and gives each
+    /// connection to the worker with the fewest clients: whichever worker wins an accept,
     /// the clients end up spread evenly. `false` when out of descriptors with no client
     /// to turn away: the caller pauses rather than spin on the ready listener.
     fn accept(&mut self) -> bool {
-        // A flood of new clients (or of clients turned away) gets a turn, not the thread:
+        // A flood of new clients (or of clients turned away) gets a turn, not the worker:
         // the level-triggered listener is reported again after the clients are served.
         for _ in 0..ACCEPTS_PER_TURN {
             match self
@@ -695,7 +695,7 @@ impl Worker {
     }
 }
 
-/// What a thread's turn did.
+/// What a worker's turn did.
 enum Turn {
     /// The server is stopping.
     Stopped,
@@ -707,7 +707,7 @@ enum Turn {
     OutOfDescriptors,
 }
 
-/// A thread's buffers: the events of one wait, a request, a reply.
+/// A thread's (or task's) buffers: the events of one wait, a request, a reply.
 struct Scratch {
     events: Vec<EpollEvent>,
     request: Vec<u8>,
