@@ -162,10 +162,10 @@ impl MessageServerOptions {
 /// Each worker (one per thread) has its own `epoll` set; whichever accepts a connection
 /// gives it to the worker with the fewest clients, which serves it a burst of requests at a
 /// time, so that no client starves the others, and a thread with nothing to do serves
-/// another thread's worker rather than sleep. A client that does not read its replies is not read
-/// from until it does (one reply is kept for it, no more). A handler that panics loses its
-/// client, not the server. Out of descriptors, the listener turns new clients away at once
-/// (see the crate's docs) and the connected ones are served on.
+/// another thread's worker rather than sleep. A client that does not read its replies is
+/// not read from until it does (one reply is kept for it, no more). A handler that panics
+/// loses its client, not the server. Out of descriptors, the listener turns new clients
+/// away at once (see the crate's docs) and the connected ones are served on.
 /// [`shutdown`](MessageServer::shutdown) (or dropping the server) disconnects every client
 /// and waits for the threads.
 ///
