@@ -135,9 +135,16 @@ impl Relay {
     fn run(&self) {
         let mut events = [EpollEvent::empty(); 32];
         loop {
-            let Ok(n) = self.epoll.wait(&mut events, EpollTimeout::NONE) else {
-                // EINTR: a signal handler ran.
-                continue;
+            let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+                Ok(n) => n,
+                // A signal handler ran.
+                Err(nix::errno::Errno::EINTR) => continue,
+                // Not expected of a valid set; rather than spin or end (the waiters would
+                // then miss their peers' deaths), try again a little later.
+                Err(_) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
             };
             for event in &events[..n] {
                 // Fired under the lock, so that once `withdraw` returns the relay holds

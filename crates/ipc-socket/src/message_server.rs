@@ -348,7 +348,14 @@ impl Pool {
             };
             let mut worker = worker.lock().unwrap_or_else(PoisonError::into_inner);
             for _ in 0..TURNS_PER_TAKE {
-                match worker.turn(&mut scratch, EpollTimeout::ZERO)? {
+                let turn = worker
+                    .turn(&mut scratch, EpollTimeout::ZERO)
+                    .inspect_err(|_| {
+                        // Its set failed: its clients are told (peer gone) rather than left
+                        // waiting for a thread that will not come.
+                        worker.close();
+                    })?;
+                match turn {
                     Turn::Stopped => return Ok(()),
                     Turn::Idle => break,
                     Turn::Served => {}
