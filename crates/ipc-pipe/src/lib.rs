@@ -44,6 +44,9 @@
 //! - **`EINTR` is retried everywhere**, against the original deadline for timed calls.
 //! - **Every blocking operation has `try_` and `_timeout` forms**, which work whatever the
 //!   descriptor's blocking mode (`RWF_NOWAIT` reads and writes, `poll` for the waits).
+//!   An end watched by a `Selector` or an `Async` gets an `O_NONBLOCK` open file
+//!   description of its own, so that its calls are plain `read` and `write` and copies of
+//!   the end held elsewhere (a child's stdin) keep their mode.
 //! - **FIFOs open without deadlocks**: [`Fifo::open_reader`] never blocks, and
 //!   [`Fifo::open_writer_timeout`] waits for a reader with a deadline. Paths that are
 //!   symbolic links, not FIFOs, or owned by another user are refused.

@@ -62,7 +62,8 @@ impl PipeReader {
     }
 
     /// Reads what is there now without waiting, whatever the blocking mode (`preadv2` with
-    /// `RWF_NOWAIT`).
+    /// `RWF_NOWAIT`, or `read` on an end with a non-blocking description of its own, see
+    /// [`set_nonblocking`](Self::set_nonblocking)).
     ///
     /// # Errors
     ///
@@ -220,7 +221,8 @@ impl PipeWriter {
     }
 
     /// Writes what fits now without waiting, whatever the blocking mode (`pwritev2` with
-    /// `RWF_NOWAIT`).
+    /// `RWF_NOWAIT`, or `write` on an end with a non-blocking description of its own, see
+    /// [`set_nonblocking`](Self::set_nonblocking)).
     ///
     /// # Errors
     ///
@@ -324,21 +326,33 @@ impl WriteReady for PipeWriter {
 }
 
 impl ipc_core::Source for PipeReader {
+    /// The end's descriptor, given an `O_NONBLOCK` description of its own the first time
+    /// (see [`set_nonblocking`](PipeReader::set_nonblocking)).
     fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
-        ipc_core::internal::readable_only(
+        let readiness = ipc_core::internal::readable_only(
             std::os::fd::AsFd::as_fd(self),
             interest,
             "a pipe's reading end",
-        )
+        );
+        if readiness.is_ok() {
+            self.mode.detach(self.fd.as_fd(), OFlag::O_RDONLY);
+        }
+        readiness
     }
 }
 
 impl ipc_core::Source for PipeWriter {
+    /// The end's descriptor, given an `O_NONBLOCK` description of its own the first time
+    /// (see [`set_nonblocking`](PipeWriter::set_nonblocking)).
     fn readiness(&self, interest: ipc_core::Interest) -> ipc_core::Result<ipc_core::Readiness> {
-        ipc_core::internal::writable_only(
+        let readiness = ipc_core::internal::writable_only(
             std::os::fd::AsFd::as_fd(self),
             interest,
             "a pipe's writing end",
-        )
+        );
+        if readiness.is_ok() {
+            self.mode.detach(self.fd.as_fd(), OFlag::O_WRONLY);
+        }
+        readiness
     }
 }

@@ -1,5 +1,6 @@
 //! The crate's only unsafe code: vectored reads and writes with `RWF_NOWAIT`, `FIONREAD`,
-//! and the descriptor set-up between `fork` and `exec` of a child.
+//! replacing an end's open file description, and the descriptor set-up between `fork` and
+//! `exec` of a child.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -19,6 +20,12 @@ pub(crate) fn readv(
     bufs: &mut [IoSliceMut<'_>],
     nowait: bool,
 ) -> io::Result<usize> {
+    if let ([buf], false) = (&mut *bufs, nowait) {
+        // As in `writev`: one buffer takes the plain call, ~20% cheaper at 4 KiB.
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call.
+        let ret = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        return usize::try_from(ret).map_err(|_| io::Error::last_os_error());
+    }
     let flags = if nowait { libc::RWF_NOWAIT } else { 0 };
     // SAFETY: `IoSliceMut` is ABI-compatible with `struct iovec` on Unix, and every slice
     // is valid for writes of its length for the duration of the call; the count is at
@@ -70,6 +77,19 @@ pub(crate) fn after_write_error() -> io::Error {
 }
 
 pub(crate) use ipc_core::{block_sigpipe, consume_sigpipe};
+
+/// Makes descriptor number `fd` refer to `with`'s open file description (`dup3` with
+/// `O_CLOEXEC`) and closes `with`.
+pub(crate) fn replace_description(fd: BorrowedFd<'_>, with: OwnedFd) -> io::Result<()> {
+    // SAFETY: `dup3` swaps the description behind the number `fd` atomically and never
+    // leaves the number closed, so whoever owns `fd` still owns an open descriptor (of the
+    // same pipe: the caller reopened it); `with` stays owned and is closed by its drop.
+    let ret = unsafe { libc::dup3(with.as_raw_fd(), fd.as_raw_fd(), libc::O_CLOEXEC) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 /// The number of unread bytes in a pipe (`FIONREAD`).
 pub(crate) fn unread_bytes(fd: BorrowedFd<'_>) -> io::Result<usize> {

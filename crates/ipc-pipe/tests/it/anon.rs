@@ -37,6 +37,18 @@ fn vectored_io_gathers_and_scatters() {
     assert_eq!((&a, &b), (b"hello ", b"world"));
 }
 
+/// On an empty pipe, `try_read` fails at once and `read_timeout` waits its time out.
+fn assert_empty_reads_do_not_wait(r: &ipc_pipe::PipeReader) {
+    let mut buf = [0u8; 8];
+    assert!(r.try_read(&mut buf).unwrap_err().is_would_block());
+    let start = Instant::now();
+    let err = r
+        .read_timeout(&mut buf, Duration::from_millis(50))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(50));
+}
+
 #[test]
 fn try_and_timeout_forms_work_in_either_mode() {
     let (r, w) = pipe().unwrap();
@@ -44,13 +56,7 @@ fn try_and_timeout_forms_work_in_either_mode() {
     for nonblocking in [false, true] {
         r.set_nonblocking(nonblocking).unwrap();
         assert_eq!(r.is_nonblocking().unwrap(), nonblocking);
-        assert!(r.try_read(&mut buf).unwrap_err().is_would_block());
-        let start = Instant::now();
-        let err = r
-            .read_timeout(&mut buf, Duration::from_millis(50))
-            .unwrap_err();
-        assert!(err.is_timeout(), "{err}");
-        assert!(start.elapsed() >= Duration::from_millis(50));
+        assert_empty_reads_do_not_wait(&r);
     }
     // Non-blocking std reads say WouldBlock instead of waiting.
     assert_eq!(
@@ -152,4 +158,69 @@ fn pipes_are_close_on_exec() {
         let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
         assert_ne!(flags & libc::FD_CLOEXEC, 0);
     }
+}
+
+/// Whether the open file description behind `fd` is `O_NONBLOCK`, whatever the end says.
+fn description_nonblocking(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).unwrap();
+    flags & libc::O_NONBLOCK != 0
+}
+
+#[test]
+fn a_watched_end_gets_a_description_of_its_own_and_keeps_its_blocking_mode() {
+    use std::os::fd::AsFd;
+
+    let (r, w) = pipe().unwrap();
+    // A copy made before the end is watched, as a child's stdin would be.
+    let copy = r.try_clone().unwrap();
+    let mut selector = ipc_pipe::Selector::new().unwrap();
+    selector.add(&r, ipc_pipe::Interest::Readable).unwrap();
+    assert!(description_nonblocking(r.as_fd()), "the watched end's own");
+    assert!(!description_nonblocking(copy.as_fd()), "the copy keeps its mode");
+    assert!(!r.is_nonblocking().unwrap(), "the user's choice is unchanged");
+    assert_empty_reads_do_not_wait(&r);
+    let mut buf = [0u8; 8];
+    // Blocking reads still wait for data, on the watched end and on the copy.
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut buf = [0u8; 8];
+            let n = (&r).read(&mut buf).unwrap();
+            buf[..n].to_vec()
+        });
+        (&w).write_all(b"watched").unwrap();
+        assert_eq!(reader.join().unwrap(), b"watched");
+    });
+    (&w).write_all(b"copy").unwrap();
+    assert_eq!((&copy).read(&mut buf).unwrap(), 4);
+    // The selector watches the new description.
+    assert!(selector.try_wait().unwrap_err().is_would_block());
+    (&w).write_all(b"x").unwrap();
+    assert_eq!(selector.wait_deadline(test_deadline()).unwrap().len(), 1);
+    assert_eq!(r.try_read(&mut buf).unwrap(), 1);
+    // Non-blocking mode is now this end's alone.
+    r.set_nonblocking(true).unwrap();
+    assert!(r.is_nonblocking().unwrap());
+    assert_eq!(
+        (&r).read(&mut buf).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+    assert!(!copy.is_nonblocking().unwrap());
+    r.set_nonblocking(false).unwrap();
+    // Handed out, the descriptor is in the mode the user chose.
+    let fd = std::os::fd::OwnedFd::from(r);
+    assert!(!description_nonblocking(fd.as_fd()));
+    // The writing end too; it keeps the pipe's readers.
+    let watched_writer = w.try_clone().unwrap();
+    let mut selector = ipc_pipe::Selector::new().unwrap();
+    selector
+        .add(&watched_writer, ipc_pipe::Interest::Writable)
+        .unwrap();
+    assert!(description_nonblocking(watched_writer.as_fd()));
+    assert!(!description_nonblocking(w.as_fd()));
+    drop((w, selector));
+    watched_writer.try_write(b"end").unwrap();
+    drop(watched_writer);
+    let mut rest = Vec::new();
+    (&copy).read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"end", "end of file once the last writer left");
 }

@@ -200,4 +200,47 @@ mod on_tokio {
         drop(writer);
         expect_digest(&mut peer, &data);
     }
+
+    /// The flags of a child's stdin, as `/proc` shows them to the child.
+    fn stdin_flags_in_a_child(stdin: ipc_pipe::PipeReader) -> u32 {
+        let output = std::process::Command::new("grep")
+            .args(["^flags:", "/proc/self/fdinfo/0"])
+            .stdin(stdin)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let text = String::from_utf8(output.stdout).unwrap();
+        let octal = text.trim().trim_start_matches("flags:").trim();
+        u32::from_str_radix(octal, 8).unwrap()
+    }
+
+    #[test]
+    fn an_anonymous_pipe_from_a_child_reads_on_a_runtime_and_leaves_shared_copies_blocking() {
+        let _guard = LeakGuard::new();
+        let (reader, writer) = ipc_pipe::pipe().unwrap();
+        let shared = reader.try_clone().unwrap();
+        let mut child = std::process::Command::new("seq")
+            .args(["1", "200000"])
+            .stdout(writer)
+            .spawn()
+            .unwrap();
+        let mut reader = Async::new(reader);
+        let text = ipc_testkit::runtime().unwrap().block_on(async {
+            let mut text = String::new();
+            tokio::time::timeout(test_timeout(), reader.read_to_string(&mut text))
+                .await
+                .expect("read in time")
+                .unwrap();
+            text
+        });
+        assert!(child.wait().unwrap().success());
+        let expected: String = (1..=200_000).map(|i| format!("{i}\n")).collect();
+        assert!(text == expected, "every line once, in order");
+        // The copy shares the description the end had before the runtime watched it: a
+        // child given it as stdin finds it blocking.
+        let nonblock = u32::try_from(libc::O_NONBLOCK).unwrap();
+        assert_eq!(stdin_flags_in_a_child(shared) & nonblock, 0);
+        // So does a child given the watched end itself.
+        assert_eq!(stdin_flags_in_a_child(reader.into_inner()) & nonblock, 0);
+    }
 }
