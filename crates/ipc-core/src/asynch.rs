@@ -25,7 +25,9 @@ use crate::{
 ///
 /// - Message endpoints ([`MessageReceiver`], [`MessageSender`]: queues, seqpacket and
 ///   datagram sockets, shared-memory channels, framed streams) get
-///   [`recv`](Self::recv), [`recv_vec`](Self::recv_vec) and [`send`](Self::send).
+///   [`recv`](Self::recv), [`recv_vec`](Self::recv_vec) and [`send`](Self::send); a
+///   receiver's [`messages`](Self::messages) are a [`Stream`](futures_core::Stream), and a
+///   sender is a [`Sink`](futures_sink::Sink) of `Vec<u8>`.
 /// - Byte streams ([`ReadReady`], [`WriteReady`]: pipes, FIFOs, Unix and TCP streams) are
 ///   tokio's [`AsyncRead`] and [`AsyncWrite`].
 /// - Event sources ([`TryNext`]: signal receivers, signalfds, queue notifications) are
@@ -71,6 +73,8 @@ pub struct Async<T> {
     inner: T,
     read: Option<Registered>,
     write: Option<Registered>,
+    /// A message the `Sink` accepted when there was no room: sent before any other.
+    unsent: Option<Vec<u8>>,
 }
 
 /// An endpoint's readiness for one interest, registered with a runtime's reactor.
@@ -172,6 +176,7 @@ impl<T> Async<T> {
             inner,
             read: None,
             write: None,
+            unsent: None,
         }
     }
 
@@ -180,12 +185,15 @@ impl<T> Async<T> {
         &self.inner
     }
 
-    /// The endpoint, mutably (for its non-blocking calls).
+    /// The endpoint, mutably (for its non-blocking calls). A message the
+    /// [`Sink`](futures_sink::Sink) kept for want of room is not sent by them: flush the
+    /// sink first.
     pub fn get_mut(&mut self) -> &mut T {
         &mut self.inner
     }
 
-    /// The endpoint, unregistered from the runtime.
+    /// The endpoint, unregistered from the runtime (a message the
+    /// [`Sink`](futures_sink::Sink) kept unsent is dropped: flush it first).
     pub fn into_inner(self) -> T {
         self.inner
     }
@@ -296,7 +304,9 @@ impl<T: Source> Async<T> {
 
     /// This interest's registration, made now if it is not yet.
     fn registered(&mut self, interest: Interest) -> Result<(&mut T, &Registered)> {
-        let Async { inner, read, write } = self;
+        let Async {
+            inner, read, write, ..
+        } = self;
         let (slot, other) = match interest {
             Interest::Readable => (read, write),
             Interest::Writable => (write, read),
@@ -424,26 +434,114 @@ impl<T: MessageReceiver + Source> Async<T> {
     /// As [`MessageReceiver::recv_vec`]; the registration's.
     pub async fn recv_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         buf.resize(buf.capacity().max(self.inner.max_message_size()), 0);
-        let result = self
-            .read_with(|inner| match inner.try_recv(buf) {
-                Err(err) => match err.needed_len() {
-                    Some(needed) if needed > buf.len() => {
-                        buf.resize(needed, 0);
-                        inner.try_recv(buf)
-                    }
-                    _ => Err(err),
-                },
-                ok => ok,
-            })
-            .await;
+        let result = self.read_with(|inner| try_recv_vec(inner, buf)).await;
         buf.truncate(*result.as_ref().unwrap_or(&0));
         result
+    }
+
+    /// The messages, as a [`Stream`](futures_core::Stream) of byte strings that ends when
+    /// no sender is left and the queued messages are drained (the peer-gone error); any
+    /// other error is an item, and the stream goes on.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> ipc_core::Result<()> {
+    /// use ipc_core::{Async, FramedReader, FramedWriter};
+    /// use std::future::poll_fn;
+    /// use std::pin::Pin;
+    ///
+    /// let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    /// let mut writer = FramedWriter::new(a);
+    /// writer.send(b"one")?;
+    /// writer.send(b"two")?;
+    /// drop(writer);
+    /// let mut reader = Async::new(FramedReader::new(b));
+    /// let mut messages = reader.messages();
+    /// // With `futures::StreamExt`: `while let Some(msg) = messages.next().await`.
+    /// let mut got = Vec::new();
+    /// while let Some(msg) =
+    ///     poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut messages), cx)).await
+    /// {
+    ///     got.push(msg?);
+    /// }
+    /// assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Cancellation-safe: a message is taken only by the poll that returns it.
+    pub fn messages(&mut self) -> Messages<'_, T> {
+        let scratch = vec![0; self.inner.max_message_size()];
+        Messages {
+            endpoint: self,
+            scratch,
+            ended: false,
+        }
+    }
+}
+
+/// `try_recv` into `buf`, grown to the message's length if it was too small.
+fn try_recv_vec<T: MessageReceiver>(inner: &mut T, buf: &mut Vec<u8>) -> Result<usize> {
+    match inner.try_recv(buf) {
+        Err(err) => match err.needed_len() {
+            Some(needed) if needed > buf.len() => {
+                buf.resize(needed, 0);
+                inner.try_recv(buf)
+            }
+            _ => Err(err),
+        },
+        ok => ok,
+    }
+}
+
+/// The messages of an [`Async`] receiver, as a [`Stream`](futures_core::Stream): see
+/// [`Async::messages`].
+#[derive(Debug)]
+pub struct Messages<'a, T> {
+    endpoint: &'a mut Async<T>,
+    /// Received into, then copied out at the message's length.
+    scratch: Vec<u8>,
+    ended: bool,
+}
+
+impl<T: MessageReceiver + Source + Unpin> futures_core::Stream for Messages<'_, T> {
+    type Item = Result<Vec<u8>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let scratch = &mut this.scratch;
+        let received = ready!(this.endpoint.poll_op(
+            cx,
+            Interest::Readable,
+            &mut |inner: &mut T| try_recv_vec(inner, scratch)
+        ));
+        match received {
+            Ok(n) => Poll::Ready(Some(Ok(this.scratch[..n].to_vec()))),
+            Err(err) if err.is_peer_gone() => {
+                this.ended = true;
+                Poll::Ready(None)
+            }
+            Err(err) => Poll::Ready(Some(Err(err))),
+        }
+    }
+}
+
+impl<T> Drop for Messages<'_, T> {
+    /// A stream dropped while it waited withdraws its wake-up request.
+    fn drop(&mut self) {
+        if let Some(registered) = self.endpoint.slot(Interest::Readable) {
+            registered.withdraw();
+        }
     }
 }
 
 impl<T: MessageSender + Source> Async<T> {
     /// Sends `msg`, waiting as long as it takes for room: [`MessageSender::send`] without
-    /// blocking the runtime.
+    /// blocking the runtime. A message the [`Sink`](futures_sink::Sink) kept for want of
+    /// room goes first.
     ///
     /// Cancellation-safe: a dropped future has sent `msg` whole or not at all.
     ///
@@ -451,7 +549,93 @@ impl<T: MessageSender + Source> Async<T> {
     ///
     /// As [`MessageSender::send`]; the registration's.
     pub async fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.write_with(|inner| inner.try_send(msg)).await
+        let call = Call {
+            this: self,
+            interest: Interest::Writable,
+        };
+        poll_fn(|cx| {
+            ready!(call.this.poll_unsent(cx))?;
+            call.this
+                .poll_op(cx, Interest::Writable, &mut |inner: &mut T| {
+                    inner.try_send(msg)
+                })
+        })
+        .await
+    }
+
+    /// Sends the message the `Sink` kept, if any.
+    fn poll_unsent(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let Some(msg) = self.unsent.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        let sent = self.poll_op(cx, Interest::Writable, &mut |inner: &mut T| {
+            inner.try_send(&msg)
+        });
+        if sent.is_pending() {
+            self.unsent = Some(msg);
+        }
+        sent
+    }
+
+    /// Sends what the `Sink` kept, then what the endpoint kept
+    /// ([`MessageSender::try_flush`]).
+    fn poll_flush_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        ready!(self.poll_unsent(cx))?;
+        // Asked first: a registration that does not know the endpoint writable would
+        // otherwise wait for room that nothing needs.
+        match self.inner.try_flush() {
+            Err(err) if err.is_would_block() => {
+                self.poll_op(cx, Interest::Writable, &mut T::try_flush)
+            }
+            done => Poll::Ready(done),
+        }
+    }
+}
+
+/// Messages sent in order, each whole: `poll_ready` waits until no accepted message is
+/// waiting for room; `start_send` sends at once, or keeps a message that finds no room
+/// (one at a time) to send before any other; `poll_flush` and `poll_close` return once
+/// everything accepted is sent (dropping the endpoint closes it). Cancellation-safe: a
+/// message is accepted only by a `start_send` that returns `Ok`, and an accepted message
+/// is never lost to a dropped future (only to dropping the endpoint before a flush).
+///
+/// Items are `Vec<u8>`, the items of [`Async::messages`], so a stream of messages can be
+/// forwarded to a sink (`messages.forward(sink)`); [`Async::send`] sends a slice.
+impl<T: MessageSender + Source + Unpin> futures_sink::Sink<Vec<u8>> for Async<T> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.get_mut().poll_unsent(cx)
+    }
+
+    /// # Errors
+    ///
+    /// As [`MessageSender::try_send`], but for `WouldBlock`; an error if a message is
+    /// still waiting for room (`poll_ready` did not return `Ready(Ok)` first).
+    fn start_send(self: Pin<&mut Self>, item: Vec<u8>) -> Result<()> {
+        let this = self.get_mut();
+        if this.unsent.is_some() {
+            return Err(Error::new(
+                "Sink::start_send",
+                std::io::ErrorKind::Other,
+                "a message is still waiting for room: call poll_ready (or use SinkExt::send) before each start_send",
+            ));
+        }
+        match this.inner.try_send(&item) {
+            Err(err) if err.is_would_block() => {
+                this.unsent = Some(item);
+                Ok(())
+            }
+            sent => sent,
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.get_mut().poll_flush_all(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.get_mut().poll_flush_all(cx)
     }
 }
 

@@ -408,6 +408,10 @@ impl<W: WriteReady> MessageSender for FramedWriter<W> {
     fn max_message_size(&self) -> usize {
         self.max
     }
+
+    fn try_flush(&mut self) -> Result<()> {
+        FramedWriter::try_flush(self)
+    }
 }
 
 /// One read of at least one byte into `buf`, or `Ok(0)` at end of stream.

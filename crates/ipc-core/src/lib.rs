@@ -83,7 +83,7 @@ mod sys;
 mod watcher;
 
 #[cfg(feature = "tokio")]
-pub use asynch::{Async, TryNext};
+pub use asynch::{Async, Messages, TryNext};
 pub use cancel::Cancel;
 pub use deadline::{Clock, Deadline};
 pub use error::{Error, Limit, Result};

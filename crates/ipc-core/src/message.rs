@@ -43,6 +43,18 @@ pub trait MessageSender {
 
     /// The largest message this sender accepts, in bytes.
     fn max_message_size(&self) -> usize;
+
+    /// Sends what an earlier send accepted and kept without waiting (a framed writer keeps
+    /// the rest of a frame a full stream cut); `Ok` once nothing is kept, at once for the
+    /// senders that keep nothing.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if something is still kept, or see the
+    /// [trait documentation](MessageSender#errors).
+    fn try_flush(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The receiving side of a message channel; see [`MessageSender`].

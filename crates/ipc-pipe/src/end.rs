@@ -372,7 +372,7 @@ macro_rules! pipe_end {
 
         impl From<$ty> for std::os::fd::OwnedFd {
             /// The descriptor in the blocking mode the user chose (see
-            /// [`set_nonblocking`](Self::set_nonblocking)).
+            /// `set_nonblocking`).
             fn from(end: $ty) -> Self {
                 end.mode.restore(end.fd.as_fd());
                 end.fd

@@ -176,8 +176,14 @@ fn a_watched_end_gets_a_description_of_its_own_and_keeps_its_blocking_mode() {
     let mut selector = ipc_pipe::Selector::new().unwrap();
     selector.add(&r, ipc_pipe::Interest::Readable).unwrap();
     assert!(description_nonblocking(r.as_fd()), "the watched end's own");
-    assert!(!description_nonblocking(copy.as_fd()), "the copy keeps its mode");
-    assert!(!r.is_nonblocking().unwrap(), "the user's choice is unchanged");
+    assert!(
+        !description_nonblocking(copy.as_fd()),
+        "the copy keeps its mode"
+    );
+    assert!(
+        !r.is_nonblocking().unwrap(),
+        "the user's choice is unchanged"
+    );
     assert_empty_reads_do_not_wait(&r);
     let mut buf = [0u8; 8];
     // Blocking reads still wait for data, on the watched end and on the copy.

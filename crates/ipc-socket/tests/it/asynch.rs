@@ -73,6 +73,33 @@ pub fn datagram_sender_role(ctx: &mut PeerContext) -> PeerResult {
     Ok(())
 }
 
+/// Connects to the seqpacket listener at arg 0 and says ready; reads nothing until told
+/// "go", then receives messages until "end" and reports their count and whether each was
+/// `message i`, in order; then sends "reply 0".."reply 2" and exits.
+pub fn slow_reader_role(ctx: &mut PeerContext) -> PeerResult {
+    let mut conn = Seqpacket::connect_timeout(&UnixAddr::path(ctx.arg(0)?), test_timeout())?;
+    ctx.ready()?;
+    if ctx.recv()? != "go" {
+        return Err("expected go".into());
+    }
+    let mut buf = [0u8; 64];
+    let mut count = 0;
+    let mut in_order = true;
+    loop {
+        let n = ipc_socket::MessageReceiver::recv_timeout(&mut conn, &mut buf, test_timeout())?;
+        if &buf[..n] == b"end" {
+            break;
+        }
+        in_order &= buf[..n] == *format!("message {count}").as_bytes();
+        count += 1;
+    }
+    ctx.send(&format!("{count} {in_order}"))?;
+    for i in 0..3 {
+        conn.send(format!("reply {i}").as_bytes())?;
+    }
+    Ok(())
+}
+
 /// Connects to the stream listener at arg 0, says ready and echoes every frame it reads
 /// (blocking `FramedReader`/`FramedWriter`) until the stream ends.
 pub fn framed_echo_role(ctx: &mut PeerContext) -> PeerResult {
@@ -306,20 +333,32 @@ mod on_tokio {
         peer.wait_success().unwrap();
     }
 
-    #[test]
-    fn framed_streams_are_async_message_endpoints_across_processes() {
-        let guard = LeakGuard::new();
+    /// A framed connection to a `framed-echo` peer: its reading and writing halves.
+    fn framed_echo(
+        guard: &LeakGuard,
+    ) -> (
+        Peer,
+        Async<ipc_socket::FramedReader<std::os::unix::net::UnixStream>>,
+        Async<ipc_socket::FramedWriter<std::os::unix::net::UnixStream>>,
+    ) {
         let addr = UnixAddr::path(guard.dir().join("framed.sock"));
         let listener = ipc_socket::StreamListener::bind(&addr).unwrap();
-        let mut peer = Peer::spawn("framed-echo", &[addr.as_path().unwrap().to_str().unwrap()]);
+        let peer = Peer::spawn("framed-echo", &[addr.as_path().unwrap().to_str().unwrap()]);
         let (stream, _) = listener.accept_timeout(test_timeout()).unwrap();
-        let mut reader = Async::new(
+        let reader = Async::new(
             ipc_socket::FramedReader::new(stream.try_clone().unwrap())
                 .with_max_message_size(super::FRAMED_MAX),
         );
-        let mut writer = Async::new(
+        let writer = Async::new(
             ipc_socket::FramedWriter::new(stream).with_max_message_size(super::FRAMED_MAX),
         );
+        (peer, reader, writer)
+    }
+
+    #[test]
+    fn framed_streams_are_async_message_endpoints_across_processes() {
+        let guard = LeakGuard::new();
+        let (mut peer, mut reader, mut writer) = framed_echo(&guard);
         let count = 24;
         ipc_testkit::runtime().unwrap().block_on(async {
             // Both directions at once on one thread: a send that would block must not, or
@@ -428,6 +467,93 @@ mod on_tokio {
                 assert_eq!((&buf[..n], from), (msg.as_bytes(), echo));
             }
         });
+        peer.wait_success().unwrap();
+    }
+
+    #[test]
+    fn a_connection_is_a_sink_and_its_messages_a_stream_across_processes() {
+        use futures_util::{SinkExt, StreamExt};
+
+        let guard = LeakGuard::new();
+        let addr = UnixAddr::path(guard.dir().join("sink.sock"));
+        let listener = SeqpacketListener::bind(&addr).unwrap();
+        let mut peer = Peer::spawn("slow-reader", &[addr.as_path().unwrap().to_str().unwrap()]);
+        let (conn, _) = listener.accept_timeout(test_timeout()).unwrap();
+        let mut conn = Async::new(conn);
+        let count = 5_000;
+        let replies = ipc_testkit::runtime().unwrap().block_on(async {
+            // The peer reads nothing yet: the socket fills, one message is kept for want of
+            // room, and the next `feed` waits; dropped there, it has accepted nothing.
+            let mut accepted = 0;
+            while accepted < count {
+                let message = format!("message {accepted}").into_bytes();
+                match tokio::time::timeout(Duration::from_millis(50), conn.feed(message)).await {
+                    Ok(fed) => fed.unwrap(),
+                    Err(_) => break,
+                }
+                accepted += 1;
+            }
+            assert!(accepted < count, "the socket held all {count} messages");
+            peer.send("go").unwrap();
+            for i in accepted..count {
+                conn.feed(format!("message {i}").into_bytes())
+                    .await
+                    .unwrap();
+            }
+            // `send` goes after what the sink accepted.
+            conn.send(b"end").await.unwrap();
+            conn.flush().await.unwrap();
+            let mut replies = Vec::new();
+            let mut messages = conn.messages();
+            while let Some(message) = tokio::time::timeout(test_timeout(), messages.next())
+                .await
+                .expect("the replies and the end in time")
+            {
+                replies.push(String::from_utf8(message.unwrap()).unwrap());
+            }
+            replies
+        });
+        assert_eq!(peer.recv().unwrap(), format!("{count} true"));
+        assert_eq!(replies, ["reply 0", "reply 1", "reply 2"], "then the end");
+        peer.wait_success().unwrap();
+    }
+
+    #[test]
+    fn a_framed_sink_closes_only_once_its_cut_frames_are_sent() {
+        use futures_util::{SinkExt, StreamExt};
+
+        let guard = LeakGuard::new();
+        let (mut peer, mut reader, mut writer) = framed_echo(&guard);
+        let count = 12;
+        ipc_testkit::runtime().unwrap().block_on(async {
+            let sending = async {
+                let mut messages =
+                    futures_util::stream::iter((0..count).map(|i| Ok(super::framed_message(i))));
+                writer.send_all(&mut messages).await.unwrap();
+                // Frames larger than the socket buffer are cut: closing waits for their rest.
+                writer.close().await.unwrap();
+                assert!(!writer.get_ref().has_pending());
+            };
+            let receiving = async {
+                let echoed: Vec<Vec<u8>> = reader
+                    .messages()
+                    .take(count)
+                    .map(|message| message.unwrap())
+                    .collect()
+                    .await;
+                for (i, message) in echoed.iter().enumerate() {
+                    assert!(*message == super::framed_message(i), "message {i} intact");
+                }
+                echoed.len()
+            };
+            let ((), received) =
+                tokio::time::timeout(test_timeout(), async { tokio::join!(sending, receiving) })
+                    .await
+                    .expect("every message echoed in time");
+            assert_eq!(received, count);
+        });
+        drop(writer);
+        drop(reader);
         peer.wait_success().unwrap();
     }
 }

@@ -29,6 +29,7 @@ ipc_testkit::peer_roles! {
     "line-sender" => asynch::line_sender_role,
     "datagram-sender" => asynch::datagram_sender_role,
     "framed-echo" => asynch::framed_echo_role,
+    "slow-reader" => asynch::slow_reader_role,
     "tcp-echo" => asynch::tcp_echo_role,
     "udp-echo" => asynch::udp_echo_role,
 }
