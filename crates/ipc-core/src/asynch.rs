@@ -44,8 +44,11 @@ use crate::{
 /// **Descriptors.** The registration holds a duplicate of the endpoint's descriptor (one
 /// for both directions), so an endpoint on a runtime costs two descriptors: mind
 /// `RLIMIT_NOFILE` with many connections (`ipc_socket::MessageServerOptions::serve` serves
-/// thousands of clients on a runtime at one descriptor each). Registering the endpoint's own descriptor would let
-/// [`get_mut`](Self::get_mut) swap the endpoint, and its descriptor, under the reactor.
+/// thousands of clients on a runtime at one descriptor each). Registering the endpoint's
+/// own descriptor would be unsound: tokio requires a registered descriptor to stay open
+/// and the same file until it is deregistered (`AsyncFd::register`), and
+/// [`get_mut`](Self::get_mut) and the closures of [`read_with`](Self::read_with) hand out
+/// `&mut T`, through which the endpoint, and its descriptor, can be replaced.
 ///
 /// **Cancellation.** Every call runs only between two awaits and its result is returned at
 /// once, so dropping a future (a `select!` that took another branch, a timeout) loses
