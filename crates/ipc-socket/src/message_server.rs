@@ -22,6 +22,25 @@ pub use transport::{Client, ServerListener};
 /// reply to fill (left empty, no reply is sent).
 type Handler = dyn Fn(&[u8], &Client, &mut Vec<u8>) + Send + Sync;
 
+/// The reply a handler of [`MessageServerOptions::serve_async`] gives, in time.
+#[cfg(feature = "tokio")]
+type ReplyFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send>>;
+
+/// What [`MessageServerOptions::serve_async`] runs for every request.
+#[cfg(feature = "tokio")]
+type AsyncHandler = dyn Fn(Vec<u8>, Client) -> ReplyFuture + Send + Sync;
+
+/// A worker's handler.
+#[derive(Clone)]
+enum Handling {
+    /// Answers at once.
+    Sync(Arc<Handler>),
+    /// Answers in time: a reply that is not ready when first asked is awaited by a task
+    /// of its own, and the client is not read from meanwhile.
+    #[cfg(feature = "tokio")]
+    Async(Arc<AsyncHandler>),
+}
+
 /// How many connections a thread accepts (or turns away) before it serves its clients.
 const ACCEPTS_PER_TURN: usize = 64;
 
@@ -91,7 +110,7 @@ impl MessageServerOptions {
         L: ServerListener,
         H: Fn(&[u8], &Client, &mut Vec<u8>) + Send + Sync + 'static,
     {
-        let handler: Arc<Handler> = Arc::new(handler);
+        let handler = Handling::Sync(Arc::new(handler));
         let shared = self.shared(Box::new(listener))?;
         let workers = (0..self.threads)
             .map(|index| self.worker(&shared, index, &handler))
@@ -135,16 +154,19 @@ impl MessageServerOptions {
     }
 
     /// The thread (or task) `index` of a server.
-    fn worker(&self, shared: &Arc<Shared>, index: usize, handler: &Arc<Handler>) -> Worker {
+    fn worker(&self, shared: &Arc<Shared>, index: usize, handler: &Handling) -> Worker {
         Worker {
             shared: Arc::clone(shared),
             index,
-            handler: Arc::clone(handler),
+            handler: handler.clone(),
             options: self.clone(),
             clients: Vec::new(),
             free: Vec::new(),
             round: 0,
             again: Vec::new(),
+            accepted: 0,
+            #[cfg(feature = "tokio")]
+            parked: Vec::new(),
         }
     }
 }
@@ -394,6 +416,10 @@ struct Served {
     /// report, its next looked for by the level-triggered set rather than by a `recv`
     /// that would fail.
     pipelined: bool,
+    /// Which connection of the worker it is: a parked reply finds its client by it.
+    id: u64,
+    /// Whether a reply is being awaited (the set does not watch the client meanwhile).
+    awaiting: bool,
 }
 
 /// A worker's `epoll` set, level-triggered, and the eventfd that wakes whoever waits on it.
@@ -449,7 +475,7 @@ impl Poller {
 struct Worker {
     shared: Arc<Shared>,
     index: usize,
-    handler: Arc<Handler>,
+    handler: Handling,
     options: MessageServerOptions,
     clients: Vec<Option<Served>>,
     free: Vec<usize>,
@@ -457,6 +483,19 @@ struct Worker {
     round: u64,
     /// Clients that used up their burst with requests read ahead: served next round.
     again: Vec<usize>,
+    /// How many connections the worker has adopted: the next one's id.
+    accepted: u64,
+    /// Replies that were not ready when first asked, for the driver to await.
+    #[cfg(feature = "tokio")]
+    parked: Vec<Parked>,
+}
+
+/// A reply an async handler did not have at once, and whose it is.
+#[cfg(feature = "tokio")]
+struct Parked {
+    slot: usize,
+    id: u64,
+    reply: ReplyFuture,
 }
 
 impl Worker {
@@ -543,6 +582,8 @@ impl Worker {
                         blocked: false,
                         round: 0,
                         pipelined: false,
+                        id: 0,
+                        awaiting: false,
                     };
                     let load = &self.shared.load;
                     let target = (0..load.len())
@@ -586,7 +627,9 @@ impl Worker {
     }
 
     /// Serves a connection on this thread (its client is counted already).
-    fn adopt(&mut self, served: Served) {
+    fn adopt(&mut self, mut served: Served) {
+        self.accepted += 1;
+        served.id = self.accepted;
         let slot = self.free.last().copied().unwrap_or(self.clients.len());
         if self
             .poller()
@@ -618,6 +661,11 @@ impl Worker {
         let Some(Some(served)) = self.clients.get_mut(slot) else {
             return;
         };
+        if served.awaiting {
+            // Reported (or read ahead) in the turn that parked its reply: its next request
+            // waits for that reply.
+            return;
+        }
         // Served in the round before too: perhaps more than one request at a time.
         let one = !served.pipelined && served.round.wrapping_add(1) != round;
         served.round = round;
@@ -639,25 +687,27 @@ impl Worker {
                 Err(_) => return self.disconnect(slot),
             };
             reply.clear();
-            if !answer(&*self.handler, &request[..len], &served.client, reply) {
+            match answer(&self.handler, &request[..len], &served.client, reply) {
+                Answer::Ready => {}
+                Answer::Panicked => return self.disconnect(slot),
+                #[cfg(feature = "tokio")]
+                Answer::Later(future) => {
+                    // Not read from until the reply is sent: replies stay in order.
+                    poller.delete(served.conn.fd());
+                    served.awaiting = true;
+                    let id = served.id;
+                    return self.parked.push(Parked {
+                        slot,
+                        id,
+                        reply: future,
+                    });
+                }
+            }
+            if !send_reply(served, poller, slot, reply) {
                 return self.disconnect(slot);
             }
-            if reply.is_empty() {
-                continue;
-            }
-            match served.conn.send(reply) {
-                Ok(true) => {}
-                Ok(false) => {
-                    // No room for all of it: wait for room instead of requests.
-                    served.blocked = true;
-                    let watching =
-                        poller.modify(served.conn.fd(), EpollFlags::EPOLLOUT, slot as u64 + 1);
-                    if watching.is_err() {
-                        self.disconnect(slot);
-                    }
-                    return;
-                }
-                Err(_) => return self.disconnect(slot),
+            if served.blocked {
+                return;
             }
         }
         // More may be waiting: the level-triggered set reports what the socket holds, but
@@ -689,6 +739,39 @@ impl Worker {
             }
         }
         self.serve(slot, request, reply);
+    }
+
+    /// Sends the reply a parked handler gave (`None`: it panicked), watches its client
+    /// again and serves the requests it read ahead.
+    #[cfg(feature = "tokio")]
+    fn finish(&mut self, slot: usize, id: u64, reply: Option<Vec<u8>>, scratch: &mut Scratch) {
+        let poller = &self.shared.pollers[self.index];
+        let Some(Some(served)) = self.clients.get_mut(slot) else {
+            return;
+        };
+        if served.id != id || !served.awaiting {
+            return;
+        }
+        served.awaiting = false;
+        let Some(reply) = reply else {
+            return self.disconnect(slot);
+        };
+        if poller
+            .add(served.conn.fd(), EpollFlags::EPOLLIN, slot as u64 + 1)
+            .is_err()
+            || !send_reply(served, poller, slot, &reply)
+        {
+            return self.disconnect(slot);
+        }
+        if !served.blocked && served.conn.has_buffered() {
+            self.serve(slot, &mut scratch.request, &mut scratch.reply);
+        }
+    }
+
+    /// The replies parked since the last call.
+    #[cfg(feature = "tokio")]
+    fn take_parked(&mut self) -> Vec<Parked> {
+        std::mem::take(&mut self.parked)
     }
 
     fn disconnect(&mut self, slot: usize) {
@@ -740,10 +823,58 @@ fn out_of_descriptors(err: &Error) -> bool {
 /// to turn away: long enough not to spin, short enough to go on as soon as one leaves.
 const OUT_OF_DESCRIPTORS_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// Runs the handler for one request: `false` if it panicked, and its client is to go (the
-/// others are served on).
-fn answer(handler: &Handler, request: &[u8], client: &Client, reply: &mut Vec<u8>) -> bool {
-    std::panic::catch_unwind(AssertUnwindSafe(|| handler(request, client, reply))).is_ok()
+/// Sends a non-empty reply: `false` if the client is to go. One without room for all of
+/// it makes the set watch the client for room instead of requests (`blocked`).
+fn send_reply(served: &mut Served, poller: &Poller, slot: usize, reply: &[u8]) -> bool {
+    if reply.is_empty() {
+        return true;
+    }
+    match served.conn.send(reply) {
+        Ok(true) => true,
+        Ok(false) => {
+            served.blocked = true;
+            poller
+                .modify(served.conn.fd(), EpollFlags::EPOLLOUT, slot as u64 + 1)
+                .is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+/// What a handler did with a request.
+enum Answer {
+    /// The reply is filled.
+    Ready,
+    /// It panicked: its client is to go (the others are served on).
+    Panicked,
+    /// The reply comes later.
+    #[cfg(feature = "tokio")]
+    Later(ReplyFuture),
+}
+
+/// Runs the handler for one request. An async handler's future is polled once at once
+/// (with a waker that does nothing: the task that awaits it polls it again), so that a
+/// reply that is ready costs no task.
+fn answer(handler: &Handling, request: &[u8], client: &Client, reply: &mut Vec<u8>) -> Answer {
+    let answered = std::panic::catch_unwind(AssertUnwindSafe(|| match handler {
+        Handling::Sync(handler) => {
+            handler(request, client, reply);
+            Answer::Ready
+        }
+        #[cfg(feature = "tokio")]
+        Handling::Async(handler) => {
+            let mut future = handler(request.to_vec(), *client);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match future.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(ready) => {
+                    *reply = ready;
+                    Answer::Ready
+                }
+                std::task::Poll::Pending => Answer::Later(future),
+            }
+        }
+    }));
+    answered.unwrap_or(Answer::Panicked)
 }
 
 impl std::fmt::Debug for Worker {

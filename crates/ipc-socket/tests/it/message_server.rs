@@ -16,8 +16,9 @@ fn threads() -> std::io::Result<usize> {
 }
 
 /// Serves arg 0 (a seqpacket path, "stream:PATH", "tcp", or "async:PATH" and
-/// "async-stream:PATH" for the server on a two-worker tokio runtime) with two threads, answering
-/// each request in capitals, under a soft descriptor limit of 1 024 or, with arg 1, with
+/// "async-stream:PATH" for the server on a two-worker tokio runtime, "async-handler:PATH"
+/// and "async-handler-stream:PATH" for it with the async handler of [`slow_upper`]) with
+/// two threads, answering each request in capitals, under a soft descriptor limit of 1 024 or, with arg 1, with
 /// room for exactly that many more descriptors once started. Says ready with the number of
 /// threads it started and the TCP port, then answers "clients" with how many are connected
 /// until "end".
@@ -44,10 +45,15 @@ pub fn message_server_role(ctx: &mut PeerContext) -> PeerResult {
             .build()?;
         let addr = UnixAddr::path(path);
         type Serving = std::pin::Pin<Box<dyn Future<Output = ipc_socket::Result<()>> + Send>>;
-        let serving: Serving = if kind == "async-stream" {
-            Box::pin(options.serve(StreamListener::bind(&addr)?, upper))
-        } else {
-            Box::pin(options.serve(SeqpacketListener::bind(&addr)?, upper))
+        let release = std::sync::Arc::new(tokio::sync::Notify::new());
+        let slow = move |request, _| slow_upper(request, std::sync::Arc::clone(&release));
+        let serving: Serving = match kind {
+            "async-stream" => Box::pin(options.serve(StreamListener::bind(&addr)?, upper)),
+            "async-handler" => Box::pin(options.serve_async(SeqpacketListener::bind(&addr)?, slow)),
+            "async-handler-stream" => {
+                Box::pin(options.serve_async(StreamListener::bind(&addr)?, slow))
+            }
+            _ => Box::pin(options.serve(SeqpacketListener::bind(&addr)?, upper)),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = std::thread::spawn(move || {
@@ -90,6 +96,29 @@ pub fn message_server_role(ctx: &mut PeerContext) -> PeerResult {
     }
     server.shutdown()?;
     Ok(())
+}
+
+/// The async handler of the server role: the request in capitals, after waiting for a
+/// "release" request (any client's) if it starts with "hold", after a yield to the runtime
+/// unless it starts with "fast" (so that most replies are not ready when first asked);
+/// "panic now" panics in the handler, "panic later" in its future.
+#[cfg(feature = "tokio")]
+fn slow_upper(
+    request: Vec<u8>,
+    release: std::sync::Arc<tokio::sync::Notify>,
+) -> impl Future<Output = Vec<u8>> {
+    assert!(request != b"panic now", "asked to panic");
+    async move {
+        if request.starts_with(b"hold") {
+            release.notified().await;
+        } else if request == b"release" {
+            release.notify_waiters();
+        } else if !request.starts_with(b"fast") {
+            tokio::task::yield_now().await;
+        }
+        assert!(request != b"panic later", "asked to panic");
+        request.to_ascii_uppercase()
+    }
 }
 
 /// Asks the server role how many clients it has until it says `count`.
@@ -304,7 +333,7 @@ fn pipelined_requests_read_ahead_in_one_read_are_all_answered() {
     let path = guard.dir().join("pipelined.sock");
     let mut kinds = vec!["stream"];
     if cfg!(feature = "tokio") {
-        kinds.push("async-stream");
+        kinds.extend(["async-stream", "async-handler-stream"]);
     }
     for kind in kinds {
         let mut server = Peer::spawn("message-server", &[&format!("{kind}:{}", path.display())]);
@@ -328,4 +357,52 @@ fn pipelined_requests_read_ahead_in_one_read_are_all_answered() {
         server.wait_success().unwrap();
         let _ = std::fs::remove_file(&path);
     }
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn an_async_handler_awaits_without_holding_up_the_others_and_answers_each_client_in_order() {
+    let guard = LeakGuard::new();
+    let addr = UnixAddr::path(guard.dir().join("async-handler.sock"));
+    let arg = format!("async-handler:{}", addr.as_path().unwrap().display());
+    let mut server = Peer::spawn("message-server", &[&arg]);
+    let held = connect(&addr);
+    held.send(b"hold on").unwrap();
+    // Its handler waits: another client is answered meanwhile, at once or in time.
+    let other = connect(&addr);
+    assert_eq!(ask(&other, "fast one").unwrap(), "FAST ONE");
+    assert_eq!(ask(&other, "in time").unwrap(), "IN TIME");
+    let mut buf = [0u8; 64];
+    let waited = held.recv_timeout(&mut buf, Duration::from_millis(50));
+    assert!(
+        waited.unwrap_err().is_timeout(),
+        "answered before the release"
+    );
+    assert_eq!(ask(&other, "release").unwrap(), "RELEASE");
+    let n = held.recv_timeout(&mut buf, test_timeout()).unwrap();
+    assert_eq!(&buf[..n], b"HOLD ON");
+    // Requests sent in a row, some answered at once and some in time: in order.
+    let pipelined = connect(&addr);
+    for n in 0..100 {
+        let kind = if n % 3 == 0 { "fast" } else { "slow" };
+        pipelined.send(format!("{kind} {n}").as_bytes()).unwrap();
+    }
+    for n in 0..100 {
+        let kind = if n % 3 == 0 { "FAST" } else { "SLOW" };
+        let len = pipelined.recv_timeout(&mut buf, test_timeout()).unwrap();
+        assert_eq!(&buf[..len], format!("{kind} {n}").as_bytes());
+    }
+    // A handler that panics, at once or in its future, loses its client only.
+    for request in ["panic now", "panic later"] {
+        let doomed = connect(&addr);
+        doomed.send(request.as_bytes()).unwrap();
+        let err = doomed.recv_timeout(&mut buf, test_timeout()).unwrap_err();
+        assert!(err.is_peer_gone(), "{request}: {err}");
+    }
+    // Many clients at once, their handlers awaited concurrently.
+    let clients: Vec<Seqpacket> = (0..300).map(|_| connect(&addr)).collect();
+    three_rounds(&clients);
+    assert_eq!(ask(&other, "still served").unwrap(), "STILL SERVED");
+    server.send("end").unwrap();
+    server.wait_success().unwrap();
 }
