@@ -15,7 +15,8 @@ use crate::sys::Control;
 use super::ChannelOptions;
 use super::layout::*;
 use super::side::{
-    LIVENESS_SLICE, PeerStatus, PeerWatch, Phase, SideState, monotonic_ns, own_start_time,
+    IDLE_LIVENESS_NS, LIVENESS_SLICE, PeerStatus, PeerWatch, Phase, SideState, coarse_monotonic_ns,
+    monotonic_ns, own_start_time,
 };
 use super::wake::{ARMED, PARKED, PeerFifo, Role, Waiter};
 
@@ -70,6 +71,9 @@ pub(super) struct Ring {
     pub(super) own: usize,
     pub(super) peer: usize,
     pub(super) peer_watch: PeerWatch,
+    /// When (on the coarse clock) a call that did not wait last found the peer alive
+    /// (see `IDLE_LIVENESS_NS`).
+    idle_checked: Option<u64>,
     /// This side's state word once attached: closing changes exactly that word.
     pub(super) attached: Option<SideState>,
     /// What this end's errors name: the channel's name, or "anonymous channel".
@@ -149,6 +153,7 @@ impl Ring {
             own,
             peer,
             peer_watch: PeerWatch::default(),
+            idle_checked: None,
             attached: None,
             subject,
             peer_fifo: PeerFifo::default(),
@@ -423,7 +428,7 @@ impl Ring {
         }
         let deadline = match wait {
             Wait::Try => {
-                self.ensure_peer(op)?;
+                self.ensure_peer_lately(op)?;
                 return Err(Error::would_block(op));
             }
             Wait::Block => Deadline::NEVER,
@@ -495,6 +500,23 @@ impl Ring {
     }
 
     /// Fails with peer-gone if the peer closed its end or died.
+    /// [`ensure_peer`](Self::ensure_peer) for a call that does not wait: at most once per
+    /// `IDLE_LIVENESS_NS`, unless a poller watches this side: it calls after a wake-up
+    /// (which may be the peer's death), not in a loop.
+    fn ensure_peer_lately(&mut self, op: &'static str) -> Result<()> {
+        let now = coarse_monotonic_ns();
+        if self.waiter.get().is_none()
+            && self
+                .idle_checked
+                .is_some_and(|checked| now.saturating_sub(checked) < IDLE_LIVENESS_NS)
+        {
+            return Ok(());
+        }
+        self.ensure_peer(op)?;
+        self.idle_checked = Some(now);
+        Ok(())
+    }
+
     pub(super) fn ensure_peer(&mut self, op: &'static str) -> Result<()> {
         match self.peer_watch.status(self.control.segment(), self.peer)? {
             PeerStatus::Alive | PeerStatus::NotYet => Ok(()),

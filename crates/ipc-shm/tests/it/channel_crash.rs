@@ -250,3 +250,42 @@ fn a_scribbling_peer_causes_errors_never_crashes() {
     let err = options.open_consumer(&name).unwrap_err();
     assert!(err.is_corrupted(), "{err}");
 }
+
+/// An empty `try_recv` looks at the producer's pidfd at most once a millisecond (issue 17:
+/// the `poll` cost several times the ring's read): a consumer polling in a loop still
+/// learns of the producer's death, and of a clean close at once.
+#[test]
+fn a_consumer_polling_without_waiting_learns_of_the_producer_s_death() {
+    let guard = LeakGuard::new();
+    let name = guard.name("poll-dies");
+    let mut consumer = options().create_consumer(&name).unwrap();
+    let mut peer = Peer::spawn("channel-producer", &[name.as_str(), "idle"]);
+    let mut buf = vec![0u8; consumer.max_message_size()];
+    // Checked alive now: the next looks within the millisecond do not ask again.
+    assert!(consumer.try_recv(&mut buf).unwrap_err().is_would_block());
+    peer.kill().unwrap();
+    let deadline = ipc_testkit::test_deadline();
+    let mut polls = 0u64;
+    let err = loop {
+        polls += 1;
+        match consumer.try_recv(&mut buf) {
+            Err(err) if err.is_would_block() => {
+                assert!(
+                    !deadline.has_expired(),
+                    "still would block after {polls} polls"
+                );
+            }
+            other => break other.unwrap_err(),
+        }
+    };
+    assert!(err.is_peer_gone(), "{err}");
+    assert!(err.to_string().contains("died"), "{err}");
+
+    // A producer that closes is seen by the very next look.
+    let name = guard.name("poll-closes");
+    let mut consumer = options().create_consumer(&name).unwrap();
+    let producer = options().open_producer(&name).unwrap();
+    assert!(consumer.try_recv(&mut buf).unwrap_err().is_would_block());
+    drop(producer);
+    assert!(consumer.try_recv(&mut buf).unwrap_err().is_peer_gone());
+}

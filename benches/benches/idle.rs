@@ -1,0 +1,80 @@
+//! Criterion benchmarks of what a look at an idle endpoint costs (issue 17, item 2): an
+//! empty `Consumer::try_recv` of a shared-memory channel and an empty
+//! `MessageQueue::try_recv`, next to their floors in the same run: reading the other side's
+//! position (one atomic load) and the `poll` of a pidfd that every empty
+//! `try_recv` used to make.
+//!
+//! One process: an idle look involves no peer, only its liveness (here the process itself,
+//! as alive as a peer gets).
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::Criterion;
+use ipc_core::IpcName;
+use ipc_mq::QueueOptions;
+use ipc_shm::ChannelOptions;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+/// A name of this run's own.
+fn name(tag: &str) -> IpcName {
+    IpcName::new(format!("/ipcrs-bench-idle-{tag}-{}", std::process::id())).expect("name")
+}
+
+fn idle(c: &mut Criterion) {
+    let mut group = c.benchmark_group("idle_look");
+
+    // The floor: the load of a position word (another process writes it; idle, the line
+    // stays in this CPU's cache, as here).
+    let position = AtomicU64::new(0);
+    group.bench_function("floor: load of a position", |b| {
+        b.iter(|| black_box(black_box(&position).load(Ordering::Acquire)));
+    });
+
+    // What each empty look cost before: a `poll` of the peer's pidfd.
+    let pidfd = ipc_core::internal::pidfd_open(std::process::id()).expect("pidfd_open");
+    group.bench_function("floor: poll of a pidfd", |b| {
+        b.iter(|| {
+            let mut fds = [PollFd::new(
+                std::os::fd::AsFd::as_fd(&pidfd),
+                PollFlags::POLLIN,
+            )];
+            black_box(poll(&mut fds, PollTimeout::ZERO).expect("poll"))
+        });
+    });
+
+    let channel = name("channel");
+    let options = ChannelOptions::new()
+        .capacity(64 * 1024)
+        .max_message_size(4096);
+    let mut consumer = options.create_consumer(&channel).expect("consumer");
+    let _producer = options.open_producer(&channel).expect("producer");
+    let mut buf = vec![0u8; 4096];
+    group.bench_function("shm Consumer::try_recv, empty", |b| {
+        b.iter(|| {
+            let empty = consumer.try_recv(&mut buf).expect_err("empty");
+            assert!(empty.is_would_block());
+        });
+    });
+
+    let queue_name = name("queue");
+    let queue = QueueOptions::new()
+        .capacity(10)
+        .max_message_size(64)
+        .create(&queue_name)
+        .expect("queue");
+    let mut small = [0u8; 64];
+    group.bench_function("MessageQueue::try_recv, empty", |b| {
+        b.iter(|| {
+            let empty = queue.try_recv(&mut small).expect_err("empty");
+            assert!(empty.is_would_block());
+        });
+    });
+    group.finish();
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    idle(&mut c);
+    c.final_summary();
+}
