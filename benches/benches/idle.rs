@@ -1,8 +1,8 @@
 //! Criterion benchmarks of what a look at an idle endpoint costs (issue 17, item 2): an
 //! empty `Consumer::try_recv` of a shared-memory channel and an empty
 //! `MessageQueue::try_recv`, next to their floors in the same run: reading the other side's
-//! position (one atomic load) and the `poll` of a pidfd that every empty
-//! `try_recv` used to make.
+//! position (one atomic load) and the `poll` of a pidfd that every empty channel
+//! `try_recv` used to make; `mq_receive` on an empty non-blocking queue.
 //!
 //! One process: an idle look involves no peer, only its liveness (here the process itself,
 //! as alive as a peer gets).
@@ -64,6 +64,24 @@ fn idle(c: &mut Criterion) {
         .create(&queue_name)
         .expect("queue");
     let mut small = [0u8; 64];
+    // Its floor: `mq_receive` on an empty queue opened `O_NONBLOCK`.
+    let raw_name = std::ffi::CString::new(name("raw-queue").as_str()).expect("name");
+    let attr = nix::mqueue::MqAttr::new(0, 10, 64, 0);
+    let flags = nix::mqueue::MQ_OFlag::O_CREAT
+        | nix::mqueue::MQ_OFlag::O_EXCL
+        | nix::mqueue::MQ_OFlag::O_RDWR
+        | nix::mqueue::MQ_OFlag::O_NONBLOCK;
+    let mode = nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR;
+    let raw = nix::mqueue::mq_open(raw_name.as_c_str(), flags, mode, Some(&attr)).expect("mq_open");
+    group.bench_function("floor: mq_receive, empty", |b| {
+        b.iter(|| {
+            let mut priority = 0;
+            let empty = nix::mqueue::mq_receive(&raw, &mut small, &mut priority);
+            assert_eq!(empty, Err(nix::errno::Errno::EAGAIN));
+        });
+    });
+    let _ = nix::mqueue::mq_close(raw);
+    let _ = nix::mqueue::mq_unlink(raw_name.as_c_str());
     group.bench_function("MessageQueue::try_recv, empty", |b| {
         b.iter(|| {
             let empty = queue.try_recv(&mut small).expect_err("empty");
