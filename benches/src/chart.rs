@@ -19,7 +19,7 @@ fn bars(report: &Report, latency: bool) -> Vec<Bar> {
     let mut bars: Vec<Bar> = report
         .rows
         .iter()
-        .filter(|r: &&Row| r.size == size && matches!(r.metric, Metric::Latency(_)) == latency)
+        .filter(|r: &&Row| r.size == size && matches!(r.metric, Metric::Latency(..)) == latency)
         // Between processes only, as in the report's rankings.
         .filter(|r| {
             !r.case.contains("SharedMemory::")

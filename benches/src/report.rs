@@ -8,8 +8,9 @@ use crate::stats::Summary;
 /// What a case measured.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Metric {
-    /// One-way latency statistics (lower is better).
-    Latency(Summary),
+    /// One-way latency statistics of every sample (lower is better), and the median
+    /// latency of each round in nanoseconds.
+    Latency(Summary, Vec<f64>),
     /// One-way throughput in bytes per second, one figure per round (higher is better).
     Throughput(Vec<f64>),
 }
@@ -19,10 +20,26 @@ impl Metric {
     /// throughput.
     pub fn central(&self) -> f64 {
         match self {
-            Metric::Latency(s) => s.median.as_nanos() as f64,
+            Metric::Latency(s, _) => s.median.as_nanos() as f64,
             Metric::Throughput(rounds) => median(rounds),
         }
     }
+
+    /// Each round's figure: its median latency, or its throughput.
+    pub fn rounds(&self) -> &[f64] {
+        match self {
+            Metric::Latency(_, rounds) | Metric::Throughput(rounds) => rounds,
+        }
+    }
+}
+
+/// How wide (against the median) an interval may be for its row to be ranked: wider, the
+/// rounds disagreed too much for the order of two mechanisms to mean anything.
+pub const SETTLED_WIDTH: f64 = 0.2;
+
+/// Whether `interval` is narrow enough around `central`.
+fn narrow(interval: Option<(f64, f64)>, central: f64) -> bool {
+    interval.is_none_or(|(lo, hi)| central > 0.0 && (hi - lo) / central <= SETTLED_WIDTH)
 }
 
 /// The median of `values` (the mean of the middle two for an even count); 0 if empty.
@@ -207,9 +224,42 @@ impl Report {
         (base > 0.0).then(|| row.metric.central() / base)
     }
 
+    /// A 95% interval of the ratio: of the median of the per-round ratios (each round
+    /// measures a case and its baseline minutes apart at most, which the machine's drift
+    /// between rounds does not).
+    pub fn ratio_interval(&self, row: &Row) -> Option<(f64, f64)> {
+        let base = self.rows.get(row.baseline?)?;
+        let ratios: Vec<f64> = row
+            .metric
+            .rounds()
+            .iter()
+            .zip(base.metric.rounds())
+            .filter(|(_, base)| **base > 0.0)
+            .map(|(ours, base)| ours / base)
+            .collect();
+        crate::stats::median_interval(&ratios)
+    }
+
+    /// Whether the row's rounds agree enough to rank it and to read its ratio: its own
+    /// interval and its ratio's are at most [`SETTLED_WIDTH`] of their medians wide.
+    pub fn settled(&self, row: &Row) -> bool {
+        let own = crate::stats::median_interval(row.metric.rounds());
+        narrow(own, median(row.metric.rounds()))
+            && self
+                .ratio(row)
+                .is_none_or(|ratio| narrow(self.ratio_interval(row), ratio))
+    }
+
     fn ratio_cell(&self, row: &Row) -> String {
         match (self.ratio(row), row.baseline.and_then(|b| self.rows.get(b))) {
-            (Some(r), Some(base)) => format!("{r:.2}× {}", floor_name(&base.case)),
+            (Some(r), Some(base)) => {
+                let interval = self
+                    .ratio_interval(row)
+                    .map(|(lo, hi)| format!(" ({lo:.2}–{hi:.2})"))
+                    .unwrap_or_default();
+                let unsettled = if self.settled(row) { "" } else { ", unsettled" };
+                format!("{r:.2}×{interval} {}{unsettled}", floor_name(&base.case))
+            }
             _ => "floor".to_owned(),
         }
     }
@@ -261,22 +311,36 @@ impl Report {
             // Mechanisms between processes only: not the in-process copies, nor the
             // extra rows that compare one mechanism with another.
             .filter(|r| !r.case.contains("SharedMemory::") && !r.case.contains(" vs "))
-            .filter(|r| matches!(r.metric, Metric::Latency(_)) == latency)
+            .filter(|r| matches!(r.metric, Metric::Latency(..)) == latency)
             .collect();
+        // Settled rows first, in order; the unsettled after them, unranked.
         rows.sort_by(|a, b| {
+            let order = self.settled(b).cmp(&self.settled(a));
             let (a, b) = (a.metric.central(), b.metric.central());
-            if latency {
+            order.then(if latency {
                 a.total_cmp(&b)
             } else {
                 b.total_cmp(&a)
-            }
+            })
         });
         rows
+    }
+
+    /// A ranked row's rank, or "–" for an unsettled one.
+    fn rank(&self, row: &Row, index: usize) -> String {
+        if self.settled(row) {
+            (index + 1).to_string()
+        } else {
+            "–".to_owned()
+        }
     }
 
     fn summary(&self, out: &mut String) {
         let fast = self.ranked(true, 64);
         let bulk = self.ranked(false, 64 * 1024);
+        // The highlights name settled rows only.
+        let settled_fast: Vec<&Row> = fast.iter().copied().filter(|r| self.settled(r)).collect();
+        let settled_bulk: Vec<&Row> = bulk.iter().copied().filter(|r| self.settled(r)).collect();
         if fast.is_empty() && bulk.is_empty() {
             return;
         }
@@ -284,7 +348,7 @@ impl Report {
         let is_spinning = |r: &&Row| {
             r.case.contains("busy") || r.case.contains("spin") || r.case.contains("hand-off")
         };
-        if let Some(best) = fast.first() {
+        if let Some(best) = settled_fast.first() {
             let how = if best.case.contains("spin-then-park") {
                 "It spins for a while (50 µs by default) before it sleeps."
             } else {
@@ -298,7 +362,7 @@ impl Report {
                 ns(lat(best).p99)
             );
         }
-        if let Some(sleeping) = fast.iter().find(|r| !is_spinning(r)) {
+        if let Some(sleeping) = settled_fast.iter().find(|r| !is_spinning(r)) {
             let _ = writeln!(
                 out,
                 "- **Lowest latency for a peer that sleeps** (no CPU burnt while idle): {} — {} one-way; every mechanism that wakes a sleeping process costs about this much here.",
@@ -306,8 +370,10 @@ impl Report {
                 ns(lat(sleeping).median)
             );
         }
-        if let (Some(best), Some(sleeping)) = (fast.first(), fast.iter().find(|r| !is_spinning(r)))
-        {
+        if let (Some(best), Some(sleeping)) = (
+            settled_fast.first(),
+            settled_fast.iter().find(|r| !is_spinning(r)),
+        ) {
             let factor =
                 lat(sleeping).median.as_secs_f64() / lat(best).median.as_secs_f64().max(1e-12);
             let _ = writeln!(
@@ -315,7 +381,7 @@ impl Report {
                 "- Spinning before sleeping (shared memory, spin-then-park) is worth it when messages come closer together than a wake-up: here that is a factor of {factor:.0}."
             );
         }
-        let copying: Vec<&&Row> = bulk
+        let copying: Vec<&&Row> = settled_bulk
             .iter()
             .filter(|r| !r.case.contains("zero-copy"))
             .collect();
@@ -335,7 +401,7 @@ impl Report {
                 rate(kernel.metric.central())
             );
         }
-        if let Some(zero) = bulk.iter().find(|r| r.case.contains("zero-copy")) {
+        if let Some(zero) = settled_bulk.iter().find(|r| r.case.contains("zero-copy")) {
             let _ = writeln!(
                 out,
                 "- **Zero-copy** (written and read in place): {} — {:.1} M messages/s of 64 KiB.",
@@ -352,7 +418,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} |",
-                i + 1,
+                self.rank(row, i),
                 row.case,
                 ns(l.median),
                 ns(l.p99),
@@ -371,7 +437,7 @@ impl Report {
                     let _ = writeln!(
                         out,
                         "| {} | {} | {} | {} | {} |",
-                        i + 1,
+                        self.rank(row, i),
                         row.case,
                         rate(median(rounds)),
                         rate(slowest),
@@ -396,7 +462,7 @@ impl Report {
         );
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
         for row in &self.rows {
-            if let Metric::Latency(l) = &row.metric {
+            if let Metric::Latency(l, _) = &row.metric {
                 let _ = writeln!(
                     out,
                     "| {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -449,6 +515,9 @@ impl Report {
              and, on a virtual machine, on how the host schedules the two vCPUs (runs can differ by 2×).\n\
              - Latency is one-way (half a round trip); p99 and p99.9 show the tail a user will meet.\n\
              - Throughput is the median of interleaved rounds; the slowest round shows the spread.\n\
+             - A ratio's interval (in brackets) is a 95% bootstrap interval of the median of its per-round \
+             ratios. A row whose own rounds or ratio vary by more than 20% of the median is *unsettled*: \
+             it is listed, not ranked, and its ratio says little; run again on a quieter machine.\n\
              - A *target* is the project's promise for that ratio (ARCHITECTURE.md, Measuring).\n\
              - `cargo xtask bench --save NAME` keeps this run; `--compare OLD NEW` shows what changed."
         );
@@ -463,7 +532,7 @@ impl Report {
             .iter()
             .map(|row| {
                 let (latency, throughput) = match &row.metric {
-                    Metric::Latency(l) => (
+                    Metric::Latency(l, _) => (
                         Some(JsonLatency {
                             median_ns: nanos(l.median),
                             p99_ns: nanos(l.p99),
@@ -488,6 +557,8 @@ impl Report {
                     throughput,
                     baseline: row.baseline,
                     ratio: self.ratio(row),
+                    ratio_interval: self.ratio_interval(row).map(|(lo, hi)| [lo, hi]),
+                    settled: self.settled(row),
                     target: row.target.map(str::to_owned),
                 }
             })
@@ -503,7 +574,7 @@ impl Report {
 
 fn lat(row: &Row) -> &Summary {
     match &row.metric {
-        Metric::Latency(l) => l,
+        Metric::Latency(l, _) => l,
         Metric::Throughput(_) => unreachable!("a latency row"),
     }
 }
@@ -543,8 +614,19 @@ pub struct JsonRow {
     pub baseline: Option<usize>,
     /// The ratio to the floor.
     pub ratio: Option<f64>,
+    /// A 95% interval of the ratio (a bootstrap over the interleaved rounds).
+    #[serde(default)]
+    pub ratio_interval: Option<[f64; 2]>,
+    /// Whether the rounds agreed enough to rank the row (see [`SETTLED_WIDTH`]).
+    #[serde(default = "settled_by_default")]
+    pub settled: bool,
     /// The target for the ratio.
     pub target: Option<String>,
+}
+
+/// Reports written before rows had intervals ranked every row.
+fn settled_by_default() -> bool {
+    true
 }
 
 /// Latency figures in nanoseconds.
@@ -707,11 +789,17 @@ mod tests {
                 clock_overhead_ns: 20,
             },
             rows: vec![
-                row("floor", 64, Metric::Latency(summary(100)), None, None),
+                row(
+                    "floor",
+                    64,
+                    Metric::Latency(summary(100), vec![100.0, 100.0, 100.0]),
+                    None,
+                    None,
+                ),
                 row(
                     "wrapper",
                     4096,
-                    Metric::Latency(summary(150)),
+                    Metric::Latency(summary(150), vec![150.0, 149.0, 151.0]),
                     Some(0),
                     Some("≤ 1.05"),
                 ),
@@ -744,7 +832,7 @@ mod tests {
         let md = r.to_markdown();
         assert!(
             md.contains(
-                "| wrapper | 4 KiB | 150 ns | 300 ns | 450 ns | 10 | 1.50× floor | ≤ 1.05 |"
+                "| wrapper | 4 KiB | 150 ns | 300 ns | 450 ns | 10 | 1.50× (1.49–1.51) floor | ≤ 1.05 |"
             ),
             "{md}"
         );
@@ -753,6 +841,48 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("pinned to CPU 0 and CPU 1"));
+    }
+
+    #[test]
+    fn rows_whose_rounds_disagree_are_unsettled_and_not_ranked() {
+        let rounds = |figures: &[f64]| figures.to_vec();
+        let mut r = report();
+        r.rows = vec![
+            row(
+                "floor (floor)",
+                64,
+                Metric::Latency(summary(100), rounds(&[100.0; 5])),
+                None,
+                None,
+            ),
+            // Faster on its median, but its rounds range over 2x: not ranked first.
+            row(
+                "noisy",
+                64,
+                Metric::Latency(summary(90), rounds(&[60.0, 90.0, 150.0, 70.0, 130.0])),
+                Some(0),
+                None,
+            ),
+            row(
+                "steady",
+                64,
+                Metric::Latency(summary(110), rounds(&[110.0, 111.0, 109.0, 110.0, 110.0])),
+                Some(0),
+                None,
+            ),
+        ];
+        assert!(!r.settled(&r.rows[1]));
+        assert!(r.settled(&r.rows[2]));
+        let (lo, hi) = r.ratio_interval(&r.rows[2]).unwrap();
+        assert!(lo <= 1.1 && 1.1 <= hi, "{lo} {hi}");
+        let md = r.to_markdown();
+        assert!(md.contains("| 1 | steady |"), "{md}");
+        assert!(md.contains("| – | noisy |"), "{md}");
+        assert!(md.contains(", unsettled"), "{md}");
+        assert!(md.contains("**Lowest latency**: steady"), "{md}");
+        let json: JsonReport = serde_json::from_str(&r.to_json()).unwrap();
+        assert!(!json.rows[1].settled && json.rows[2].settled);
+        assert!(json.rows[2].ratio_interval.is_some());
     }
 
     #[test]

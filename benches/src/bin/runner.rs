@@ -215,6 +215,8 @@ struct LatencyCase {
     size: usize,
     per_round: usize,
     samples: Vec<Duration>,
+    /// Each round's median, in nanoseconds: what the intervals are drawn from.
+    round_medians: Vec<f64>,
     baseline: Option<usize>,
     target: Option<&'static str>,
 }
@@ -226,19 +228,29 @@ impl LatencyCase {
     fn round(&mut self, peer_cpu: Option<usize>) -> Result<()> {
         let warmup = self.per_round / 10;
         let mut scratch = Vec::new();
+        let first = self.samples.len();
         match self.case {
             None => {
                 let mut shm = ShmPingPong::start(peer_cpu)?;
                 sample_one_way(warmup, &mut scratch, || shm.round_trip())?;
-                sample_one_way(self.per_round, &mut self.samples, || shm.round_trip())
+                sample_one_way(self.per_round, &mut self.samples, || shm.round_trip())?;
             }
             Some(case) => {
                 let mut pingpong = PingPong::start(case, self.size, peer_cpu)?;
                 sample_one_way(warmup, &mut scratch, || pingpong.round_trip())?;
-                sample_one_way(self.per_round, &mut self.samples, || pingpong.round_trip())
+                sample_one_way(self.per_round, &mut self.samples, || pingpong.round_trip())?;
             }
         }
+        self.round_medians
+            .push(nanos_median(&self.samples[first..]));
+        Ok(())
     }
+}
+
+/// The median of `samples` in nanoseconds.
+fn nanos_median(samples: &[Duration]) -> f64 {
+    let nanos: Vec<f64> = samples.iter().map(|d| d.as_nanos() as f64).collect();
+    ipc_bench::report::median(&nanos)
 }
 
 /// A throughput case: what streams through which channel, and the rate of each round.
@@ -540,6 +552,7 @@ fn run(options: &Options) -> Result<Report> {
         size: 8,
         per_round: 20_000 * scale,
         samples: Vec::new(),
+        round_medians: Vec::new(),
         baseline: None,
         target: None,
     }];
@@ -556,6 +569,7 @@ fn run(options: &Options) -> Result<Report> {
             size,
             per_round: 2_000 * scale,
             samples: Vec::new(),
+            round_medians: Vec::new(),
             baseline,
             target,
         });
@@ -647,7 +661,7 @@ fn run(options: &Options) -> Result<Report> {
             Some(Row {
                 case: case.name,
                 size: case.size,
-                metric: Metric::Latency(Summary::of(&mut case.samples)?),
+                metric: Metric::Latency(Summary::of(&mut case.samples)?, case.round_medians),
                 baseline: case.baseline,
                 target: case.target,
             })
@@ -710,6 +724,8 @@ fn run(options: &Options) -> Result<Report> {
     let first_op = rows.len();
     let measured: Vec<SemFlavour> = sem_ops.iter().map(|(f, _)| *f).collect();
     for (flavour, samples) in &mut sem_ops {
+        // Taken a round at a time (`20 * scale` a round), in order.
+        let round_medians = samples.chunks(20 * scale).map(nanos_median).collect();
         let Some(summary) = Summary::of(samples) else {
             continue;
         };
@@ -717,7 +733,7 @@ fn run(options: &Options) -> Result<Report> {
         rows.push(Row {
             case: flavour.op_label().to_owned(),
             size: 0,
-            metric: Metric::Latency(summary),
+            metric: Metric::Latency(summary, round_medians),
             baseline: (floor != *flavour)
                 .then(|| measured.iter().position(|&f| f == floor))
                 .flatten()
