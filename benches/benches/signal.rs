@@ -36,6 +36,7 @@ fn signals(c: &mut Criterion) {
 }
 
 fn main() {
+    ipc_bench::signals::block_in_every_thread().expect("real-time signals");
     serve_peer_role();
     let mut c = Criterion::default().configure_from_args();
     signals(&mut c);

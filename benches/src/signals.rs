@@ -80,6 +80,21 @@ fn signals() -> Result<(Signal, Signal)> {
     Ok((Signal::realtime(4)?, Signal::realtime(5)?))
 }
 
+/// Blocks the cases' signals in the calling thread. Called first thing in `main`, before
+/// any thread starts, so that every thread inherits the mask: the signals are sent to the
+/// process, and the kernel hands a process-directed signal to any thread that does not
+/// block it, whose default action ends the process (a full run was killed so, once the
+/// async cases had left a runtime's threads behind).
+///
+/// # Errors
+///
+/// If the real-time signals are not available.
+pub fn block_in_every_thread() -> Result<()> {
+    let (to_peer, back) = signals()?;
+    raw::block(&[to_peer.number(), back.number()]);
+    Ok(())
+}
+
 struct Tx {
     flavour: Flavour,
     pid: u32,
@@ -135,7 +150,8 @@ impl MsgRx for Rx {
     }
 }
 
-/// Blocks both signals in this (single-threaded) process and makes the receiving side.
+/// Blocks both signals in this thread (the others inherited the mask, see
+/// [`block_in_every_thread`]) and makes the receiving side.
 fn receiver(flavour: Flavour, signal: Signal, other: Signal) -> Result<Rx> {
     let set = raw::block(&[signal.number(), other.number()]);
     let receive = match flavour {

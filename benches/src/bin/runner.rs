@@ -22,7 +22,8 @@ use ipc_core::Result;
 const USAGE: &str = "usage: ipc-bench-runner [--quick] [--out DIR] [--only S] [--save NAME]
        ipc-bench-runner --compare OLD NEW [--threshold PERCENT] [--out DIR]
 
-  --quick        fewer samples (about a minute and a half on two cores)
+  --quick        small rounds, added (three at least) until every ratio is settled or
+                 110 s have passed
   --out DIR      where to write report.md, report.json and report.svg
                  (default: target/ipc-report)
   --only S       only the cases whose name contains S (such as `shm:` or `socket:tcp`),
@@ -104,6 +105,10 @@ fn parse(args: &[String]) -> std::result::Result<Options, String> {
 }
 
 fn main() -> ExitCode {
+    if let Err(err) = ipc_bench::signals::block_in_every_thread() {
+        eprintln!("ipc-bench-runner: {err}");
+        return ExitCode::FAILURE;
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(role) = peer::role() {
         return match run_peer(&role, &args) {
@@ -539,13 +544,19 @@ fn run(options: &Options) -> Result<Report> {
     if let Some(warning) = &warning {
         eprintln!("ipc-bench-runner: WARNING: {warning}");
     }
-    let (rounds, scale, bytes_per_round) = if options.quick {
-        (3, 1, 48 * MIB)
+    let plan = if options.quick {
+        Rounds::QUICK
     } else {
-        (9, 5, 256 * MIB)
+        Rounds::FULL
     };
+    let Rounds {
+        max: rounds,
+        scale,
+        bytes_per_round,
+        ..
+    } = plan;
 
-    let plan = select(latency_plan(), options, |p| p.0, |p| p.2);
+    let cases_plan = select(latency_plan(), options, |p| p.0, |p| p.2);
     let mut latency = vec![LatencyCase {
         name: "shm spin ping-pong (floor)".into(),
         case: None,
@@ -556,10 +567,11 @@ fn run(options: &Options) -> Result<Report> {
         baseline: None,
         target: None,
     }];
-    for &(case, size, baseline, target) in &plan {
+    for &(case, size, baseline, target) in &cases_plan {
         let baseline = baseline
             .and_then(|floor| {
-                plan.iter()
+                cases_plan
+                    .iter()
                     .position(|&(c, s, _, _)| c == floor && s == size)
             })
             .map(|i| i + 1);
@@ -615,7 +627,14 @@ fn run(options: &Options) -> Result<Report> {
     let started = std::time::Instant::now();
     let progress = |round: usize, done: usize, what: &str, size: usize| {
         // One line, rewritten in place: what runs, and how far along the run is.
-        let percent = (round * cases + done) * 100 / (rounds * cases).max(1);
+        // A quick run's end is its budget, or settled ratios, whichever comes first.
+        let percent = match plan.budget {
+            Some(budget) => {
+                let spent = started.elapsed().as_millis() * 100 / budget.as_millis().max(1);
+                usize::try_from(spent.min(99)).unwrap_or(99)
+            }
+            None => (round * cases + done) * 100 / (rounds * cases).max(1),
+        };
         eprint!(
             "\r\x1b[2K  {percent:>3}% · round {}/{rounds} · case {}/{cases} · {:>4.0}s · {what} ({size} B)",
             round + 1,
@@ -624,7 +643,9 @@ fn run(options: &Options) -> Result<Report> {
         );
         let _ = std::io::Write::flush(&mut std::io::stderr());
     };
-    for round in 0..rounds {
+    let mut round = 0;
+    while round < rounds {
+        let round_started = std::time::Instant::now();
         for (case, rates) in &mut copy_rates {
             rates.push(copies.run(*case, copy_count)?);
         }
@@ -649,19 +670,93 @@ fn run(options: &Options) -> Result<Report> {
             case.rounds
                 .push((count as f64 * case.size as f64) / elapsed.as_secs_f64());
         }
+        round += 1;
+        // A quick run goes on while a ratio is unsettled and another round fits its budget.
+        let Some(budget) = plan.budget else {
+            continue;
+        };
+        if round < plan.min {
+            continue;
+        }
+        let report = Report {
+            machine: machine.clone(),
+            rows: rows(&latency, &bulk, &copy_rates, &sem_ops, scale),
+            quick: true,
+        };
+        let unsettled = report
+            .rows
+            .iter()
+            .filter(|row| row.baseline.is_some() && !report.settled(row))
+            .count();
+        if unsettled == 0 || started.elapsed() + round_started.elapsed() > budget {
+            break;
+        }
     }
 
     eprintln!(
-        "\r\x1b[2K  100% · {rounds} rounds of {cases} cases in {:.0}s",
+        "\r\x1b[2K  100% · {round} rounds of {cases} cases in {:.0}s",
         started.elapsed().as_secs_f64()
     );
+    Ok(Report {
+        machine,
+        rows: rows(&latency, &bulk, &copy_rates, &sem_ops, scale),
+        quick: options.quick,
+    })
+}
+
+/// How many rounds a run takes, and how much each measures.
+#[derive(Clone, Copy)]
+struct Rounds {
+    /// At least this many rounds.
+    min: usize,
+    /// At most this many.
+    max: usize,
+    /// With a budget, rounds past `min` are added while a ratio is unsettled and another
+    /// round fits in it; without, `max` rounds are taken.
+    budget: Option<Duration>,
+    /// Samples per round, in units (latency cases take 2 000 a unit).
+    scale: usize,
+    /// What a throughput case moves per round.
+    bytes_per_round: usize,
+}
+
+impl Rounds {
+    /// `--quick`: small rounds, as many as settle the ratios in under two minutes.
+    const QUICK: Rounds = Rounds {
+        min: 3,
+        max: 12,
+        budget: Some(Duration::from_secs(110)),
+        scale: 1,
+        bytes_per_round: 24 * MIB,
+    };
+    /// A full run: nine large rounds.
+    const FULL: Rounds = Rounds {
+        min: 9,
+        max: 9,
+        budget: None,
+        scale: 5,
+        bytes_per_round: 256 * MIB,
+    };
+}
+
+/// The report's rows from what the cases measured so far.
+fn rows(
+    latency: &[LatencyCase],
+    bulk: &[ThroughputCase],
+    copy_rates: &[(Copy, Vec<f64>)],
+    sem_ops: &[(SemFlavour, Vec<Duration>)],
+    scale: usize,
+) -> Vec<Row> {
     let mut rows: Vec<Row> = latency
-        .into_iter()
-        .filter_map(|mut case| {
+        .iter()
+        .filter_map(|case| {
             Some(Row {
-                case: case.name,
+                case: case.name.clone(),
                 size: case.size,
-                metric: Metric::Latency(Summary::of(&mut case.samples)?, case.round_medians),
+                metric: Metric::Latency(
+                    Summary::of(&mut case.samples.clone())?,
+                    case.round_medians.clone(),
+                ),
                 baseline: case.baseline,
                 target: case.target,
             })
@@ -671,7 +766,7 @@ fn run(options: &Options) -> Result<Report> {
     // with a plain pipe, so map each case to its row before resolving baselines.
     let mut row_of = Vec::with_capacity(bulk.len());
     let mut extra = Vec::new();
-    for case in &bulk {
+    for case in bulk {
         row_of.push(rows.len());
         rows.push(Row {
             case: case.name.clone(),
@@ -704,7 +799,7 @@ fn run(options: &Options) -> Result<Report> {
         rows[row].baseline = plain_pipe_64k;
     }
     let first_copy = rows.len();
-    for (case, rates) in &copy_rates {
+    for (case, rates) in copy_rates {
         let floor = copy_rates
             .iter()
             .position(|(c, _)| *c == case.floor())
@@ -723,10 +818,10 @@ fn run(options: &Options) -> Result<Report> {
     }
     let first_op = rows.len();
     let measured: Vec<SemFlavour> = sem_ops.iter().map(|(f, _)| *f).collect();
-    for (flavour, samples) in &mut sem_ops {
+    for (flavour, samples) in sem_ops {
         // Taken a round at a time (`20 * scale` a round), in order.
         let round_medians = samples.chunks(20 * scale).map(nanos_median).collect();
-        let Some(summary) = Summary::of(samples) else {
+        let Some(summary) = Summary::of(&mut samples.clone()) else {
             continue;
         };
         let floor = flavour.floor();
@@ -741,9 +836,5 @@ fn run(options: &Options) -> Result<Report> {
             target: (floor != *flavour).then_some("≤ 1.05"),
         });
     }
-    Ok(Report {
-        machine,
-        rows,
-        quick: options.quick,
-    })
+    rows
 }
