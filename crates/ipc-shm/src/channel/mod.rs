@@ -54,7 +54,12 @@
 //! is never taken for the peer), and the pidfd becomes readable when the peer dies,
 //! whatever the way. Waits check it at least every 20 ms, so a dead peer (or a claimant
 //! that died half-way through attaching) is reported within that bound, and a clean close
-//! is seen at once (a state word plus a wake-up).
+//! is seen at once (a state word plus a wake-up). A call that does not wait (an empty
+//! `try_recv`, a full `try_loan`) looks at the pidfd at most once a millisecond of the
+//! coarse clock, so a death is reported by such calls within a few milliseconds and a
+//! program polling many channels does not pay a `poll` per look (`idle` bench: an empty
+//! `try_recv` 61 ns, 722 ns when it polled every time); a side a poller watches looks every
+//! time it is woken.
 //!
 //! An end handed to another process (`hand_off`) goes back to detached, still naming the
 //! process that handed it off, with a deadline (`CLOCK_MONOTONIC` nanoseconds) by which
