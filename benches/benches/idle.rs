@@ -5,7 +5,8 @@
 //! `try_recv` used to make; `mq_receive` on an empty non-blocking queue.
 //!
 //! One process: an idle look involves no peer, only its liveness (here the process itself,
-//! as alive as a peer gets).
+//! as alive as a peer gets). Also what a channel and a queue cost to create and remove,
+//! next to the raw calls.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,7 +49,7 @@ fn idle(c: &mut Criterion) {
         .capacity(64 * 1024)
         .max_message_size(4096);
     let mut consumer = options.create_consumer(&channel).expect("consumer");
-    let _producer = options.open_producer(&channel).expect("producer");
+    let producer = options.open_producer(&channel).expect("producer");
     let mut buf = vec![0u8; 4096];
     group.bench_function("shm Consumer::try_recv, empty", |b| {
         b.iter(|| {
@@ -81,7 +82,7 @@ fn idle(c: &mut Criterion) {
         });
     });
     let _ = nix::mqueue::mq_close(raw);
-    let _ = nix::mqueue::mq_unlink(raw_name.as_c_str());
+    nix::mqueue::mq_unlink(raw_name.as_c_str()).expect("mq_unlink");
     group.bench_function("MessageQueue::try_recv, empty", |b| {
         b.iter(|| {
             let empty = queue.try_recv(&mut small).expect_err("empty");
@@ -89,6 +90,37 @@ fn idle(c: &mut Criterion) {
         });
     });
     group.finish();
+    // The names are made anew below.
+    drop((consumer, producer, queue));
+
+    // What an object costs to make (and remove), next to the raw calls it makes.
+    let mut create = c.benchmark_group("create_and_remove");
+    let segment = name("segment");
+    create.bench_function(
+        "floor: shm_open, ftruncate, mmap, munmap, shm_unlink",
+        |b| {
+            b.iter(|| {
+                ipc_bench::shm::raw_segment_create_and_remove(&segment, 64 * 1024 + 4096)
+                    .expect("segment")
+            });
+        },
+    );
+    create.bench_function("channel: create_consumer + drop", |b| {
+        b.iter(|| black_box(options.create_consumer(&channel).expect("consumer")));
+    });
+    create.bench_function("floor: mq_open + mq_close + mq_unlink", |b| {
+        b.iter(|| {
+            let raw = nix::mqueue::mq_open(raw_name.as_c_str(), flags, mode, Some(&attr))
+                .expect("mq_open");
+            let _ = nix::mqueue::mq_close(raw);
+            nix::mqueue::mq_unlink(raw_name.as_c_str()).expect("mq_unlink");
+        });
+    });
+    let queue_options = QueueOptions::new().capacity(10).max_message_size(64);
+    create.bench_function("MessageQueue: create + drop", |b| {
+        b.iter(|| black_box(queue_options.create(&queue_name).expect("queue")));
+    });
+    create.finish();
 }
 
 fn main() {

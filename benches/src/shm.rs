@@ -96,3 +96,27 @@ impl CopyBench {
         Ok((count * size) as f64 / start.elapsed().as_secs_f64())
     }
 }
+
+/// The raw calls that make a named segment of `len` bytes and remove it (`shm_open`,
+/// `ftruncate`, `mmap`, `munmap`, `close`, `shm_unlink`): the floor of a channel's creation.
+///
+/// # Errors
+///
+/// The first call that fails.
+pub fn raw_segment_create_and_remove(name: &ipc_core::IpcName, len: usize) -> Result<()> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let fd = nix::sys::mman::shm_open(
+        name.as_str(),
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+    )
+    .map_err(|e| ipc_core::Error::from_errno("shm_open", e))?;
+    let size = i64::try_from(len).unwrap_or(i64::MAX);
+    nix::unistd::ftruncate(&fd, size).map_err(|e| ipc_core::Error::from_errno("ftruncate", e))?;
+    let map = sys::map_shared(std::os::fd::AsFd::as_fd(&fd), len)?;
+    std::hint::black_box(&map);
+    drop((map, fd));
+    nix::sys::mman::shm_unlink(name.as_str())
+        .map_err(|e| ipc_core::Error::from_errno("shm_unlink", e))
+}
