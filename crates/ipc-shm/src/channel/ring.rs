@@ -505,7 +505,9 @@ impl Ring {
     /// (which may be the peer's death), not in a loop.
     fn ensure_peer_lately(&mut self, op: &'static str) -> Result<()> {
         let now = coarse_monotonic_ns();
-        if self.waiter.get().is_none()
+        // 0: the clock could not be read; then look every time.
+        if now != 0
+            && self.waiter.get().is_none()
             && self
                 .idle_checked
                 .is_some_and(|checked| now.saturating_sub(checked) < IDLE_LIVENESS_NS)

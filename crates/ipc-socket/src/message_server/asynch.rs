@@ -82,8 +82,8 @@ impl MessageServerOptions {
     /// [`serve`](Self::serve) with an async handler: it gets the request and its client
     /// and returns the reply (empty: no reply is sent), awaiting what it needs (a database,
     /// another service) without holding up the other clients. A reply ready when first
-    /// polled costs nothing more than `serve`'s handler; one that is not is awaited by a
-    /// task of its own, and its client is not read from until the reply is sent, so each
+    /// polled is sent in the same turn, as `serve`'s (the request is copied and the future
+    /// boxed, no task spawned); one that is not is awaited by a task of its own, and its client is not read from until the reply is sent, so each
     /// client's requests are answered one at a time, in order (the clients' handlers run
     /// concurrently). A handler that panics, at once or in its future, loses its client,
     /// not the server; dropping the future drops the handlers' futures too.
