@@ -191,12 +191,17 @@ impl Mode {
         self.detaching.store(false, Ordering::SeqCst);
     }
 
-    /// The mode to give a description handed out of the end (into an `OwnedFd`, to a
-    /// child): blocking again unless the user chose non-blocking mode, where emulation
-    /// had set `O_NONBLOCK` on its own. A failure leaves it non-blocking, which the
-    /// receiver's calls report as `WouldBlock` rather than hang.
-    pub(crate) fn restore(&self, fd: BorrowedFd<'_>) {
-        if self.is_emulated() && !self.user_nonblocking.load(Ordering::SeqCst) {
+    /// Readies a descriptor handed out of the end (into an `OwnedFd`, to a child): where
+    /// emulation had set `O_NONBLOCK` without the user asking, it gets a description of
+    /// its own in blocking mode. Its own, because clones of this end may share the
+    /// emulated description, whose `try_` calls would block if it became blocking. Where
+    /// the reopen fails (a FIFO's writing end without readers), it stays non-blocking,
+    /// which the receiver's calls report as `WouldBlock` rather than hang.
+    pub(crate) fn restore(&self, fd: BorrowedFd<'_>, access: OFlag) {
+        if self.is_emulated()
+            && !self.user_nonblocking.load(Ordering::SeqCst)
+            && reopen_nonblocking(fd, access).is_ok()
+        {
             let _ = set_nonblocking(fd, false);
         }
     }
@@ -266,7 +271,7 @@ impl Mode {
 
 /// The methods and conversions both pipe ends have.
 macro_rules! pipe_end {
-    ($ty:ident) => {
+    ($ty:ident, $access:ident) => {
         impl $ty {
             /// A second handle to the same pipe end (`F_DUPFD_CLOEXEC`).
             ///
@@ -374,7 +379,7 @@ macro_rules! pipe_end {
             /// The descriptor in the blocking mode the user chose (see
             /// `set_nonblocking`).
             fn from(end: $ty) -> Self {
-                end.mode.restore(end.fd.as_fd());
+                end.mode.restore(end.fd.as_fd(), nix::fcntl::OFlag::$access);
                 end.fd
             }
         }

@@ -50,7 +50,7 @@ pub struct PipeReader {
     mode: Mode,
 }
 
-pipe_end!(PipeReader);
+pipe_end!(PipeReader, O_RDONLY);
 
 impl PipeReader {
     /// A FIFO's reading end whose descriptor is `O_NONBLOCK` (see [`Mode`]).
@@ -209,7 +209,7 @@ pub struct PipeWriter {
     mode: Mode,
 }
 
-pipe_end!(PipeWriter);
+pipe_end!(PipeWriter, O_WRONLY);
 
 impl PipeWriter {
     /// A FIFO's writing end whose descriptor is `O_NONBLOCK` (see [`Mode`]).

@@ -230,3 +230,25 @@ fn a_watched_end_gets_a_description_of_its_own_and_keeps_its_blocking_mode() {
     (&copy).read_to_end(&mut rest).unwrap();
     assert_eq!(rest, b"end", "end of file once the last writer left");
 }
+
+/// Defect found on review: handing a clone of a watched end out (to a child's stdin) made
+/// their shared description blocking, and the watched end's `try_read` then waited.
+#[test]
+fn handing_out_a_clone_of_a_watched_end_leaves_the_watched_end_non_blocking() {
+    use std::os::fd::AsFd;
+
+    let (r, _w) = pipe().unwrap();
+    let mut selector = ipc_pipe::Selector::new().unwrap();
+    selector.add(&r, ipc_pipe::Interest::Readable).unwrap();
+    let clone = r.try_clone().unwrap();
+    let handed = std::os::fd::OwnedFd::from(clone);
+    assert!(
+        !description_nonblocking(handed.as_fd()),
+        "handed out blocking"
+    );
+    assert!(
+        description_nonblocking(r.as_fd()),
+        "the watched end's stays"
+    );
+    assert_empty_reads_do_not_wait(&r);
+}
