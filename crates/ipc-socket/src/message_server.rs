@@ -655,7 +655,7 @@ impl Worker {
         let one = !served.pipelined && served.round.wrapping_add(1) != round;
         served.round = round;
         for i in 0..burst {
-            if i == 1 && one && !served.conn.has_buffered() {
+            if i == 1 && (one || served.conn.drained()) && !served.conn.has_buffered() {
                 // Reported again if another request is there.
                 return;
             }

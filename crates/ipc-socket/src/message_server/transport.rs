@@ -79,6 +79,12 @@ pub trait Connection: Send {
     fn has_buffered(&self) -> bool {
         false
     }
+    /// Whether the last read took everything the socket held (it came back short), so
+    /// that a request sent since is reported by the set and looking for one now would
+    /// only find the socket empty.
+    fn drained(&self) -> bool {
+        false
+    }
     /// Sends `reply`: `Ok(true)` if it went out whole, `Ok(false)` if (some of) it waits
     /// for room.
     fn send(&mut self, reply: &[u8]) -> Result<bool>;
@@ -118,14 +124,28 @@ struct Framed<S> {
 }
 
 /// One side of a stream shared by its reader and its writer: one descriptor for both.
-struct Half<S>(Arc<S>);
+struct Half<S> {
+    stream: Arc<S>,
+    /// The last read returned less than it asked for: a stream socket gives all it holds
+    /// up to the length asked, so it was empty then.
+    short: bool,
+}
+
+impl<S> Half<S> {
+    fn new(stream: Arc<S>) -> Self {
+        Half {
+            stream,
+            short: false,
+        }
+    }
+}
 
 impl<S> Read for Half<S>
 where
     for<'a> &'a S: Read,
 {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        (&*self.0).read(buf)
+        (&*self.stream).read(buf)
     }
 }
 
@@ -134,15 +154,15 @@ where
     for<'a> &'a S: Write,
 {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        (&*self.0).write(buf)
+        (&*self.stream).write(buf)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
-        (&*self.0).write_vectored(bufs)
+        (&*self.stream).write_vectored(bufs)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        (&*self.0).flush()
+        (&*self.stream).flush()
     }
 }
 
@@ -151,11 +171,14 @@ where
     for<'a> &'a S: ReadReady + Read,
 {
     fn try_read(&mut self, buf: &mut [u8]) -> Result<usize> {
-        (&*self.0).try_read(buf)
+        let result = (&*self.stream).try_read(buf);
+        // End of stream counts as short too: the next read reports it again.
+        self.short = matches!(result, Ok(n) if n < buf.len());
+        result
     }
 
     fn wait_readable(&self, deadline: Deadline) -> Result<()> {
-        (&*self.0).wait_readable(deadline)
+        (&*self.stream).wait_readable(deadline)
     }
 }
 
@@ -164,11 +187,11 @@ where
     for<'a> &'a S: WriteReady + Write,
 {
     fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize> {
-        (&*self.0).try_write_vectored(bufs)
+        (&*self.stream).try_write_vectored(bufs)
     }
 
     fn wait_writable(&self, deadline: Deadline) -> Result<()> {
-        (&*self.0).wait_writable(deadline)
+        (&*self.stream).wait_writable(deadline)
     }
 }
 
@@ -181,8 +204,8 @@ where
     /// `max` plus a header, up to 64 KiB.
     fn boxed(stream: S, max: usize) -> Box<dyn Connection> {
         let stream = Arc::new(stream);
-        let writer = FramedWriter::new(Half(Arc::clone(&stream))).with_max_message_size(max);
-        let reader = FramedReader::new(Half(stream)).with_max_message_size(max);
+        let writer = FramedWriter::new(Half::new(Arc::clone(&stream))).with_max_message_size(max);
+        let reader = FramedReader::new(Half::new(stream)).with_max_message_size(max);
         Box::new(Framed {
             reader,
             writer,
@@ -197,7 +220,7 @@ where
     for<'a> &'a S: ReadReady + WriteReady + Read + Write,
 {
     fn fd(&self) -> BorrowedFd<'_> {
-        self.reader.get_ref().0.as_fd()
+        self.reader.get_ref().stream.as_fd()
     }
 
     fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
@@ -206,6 +229,10 @@ where
 
     fn has_buffered(&self) -> bool {
         self.reader.buffered() > 0
+    }
+
+    fn drained(&self) -> bool {
+        self.reader.get_ref().short && self.reader.buffered() == 0
     }
 
     fn send(&mut self, reply: &[u8]) -> Result<bool> {
