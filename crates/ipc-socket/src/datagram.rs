@@ -138,6 +138,87 @@ impl Datagram {
         .map_err(|e| e.with_subject(addr.to_string()))
     }
 
+    /// Sends `msgs` in order to the connected peer, each as one message, in one system call
+    /// (`sendmmsg`) when its queue has room for them all, waiting for room as needed;
+    /// returns how many were sent: all, unless an error came after some were (the next
+    /// send reports it).
+    ///
+    /// # Errors
+    ///
+    /// As [`Datagram::send`]; a message too large fails the call before anything is sent.
+    pub fn send_batch(&self, msgs: &[&[u8]]) -> Result<usize> {
+        let fd = self.socket.as_fd();
+        message::send_batch(fd, msgs, self.max, Wait::Block, false, "sendmmsg")
+    }
+
+    /// Sends as many of `msgs`, in order, as the peer's queue has room for now, in one
+    /// system call; returns how many (at least one).
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if there is no room for the first; otherwise as
+    /// [`Datagram::send_batch`].
+    pub fn try_send_batch(&self, msgs: &[&[u8]]) -> Result<usize> {
+        let fd = self.socket.as_fd();
+        message::send_batch(fd, msgs, self.max, Wait::Try, false, "sendmmsg")
+    }
+
+    /// Sends `msgs` as [`Datagram::send_batch`] does, waiting at most `timeout` for room;
+    /// returns how many were sent (fewer than all if the time ran out after some).
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if none was sent; otherwise as [`Datagram::send_batch`].
+    pub fn send_batch_timeout(&self, msgs: &[&[u8]], timeout: Duration) -> Result<usize> {
+        let wait = Wait::Until(Deadline::after(timeout));
+        message::send_batch(self.socket.as_fd(), msgs, self.max, wait, false, "sendmmsg")
+    }
+
+    /// Receives into `batch` the next message, waiting for one, and every further one
+    /// queued by then, up to the batch's capacity, in one system call (`recvmmsg`);
+    /// returns how many.
+    ///
+    /// # Errors
+    ///
+    /// As [`Datagram::recv`], for a batch's slot size; a message lost with others received
+    /// is reported by the next call ([`RecvBatch`](crate::RecvBatch)).
+    pub fn recv_batch(&self, batch: &mut crate::RecvBatch) -> Result<usize> {
+        let fd = self.socket.as_fd();
+        message::recv_batch(fd, batch, self.max, Wait::Block, false, "recvmmsg")
+    }
+
+    /// Receives into `batch` the messages queued now, up to its capacity; returns how many
+    /// (at least one).
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if none is; otherwise as [`Datagram::recv_batch`].
+    pub fn try_recv_batch(&self, batch: &mut crate::RecvBatch) -> Result<usize> {
+        let fd = self.socket.as_fd();
+        message::recv_batch(fd, batch, self.max, Wait::Try, false, "recvmmsg")
+    }
+
+    /// As [`Datagram::recv_batch`], waiting at most `timeout` for the first message.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut`; otherwise as [`Datagram::recv_batch`].
+    pub fn recv_batch_timeout(
+        &self,
+        batch: &mut crate::RecvBatch,
+        timeout: Duration,
+    ) -> Result<usize> {
+        let wait = Wait::Until(Deadline::after(timeout));
+        message::recv_batch(
+            self.socket.as_fd(),
+            batch,
+            self.max,
+            wait,
+            false,
+            "recvmmsg",
+        )
+    }
+
     /// Receives the next message, waiting for one.
     ///
     /// One system call takes the whole message, so threads sharing the socket never cut

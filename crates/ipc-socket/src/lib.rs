@@ -57,7 +57,9 @@
 //!   ends the stream with an error, never a panic). Each message is taken in one system
 //!   call, so threads sharing a socket never cut or steal each other's messages; one that
 //!   does not fit the caller's buffer is an error saying the size it needed (a buffer of
-//!   the maximum message size never loses one).
+//!   the maximum message size never loses one). Batches send and receive many messages
+//!   in one system call (`send_batch`, `recv_batch` into a [`RecvBatch`]: `sendmmsg`,
+//!   `recvmmsg`).
 //! - **Deadlines**: `accept`, `connect` and every send and receive have `try_` and
 //!   `_timeout` forms; `EINTR` is retried.
 //! - **Out of descriptors**, a listener never leaves a client waiting unanswered: the
@@ -133,7 +135,7 @@ pub use bind::{ListenerOptions, StalePolicy};
 pub use datagram::Datagram;
 pub use ext::{MAX_FDS_PER_MESSAGE, PeerCredentials, UnixSocketExt};
 pub use inet::{TcpAcceptor, TcpOptions, UdpOptions, UdpSocketExt};
-pub use message::DEFAULT_MAX_MESSAGE_SIZE;
+pub use message::{DEFAULT_MAX_MESSAGE_SIZE, RecvBatch};
 pub use message_server::{Client, MessageServer, MessageServerOptions, ServerListener};
 pub use seqpacket::{Seqpacket, SeqpacketListener};
 pub use server::Server;

@@ -91,11 +91,7 @@ impl Seqpacket {
 
     fn send_with(&self, msg: &[u8], wait: Wait, op: &'static str) -> Result<()> {
         if msg.is_empty() {
-            return Err(Error::new(
-                op,
-                std::io::ErrorKind::InvalidInput,
-                "a seqpacket message cannot be empty: the peer would read it as end of stream",
-            ));
+            return Err(message::empty_refused(op));
         }
         message::send(self.fd.as_fd(), msg, None, self.max, wait, op)
     }
@@ -162,6 +158,97 @@ impl Seqpacket {
             true,
             "recv",
         )
+    }
+
+    /// Sends `msgs` in order, each as one message, in one system call (`sendmmsg`) when
+    /// the socket has room for them all, waiting for room as needed; returns how many were
+    /// sent: all, unless an error came after some were (the next send reports it).
+    ///
+    /// # Errors
+    ///
+    /// As [`Seqpacket::send`]; a message too large or empty fails the call before anything
+    /// is sent.
+    pub fn send_batch(&self, msgs: &[&[u8]]) -> Result<usize> {
+        message::send_batch(
+            self.fd.as_fd(),
+            msgs,
+            self.max,
+            Wait::Block,
+            true,
+            "sendmmsg",
+        )
+    }
+
+    /// Sends as many of `msgs`, in order, as the socket has room for now, in one system
+    /// call; returns how many (at least one).
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if there is no room for the first; otherwise as
+    /// [`Seqpacket::send_batch`].
+    pub fn try_send_batch(&self, msgs: &[&[u8]]) -> Result<usize> {
+        message::send_batch(self.fd.as_fd(), msgs, self.max, Wait::Try, true, "sendmmsg")
+    }
+
+    /// Sends `msgs` as [`Seqpacket::send_batch`] does, waiting at most `timeout` for room;
+    /// returns how many were sent (fewer than all if the time ran out after some).
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if none was sent; otherwise as [`Seqpacket::send_batch`].
+    pub fn send_batch_timeout(&self, msgs: &[&[u8]], timeout: Duration) -> Result<usize> {
+        let wait = Wait::Until(Deadline::after(timeout));
+        message::send_batch(self.fd.as_fd(), msgs, self.max, wait, true, "sendmmsg")
+    }
+
+    /// Receives into `batch` the next message, waiting for one, and every further one
+    /// queued by then, up to the batch's capacity, in one system call (`recvmmsg`);
+    /// returns how many.
+    ///
+    /// # Errors
+    ///
+    /// As [`Seqpacket::recv`], for a batch's slot size; a message lost with others
+    /// received is reported by the next call ([`RecvBatch`](crate::RecvBatch)).
+    pub fn recv_batch(&self, batch: &mut crate::RecvBatch) -> Result<usize> {
+        message::recv_batch(
+            self.fd.as_fd(),
+            batch,
+            self.max,
+            Wait::Block,
+            true,
+            "recvmmsg",
+        )
+    }
+
+    /// Receives into `batch` the messages queued now, up to its capacity; returns how many
+    /// (at least one).
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if none is; otherwise as [`Seqpacket::recv_batch`].
+    pub fn try_recv_batch(&self, batch: &mut crate::RecvBatch) -> Result<usize> {
+        message::recv_batch(
+            self.fd.as_fd(),
+            batch,
+            self.max,
+            Wait::Try,
+            true,
+            "recvmmsg",
+        )
+    }
+
+    /// As [`Seqpacket::recv_batch`], waiting at most `timeout` for the first message.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut`; otherwise as [`Seqpacket::recv_batch`].
+    pub fn recv_batch_timeout(
+        &self,
+        batch: &mut crate::RecvBatch,
+        timeout: Duration,
+    ) -> Result<usize> {
+        let wait = Wait::Until(Deadline::after(timeout));
+        message::recv_batch(self.fd.as_fd(), batch, self.max, wait, true, "recvmmsg")
     }
 
     /// Shuts down reading, writing or both (`shutdown(2)`), waking a thread blocked in

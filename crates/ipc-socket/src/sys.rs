@@ -1,7 +1,8 @@
 //! The crate's only unsafe code: taking ownership of descriptors the kernel hands over
 //! (`accept4`, and `recvmsg`, whose control messages are walked here even when truncated),
-//! `SO_PEERPIDFD`, which neither nix nor socket2 wraps, and adding descriptors to the
-//! message server's `epoll` sets.
+//! `SO_PEERPIDFD`, which neither nix nor socket2 wraps, `recvmmsg`/`sendmmsg` over plain
+//! buffers (nix's wrappers allocate per call and carry addresses and control messages the
+//! batches do not use), and adding descriptors to the message server's `epoll` sets.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -159,6 +160,78 @@ pub(crate) fn recvmsg(
         fds,
         credentials,
     })
+}
+
+/// `recvmmsg` into consecutive slots of `slot` bytes of `data`, one message each, as many
+/// as `lens` has room for: how many arrived, each one's length (its real length, with
+/// `MSG_TRUNC` in `flags`) in `lens`.
+pub(crate) fn recvmmsg(
+    socket: BorrowedFd<'_>,
+    data: &mut [u8],
+    slot: usize,
+    lens: &mut [usize],
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    let mut iovs: Vec<libc::iovec> = data
+        .chunks_exact_mut(slot.max(1))
+        .take(lens.len())
+        .map(|chunk| libc::iovec {
+            iov_base: chunk.as_mut_ptr().cast(),
+            iov_len: chunk.len(),
+        })
+        .collect();
+    let mut headers: Vec<libc::mmsghdr> = iovs.iter_mut().map(mmsghdr).collect();
+    let count = libc::c_uint::try_from(headers.len()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: each header points at one `iovec` of `iovs`, which covers a slot of `data`
+    // (writable for its length); `count` headers are valid; no timeout. All outlive the
+    // call.
+    let ret = unsafe {
+        libc::recvmmsg(
+            socket.as_raw_fd(),
+            headers.as_mut_ptr(),
+            count,
+            flags | libc::MSG_CMSG_CLOEXEC,
+            std::ptr::null_mut(),
+        )
+    };
+    let Ok(received) = usize::try_from(ret) else {
+        return Err(io::Error::last_os_error());
+    };
+    for (len, header) in lens.iter_mut().zip(&headers[..received]) {
+        *len = header.msg_len as usize;
+    }
+    Ok(received)
+}
+
+/// `sendmmsg` of `messages` in order, one message each: how many the kernel took.
+pub(crate) fn sendmmsg(
+    socket: BorrowedFd<'_>,
+    messages: &[&[u8]],
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    let mut iovs: Vec<libc::iovec> = messages
+        .iter()
+        .map(|msg| libc::iovec {
+            // The kernel only reads through a sent message's `iovec`.
+            iov_base: msg.as_ptr().cast_mut().cast(),
+            iov_len: msg.len(),
+        })
+        .collect();
+    let mut headers: Vec<libc::mmsghdr> = iovs.iter_mut().map(mmsghdr).collect();
+    let count = libc::c_uint::try_from(headers.len()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: each header points at one `iovec` of `iovs`, which covers one of `messages`
+    // (readable for its length); `count` headers are valid; all outlive the call.
+    let ret = unsafe { libc::sendmmsg(socket.as_raw_fd(), headers.as_mut_ptr(), count, flags) };
+    usize::try_from(ret).map_err(|_| io::Error::last_os_error())
+}
+
+/// A message header with no name and no control data, over one `iovec`.
+fn mmsghdr(iov: &mut libc::iovec) -> libc::mmsghdr {
+    // SAFETY: a zeroed `mmsghdr` is a valid "no name, no data, no control" header.
+    let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+    header.msg_hdr.msg_iov = iov;
+    header.msg_hdr.msg_iovlen = 1;
+    header
 }
 
 /// A descriptor registered by number with tokio's reactor, owned elsewhere.

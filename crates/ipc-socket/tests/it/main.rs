@@ -1,6 +1,7 @@
 //! ipc-socket across real processes.
 
 mod asynch;
+mod batch;
 mod fds;
 mod framing;
 mod identity;
@@ -25,6 +26,7 @@ ipc_testkit::peer_roles! {
     "echo-client" => server::echo_client_role,
     "sigpipe" => sigpipe::sigpipe_role,
     "flood" => shared::flood_role,
+    "batch-sender" => batch::batch_sender_role,
     "async-client" => asynch::async_client_role,
     "line-sender" => asynch::line_sender_role,
     "datagram-sender" => asynch::datagram_sender_role,

@@ -10,13 +10,13 @@ use ipc_testkit::{LeakGuard, Peer, PeerContext, PeerResult, Rng};
 
 /// The receivers' buffer size, smaller than the sockets' maximum message size (64 KiB);
 /// messages are up to twice as large, so that some do not fit.
-const BUFFER: usize = 2048;
+pub(crate) const BUFFER: usize = 2048;
 /// Messages sent before the sender waits for the receivers to catch up (UDP drops what
 /// does not fit the receive buffer; Unix sockets would block the sender instead).
 const WINDOW: usize = 256;
 
 /// Message `seq`: its number and length, then a pattern derived from both.
-fn message(seq: u32, len: usize) -> Vec<u8> {
+pub(crate) fn message(seq: u32, len: usize) -> Vec<u8> {
     let mut msg = Vec::with_capacity(len);
     msg.extend_from_slice(&seq.to_le_bytes());
     msg.extend_from_slice(&u32::try_from(len).unwrap().to_le_bytes());
@@ -25,7 +25,7 @@ fn message(seq: u32, len: usize) -> Vec<u8> {
 }
 
 /// The sequence number of a received message, after checking that it is whole.
-fn check(msg: &[u8]) -> u32 {
+pub(crate) fn check(msg: &[u8]) -> u32 {
     let seq = u32::from_le_bytes(msg[..4].try_into().unwrap());
     let len = u32::from_le_bytes(msg[4..8].try_into().unwrap()) as usize;
     assert_eq!(len, msg.len(), "message {seq} was cut");
@@ -41,7 +41,7 @@ fn check(msg: &[u8]) -> u32 {
 type SendFn = dyn Fn(&[u8]) -> ipc_socket::Result<()>;
 
 /// The sizes of the messages sent, at random from 8 to twice `BUFFER` bytes.
-fn sizes(count: usize) -> Vec<usize> {
+pub(crate) fn sizes(count: usize) -> Vec<usize> {
     // Both processes draw the same sizes (a peer inherits any seed override).
     let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     (0..count)
