@@ -77,7 +77,7 @@ impl MessageServerOptions {
 
     /// The number of threads serving (at least one), and of workers: each worker has its
     /// own `epoll` set and clients, and a thread serves whichever worker is ready (on
-    /// [`serve`](Self::serve), the number of tasks, one per worker).
+    /// `serve`, with the `tokio` feature, the number of tasks, one per worker).
     #[must_use]
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
