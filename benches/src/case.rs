@@ -175,6 +175,7 @@ pub fn throughput(
     // The producer's first message says it is set up and pinned; then the clock starts.
     expect(link.rx.as_mut(), &mut buf, u64::MAX)?;
     link.tx.send(u64::MAX - 1)?;
+    link.tx.flush()?;
     let start = Instant::now();
     for seq in 0..count {
         expect(link.rx.as_mut(), &mut buf, seq)?;
@@ -215,11 +216,13 @@ pub fn producer(args: &[String]) -> Result<()> {
     let count: u64 = number(args, 2)?;
     let mut link = peer_link(case, size, &args[3..])?;
     link.tx.send(u64::MAX)?;
+    link.tx.flush()?;
     let mut buf = message(size);
     expect(link.rx.as_mut(), &mut buf, u64::MAX - 1)?;
     for seq in 0..count {
         link.tx.send(seq)?;
     }
+    link.tx.flush()?;
     // Senders that must outlive the process's own cleanup (the raw vmsplice floor) leak
     // themselves here; see `pipes`.
     std::mem::forget(link.tx);

@@ -20,6 +20,16 @@ pub trait MsgTx {
     ///
     /// The transport's send error.
     fn send(&mut self, seq: u64) -> Result<()>;
+
+    /// Sends what a batching sender holds back; the drivers call it after the messages
+    /// that the other side waits for.
+    ///
+    /// # Errors
+    ///
+    /// The transport's send error.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Receives messages of a fixed size.

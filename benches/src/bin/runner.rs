@@ -303,7 +303,7 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
             ));
         }
         for flavour in SocketFlavour::ALL {
-            if size > flavour.max_message() {
+            if size > flavour.max_message() || flavour.is_batch() {
                 continue;
             }
             let floor = flavour.floor();
@@ -457,6 +457,9 @@ fn throughput_plan() -> Vec<Planned> {
             );
             let target = if framed {
                 at_64k("≥ 0.90")
+            } else if flavour.is_batch() {
+                // The gain over one message a call, which has no target.
+                None
             } else {
                 Some("≥ 0.95")
             };
@@ -491,6 +494,16 @@ fn throughput_plan() -> Vec<Planned> {
             let baseline = (floor != flavour).then_some((Case::Shm(floor), 0));
             plan.push((Case::Shm(flavour), size, 0, baseline, target));
         }
+    }
+    // Batches of small messages: one message a call and a batch a call, the gain (the 4 KiB
+    // rows are in the loop above).
+    for (single, batch) in [
+        (SocketFlavour::Seqpacket, SocketFlavour::SeqpacketBatch),
+        (SocketFlavour::Datagram, SocketFlavour::DatagramBatch),
+    ] {
+        plan.push((Case::Socket(single), 64, 0, None, None));
+        let baseline = Some((Case::Socket(single), 0));
+        plan.push((Case::Socket(batch), 64, 0, baseline, None));
     }
     // Message queues: their largest default message, and a page.
     for size in [4 * KIB, 8 * KIB] {
