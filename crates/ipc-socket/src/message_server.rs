@@ -646,9 +646,10 @@ impl Worker {
         let Some(Some(served)) = self.clients.get_mut(slot) else {
             return;
         };
-        if served.awaiting {
-            // Reported (or read ahead) in the turn that parked its reply: its next request
-            // waits for that reply.
+        if served.awaiting || served.blocked {
+            // Reported (or read ahead) in the turn that parked its reply, or its last reply
+            // waits for room: its next request waits for that reply (a blocked client is
+            // served again once writable, after the reply is sent).
             return;
         }
         // Served in the round before too: perhaps more than one request at a time.
