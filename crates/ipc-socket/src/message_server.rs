@@ -401,11 +401,24 @@ struct Served {
     /// report, its next looked for by the level-triggered set rather than by a `recv`
     /// that would fail.
     pipelined: bool,
+    /// How many more servings pass before a look for a second request, after one that
+    /// found none: a client that answers its replies at once is often served in
+    /// consecutive rounds without pipelining, and each failed look is a system call.
+    quiet: u8,
+    /// Looks in a row that found no second request: the next waits 2^misses servings.
+    misses: u8,
     /// Which connection of the worker it is: a parked reply finds its client by it.
     id: u64,
     /// Whether a reply is being awaited (the set does not watch the client meanwhile).
     awaiting: bool,
 }
+
+/// The most looks in a row that found no second request that count: after them, one
+/// serving in 64 looks. A quarter to a third of the requests of a thousand closed-loop
+/// seqpacket clients met a failed look when every consecutive serving looked; a client
+/// that starts pipelining is found within 64 of its requests (served one a round
+/// meanwhile, as the set reports them).
+const MAX_MISSES: u8 = 6;
 
 /// A worker's `epoll` set, level-triggered, and the eventfd that wakes whoever waits on it.
 ///
@@ -567,6 +580,8 @@ impl Worker {
                         blocked: false,
                         round: 0,
                         pipelined: false,
+                        quiet: 0,
+                        misses: 0,
                         id: 0,
                         awaiting: false,
                     };
@@ -653,7 +668,8 @@ impl Worker {
             return;
         }
         // Served in the round before too: perhaps more than one request at a time.
-        let one = !served.pipelined && served.round.wrapping_add(1) != round;
+        let one = !served.pipelined && (served.round.wrapping_add(1) != round || served.quiet > 0);
+        served.quiet = served.quiet.saturating_sub(1);
         served.round = round;
         for i in 0..burst {
             if i == 1 && (one || served.conn.drained()) && !served.conn.has_buffered() {
@@ -662,11 +678,18 @@ impl Worker {
             }
             let len = match served.conn.try_recv(request) {
                 Ok(len) => {
-                    served.pipelined |= i == 1;
+                    if i == 1 {
+                        served.pipelined = true;
+                        served.misses = 0;
+                    }
                     len
                 }
                 Err(err) if err.is_would_block() => {
-                    served.pipelined &= i != 1;
+                    if i == 1 {
+                        served.pipelined = false;
+                        served.misses = (served.misses + 1).min(MAX_MISSES);
+                        served.quiet = 1 << served.misses;
+                    }
                     return;
                 }
                 // Gone, or a request above the maximum: the client is disconnected.
