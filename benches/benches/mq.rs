@@ -3,11 +3,11 @@
 //!
 //! The bench binary re-executes itself as the peer, so `main` first checks for a peer role.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipc_bench::affinity;
-use ipc_bench::case::{Case, PingPong, throughput};
+use ipc_bench::case::{Case, OnFirstRun, PingPong, one_way, throughput};
 use ipc_bench::floor::serve_peer_role;
 use ipc_bench::queues::Flavour;
 
@@ -22,14 +22,11 @@ fn queues(c: &mut Criterion) {
     for size in [64usize, 4096, 8192] {
         for flavour in Flavour::ALL {
             let mut pingpong =
-                PingPong::start(Case::Mq(flavour), size, peer_cpu).expect("start ping-pong");
+                OnFirstRun::new(move || PingPong::start(Case::Mq(flavour), size, peer_cpu));
             latency.bench_function(BenchmarkId::new(flavour.name(), size), |b| {
                 b.iter_custom(|iters| {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        pingpong.round_trip().expect("round trip");
-                    }
-                    start.elapsed() / 2
+                    let pingpong = pingpong.get();
+                    one_way(iters, || pingpong.round_trip())
                 });
             });
         }

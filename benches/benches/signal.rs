@@ -3,11 +3,9 @@
 //!
 //! The bench binary re-executes itself as the peer, so `main` first checks for a peer role.
 
-use std::time::Instant;
-
 use criterion::{BenchmarkId, Criterion};
 use ipc_bench::affinity;
-use ipc_bench::case::{Case, PingPong};
+use ipc_bench::case::{Case, OnFirstRun, PingPong, one_way};
 use ipc_bench::floor::serve_peer_role;
 use ipc_bench::signals::Flavour;
 
@@ -21,14 +19,11 @@ fn signals(c: &mut Criterion) {
     let mut latency = c.benchmark_group("signal_round_trip_one_way");
     for flavour in Flavour::ALL {
         let mut pingpong =
-            PingPong::start(Case::Sig(flavour), 8, peer_cpu).expect("start ping-pong");
+            OnFirstRun::new(move || PingPong::start(Case::Sig(flavour), 8, peer_cpu));
         latency.bench_function(BenchmarkId::from_parameter(flavour.name()), |b| {
             b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    pingpong.round_trip().expect("round trip");
-                }
-                start.elapsed() / 2
+                let pingpong = pingpong.get();
+                one_way(iters, || pingpong.round_trip())
             });
         });
     }

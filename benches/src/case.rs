@@ -149,6 +149,58 @@ impl PingPong {
     }
 }
 
+/// What a criterion benchmark sets up (a peer, a ping-pong) the first time it runs, not
+/// when it is declared: listing the benchmarks (`--list`, which `cargo nextest` runs on every
+/// bench binary, without a time limit) then starts nothing.
+pub struct OnFirstRun<T> {
+    start: Option<Box<dyn FnOnce() -> Result<T>>>,
+    value: Option<T>,
+}
+
+impl<T> std::fmt::Debug for OnFirstRun<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnFirstRun")
+            .field("started", &self.start.is_none())
+            .finish()
+    }
+}
+
+impl<T> OnFirstRun<T> {
+    /// `start` runs at the first [`get`](OnFirstRun::get).
+    pub fn new(start: impl FnOnce() -> Result<T> + 'static) -> Self {
+        OnFirstRun {
+            start: Some(Box::new(start)),
+            value: None,
+        }
+    }
+
+    /// The value, set up now if this is the first call.
+    ///
+    /// # Panics
+    ///
+    /// If setting up fails (a benchmark cannot go on without it).
+    pub fn get(&mut self) -> &mut T {
+        if let Some(start) = self.start.take() {
+            self.value = Some(start().unwrap_or_else(|err| panic!("setting up failed: {err}")));
+        }
+        self.value.as_mut().expect("set up above")
+    }
+}
+
+/// Times `iters` round trips and returns the one-way time (half of it), as criterion's
+/// latency groups report it.
+///
+/// # Panics
+///
+/// If a round trip fails.
+pub fn one_way(iters: u64, mut round_trip: impl FnMut() -> Result<()>) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        round_trip().unwrap_or_else(|err| panic!("round trip failed: {err}"));
+    }
+    start.elapsed() / 2
+}
+
 /// Streams `count` messages of `size` bytes from a pinned peer (through a pipe of
 /// `capacity` bytes, for pipes), checking every sequence number, and returns the time from
 /// the start signal to the last message.

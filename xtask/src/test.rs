@@ -1,6 +1,12 @@
 //! `cargo xtask test`: everything a change must pass.
 
-use crate::cmd::{cargo, has_cargo_subcommand, step};
+use std::time::Duration;
+
+use crate::cmd::{cargo, has_cargo_subcommand, step, step_within};
+
+/// How long the test suite may take before it is killed as hung: it takes about two
+/// minutes on this project's machines and must stay under ten.
+const SUITE_LIMIT: Duration = Duration::from_secs(30 * 60);
 
 /// Runs the conventions check, formatting, clippy, the test suite and the doc tests, with
 /// every feature (the `tokio` support), after checking that everything builds without.
@@ -31,7 +37,7 @@ pub fn run_steps() -> Result<(), String> {
     if has_cargo_subcommand("nextest") {
         // One process per test: the leak checker can then also watch descriptors, and a
         // hung test is killed by the slow-test limit in .config/nextest.toml.
-        step(
+        step_within(
             "tests (nextest)",
             &mut cargo(&[
                 "nextest",
@@ -42,18 +48,21 @@ pub fn run_steps() -> Result<(), String> {
                 "--profile",
                 "ci",
             ]),
+            SUITE_LIMIT,
         )?;
     } else {
         eprintln!("==> cargo-nextest is not installed; running the tests with cargo test");
-        step(
+        step_within(
             "tests",
             &mut cargo(&["test", "--workspace", "--all-targets", "--all-features"]),
+            SUITE_LIMIT,
         )?;
     }
     crate::stress::print_reports();
-    step(
+    step_within(
         "doc tests",
         &mut cargo(&["test", "--workspace", "--doc", "--all-features"]),
+        SUITE_LIMIT,
     )
 }
 
