@@ -243,6 +243,19 @@ impl Permissions {
         let mode = nix::sys::stat::Mode::from_bits_truncate(self.mode as libc::mode_t);
         nix::sys::stat::fchmod(fd, mode).map_err(|errno| Error::from_errno("fchmod", errno))
     }
+
+    /// Sets these bits on an object created with them, whose mode `fstat` read as
+    /// `st_mode`, only if the umask took some away: the common case costs no `fchmod`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Permissions::apply`].
+    pub fn ensure(self, fd: BorrowedFd<'_>, st_mode: u32) -> Result<()> {
+        if st_mode & 0o777 == self.mode {
+            return Ok(());
+        }
+        self.apply(fd)
+    }
 }
 
 impl fmt::Debug for Permissions {

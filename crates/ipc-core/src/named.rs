@@ -40,13 +40,12 @@ impl ObjectId {
     ///
     /// The `fstat` error.
     pub fn of_fd(fd: std::os::fd::BorrowedFd<'_>) -> Result<ObjectId> {
-        let file = std::fs::File::from(
-            fd.try_clone_to_owned()
-                .map_err(|e| Error::from(e).with_op("dup"))?,
-        );
-        file.metadata()
-            .map(|meta| ObjectId::of(&meta))
-            .map_err(|e| Error::from(e).with_op("fstat"))
+        // One `fstat` on the descriptor itself (a `File` would need a duplicate first).
+        let stat = nix::sys::stat::fstat(fd).map_err(|e| Error::from_errno("fstat", e))?;
+        Ok(ObjectId {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+        })
     }
 }
 

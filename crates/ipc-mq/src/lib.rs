@@ -48,7 +48,8 @@
 //!
 //! By default a queue holds `msg_default` messages of `msgsize_default` bytes (often 10 of
 //! 8 KiB); beyond `msg_max`/`msgsize_max` (`/proc/sys/fs/mqueue`) creation is refused even
-//! for root, so behaviour does not depend on privileges. A receive buffer must hold the
+//! for root, so behaviour does not depend on privileges (a process reads the two knobs at
+//! its first creation and again before it refuses one, not every time). A receive buffer must hold the
 //! queue's largest message, whatever the size of the one waiting (the kernel's rule). Timed
 //! waits measure against the wall clock (`mq_timedsend`, `mq_timedreceive`). The queues of
 //! a user share `RLIMIT_MSGQUEUE` bytes.

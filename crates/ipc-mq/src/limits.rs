@@ -1,10 +1,18 @@
 //! The system's message-queue limits, and checks that name the limit a request exceeds.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use ipc_core::{Error, Limit, Result};
 
 use crate::sys;
 
 const MQUEUE: &str = "/proc/sys/fs/mqueue";
+
+/// `msg_max` and `msgsize_max` as this process last read them (0 before the first read):
+/// a creation within them reads nothing, one beyond them reads the knobs again before it
+/// is refused.
+static MSG_MAX: AtomicUsize = AtomicUsize::new(0);
+static MSGSIZE_MAX: AtomicUsize = AtomicUsize::new(0);
 
 /// The system's limits on POSIX message queues, read from `/proc/sys/fs/mqueue/*` and
 /// `RLIMIT_MSGQUEUE`.
@@ -75,6 +83,43 @@ impl SystemLimits {
             .saturating_mul(48)
             .saturating_add(capacity.min(32_768).saturating_mul(48))
             .saturating_add(capacity.saturating_mul(max_message))
+    }
+
+    /// `capacity` and `max_message`, the unset one replaced by its `msg_default` or
+    /// `msgsize_default` (only that knob is read).
+    pub(crate) fn or_defaults(
+        capacity: Option<usize>,
+        max_message: Option<usize>,
+    ) -> Result<(usize, usize)> {
+        let capacity = match capacity {
+            Some(capacity) => capacity,
+            None => knob("msg_default")?,
+        };
+        let max_message = match max_message {
+            Some(max_message) => max_message,
+            None => knob("msgsize_default")?,
+        };
+        Ok((capacity, max_message))
+    }
+
+    /// Checks the shape of a queue about to be created against `msg_max` and
+    /// `msgsize_max`, which the kernel does not enforce on a process with
+    /// `CAP_SYS_RESOURCE`: behaviour does not depend on privileges. The knobs are read at
+    /// the first creation and again before a refusal, not every time (`RLIMIT_MSGQUEUE`
+    /// and `queues_max` the kernel enforces for everyone; their errors are named after
+    /// the fact).
+    pub(crate) fn check_shape(capacity: usize, max_message: usize) -> Result<()> {
+        if capacity != 0
+            && max_message != 0
+            && capacity <= MSG_MAX.load(Ordering::Relaxed)
+            && max_message <= MSGSIZE_MAX.load(Ordering::Relaxed)
+        {
+            return Ok(());
+        }
+        let limits = SystemLimits::read()?;
+        MSG_MAX.store(limits.msg_max, Ordering::Relaxed);
+        MSGSIZE_MAX.store(limits.msgsize_max, Ordering::Relaxed);
+        limits.check(capacity, max_message)
     }
 
     /// Checks a queue's capacity and message size against the limits, naming the limit

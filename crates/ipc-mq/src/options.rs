@@ -4,8 +4,8 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use ipc_core::internal::{await_name, check_creation_option};
-use ipc_core::{CreationMode, Deadline, Error, IpcName, OpenIntent, Permissions, Result};
+use ipc_core::internal::{ObjectId, await_name, check_creation_option};
+use ipc_core::{CreationMode, Deadline, Error, IpcName, Permissions, Result};
 
 use crate::{MessageQueue, SystemLimits, sys};
 /// Which way a process uses a queue it opens.
@@ -125,59 +125,65 @@ impl QueueOptions {
     /// capacity or message size than these options set; `PermissionDenied`; the errors of
     /// `mq_open`.
     pub fn create(&self, name: &IpcName) -> Result<MessageQueue> {
-        let limits = SystemLimits::read()?;
-        let capacity = self.capacity.unwrap_or(limits.msg_default);
-        let max_message = self.max_message.unwrap_or(limits.msgsize_default);
-        limits
-            .check(capacity, max_message)
-            .map_err(|e| e.with_subject(name.as_str()))?;
-        let to_i64 = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        let subject = |e: Error| e.with_subject(name.as_str());
+        let shape = self.shape().map_err(subject)?;
         let opened = self.mode.open_with(
             |intent| {
-                let create = match intent {
-                    OpenIntent::Create => libc::O_CREAT | libc::O_EXCL,
-                    OpenIntent::OpenExisting => 0,
-                };
                 sys::mq_open(
                     name.as_cstr(),
-                    self.flags(Direction::Both) | create,
-                    0o600,
-                    to_i64(capacity),
-                    to_i64(max_message),
+                    self.flags(Direction::Both) | intent.flags(),
+                    self.permissions.mode(),
+                    shape,
                 )
-                .map_err(|e| open_error(e, name, &limits))
+                .map_err(|e| open_error(e, name, shape))
             },
-            || sys::mq_unlink(name.as_cstr()).map_err(|e| e.with_subject(name.as_str())),
+            || sys::mq_unlink(name.as_cstr()).map_err(subject),
         )?;
         let fd = opened.object;
+        let stat = fstat(&fd, name)?;
         if opened.created {
             self.permissions
-                .apply(fd.as_fd())
-                .map_err(|e| e.with_subject(name.as_str()))?;
+                .ensure(fd.as_fd(), stat.st_mode)
+                .map_err(subject)?;
         } else {
-            check_owner(&fd, name, self.accept_other_owner)?;
+            check_owner(stat.st_uid, name, self.accept_other_owner)?;
         }
-        let queue = MessageQueue::new(fd, name, opened.created)?;
-        if !opened.created {
-            self.check_existing(&queue)?;
-        }
-        Ok(queue)
+        let id = ObjectId::new(stat.st_dev, stat.st_ino);
+        let max_message = match shape {
+            Some((_, max_message)) if opened.created => max_message,
+            _ => self.check_existing(&fd, name)?,
+        };
+        Ok(MessageQueue::new(fd, name, id, opened.created, max_message))
     }
 
-    /// Refuses an existing queue whose shape differs from what these options set.
-    fn check_existing(&self, queue: &MessageQueue) -> Result<()> {
-        let attributes = queue.attributes()?;
+    /// The capacity and message size to create a queue with, checked against the limits;
+    /// `None` when neither is set, for the kernel's defaults.
+    fn shape(&self) -> Result<Option<(usize, usize)>> {
+        if self.capacity.is_none() && self.max_message.is_none() {
+            return Ok(None);
+        }
+        let (capacity, max_message) = SystemLimits::or_defaults(self.capacity, self.max_message)?;
+        SystemLimits::check_shape(capacity, max_message)?;
+        Ok(Some((capacity, max_message)))
+    }
+
+    /// Refuses an existing queue whose shape differs from what these options set; returns
+    /// its largest message.
+    fn check_existing(&self, fd: &OwnedFd, name: &IpcName) -> Result<usize> {
+        let (capacity, max_message, _, _) =
+            sys::mq_getattr(fd.as_fd()).map_err(|e| e.with_subject(name.as_str()))?;
+        let count = |v: i64| usize::try_from(v).unwrap_or(0);
         for (option, requested, actual) in [
-            ("QueueOptions::capacity", self.capacity, attributes.capacity),
+            ("QueueOptions::capacity", self.capacity, count(capacity)),
             (
                 "QueueOptions::max_message_size",
                 self.max_message,
-                attributes.max_message_size,
+                count(max_message),
             ),
         ] {
-            check_creation_option("mq_open", queue.subject(), option, requested, actual)?;
+            check_creation_option("mq_open", name.as_str(), option, requested, actual)?;
         }
-        Ok(())
+        Ok(count(max_message))
     }
 
     /// Opens the existing queue `name` to use as `direction` says, waiting up to the
@@ -190,48 +196,61 @@ impl QueueOptions {
     /// capacity or message size differs from one these options set; the errors of
     /// `mq_open`.
     pub fn open(&self, name: &IpcName, direction: Direction) -> Result<MessageQueue> {
-        let limits = SystemLimits::read()?;
         let fd = await_name(
             "queue of this name",
             "QueueOptions::timeout",
             self.timeout,
             Deadline::after(self.timeout),
             || {
-                sys::mq_open(name.as_cstr(), self.flags(direction), 0, 0, 0)
-                    .map_err(|e| open_error(e, name, &limits))
+                sys::mq_open(name.as_cstr(), self.flags(direction), 0, None)
+                    .map_err(|e| open_error(e, name, None))
             },
         )?;
-        check_owner(&fd, name, self.accept_other_owner)?;
-        let queue = MessageQueue::new(fd, name, false)?;
-        self.check_existing(&queue)?;
-        Ok(queue)
+        let stat = fstat(&fd, name)?;
+        check_owner(stat.st_uid, name, self.accept_other_owner)?;
+        let max_message = self.check_existing(&fd, name)?;
+        let id = ObjectId::new(stat.st_dev, stat.st_ino);
+        Ok(MessageQueue::new(fd, name, id, false, max_message))
     }
 }
 
-/// `mq_open`'s error, with the limit behind `EMFILE`, `ENOSPC` and `EINVAL` named.
-fn open_error(e: Error, name: &IpcName, limits: &SystemLimits) -> Error {
-    let explained = match e.raw_os_error() {
-        Some(libc::ENOSPC) => Some(format!(
+/// `mq_open`'s error, with the limit behind `EMFILE`, `ENOSPC` and `EINVAL` named: the
+/// limits are read only now, so a creation that succeeds never reads them. `shape` is the
+/// capacity and message size asked for, if any.
+fn open_error(e: Error, name: &IpcName, shape: Option<(usize, usize)>) -> Error {
+    let Some(errno @ (libc::ENOSPC | libc::EMFILE | libc::EINVAL)) = e.raw_os_error() else {
+        return e.with_subject(name.as_str());
+    };
+    let Ok(limits) = SystemLimits::read() else {
+        return e.with_subject(name.as_str());
+    };
+    if let Some((capacity, max_message)) = shape
+        && let Err(exceeded) = limits.check(capacity, max_message)
+    {
+        return exceeded.with_subject(name.as_str());
+    }
+    let message = match errno {
+        libc::ENOSPC => format!(
             "the system's queues are all in use: raise /proc/sys/fs/mqueue/queues_max (now {})",
             limits.queues_max
-        )),
-        Some(libc::EMFILE) => Some(format!(
+        ),
+        libc::EMFILE => format!(
             "this user's queues would exceed RLIMIT_MSGQUEUE ({} bytes; raise it with ulimit -q), \
              or this process has too many descriptors open",
             limits.rlimit_bytes
-        )),
-        _ => None,
+        ),
+        _ => return e.with_subject(name.as_str()),
     };
-    match explained {
-        Some(message) => Error::new("mq_open", e.kind(), message).with_subject(name.as_str()),
-        None => e.with_subject(name.as_str()),
-    }
+    Error::new("mq_open", e.kind(), message).with_subject(name.as_str())
 }
 
-fn check_owner(fd: &OwnedFd, name: &IpcName, accept_other_owner: bool) -> Result<()> {
-    let owner = nix::sys::stat::fstat(fd.as_fd())
-        .map_err(|e| Error::from_errno("fstat", e).with_subject(name.as_str()))?
-        .st_uid;
+/// The queue's `fstat`: its identity, owner and mode.
+fn fstat(fd: &OwnedFd, name: &IpcName) -> Result<libc::stat> {
+    nix::sys::stat::fstat(fd.as_fd())
+        .map_err(|e| Error::from_errno("fstat", e).with_subject(name.as_str()))
+}
+
+fn check_owner(owner: libc::uid_t, name: &IpcName, accept_other_owner: bool) -> Result<()> {
     ipc_core::internal::check_owner(
         "mq_open",
         name.as_str(),

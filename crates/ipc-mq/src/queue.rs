@@ -26,7 +26,7 @@ struct QueueName {
 impl Unlink for QueueName {
     /// Removes the name, unless it now leads to another queue (one created after a purge).
     fn unlink(&self) -> Result<()> {
-        let current = sys::mq_open(self.name.as_cstr(), libc::O_RDONLY, 0, 0, 0)
+        let current = sys::mq_open(self.name.as_cstr(), libc::O_RDONLY, 0, None)
             .ok()
             .and_then(|fd| ObjectId::of_fd(fd.as_fd()).ok());
         unlink_if_ours(
@@ -79,21 +79,28 @@ pub struct MessageQueue {
 }
 
 impl MessageQueue {
-    pub(crate) fn new(fd: OwnedFd, name: &IpcName, created: bool) -> Result<MessageQueue> {
-        let (_, msgsize, _, _) = sys::mq_getattr(fd.as_fd())?;
+    /// The queue open at `fd`, the object `id` behind `name`, of messages of up to
+    /// `max_message` bytes; removed on drop if this process `created` it.
+    pub(crate) fn new(
+        fd: OwnedFd,
+        name: &IpcName,
+        id: ObjectId,
+        created: bool,
+        max_message: usize,
+    ) -> MessageQueue {
         let target = QueueName {
             name: name.clone(),
-            id: ObjectId::of_fd(fd.as_fd()).map_err(|e| e.with_subject(name.as_str()))?,
+            id,
         };
-        Ok(MessageQueue {
+        MessageQueue {
             fd,
-            max_message: usize::try_from(msgsize).unwrap_or(0),
+            max_message,
             name: if created {
                 UnlinkOnDrop::owned(target)
             } else {
                 UnlinkOnDrop::not_owned(target)
             },
-        })
+        }
     }
 
     /// The queue's name.

@@ -10,26 +10,33 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use ipc_core::Result;
 use ipc_core::internal::cvt;
 
-/// `mq_open(name, flags, mode, attr)`; `attr` only matters with `O_CREAT`.
+/// `mq_open(name, flags, mode, attr)`; `shape` (capacity, largest message) only matters with
+/// `O_CREAT`, and `None` leaves both to the kernel's defaults.
 pub(crate) fn mq_open(
     name: &CStr,
     flags: libc::c_int,
     mode: libc::mode_t,
-    capacity: i64,
-    max_message: i64,
+    shape: Option<(usize, usize)>,
 ) -> Result<OwnedFd> {
-    // SAFETY: an all-zero `mq_attr` is valid; the fields set are plain integers.
-    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
-    attr.mq_maxmsg = capacity;
-    attr.mq_msgsize = max_message;
-    // SAFETY: `name` is NUL-terminated, `attr` a valid `mq_attr` for the call; the variadic
-    // mode and attribute pointer are passed as `mq_open` reads them.
+    let wide = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+    let mut attr = shape.map(|(capacity, max_message)| {
+        // SAFETY: an all-zero `mq_attr` is valid; the fields set are plain integers.
+        let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+        attr.mq_maxmsg = wide(capacity);
+        attr.mq_msgsize = wide(max_message);
+        attr
+    });
+    let attr = attr
+        .as_mut()
+        .map_or(std::ptr::null_mut(), std::ptr::from_mut);
+    // SAFETY: `name` is NUL-terminated, `attr` null or a valid `mq_attr` for the call; the
+    // variadic mode and attribute pointer are passed as `mq_open` reads them.
     let mqd = unsafe {
         libc::mq_open(
             name.as_ptr(),
             flags | libc::O_CLOEXEC,
             libc::c_uint::from(mode),
-            std::ptr::from_mut(&mut attr),
+            attr,
         )
     };
     let mqd = cvt("mq_open", mqd)?;

@@ -11,5 +11,6 @@ ipc_testkit::peer_roles! {
     "mq-open" => queue::open_role,
     "mq-notify" => queue::notify_role,
     "mq-rlimit" => queue::rlimit_role,
+    "mq-umask" => queue::umask_role,
     "mq-take" => asynch::take_role,
 }

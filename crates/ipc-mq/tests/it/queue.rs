@@ -75,6 +75,20 @@ pub fn open_role(ctx: &mut PeerContext) -> PeerResult {
     Ok(())
 }
 
+/// Under a umask that takes the owner's write bit and everything else, creates queue arg 0
+/// (owner read-write, group read) and reports its mode.
+pub fn umask_role(ctx: &mut PeerContext) -> PeerResult {
+    // The umask is process-wide, which is why this runs in a peer of its own.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o277));
+    let name = IpcName::new(ctx.arg(0)?)?;
+    let queue = small()
+        .permissions(Permissions::owner_only().group(Access::Read))
+        .create(&name)?;
+    let mode = nix::sys::stat::fstat(&queue)?.st_mode & 0o777;
+    ctx.ready_with(&format!("{mode:o}"))?;
+    Ok(())
+}
+
 /// Tries to register for queue arg 0's notification and reports the outcome.
 pub fn notify_role(ctx: &mut PeerContext) -> PeerResult {
     let queue = QueueOptions::new().open(&IpcName::new(ctx.arg(0)?)?, Direction::Receive)?;
@@ -221,6 +235,31 @@ fn sizes_are_checked_and_nothing_is_lost() {
 }
 
 #[test]
+fn an_unset_capacity_or_message_size_is_the_system_default() {
+    let guard = LeakGuard::new();
+    let limits = SystemLimits::read().unwrap();
+    let default_capacity = limits.msg_default.min(limits.msg_max);
+    let default_size = limits.msgsize_default.min(limits.msgsize_max);
+    for (options, capacity, size) in [
+        (QueueOptions::new(), default_capacity, default_size),
+        (QueueOptions::new().capacity(3), 3, default_size),
+        (
+            QueueOptions::new().max_message_size(100),
+            default_capacity,
+            100,
+        ),
+    ] {
+        let queue = options.create(&guard.name("defaults")).unwrap();
+        let attributes = queue.attributes().unwrap();
+        assert_eq!(
+            (attributes.capacity, attributes.max_message_size),
+            (capacity, size)
+        );
+        assert_eq!(queue.max_message_size(), size);
+    }
+}
+
+#[test]
 fn limits_are_named() {
     let guard = LeakGuard::new();
     let name = guard.name("limits");
@@ -309,6 +348,15 @@ fn permissions_are_exact_and_enforced_for_other_users() {
     assert_eq!(lines, ["PermissionDenied"]);
     let lines = run_unprivileged("mq-open", &[shared.as_str(), "accept"]).unwrap();
     assert_eq!(lines, ["ok"]);
+}
+
+#[test]
+fn permissions_are_exact_whatever_the_umask() {
+    let guard = LeakGuard::new();
+    let name = guard.name("umask");
+    let mut peer = Peer::spawn("mq-umask", &[name.as_str()]);
+    assert_eq!(peer.ready_payload(), "640");
+    peer.wait_success().unwrap();
 }
 
 #[test]
