@@ -96,15 +96,20 @@ fn idle(c: &mut Criterion) {
     // What an object costs to make (and remove), next to the raw calls it makes.
     let mut create = c.benchmark_group("create_and_remove");
     let segment = name("segment");
-    create.bench_function(
-        "floor: shm_open, ftruncate, mmap, munmap, shm_unlink",
-        |b| {
+    for (floor, reserve) in [
+        (
+            "floor: shm_open, ftruncate, mmap, munmap, shm_unlink",
+            false,
+        ),
+        ("floor: the same with posix_fallocate, as a channel", true),
+    ] {
+        create.bench_function(floor, |b| {
             b.iter(|| {
-                ipc_bench::shm::raw_segment_create_and_remove(&segment, 64 * 1024 + 4096)
+                ipc_bench::shm::raw_segment_create_and_remove(&segment, 64 * 1024 + 4096, reserve)
                     .expect("segment")
             });
-        },
-    );
+        });
+    }
     create.bench_function("channel: create_consumer + drop", |b| {
         b.iter(|| black_box(options.create_consumer(&channel).expect("consumer")));
     });

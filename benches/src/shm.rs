@@ -98,12 +98,18 @@ impl CopyBench {
 }
 
 /// The raw calls that make a named segment of `len` bytes and remove it (`shm_open`,
-/// `ftruncate`, `mmap`, `munmap`, `close`, `shm_unlink`): the floor of a channel's creation.
+/// `ftruncate`, `mmap`, `munmap`, `close`, `shm_unlink`), with `posix_fallocate` if
+/// `reserve` (as a channel does, so that no page it touches can die of SIGBUS on a full
+/// `/dev/shm`): the floor of a channel's creation.
 ///
 /// # Errors
 ///
 /// The first call that fails.
-pub fn raw_segment_create_and_remove(name: &ipc_core::IpcName, len: usize) -> Result<()> {
+pub fn raw_segment_create_and_remove(
+    name: &ipc_core::IpcName,
+    len: usize,
+    reserve: bool,
+) -> Result<()> {
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
     let fd = nix::sys::mman::shm_open(
@@ -114,6 +120,10 @@ pub fn raw_segment_create_and_remove(name: &ipc_core::IpcName, len: usize) -> Re
     .map_err(|e| ipc_core::Error::from_errno("shm_open", e))?;
     let size = i64::try_from(len).unwrap_or(i64::MAX);
     nix::unistd::ftruncate(&fd, size).map_err(|e| ipc_core::Error::from_errno("ftruncate", e))?;
+    if reserve {
+        nix::fcntl::posix_fallocate(&fd, 0, size)
+            .map_err(|e| ipc_core::Error::from_errno("posix_fallocate", e))?;
+    }
     let map = sys::map_shared(std::os::fd::AsFd::as_fd(&fd), len)?;
     std::hint::black_box(&map);
     drop((map, fd));

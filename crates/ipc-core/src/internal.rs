@@ -23,7 +23,9 @@ pub use crate::futex::{ThreadIdentity, futex_wait, futex_wake};
 pub use crate::named::{
     OPEN_TIMEOUT, ObjectId, await_name, check_creation_option, check_owner, unlink_if_ours,
 };
-pub use crate::process::{pidfd_open, process_is_alive, process_start_time, process_state};
+pub use crate::process::{
+    pidfd_open, process_is_alive, process_start_time, process_state, this_process,
+};
 pub use crate::relay::{Relay, RelayTarget, relay_fd};
 pub use crate::select::{readable_only, writable_only};
 pub use crate::watcher::WordWaiter;

@@ -2,6 +2,7 @@
 //! in shared state.
 
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use nix::poll::PollFlags;
 
@@ -44,6 +45,26 @@ pub fn process_is_alive(pid: u32) -> bool {
 /// or `None` if it does not exist. Together with the pid it names a process for good.
 pub fn process_start_time(pid: u32) -> Option<u64> {
     stat_field(pid, 22)?.parse().ok()
+}
+
+/// This process's pid and start time ([`process_start_time`], 0 if `/proc` cannot tell),
+/// read from `/proc` once per process rather than at every call: a forked child has
+/// another pid, and reads its own.
+pub fn this_process() -> (u32, u64) {
+    // Two words, not a lock: a child forked while another thread held a lock would find
+    // it held for good. The start time is stored before the pid that vouches for it.
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static START: AtomicU64 = AtomicU64::new(0);
+    let pid = std::process::id();
+    if PID.load(Ordering::Acquire) == pid {
+        return (pid, START.load(Ordering::Relaxed));
+    }
+    let start = process_start_time(pid).unwrap_or(0);
+    if start != 0 {
+        START.store(start, Ordering::Relaxed);
+        PID.store(pid, Ordering::Release);
+    }
+    (pid, start)
 }
 
 /// Process `pid`'s state letter (field 3 of `/proc/<pid>/stat`: `R`, `S`, `D`, `T` for

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ipc_core::{Error, IpcName, Result};
 
-const SHM_DIR: &str = "/dev/shm";
+use crate::segment::SHM_DIR;
 
 /// The segments in `/dev/shm` whose names start with `prefix`, were made by
 /// [`IpcName::unique`], whose creator is gone and which no live process has open or mapped:

@@ -16,7 +16,7 @@ use super::ChannelOptions;
 use super::layout::*;
 use super::side::{
     IDLE_LIVENESS_NS, LIVENESS_SLICE, PeerStatus, PeerWatch, Phase, SideState, coarse_monotonic_ns,
-    monotonic_ns, own_start_time,
+    monotonic_ns,
 };
 use super::wake::{ARMED, PARKED, PeerFifo, Role, Waiter};
 
@@ -200,7 +200,7 @@ impl Ring {
                 }
             }
         }
-        let (pid, start) = (std::process::id(), own_start_time());
+        let (pid, start) = ipc_core::internal::this_process();
         let claim = observed.next(Phase::Claiming, pid, start);
         // Only one claimant can move the word away from what it saw, and the generation
         // makes sure that what it saw cannot come back.

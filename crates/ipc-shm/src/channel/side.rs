@@ -181,7 +181,3 @@ fn clock_ns(clock: nix::time::ClockId) -> u64 {
             .saturating_add(u64::try_from(now.tv_nsec()).unwrap_or(0))
     })
 }
-
-pub(super) fn own_start_time() -> u64 {
-    ipc_core::internal::process_start_time(std::process::id()).unwrap_or(0)
-}

@@ -37,6 +37,7 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::SharedMemory;
+use crate::segment::SHM_DIR;
 
 use super::layout::*;
 use super::side::{LIVENESS_SLICE, PeerStatus, PeerWatch, SideState};
@@ -45,13 +46,11 @@ use super::side::{LIVENESS_SLICE, PeerStatus, PeerWatch, SideState};
 pub(super) const PARKED: u32 = 1;
 pub(super) const ARMED: u32 = 2;
 
-const WAKE_DIR: &str = "/dev/shm";
-
 /// The FIFO of the waiter `pid` whose wait line records `id` (`nonce << 32 | sequence`),
 /// in the form `IpcName::unique` gives, so that cleanup tools know its creator.
 fn fifo_path(pid: u32, id: u64) -> PathBuf {
     PathBuf::from(format!(
-        "{WAKE_DIR}/ipcrs-wake-{pid}-{:08x}-{}",
+        "{SHM_DIR}/ipcrs-wake-{pid}-{:08x}-{}",
         id >> 32,
         id & 0xffff_ffff
     ))
@@ -430,7 +429,7 @@ fn make_fifo() -> Result<(PathBuf, u64, File)> {
     Err(Error::new(
         "mkfifo",
         io::ErrorKind::AlreadyExists,
-        format!("no free wake FIFO name in {WAKE_DIR}"),
+        format!("no free wake FIFO name in {SHM_DIR}"),
     ))
 }
 

@@ -10,12 +10,14 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 use ipc_core::internal::{ObjectId, unlink_if_ours};
 use ipc_core::{Error, IpcName, Result, ShmSafe, Unlink, UnlinkOnDrop};
 use memmap2::{MmapOptions, MmapRaw};
-use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl};
-use nix::sys::stat::Mode;
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 
 use super::seals::Seals;
 use crate::header::{HEADER_LEN, Layout};
 use crate::sys;
+
+/// Where glibc's `shm_open` keeps named segments: `shm_open("/x")` opens `/dev/shm/x`.
+pub(crate) const SHM_DIR: &str = "/dev/shm";
 
 /// The file-system magic number of tmpfs, where `/dev/shm` objects and memfds live.
 pub(crate) const TMPFS_MAGIC: i64 = 0x0102_1994;
@@ -37,13 +39,11 @@ impl Unlink for SegmentName {
         let Some(ours) = self.1 else {
             return unlink();
         };
-        let current = nix::sys::mman::shm_open(
-            self.0.as_cstr(),
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()
-        .and_then(|fd| ObjectId::of_fd(fd.as_fd()).ok());
+        // One `lstat` of the file `shm_open` would open tells what the name leads to now,
+        // without opening it.
+        let current = std::fs::symlink_metadata(format!("{SHM_DIR}{}", self.0.as_str()))
+            .ok()
+            .map(|meta| ObjectId::of(&meta));
         unlink_if_ours(
             "shm_unlink",
             self.0.as_str(),

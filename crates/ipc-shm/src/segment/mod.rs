@@ -8,8 +8,8 @@ mod received;
 mod seals;
 
 pub use memfd::MemfdOptions;
-pub(crate) use memory::SegmentName;
 pub use memory::SharedMemory;
+pub(crate) use memory::{SHM_DIR, SegmentName};
 pub use named::ShmOptions;
 pub use received::ReceiveOptions;
 pub use seals::Seals;

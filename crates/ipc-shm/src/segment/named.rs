@@ -145,13 +145,18 @@ impl ShmOptions {
         init: Option<impl FnOnce(&SharedMemory) -> Result<()>>,
     ) -> Result<SharedMemory> {
         let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC;
-        let fd = nix::sys::mman::shm_open(name.as_cstr(), flags, Mode::S_IRUSR | Mode::S_IWUSR)
+        let mode = Mode::from_bits_truncate(self.permissions.mode());
+        let fd = nix::sys::mman::shm_open(name.as_cstr(), flags, mode)
             .map_err(|e| Error::from_errno("shm_open", e).with_subject(name))?;
         // From here on the name is ours: it goes away on every error path.
-        let id = ObjectId::of_fd(fd.as_fd()).ok();
+        let stat = nix::sys::stat::fstat(fd.as_fd());
+        let id = stat
+            .ok()
+            .map(|stat| ObjectId::new(stat.st_dev, stat.st_ino));
         let owner = UnlinkOnDrop::owned(SegmentName(name.clone(), id));
+        let stat = stat.map_err(|e| Error::from_errno("fstat", e).with_subject(name))?;
         self.permissions
-            .apply(fd.as_fd())
+            .ensure(fd.as_fd(), stat.st_mode)
             .map_err(|e| e.with_subject(name))?;
         size_and_reserve(fd.as_fd(), self.size, name.as_str())?;
         let map = map_fd(fd.as_fd(), self.size, true)?;
