@@ -89,6 +89,14 @@ fn idle(c: &mut Criterion) {
             assert!(empty.is_would_block());
         });
     });
+    // The same on a non-blocking description, as the floor's.
+    queue.set_nonblocking(true).expect("set_nonblocking");
+    group.bench_function("MessageQueue::try_recv, empty, non-blocking", |b| {
+        b.iter(|| {
+            let empty = queue.try_recv(&mut small).expect_err("empty");
+            assert!(empty.is_would_block());
+        });
+    });
     group.finish();
     // The names are made anew below.
     drop((consumer, producer, queue));

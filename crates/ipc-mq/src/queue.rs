@@ -127,8 +127,10 @@ impl MessageQueue {
         self.name.unlink()
     }
 
-    pub(crate) fn subject(&self) -> &str {
-        self.name().as_str()
+    /// The queue's name, for an error's subject: shared, not copied (an empty `try_recv`
+    /// makes an error each time).
+    pub(crate) fn subject(&self) -> &IpcName {
+        self.name()
     }
 
     /// The queue's attributes now.
