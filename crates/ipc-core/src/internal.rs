@@ -24,7 +24,7 @@ pub use crate::named::{
     OPEN_TIMEOUT, ObjectId, await_name, check_creation_option, check_owner, unlink_if_ours,
 };
 pub use crate::process::{
-    pidfd_open, process_is_alive, process_start_time, process_state, this_process,
+    PeerProcess, pidfd_open, process_is_alive, process_start_time, process_state, this_process,
 };
 pub use crate::relay::{Relay, RelayTarget, relay_fd};
 pub use crate::select::{readable_only, writable_only};

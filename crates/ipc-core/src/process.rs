@@ -1,8 +1,10 @@
 //! Telling whether another process is alive, for mechanisms that record their users' pids
 //! in shared state.
 
-use std::os::fd::OwnedFd;
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use nix::poll::PollFlags;
 
@@ -65,6 +67,146 @@ pub fn this_process() -> (u32, u64) {
         PID.store(pid, Ordering::Release);
     }
     (pid, start)
+}
+
+/// Another process this process watches for its exit, through one pidfd shared by every
+/// object here that watches it: a thousand channels to one peer hold one descriptor for
+/// it, not a thousand. Dropped with its last watcher.
+#[derive(Debug)]
+pub struct PeerProcess {
+    pid: u32,
+    start: u64,
+    pidfd: OwnedFd,
+    /// The relay group its pidfd is watched under, and the pid of the process whose relay
+    /// watches it (0 while none does; a forked child's relay is another).
+    group: u64,
+    relayed_by: AtomicU32,
+}
+
+/// The peers watched in this process, by pid and start time.
+type Peers = HashMap<(u32, u64), Weak<PeerProcess>>;
+
+/// The peers and the pid of the process that watches them: a forked child (whose pid
+/// differs) starts afresh and opens pidfds of its own.
+static PEERS: Mutex<Option<(u32, Peers)>> = Mutex::new(None);
+
+impl PeerProcess {
+    /// The process `pid` that started at `start` ([`process_start_time`]), shared with
+    /// every other watcher of it in this process; `None` if it no longer runs (it exited,
+    /// or the pid now names another process).
+    ///
+    /// # Errors
+    ///
+    /// The `pidfd_open` error other than `ESRCH` (out of descriptors, say).
+    pub fn get(pid: u32, start: u64) -> Result<Option<Arc<PeerProcess>>> {
+        let own = std::process::id();
+        let mut peers = PEERS.lock().unwrap_or_else(|e| e.into_inner());
+        let (owner, map) = peers.get_or_insert_with(|| (own, HashMap::new()));
+        if *owner != own {
+            *owner = own;
+            map.clear();
+        }
+        if let Some(peer) = map.get(&(pid, start)).and_then(Weak::upgrade) {
+            return Ok(Some(peer));
+        }
+        let pidfd = match pidfd_open(pid) {
+            Ok(pidfd) => pidfd,
+            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        // The pid may have been reused since it was recorded: only the same start time,
+        // read while the pidfd holds the process, proves it is the same one.
+        if process_start_time(pid) != Some(start) {
+            return Ok(None);
+        }
+        let peer = Arc::new(PeerProcess {
+            pid,
+            start,
+            pidfd,
+            group: crate::relay::new_key(),
+            relayed_by: AtomicU32::new(0),
+        });
+        map.insert((pid, start), Arc::downgrade(&peer));
+        Ok(Some(peer))
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether it has exited (a `poll` of its pidfd; a zombie has).
+    ///
+    /// # Errors
+    ///
+    /// The `poll` error.
+    pub fn exited(&self) -> Result<bool> {
+        crate::internal::poll_now(&self.pidfd, PollFlags::POLLIN, "poll")
+            .map(|events| events.contains(PollFlags::POLLIN))
+    }
+
+    /// Has this process's relay mark `mark` on waiter `key`'s target and wake it when the
+    /// peer exits, at once if it has already.
+    ///
+    /// # Errors
+    ///
+    /// The `epoll_ctl` error of the first watch of this peer, or `poll`'s.
+    pub fn relay_exit(&self, relay: &crate::internal::Relay, key: u64, mark: u32) -> Result<()> {
+        let own = std::process::id();
+        relay.join(self.group, key, mark);
+        let before = self.relayed_by.load(Ordering::Acquire);
+        // One watcher adds the pidfd to the relay's set; one that finds it being added
+        // goes on: an exit the adding misses, the check below sees.
+        if before != own
+            && self
+                .relayed_by
+                .compare_exchange(before, own, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            if let Err(err) = relay.watch_group(&self.pidfd, self.group) {
+                self.relayed_by.store(before, Ordering::Release);
+                relay.leave(self.group, key);
+                return Err(err);
+            }
+        }
+        // The pidfd is watched edge-triggered: an exit before this waiter joined fired
+        // for the others only.
+        if self.exited()? {
+            relay.fire(key, mark);
+        }
+        Ok(())
+    }
+
+    /// Stops what [`relay_exit`](PeerProcess::relay_exit) started for waiter `key`.
+    pub fn stop_relaying(&self, relay: &crate::internal::Relay, key: u64) {
+        relay.leave(self.group, key);
+    }
+}
+
+impl AsFd for PeerProcess {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        let mut peers = PEERS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, map)) = peers.as_mut() {
+            let key = (self.pid, self.start);
+            // A successor for the same process may have taken the entry meanwhile.
+            if map
+                .get(&key)
+                .is_some_and(|weak| std::ptr::eq(weak.as_ptr(), self))
+            {
+                map.remove(&key);
+            }
+        }
+        drop(peers);
+        if self.relayed_by.load(Ordering::Acquire) == std::process::id() {
+            crate::relay::forget_group(self.group);
+        }
+    }
 }
 
 /// Process `pid`'s state letter (field 3 of `/proc/<pid>/stat`: `R`, `S`, `D`, `T` for

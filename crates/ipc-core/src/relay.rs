@@ -26,7 +26,12 @@ pub struct Relay {
     epoll: Epoll,
     /// What every waiter is woken through, by key.
     targets: Mutex<HashMap<u64, Arc<RelayTarget>>>,
+    /// The waiters (key, mark) a descriptor watched for many wakes, by group.
+    groups: Mutex<HashMap<u64, Vec<(u64, u32)>>>,
 }
+
+/// The mark of an event for a group: its members are fired with their own marks.
+const GROUP_MARK: u32 = 31;
 
 /// What the relay wakes for one waiter: a descriptor it writes to, and a mark for each
 /// watch that fired since the waiter last took it (so that a pidfd that fired once is
@@ -83,6 +88,7 @@ impl Relay {
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
                 .map_err(|e| Error::from_errno("epoll_create1", e))?,
             targets: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashMap::new()),
         });
         let running = Arc::clone(&relay);
         std::thread::Builder::new()
@@ -95,7 +101,7 @@ impl Relay {
 
     /// A new key for a waiter woken through `target`.
     pub fn enrol(&self, target: Arc<RelayTarget>) -> u64 {
-        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+        let key = new_key();
         self.targets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -112,7 +118,48 @@ impl Relay {
             .remove(&key);
     }
 
-    /// Marks `mark` (below 32) on the target of waiter `key` and wakes it each time `fd`
+    /// Has the members of `group` ([`join`](Relay::join)) marked and woken each time `fd`
+    /// becomes readable (edge-triggered), one descriptor for them all. The watch ends
+    /// when `fd` is closed; the group's owner then calls [`forget_group`].
+    ///
+    /// # Errors
+    ///
+    /// The `epoll_ctl` error.
+    pub fn watch_group(&self, fd: impl AsFd, group: u64) -> Result<()> {
+        self.add(fd, group << 5 | u64::from(GROUP_MARK))
+    }
+
+    /// Makes waiter `key` a member of `group`, marked `mark` (below 31) when it fires.
+    pub fn join(&self, group: u64, key: u64, mark: u32) {
+        debug_assert!(mark < GROUP_MARK);
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(group)
+            .or_default()
+            .push((key, mark));
+    }
+
+    /// Takes waiter `key` out of `group`.
+    pub fn leave(&self, group: u64, key: u64) {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(members) = groups.get_mut(&group) {
+            members.retain(|&(member, _)| member != key);
+            if members.is_empty() {
+                groups.remove(&group);
+            }
+        }
+    }
+
+    /// Marks `mark` on waiter `key`'s target and wakes it now.
+    pub fn fire(&self, key: u64, mark: u32) {
+        let targets = self.targets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(target) = targets.get(&key) {
+            target.fire(mark);
+        }
+    }
+
+    /// Marks `mark` (below 31) on the target of waiter `key` and wakes it each time `fd`
     /// becomes readable (edge-triggered: once per timer expiry, once for a pidfd). The
     /// watch ends when `fd` is closed.
     ///
@@ -120,14 +167,15 @@ impl Relay {
     ///
     /// The `epoll_ctl` error (out of memory, or the user's epoll watch limit).
     pub fn watch(&self, fd: impl AsFd, key: u64, mark: u32) -> Result<()> {
-        debug_assert!(mark < 32);
+        debug_assert!(mark < GROUP_MARK);
+        self.add(fd, key << 5 | u64::from(mark & 31))
+    }
+
+    fn add(&self, fd: impl AsFd, data: u64) -> Result<()> {
         self.epoll
             .add(
                 fd,
-                EpollEvent::new(
-                    EpollFlags::EPOLLIN | EpollFlags::EPOLLET,
-                    key << 5 | u64::from(mark & 31),
-                ),
+                EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, data),
             )
             .map_err(|e| Error::from_errno("epoll_ctl", e))
     }
@@ -147,14 +195,40 @@ impl Relay {
                 }
             };
             for event in &events[..n] {
+                let (key, mark) = (event.data() >> 5, (event.data() & 31) as u32);
+                let members = if mark == GROUP_MARK {
+                    let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+                    groups.get(&key).cloned().unwrap_or_default()
+                } else {
+                    vec![(key, mark)]
+                };
                 // Fired under the lock, so that once `withdraw` returns the relay holds
                 // nothing of the waiter's (its descriptors close with it).
                 let targets = self.targets.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(target) = targets.get(&(event.data() >> 5)) {
-                    target.fire((event.data() & 31) as u32);
+                for (key, mark) in members {
+                    if let Some(target) = targets.get(&key) {
+                        target.fire(mark);
+                    }
                 }
             }
         }
+    }
+}
+
+/// A new key, for a waiter or a group: never 0, never reused in this process.
+pub(crate) fn new_key() -> u64 {
+    NEXT_KEY.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Forgets `group`, whose descriptor was closed, in this process's relay if it runs.
+pub(crate) fn forget_group(group: u64) {
+    let relay = RELAY.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(relay) = relay.filter(|relay| relay.pid == std::process::id()) {
+        relay
+            .groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&group);
     }
 }
 
@@ -187,6 +261,54 @@ mod tests {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
                 .unwrap();
         (File::from(read), File::from(write))
+    }
+
+    #[test]
+    fn one_pidfd_per_peer_process_wakes_every_waiter_on_it_even_one_that_joins_late() {
+        use crate::internal::{PeerProcess, process_start_time};
+        let relay = Relay::get().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap();
+        let (pid, start) = (child.id(), process_start_time(child.id()).unwrap());
+        let peer = PeerProcess::get(pid, start).unwrap().unwrap();
+        let again = PeerProcess::get(pid, start).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&peer, &again), "one per process");
+        assert!(
+            PeerProcess::get(pid, start + 1).unwrap().is_none(),
+            "another start time"
+        );
+        let waiter = || {
+            let (woken, wake) = pipe();
+            let target = RelayTarget::new(Arc::new(wake));
+            let key = relay.enrol(Arc::clone(&target));
+            (woken, target, key)
+        };
+        let waiters = [waiter(), waiter()];
+        for (_, _, key) in &waiters {
+            peer.relay_exit(&relay, *key, 2).unwrap();
+        }
+        assert!(waiters.iter().all(|(_, target, _)| !target.take_fired(2)));
+        child.kill().unwrap();
+        let late = waiter();
+        for (woken, target, _) in waiters.iter().chain([&late]) {
+            if std::ptr::eq(target, &late.1) {
+                // Joins after the exit (once the others were woken by it).
+                peer.relay_exit(&relay, late.2, 2).unwrap();
+            }
+            let deadline = Deadline::after(Duration::from_secs(10));
+            let events = poll_fd(woken, PollFlags::POLLIN, deadline, "poll").unwrap();
+            assert!(events.contains(PollFlags::POLLIN));
+            assert!(target.take_fired(2));
+        }
+        for (_, _, key) in waiters.iter().chain([&late]) {
+            peer.stop_relaying(&relay, *key);
+            relay.withdraw(*key);
+        }
+        child.wait().unwrap();
+        drop((peer, again));
+        assert!(PeerProcess::get(pid, start).unwrap().is_none(), "reaped");
     }
 
     #[test]

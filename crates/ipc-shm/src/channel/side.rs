@@ -1,10 +1,11 @@
 //! Who owns each side of a channel: the state word, and watching the process it names.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ipc_core::Result;
-use nix::poll::PollFlags;
+use ipc_core::internal::PeerProcess;
 
 use crate::SharedMemory;
 
@@ -92,11 +93,11 @@ pub(super) enum PeerStatus {
     NeverAttached(u32),
 }
 
-/// Watches the process named in a side's state word, through a pidfd opened once per
-/// attached process.
+/// Watches the process named in a side's state word, through the pidfd this process
+/// shares among all its watchers of that process.
 #[derive(Debug, Default)]
 pub(super) struct PeerWatch {
-    pub(super) pidfd: Option<(SideState, std::os::fd::OwnedFd)>,
+    pub(super) process: Option<(SideState, Arc<PeerProcess>)>,
 }
 
 impl PeerWatch {
@@ -133,26 +134,22 @@ impl PeerWatch {
                 })
             }
             Phase::Attached => {
-                if !matches!(&self.pidfd, Some((seen, _)) if *seen == state) {
-                    self.pidfd = None;
+                if !matches!(&self.process, Some((seen, _)) if *seen == state) {
+                    self.process = None;
                     let start = segment
                         .atomic_u64(identity(line) + START)?
                         .load(Ordering::Relaxed);
-                    let Ok(pidfd) = ipc_core::internal::pidfd_open(pid) else {
+                    // `None`: gone, or the pid now names a process that started at
+                    // another time. An error (out of descriptors) is not a death.
+                    let Some(process) = PeerProcess::get(pid, start)? else {
                         return Ok(PeerStatus::Dead(pid));
                     };
-                    // The pid may have been reused since it was recorded: only the same
-                    // start time proves it is the same process.
-                    if ipc_core::internal::process_start_time(pid) != Some(start) {
-                        return Ok(PeerStatus::Dead(pid));
-                    }
-                    self.pidfd = Some((state, pidfd));
+                    self.process = Some((state, process));
                 }
-                let Some((_, pidfd)) = &self.pidfd else {
+                let Some((_, process)) = &self.process else {
                     return Ok(PeerStatus::Dead(pid));
                 };
-                let exited = ipc_core::internal::poll_now(pidfd, PollFlags::POLLIN, "poll")?;
-                Ok(if exited.contains(PollFlags::POLLIN) {
+                Ok(if process.exited()? {
                     PeerStatus::Dead(pid)
                 } else {
                     PeerStatus::Alive

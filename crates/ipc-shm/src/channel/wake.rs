@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Mutex};
 
-use ipc_core::internal::{Relay, RelayTarget};
+use ipc_core::internal::{PeerProcess, Relay, RelayTarget};
 use ipc_core::{Error, ReadinessHook, Result};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
@@ -101,7 +101,7 @@ impl PeerFifo {
 }
 
 fn open_fifo(pid: u32, id: u64) -> Option<File> {
-    let file = open_end(&fifo_path(pid, id), true).ok()?;
+    let file = open_end(&fifo_path(pid, id), false).ok()?;
     // Only a FIFO: a peer that names some other file gets nothing written to it.
     let is_fifo = file
         .metadata()
@@ -109,11 +109,12 @@ fn open_fifo(pid: u32, id: u64) -> Option<File> {
     is_fifo.then_some(file)
 }
 
-/// Opens an end of the FIFO at `path`, never blocking and never through a symbolic link.
-fn open_end(path: &std::path::Path, write: bool) -> io::Result<File> {
+/// Opens the FIFO at `path` for writing, or for reading too (Linux allows it on a FIFO:
+/// such an end never reports a hang-up), never blocking and never through a symbolic link.
+fn open_end(path: &std::path::Path, read: bool) -> io::Result<File> {
     std::fs::OpenOptions::new()
-        .read(!write)
-        .write(write)
+        .read(read)
+        .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(path)
 }
@@ -140,10 +141,9 @@ pub(super) struct Waiter {
     max_record: u64,
     id: u64,
     path: PathBuf,
-    read: File,
-    /// Kept open so that the reading end never reports a hang-up; written by `detach` and
-    /// by the relay.
-    write: Arc<File>,
+    /// Opened for reading and writing: the poller reads it, `detach` and the relay write
+    /// to it, on one descriptor.
+    fifo: Arc<File>,
     relay: Arc<Relay>,
     /// What the relay writes to (`write`), and which of its watches fired.
     target: Arc<RelayTarget>,
@@ -163,8 +163,8 @@ pub(super) struct Waiter {
 #[derive(Debug, Default)]
 struct Watch {
     peer: PeerWatch,
-    /// The peer state whose pidfd the relay watches.
-    registered: Option<SideState>,
+    /// The peer state, and process, whose exit the relay reports to this waiter.
+    registered: Option<(SideState, Arc<PeerProcess>)>,
 }
 
 /// The relay's marks for the two watches of a waiter.
@@ -182,22 +182,18 @@ impl Waiter {
         max: usize,
     ) -> Result<Waiter> {
         let segment = segment.try_clone()?;
-        let (path, id, read) = make_fifo()?;
+        let (path, id, fifo) = make_fifo()?;
         // Until the waiter exists (whose drop removes the FIFO), this guard does.
         let mut guard = RemoveOnError(Some(path.clone()));
-        let write = Arc::new(open_end(&path, true).map_err(|e| {
-            Error::from(e)
-                .with_op("open")
-                .with_subject(path.display().to_string())
-        })?);
-        share_like(&read, &segment);
+        share_like(&fifo, &segment);
+        let fifo = Arc::new(fifo);
         let timer = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )
         .map_err(|e| Error::from_errno("timerfd_create", e))?;
         let relay = Relay::get()?;
-        let target = RelayTarget::new(Arc::clone(&write));
+        let target = RelayTarget::new(Arc::clone(&fifo));
         let key = relay.enrol(Arc::clone(&target));
         if let Err(err) = relay.watch(&timer, key, TIMER_MARK) {
             relay.withdraw(key);
@@ -213,8 +209,7 @@ impl Waiter {
             max_record: (RECORD_HEADER + round8(max)) as u64,
             id,
             path,
-            read,
-            write,
+            fifo,
             relay,
             target,
             key,
@@ -228,7 +223,7 @@ impl Waiter {
 
     /// The descriptor a poller watches: readable once armed and possibly ready.
     pub(super) fn descriptor(&self) -> Result<OwnedFd> {
-        self.read
+        self.fifo
             .as_fd()
             .try_clone_to_owned()
             .map_err(|e| Error::from(e).with_op("dup"))
@@ -242,7 +237,7 @@ impl Waiter {
     }
 
     fn signal(&self) {
-        let _ = (&*self.write).write(b"w");
+        let _ = (&*self.fifo).write(b"w");
     }
 
     fn ready(&self) -> Result<bool> {
@@ -300,27 +295,34 @@ impl Waiter {
                 .load(Ordering::Acquire),
         );
         let fired = self.target.take_fired(PIDFD_MARK);
-        if watch.registered == Some(state) && !fired {
+        if matches!(&watch.registered, Some((seen, _)) if *seen == state) && !fired {
             return Ok(PeerStatus::Alive);
         }
         let status = watch.peer.status(&self.segment, self.peer)?;
         match status {
             PeerStatus::Alive => {
-                let current = watch.peer.pidfd.as_ref().map(|(state, _)| *state);
-                if current != watch.registered {
-                    if let Some((state, pidfd)) = &watch.peer.pidfd {
-                        // The previous pidfd left the relay's set when it was closed.
-                        self.relay.watch(pidfd, self.key, PIDFD_MARK)?;
-                        let state = *state;
-                        watch.registered = Some(state);
-                    }
+                let current = watch.peer.process.clone();
+                let registered = watch.registered.as_ref().map(|(state, _)| *state);
+                if let Some((state, process)) = current
+                    && registered != Some(state)
+                {
+                    self.stop_relaying(&mut watch);
+                    process.relay_exit(&self.relay, self.key, PIDFD_MARK)?;
+                    watch.registered = Some((state, process));
                 }
             }
             PeerStatus::NotYet => {}
             // Gone: the fast path above must not report it alive again.
-            _ => watch.registered = None,
+            _ => self.stop_relaying(&mut watch),
         }
         Ok(status)
+    }
+
+    /// Ends the relay's report of the registered peer's exit, if any.
+    fn stop_relaying(&self, watch: &mut Watch) {
+        if let Some((_, process)) = watch.registered.take() {
+            process.stop_relaying(&self.relay, self.key);
+        }
     }
 }
 
@@ -361,7 +363,7 @@ impl ReadinessHook for Waiter {
         self.withdraw();
         // A read returns all that is there up to the buffer's size: a short one emptied it.
         let mut buf = [0u8; 64];
-        while matches!((&self.read).read(&mut buf), Ok(n) if n == buf.len()) {}
+        while matches!((&*self.fifo).read(&mut buf), Ok(n) if n == buf.len()) {}
     }
 }
 
@@ -383,6 +385,9 @@ impl Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
+        let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        self.stop_relaying(&mut watch);
+        drop(watch);
         self.relay.withdraw(self.key);
         let _ = std::fs::remove_file(&self.path);
     }
@@ -399,7 +404,7 @@ impl Drop for RemoveOnError {
     }
 }
 
-/// Makes a FIFO with a fresh name and opens its reading end.
+/// Makes a FIFO with a fresh name and opens it for reading and writing.
 fn make_fifo() -> Result<(PathBuf, u64, File)> {
     for _ in 0..16 {
         let id = fresh_id();
@@ -416,8 +421,8 @@ fn make_fifo() -> Result<(PathBuf, u64, File)> {
                 );
             }
         }
-        return match open_end(&path, false) {
-            Ok(read) => Ok((path, id, read)),
+        return match open_end(&path, true) {
+            Ok(fifo) => Ok((path, id, fifo)),
             Err(err) => {
                 let _ = std::fs::remove_file(&path);
                 Err(Error::from(err)

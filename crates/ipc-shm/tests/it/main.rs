@@ -4,6 +4,7 @@ mod attacks;
 mod channel;
 mod channel_async;
 mod channel_crash;
+mod channel_many;
 mod channel_select;
 mod channel_sides;
 mod named;
@@ -27,4 +28,6 @@ ipc_testkit::peer_roles! {
     "armed-producer" => channel_select::armed_producer_role,
     "channel-drain" => channel_select::drain_role,
     "armed-consumer" => channel_select::armed_consumer_role,
+    "many-consumers" => channel_many::many_consumers_role,
+    "many-producers" => channel_many::many_producers_role,
 }
