@@ -13,8 +13,8 @@ use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, sockopt};
 
 use crate::pipes::{FramedRx, FramedTx, RawRx, RawTx};
 use crate::transport::{
-    AsyncReadRx, AsyncWriteTx, Link, MsgRx, MsgTx, Setup, arg, message, runtime, stamp, stdio_fds,
-    whole,
+    AsyncReadRx, AsyncWriteTx, BATCH, BatchTx, Link, MsgRx, MsgTx, SendBatch, Setup, arg, message,
+    runtime, stamp, stdio_fds, whole,
 };
 
 /// A socket kind and who drives it.
@@ -59,9 +59,6 @@ pub enum Flavour {
     /// `Datagram::send_batch`/`recv_batch`, as `SeqpacketBatch`.
     DatagramBatch,
 }
-
-/// Messages per batch call in the batch rows.
-const BATCH: usize = 32;
 
 impl Flavour {
     /// Every flavour, floors first within each kind.
@@ -231,68 +228,32 @@ impl<R: ipc_core::MessageReceiver> MsgRx for MessageRx<R> {
     }
 }
 
-/// A message socket's batch calls.
+/// A message socket's batch receive.
 trait Batching {
-    fn send_batch(&self, msgs: &[&[u8]]) -> Result<usize>;
     fn recv_batch(&self, batch: &mut RecvBatch) -> Result<usize>;
 }
 
 impl Batching for Seqpacket {
-    fn send_batch(&self, msgs: &[&[u8]]) -> Result<usize> {
-        Seqpacket::send_batch(self, msgs)
-    }
-
     fn recv_batch(&self, batch: &mut RecvBatch) -> Result<usize> {
         Seqpacket::recv_batch(self, batch)
     }
 }
 
 impl Batching for Datagram {
-    fn send_batch(&self, msgs: &[&[u8]]) -> Result<usize> {
-        Datagram::send_batch(self, msgs)
-    }
-
     fn recv_batch(&self, batch: &mut RecvBatch) -> Result<usize> {
         Datagram::recv_batch(self, batch)
     }
 }
 
-/// Stamps messages into `BATCH` buffers and sends them in one call once all are full (or
-/// on `flush`).
-struct BatchTx<S: Batching> {
-    socket: S,
-    bufs: Vec<Vec<u8>>,
-    held: usize,
-}
-
-impl<S: Batching> BatchTx<S> {
-    fn new(socket: S, size: usize) -> Self {
-        BatchTx {
-            socket,
-            bufs: (0..BATCH).map(|_| message(size)).collect(),
-            held: 0,
-        }
+impl SendBatch for Seqpacket {
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        Seqpacket::send_batch(self, msgs)
     }
 }
 
-impl<S: Batching> MsgTx for BatchTx<S> {
-    fn send(&mut self, seq: u64) -> Result<()> {
-        stamp(&mut self.bufs[self.held], seq);
-        self.held += 1;
-        if self.held == BATCH {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        let msgs: Vec<&[u8]> = self.bufs[..self.held].iter().map(Vec::as_slice).collect();
-        let mut sent = 0;
-        while sent < msgs.len() {
-            sent += self.socket.send_batch(&msgs[sent..])?;
-        }
-        self.held = 0;
-        Ok(())
+impl SendBatch for Datagram {
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        Datagram::send_batch(self, msgs)
     }
 }
 

@@ -32,6 +32,54 @@ pub trait MsgTx {
     }
 }
 
+/// How many messages a batch flavour sends (or receives) a call.
+pub(crate) const BATCH: usize = 32;
+
+/// An endpoint that sends many messages a call.
+pub(crate) trait SendBatch {
+    /// Sends as many of `msgs` as it can in one go; how many.
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize>;
+}
+
+/// Stamps messages into `BATCH` buffers and sends them in one call once all are full (or
+/// on `flush`).
+pub(crate) struct BatchTx<S: SendBatch> {
+    sender: S,
+    bufs: Vec<Vec<u8>>,
+    held: usize,
+}
+
+impl<S: SendBatch> BatchTx<S> {
+    pub(crate) fn new(sender: S, size: usize) -> Self {
+        BatchTx {
+            sender,
+            bufs: (0..BATCH).map(|_| message(size)).collect(),
+            held: 0,
+        }
+    }
+}
+
+impl<S: SendBatch> MsgTx for BatchTx<S> {
+    fn send(&mut self, seq: u64) -> Result<()> {
+        stamp(&mut self.bufs[self.held], seq);
+        self.held += 1;
+        if self.held == BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let msgs: Vec<&[u8]> = self.bufs[..self.held].iter().map(Vec::as_slice).collect();
+        let mut sent = 0;
+        while sent < msgs.len() {
+            sent += self.sender.send_batch(&msgs[sent..])?;
+        }
+        self.held = 0;
+        Ok(())
+    }
+}
+
 /// Receives messages of a fixed size.
 pub trait MsgRx {
     /// Receives one message into `buf`; `Ok(false)` at end of stream.

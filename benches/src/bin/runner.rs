@@ -494,6 +494,10 @@ fn throughput_plan() -> Vec<Planned> {
             let baseline = (floor != flavour).then_some((Case::Shm(floor), 0));
             plan.push((Case::Shm(flavour), size, 0, baseline, target));
         }
+        if size == 4 * KIB {
+            let baseline = Some((Case::Shm(ShmFlavour::Spin), 0));
+            plan.push((Case::Shm(ShmFlavour::SpinBatch), size, 0, baseline, None));
+        }
     }
     // Batches of small messages: one message a call and a batch a call, the gain (the 4 KiB
     // rows are in the loop above).
@@ -505,6 +509,9 @@ fn throughput_plan() -> Vec<Planned> {
         let baseline = Some((Case::Socket(single), 0));
         plan.push((Case::Socket(batch), 64, 0, baseline, None));
     }
+    plan.push((Case::Shm(ShmFlavour::Spin), 64, 0, None, None));
+    let baseline = Some((Case::Shm(ShmFlavour::Spin), 0));
+    plan.push((Case::Shm(ShmFlavour::SpinBatch), 64, 0, baseline, None));
     // Message queues: their largest default message, and a page.
     for size in [4 * KIB, 8 * KIB] {
         for flavour in MqFlavour::ALL {

@@ -146,17 +146,38 @@ impl Producer {
     /// Writes the record header at `position` and publishes everything up to the record's
     /// end (padding included).
     pub(super) fn commit(&mut self, position: u64, len: usize) -> Result<()> {
+        self.write_header(position, len)?;
+        self.publish()
+    }
+
+    /// Writes the record header at `position` and moves this side's head past the record,
+    /// without publishing it: the consumer sees it at the next [`publish`](Self::publish).
+    fn write_header(&mut self, position: u64, len: usize) -> Result<()> {
         let index = usize::try_from(position & (self.ring.capacity - 1)).unwrap_or(usize::MAX);
         let len32 = u32::try_from(len).unwrap_or(u32::MAX);
         self.ring
             .segment()
             .write::<u64>(DATA + index, &record(len32, KIND_MESSAGE))?;
         self.head = position.wrapping_add((RECORD_HEADER + round8(len)) as u64);
+        Ok(())
+    }
+
+    /// Publishes every record written so far, and wakes the consumer if it sleeps.
+    fn publish(&mut self) -> Result<()> {
         self.ring
             .control
             .position(HEAD_POS)
             .store(self.head, Ordering::Release);
         self.ring.wake_peer()
+    }
+
+    /// Copies `msg` into the ring at `position`, as one record, unpublished.
+    fn write_record(&mut self, position: u64, msg: &[u8]) -> Result<()> {
+        let index = usize::try_from(position & (self.ring.capacity - 1)).unwrap_or(usize::MAX);
+        self.ring
+            .segment()
+            .write_at(DATA + index + RECORD_HEADER, msg)?;
+        self.write_header(position, msg.len())
     }
 
     pub(super) fn send_with(&mut self, msg: &[u8], wait: Wait, op: &'static str) -> Result<()> {
@@ -166,11 +187,56 @@ impl Producer {
 
     fn send_unnamed(&mut self, msg: &[u8], wait: Wait, op: &'static str) -> Result<()> {
         let position = self.reserve(msg.len(), wait, op)?;
-        let index = usize::try_from(position & (self.ring.capacity - 1)).unwrap_or(usize::MAX);
-        self.ring
-            .segment()
-            .write_at(DATA + index + RECORD_HEADER, msg)?;
-        self.commit(position, msg.len())
+        self.write_record(position, msg)?;
+        self.publish()
+    }
+
+    fn send_batch_with(&mut self, msgs: &[&[u8]], wait: Wait, op: &'static str) -> Result<usize> {
+        self.send_batch_unnamed(msgs, wait, op)
+            .map_err(|e| self.ring.name_error(e))
+    }
+
+    /// Writes as many of `msgs` as there is room for and publishes them at once; when the
+    /// ring is full, publishes what it wrote (so that the consumer can make room) and
+    /// waits as `wait` says for the next one. An error after some were sent ends the batch
+    /// (the next call reports it).
+    fn send_batch_unnamed(
+        &mut self,
+        msgs: &[&[u8]],
+        wait: Wait,
+        op: &'static str,
+    ) -> Result<usize> {
+        if let Some(msg) = msgs.iter().find(|msg| msg.len() > self.ring.max) {
+            let limit = Limit::new("ChannelOptions::max_message_size", self.ring.max as u64);
+            return Err(Error::limit_exceeded(
+                op,
+                "message size",
+                msg.len() as u64,
+                limit,
+            ));
+        }
+        let (mut sent, mut unpublished) = (0, false);
+        for msg in msgs {
+            let mut position = self.reserve(msg.len(), Wait::Try, op);
+            if matches!(&position, Err(e) if e.is_would_block()) && wait != Wait::Try {
+                if unpublished {
+                    self.publish()?;
+                    unpublished = false;
+                }
+                position = self.reserve(msg.len(), wait, op);
+            }
+            let position = match position {
+                Ok(position) => position,
+                Err(err) if sent == 0 => return Err(err),
+                Err(_) => break,
+            };
+            self.write_record(position, msg)?;
+            (sent, unpublished) = (sent + 1, true);
+        }
+        if unpublished {
+            self.publish()?;
+        }
+        Ok(sent)
     }
 
     /// Sends `msg`, waiting for room as the wait strategy says.
@@ -200,6 +266,58 @@ impl Producer {
     /// `TimedOut`; otherwise as [`send`](Producer::send).
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         self.send_with(msg, Wait::Until(Deadline::after(timeout)), "send_timeout")
+    }
+
+    /// Sends `msgs` in order, each as one message, publishing as many at once as the ring
+    /// has room for (one store of the position and one look for a sleeping consumer per
+    /// publication, where [`send`](Producer::send) makes one per message), waiting for room
+    /// as the wait strategy says; returns how many were sent: all, unless an error came
+    /// after some were (the next send reports it).
+    ///
+    /// ```
+    /// use ipc_shm::ChannelOptions;
+    ///
+    /// let (mut producer, mut consumer) = ChannelOptions::new().channel()?;
+    /// let sent = producer.send_batch(&[b"one", b"two", b"three"])?;
+    /// assert_eq!(sent, 3);
+    /// let mut buf = [0u8; 16];
+    /// let n = consumer.recv(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"one");
+    /// # Ok::<(), ipc_shm::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Producer::send); a message above the maximum size fails the call before
+    /// anything is sent.
+    pub fn send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.send_batch_with(msgs, Wait::Block, "send_batch")
+    }
+
+    /// Sends as many of `msgs`, in order, as the ring has room for now, in one
+    /// publication; returns how many (at least one).
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` if there is no room for the first; otherwise as
+    /// [`send_batch`](Producer::send_batch).
+    pub fn try_send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize> {
+        self.send_batch_with(msgs, Wait::Try, "try_send_batch")
+    }
+
+    /// Sends `msgs` as [`send_batch`](Producer::send_batch) does, waiting at most `timeout`
+    /// in all for room; returns how many were sent (fewer than all if the time ran out
+    /// after some).
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` if none was sent; otherwise as [`send_batch`](Producer::send_batch).
+    pub fn send_batch_timeout(&mut self, msgs: &[&[u8]], timeout: Duration) -> Result<usize> {
+        self.send_batch_with(
+            msgs,
+            Wait::Until(Deadline::after(timeout)),
+            "send_batch_timeout",
+        )
     }
 
     // The zero-copy entry points are `#[inline]` so that the caller's crate keeps the loan

@@ -171,6 +171,51 @@ fn copy_api_rules() {
 }
 
 #[test]
+fn batch_rules() {
+    let options = ChannelOptions::new()
+        .capacity(4096)
+        .max_message_size(1024)
+        .wait_strategy(WaitStrategy::Blocking);
+    let (mut producer, mut consumer) = options.channel().unwrap();
+    // A message too large refuses the whole batch: nothing is sent.
+    let big = vec![0u8; 2048];
+    let err = producer
+        .try_send_batch(&[b"fits", &big, b"fits too"])
+        .unwrap_err();
+    assert!(err.limit().is_some(), "{err}");
+    assert!(
+        consumer
+            .try_recv(&mut [0u8; 1024])
+            .unwrap_err()
+            .is_would_block()
+    );
+    // As many as fit, in order, at least one; none when full.
+    let msg = [7u8; 1000];
+    let batch: Vec<&[u8]> = vec![&msg; 8];
+    let sent = producer.try_send_batch(&batch).unwrap();
+    assert!((1..8).contains(&sent), "{sent}");
+    assert!(
+        producer
+            .try_send_batch(&batch)
+            .unwrap_err()
+            .is_would_block()
+    );
+    let err = producer
+        .send_batch_timeout(&batch, Duration::from_millis(20))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let mut buf = [0u8; 1024];
+    for _ in 0..sent {
+        assert_eq!(consumer.try_recv(&mut buf).unwrap(), 1000);
+    }
+    assert!(consumer.try_recv(&mut buf).unwrap_err().is_would_block());
+    // A closed consumer: the batch sends nothing and says so.
+    drop(consumer);
+    assert!(producer.send_batch(&batch).unwrap_err().is_peer_gone());
+    assert_eq!(producer.send_batch(&[]).unwrap(), 0);
+}
+
+#[test]
 fn zero_copy_loans() {
     let (mut producer, mut consumer) = ChannelOptions::new()
         .capacity(8192)

@@ -18,7 +18,7 @@ fn options() -> ChannelOptions {
 }
 
 /// Opens the channel arg 0 as producer and, per arg 1: "stream N" sends N messages and
-/// exits; "loan" sends 3 messages, then loans one, writes it, reports ready and waits to
+/// exits; "batch N" sends them 32 to a batch; "loan" sends 3 messages, then loans one, writes it, reports ready and waits to
 /// be killed before committing.
 pub fn producer_role(ctx: &mut PeerContext) -> PeerResult {
     let name = IpcName::new(ctx.arg(0)?)?;
@@ -30,6 +30,18 @@ pub fn producer_role(ctx: &mut PeerContext) -> PeerResult {
             ctx.ready()?;
             for i in 0..count {
                 producer.send_timeout(&message(i, max), test_timeout())?;
+            }
+        }
+        "batch" => {
+            let count: u64 = ctx.arg(2)?.parse()?;
+            ctx.ready()?;
+            let messages: Vec<Vec<u8>> = (0..count).map(|i| message(i, max)).collect();
+            for chunk in messages.chunks(32) {
+                let chunk: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+                let mut sent = 0;
+                while sent < chunk.len() {
+                    sent += producer.send_batch_timeout(&chunk[sent..], test_timeout())?;
+                }
             }
         }
         "loan" => {
@@ -87,6 +99,32 @@ pub fn scribbler_role(ctx: &mut PeerContext) -> PeerResult {
     }
     ctx.send(&writes.to_string())?;
     Ok(())
+}
+
+#[test]
+fn batches_between_processes_lose_and_reorder_nothing() {
+    let guard = LeakGuard::new();
+    let name = guard.name("batches");
+    // A batch of 32 messages of up to 4 KiB (64 KiB on average) does not fit the ring of
+    // 64 KiB: it is published in parts, the producer waiting for room between them.
+    let mut consumer = options().create_consumer(&name).unwrap();
+    let count = 20_000u64;
+    let mut peer = Peer::spawn(
+        "channel-producer",
+        &[name.as_str(), "batch", &count.to_string()],
+    );
+    let mut buf = vec![0u8; 4096];
+    for i in 0..count {
+        let n = consumer.recv_timeout(&mut buf, test_timeout()).unwrap();
+        assert_eq!(&buf[..n], &message(i, 4096)[..], "message {i}");
+    }
+    peer.wait_success().unwrap();
+    assert!(
+        consumer
+            .recv_timeout(&mut buf, test_timeout())
+            .unwrap_err()
+            .is_peer_gone()
+    );
 }
 
 #[test]
