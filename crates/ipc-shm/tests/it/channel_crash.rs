@@ -101,17 +101,15 @@ pub fn scribbler_role(ctx: &mut PeerContext) -> PeerResult {
     Ok(())
 }
 
-#[test]
-fn batches_between_processes_lose_and_reorder_nothing() {
+/// Has a producer peer send `count` messages in `mode` ("stream" or "batch") and checks
+/// each in order here, then that the producer's exit is reported.
+fn receive_from_peer(label: &str, mode: &str, count: u64) {
     let guard = LeakGuard::new();
-    let name = guard.name("batches");
-    // A batch of 32 messages of up to 4 KiB (64 KiB on average) does not fit the ring of
-    // 64 KiB: it is published in parts, the producer waiting for room between them.
+    let name = guard.name(label);
     let mut consumer = options().create_consumer(&name).unwrap();
-    let count = 20_000u64;
     let mut peer = Peer::spawn(
         "channel-producer",
-        &[name.as_str(), "batch", &count.to_string()],
+        &[name.as_str(), mode, &count.to_string()],
     );
     let mut buf = vec![0u8; 4096];
     for i in 0..count {
@@ -128,29 +126,17 @@ fn batches_between_processes_lose_and_reorder_nothing() {
 }
 
 #[test]
+fn batches_between_processes_lose_and_reorder_nothing() {
+    // A batch of 32 messages of up to 4 KiB (64 KiB on average) does not fit the ring of
+    // 64 KiB: it is published in parts, the producer waiting for room between them.
+    receive_from_peer("batches", "batch", 20_000);
+}
+
+#[test]
 fn many_messages_between_processes_none_lost() {
-    let guard = LeakGuard::new();
-    let name = guard.name("many");
-    let mut consumer = options().create_consumer(&name).unwrap();
     // The example (`shm_producer_consumer`) sends a million; a quarter keeps the suite fast
     // in debug builds.
-    let count = 250_000u64;
-    let mut peer = Peer::spawn(
-        "channel-producer",
-        &[name.as_str(), "stream", &count.to_string()],
-    );
-    let mut buf = vec![0u8; 4096];
-    for i in 0..count {
-        let n = consumer.recv_timeout(&mut buf, test_timeout()).unwrap();
-        assert_eq!(&buf[..n], &message(i, 4096)[..], "message {i}");
-    }
-    peer.wait_success().unwrap();
-    assert!(
-        consumer
-            .recv_timeout(&mut buf, test_timeout())
-            .unwrap_err()
-            .is_peer_gone()
-    );
+    receive_from_peer("many", "stream", 250_000);
 }
 
 #[test]
