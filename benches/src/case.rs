@@ -24,6 +24,9 @@ pub enum Case {
     Mq(queues::Flavour),
     /// A signal flavour.
     Sig(signals::Flavour),
+    /// Another crate's (`--peers`).
+    #[cfg(feature = "peers")]
+    Peer(crate::peers::Flavour),
 }
 
 impl Case {
@@ -36,6 +39,8 @@ impl Case {
             Case::Sem(f) => f,
             Case::Mq(f) => f,
             Case::Sig(f) => f,
+            #[cfg(feature = "peers")]
+            Case::Peer(f) => f,
         }
     }
 
@@ -70,6 +75,8 @@ impl Case {
             Some(("sem", f)) => sems::Flavour::parse(f).map(Case::Sem),
             Some(("mq", f)) => queues::Flavour::parse(f).map(Case::Mq),
             Some(("signal", f)) => signals::Flavour::parse(f).map(Case::Sig),
+            #[cfg(feature = "peers")]
+            Some(("peer", f)) => crate::peers::Flavour::parse(f).map(Case::Peer),
             _ => Err(unknown()),
         }
     }

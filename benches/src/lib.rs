@@ -24,6 +24,8 @@ pub mod channels;
 pub mod chart;
 pub mod floor;
 pub mod peer;
+#[cfg(feature = "peers")]
+pub mod peers;
 pub mod pipes;
 pub mod queues;
 pub mod report;

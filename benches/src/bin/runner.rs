@@ -19,11 +19,15 @@ use ipc_bench::stats::Summary;
 use ipc_bench::{affinity, peer};
 use ipc_core::Result;
 
-const USAGE: &str = "usage: ipc-bench-runner [--quick] [--out DIR] [--only S] [--save NAME]
+const USAGE: &str =
+    "usage: ipc-bench-runner [--quick] [--peers] [--out DIR] [--only S] [--save NAME]
        ipc-bench-runner --compare OLD NEW [--threshold PERCENT] [--out DIR]
 
   --quick        small rounds, added (three at least) until every ratio is settled or
                  110 s have passed
+  --peers        also measure iceoryx2, ipc-channel and interprocess on the same work,
+                 each beside the nearest ipc-rs mechanism (needs the `peers` feature,
+                 which `cargo xtask bench --peers` turns on)
   --out DIR      where to write report.md, report.json and report.svg
                  (default: target/ipc-report)
   --only S       only the cases whose name contains S (such as `shm:` or `socket:tcp`),
@@ -34,6 +38,7 @@ const USAGE: &str = "usage: ipc-bench-runner [--quick] [--out DIR] [--only S] [-
 
 struct Options {
     quick: bool,
+    peers: bool,
     out: PathBuf,
     only: Option<String>,
     save: Option<String>,
@@ -71,6 +76,7 @@ fn select<T>(
 fn parse(args: &[String]) -> std::result::Result<Options, String> {
     let mut options = Options {
         quick: false,
+        peers: false,
         out: PathBuf::from("target/ipc-report"),
         only: None,
         save: None,
@@ -81,6 +87,12 @@ fn parse(args: &[String]) -> std::result::Result<Options, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--peers" if cfg!(feature = "peers") => options.peers = true,
+            "--peers" => {
+                return Err(
+                    "--peers needs the `peers` feature: run `cargo xtask bench --peers`".into(),
+                );
+            }
             "--out" => options.out = args.next().ok_or("--out needs a directory")?.into(),
             "--only" => options.only = Some(args.next().ok_or("--only needs a name")?.clone()),
             "--save" => options.save = Some(args.next().ok_or("--save needs a name")?.clone()),
@@ -393,6 +405,72 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
 
 /// One planned throughput case: (case, message size, pipe capacity, baseline case and
 /// capacity, target).
+/// The rows of `--peers`: each other crate (the baseline) and the nearest ipc-rs mechanism
+/// on the same work, its ratio to that crate.
+#[cfg(feature = "peers")]
+mod peers {
+    use ipc_bench::case::Case;
+    use ipc_bench::channels::Flavour as ShmFlavour;
+    use ipc_bench::peers::Flavour as PeerFlavour;
+    use ipc_bench::sockets::Flavour as SocketFlavour;
+
+    use super::Planned;
+
+    /// Each crate and the ipc-rs mechanism compared with it.
+    const PAIRS: [(PeerFlavour, Case); 3] = [
+        (PeerFlavour::Iceoryx2, Case::Shm(ShmFlavour::Busy)),
+        (
+            PeerFlavour::IpcChannel,
+            Case::Socket(SocketFlavour::Seqpacket),
+        ),
+        (
+            PeerFlavour::Interprocess,
+            Case::Socket(SocketFlavour::UdsStreamFramed),
+        ),
+    ];
+
+    pub(super) fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
+        let mut plan = Vec::new();
+        for size in [64, 4096] {
+            for (peer, ours) in PAIRS {
+                plan.push((Case::Peer(peer), size, None, None));
+                plan.push((ours, size, Some(Case::Peer(peer)), None));
+            }
+        }
+        plan
+    }
+
+    pub(super) fn throughput_plan() -> Vec<Planned> {
+        let mut plan = Vec::new();
+        for size in [4096, 64 * 1024] {
+            for (peer, ours) in PAIRS {
+                plan.push((Case::Peer(peer), size, 0, None, None));
+                // The issue's bar: the channel copies 64 KiB at least as fast as iceoryx2.
+                let target =
+                    (peer == PeerFlavour::Iceoryx2 && size == 64 * 1024).then_some("≥ 1.0");
+                plan.push((ours, size, 0, Some((Case::Peer(peer), 0)), target));
+            }
+        }
+        plan
+    }
+}
+
+#[cfg(not(feature = "peers"))]
+mod peers {
+    pub(super) fn latency_plan() -> Vec<(
+        super::Case,
+        usize,
+        Option<super::Case>,
+        Option<&'static str>,
+    )> {
+        Vec::new()
+    }
+
+    pub(super) fn throughput_plan() -> Vec<super::Planned> {
+        Vec::new()
+    }
+}
+
 type Planned = (
     Case,
     usize,
@@ -576,7 +654,13 @@ fn run(options: &Options) -> Result<Report> {
         ..
     } = plan;
 
-    let cases_plan = select(latency_plan(), options, |p| p.0, |p| p.2);
+    let mut lplan = latency_plan();
+    let mut bplan = throughput_plan();
+    if options.peers {
+        lplan.extend(peers::latency_plan());
+        bplan.extend(peers::throughput_plan());
+    }
+    let cases_plan = select(lplan, options, |p| p.0, |p| p.2);
     let mut latency = vec![LatencyCase {
         name: "shm spin ping-pong (floor)".into(),
         case: None,
@@ -606,12 +690,7 @@ fn run(options: &Options) -> Result<Report> {
             target,
         });
     }
-    let tplan = select(
-        throughput_plan(),
-        options,
-        |p| p.0,
-        |p| p.3.map(|(floor, _)| floor),
-    );
+    let tplan = select(bplan, options, |p| p.0, |p| p.3.map(|(floor, _)| floor));
     let mut bulk: Vec<ThroughputCase> = tplan
         .iter()
         .map(|&(case, size, capacity, baseline, target)| ThroughputCase {
