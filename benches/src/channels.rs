@@ -298,12 +298,7 @@ fn sender(flavour: Flavour, name: &IpcName, create: bool, size: usize) -> Result
     })
 }
 
-fn receiver(
-    flavour: Flavour,
-    name: &IpcName,
-    create: bool,
-    size: usize,
-) -> Result<Box<dyn MsgRx>> {
+fn receiver(flavour: Flavour, name: &IpcName, create: bool, size: usize) -> Result<Box<dyn MsgRx>> {
     Ok(match flavour {
         Flavour::RawRing | Flavour::RawRingZeroCopy => {
             let segment = raw_segment(name, create, size)?;
