@@ -14,7 +14,7 @@ use interprocess::local_socket::{GenericNamespaced, ListenerOptions, Stream, pre
 use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender, IpcOneShotServer, IpcSender};
 use ipc_core::{Error, Result};
 
-use crate::transport::{Link, MsgRx, MsgTx, Setup, arg, message, stamp, whole};
+use crate::transport::{Link, MsgRx, MsgTx, SendWith, Setup, arg, copy_whole, message, stamp};
 
 /// Which crate, used how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,10 +153,7 @@ impl MsgRx for Iceoryx2End {
                 .receive()
                 .map_err(|e| failed("receive", e))?
             {
-                let payload = sample.payload();
-                let n = payload.len().min(buf.len());
-                buf[..n].copy_from_slice(&payload[..n]);
-                return whole(payload.len(), buf);
+                return copy_whole(sample.payload(), buf);
             }
             std::hint::spin_loop();
         }
@@ -187,15 +184,15 @@ fn shared_link<T: MsgTx + MsgRx + 'static>(end: T) -> Link {
     }
 }
 
-struct IpcChannelTx(IpcBytesSender, Vec<u8>);
-
-impl MsgTx for IpcChannelTx {
-    fn send(&mut self, seq: u64) -> Result<()> {
-        stamp(&mut self.1, seq);
-        self.0
-            .send(&self.1)
-            .map_err(|e| Error::from(e).with_op("IpcBytesSender::send"))
-    }
+/// ipc-channel's sender of bytes.
+fn ipc_channel_tx(tx: IpcBytesSender, size: usize) -> Box<dyn MsgTx> {
+    Box::new(SendWith(
+        move |msg: &[u8]| {
+            tx.send(msg)
+                .map_err(|e| Error::from(e).with_op("IpcBytesSender::send"))
+        },
+        message(size),
+    ))
 }
 
 struct IpcChannelRx(IpcBytesReceiver);
@@ -203,26 +200,30 @@ struct IpcChannelRx(IpcBytesReceiver);
 impl MsgRx for IpcChannelRx {
     fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
         match self.0.recv() {
-            Ok(msg) => {
-                let n = msg.len().min(buf.len());
-                buf[..n].copy_from_slice(&msg[..n]);
-                whole(msg.len(), buf)
-            }
+            Ok(msg) => copy_whole(&msg, buf),
             Err(ipc_channel::IpcError::Disconnected) => Ok(false),
             Err(e) => Err(failed("IpcBytesReceiver::recv", e)),
         }
     }
 }
 
-struct StreamTx(Stream, Vec<u8>);
-
-impl MsgTx for StreamTx {
-    fn send(&mut self, seq: u64) -> Result<()> {
-        stamp(&mut self.1, seq);
-        self.0
-            .write_all(&self.1)
-            .map_err(|e| Error::from(e).with_op("Stream::write_all"))
-    }
+/// Both directions over interprocess's local-socket stream, messages written whole.
+fn stream_link(mut stream: Stream, size: usize) -> Result<Link> {
+    let reader = stream
+        .try_clone()
+        .map_err(|e| Error::from(e).with_op("Stream::try_clone"))?;
+    let tx = SendWith(
+        move |msg: &[u8]| {
+            stream
+                .write_all(msg)
+                .map_err(|e| Error::from(e).with_op("Stream::write_all"))
+        },
+        message(size),
+    );
+    Ok(Link {
+        tx: Box::new(tx),
+        rx: Box::new(StreamRx(reader)),
+    })
 }
 
 struct StreamRx(Stream);
@@ -268,7 +269,7 @@ fn setup(flavour: Flavour, size: usize) -> Result<Setup> {
                     .accept()
                     .map_err(|e| failed("IpcOneShotServer::accept", e))?;
                 Ok(Link {
-                    tx: Box::new(IpcChannelTx(tx, message(size))),
+                    tx: ipc_channel_tx(tx, size),
                     rx: Box::new(IpcChannelRx(rx)),
                 })
             };
@@ -288,13 +289,7 @@ fn setup(flavour: Flavour, size: usize) -> Result<Setup> {
                 let stream = listener
                     .accept()
                     .map_err(|e| Error::from(e).with_op("Listener::accept"))?;
-                let reader = stream
-                    .try_clone()
-                    .map_err(|e| Error::from(e).with_op("Stream::try_clone"))?;
-                Ok(Link {
-                    tx: Box::new(StreamTx(stream, message(size))),
-                    rx: Box::new(StreamRx(reader)),
-                })
+                stream_link(stream, size)
             };
             (vec![name], Box::new(finish))
         }
@@ -326,7 +321,7 @@ fn peer_link(flavour: Flavour, size: usize, args: &[String]) -> Result<Link> {
                 .send((to_peer_tx, from_peer_rx))
                 .map_err(|e| failed("IpcSender::send", e))?;
             Ok(Link {
-                tx: Box::new(IpcChannelTx(from_peer_tx, message(size))),
+                tx: ipc_channel_tx(from_peer_tx, size),
                 rx: Box::new(IpcChannelRx(to_peer_rx)),
             })
         }
@@ -336,13 +331,7 @@ fn peer_link(flavour: Flavour, size: usize, args: &[String]) -> Result<Link> {
                 .map_err(|e| Error::from(e).with_op("to_ns_name"))?;
             let stream =
                 Stream::connect(name).map_err(|e| Error::from(e).with_op("Stream::connect"))?;
-            let reader = stream
-                .try_clone()
-                .map_err(|e| Error::from(e).with_op("Stream::try_clone"))?;
-            Ok(Link {
-                tx: Box::new(StreamTx(stream, message(size))),
-                rx: Box::new(StreamRx(reader)),
-            })
+            stream_link(stream, size)
         }
     }
 }

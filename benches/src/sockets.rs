@@ -13,8 +13,8 @@ use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, sockopt};
 
 use crate::pipes::{FramedRx, FramedTx, RawRx, RawTx};
 use crate::transport::{
-    AsyncReadRx, AsyncWriteTx, BATCH, BatchTx, Link, MsgRx, MsgTx, SendBatch, Setup, arg, message,
-    runtime, stamp, stdio_fds, whole,
+    AsyncReadRx, AsyncWriteTx, BATCH, BatchTx, Link, MsgRx, MsgTx, SendBatch, SendWith, Setup, arg,
+    copy_whole, message, runtime, stamp, stdio_fds, whole,
 };
 
 /// A socket kind and who drives it.
@@ -275,23 +275,21 @@ impl<S: Batching> MsgRx for BatchRx<S> {
         }
         let msg = self.batch.get(self.next).unwrap_or_default();
         self.next += 1;
-        let n = msg.len().min(buf.len());
-        buf[..n].copy_from_slice(&msg[..n]);
-        whole(msg.len(), buf)
+        copy_whole(msg, buf)
     }
 }
 
 /// std's `UdpSocket::send` on a connected socket.
-struct UdpTx(UdpSocket, Vec<u8>);
-
-impl MsgTx for UdpTx {
-    fn send(&mut self, seq: u64) -> Result<()> {
-        stamp(&mut self.1, seq);
-        self.0
-            .send(&self.1)
-            .map(drop)
-            .map_err(|e| Error::from(e).with_op("send"))
-    }
+fn udp_tx(socket: UdpSocket, buf: Vec<u8>) -> Box<dyn MsgTx> {
+    Box::new(SendWith(
+        move |msg: &[u8]| {
+            socket
+                .send(msg)
+                .map(drop)
+                .map_err(|e| Error::from(e).with_op("send"))
+        },
+        buf,
+    ))
 }
 
 /// `recv_from_checked` into a buffer as large as any datagram, as a receiver that cannot
@@ -301,9 +299,7 @@ struct UdpRx(UdpSocket, Vec<u8>);
 impl MsgRx for UdpRx {
     fn recv(&mut self, buf: &mut [u8]) -> Result<bool> {
         let (n, _) = self.0.recv_from_checked(&mut self.1)?;
-        let keep = n.min(buf.len());
-        buf[..keep].copy_from_slice(&self.1[..keep]);
-        whole(n, buf)
+        copy_whole(&self.1[..n], buf)
     }
 }
 
@@ -378,7 +374,7 @@ fn link(flavour: Flavour, fd: OwnedFd, size: usize) -> Result<Link> {
             }),
         },
         Flavour::Udp => Link {
-            tx: Box::new(UdpTx(UdpSocket::from(dup(&fd)?), buf)),
+            tx: udp_tx(UdpSocket::from(dup(&fd)?), buf),
             rx: Box::new(UdpRx(UdpSocket::from(fd), vec![0; 64 * 1024])),
         },
         Flavour::DatagramTokio => {

@@ -100,6 +100,17 @@ pub(crate) fn stamp(buf: &mut [u8], seq: u64) {
     buf[..8].copy_from_slice(&seq.to_le_bytes());
 }
 
+/// A sender that stamps each message and hands it to one call (a peer crate's send, a
+/// socket's write).
+pub(crate) struct SendWith<F>(pub F, pub Vec<u8>);
+
+impl<F: FnMut(&[u8]) -> Result<()>> MsgTx for SendWith<F> {
+    fn send(&mut self, seq: u64) -> Result<()> {
+        stamp(&mut self.1, seq);
+        (self.0)(&self.1)
+    }
+}
+
 /// Receives message `seq` and checks its stamp.
 pub(crate) fn expect(rx: &mut dyn MsgRx, buf: &mut [u8], seq: u64) -> Result<()> {
     if !rx.recv(buf)? {
@@ -130,6 +141,13 @@ pub(crate) fn whole(n: usize, buf: &[u8]) -> Result<bool> {
             format!("a message of {n} bytes, expected {}", buf.len()),
         ))
     }
+}
+
+/// Copies a message received elsewhere into `buf` (as much as fits) and checks its size.
+pub(crate) fn copy_whole(msg: &[u8], buf: &mut [u8]) -> Result<bool> {
+    let n = msg.len().min(buf.len());
+    buf[..n].copy_from_slice(&msg[..n]);
+    whole(msg.len(), buf)
 }
 
 /// One side of an established channel.

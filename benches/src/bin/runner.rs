@@ -133,10 +133,13 @@ fn main() -> ExitCode {
     }
     let options = match parse(&args) {
         Ok(options) => options,
+        // Asked for: the usage on stdout and success.
+        Err(message) if message.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
-            if !message.is_empty() {
-                eprintln!("ipc-bench-runner: {message}");
-            }
+            eprintln!("ipc-bench-runner: {message}");
             eprintln!("{USAGE}");
             return ExitCode::FAILURE;
         }
