@@ -118,6 +118,17 @@ impl Flavour {
     }
 }
 
+/// A record of a `size`-byte message in the ring: the message and its eight-byte header.
+fn record_size(size: usize) -> usize {
+    size.max(8) + 8
+}
+
+/// How many `size`-byte messages the ring of this bench holds: how far a producer can run
+/// ahead of its consumer (a peer crate's queue is given the same depth).
+pub(crate) fn ring_depth(size: usize) -> usize {
+    ring_capacity(size) / record_size(size)
+}
+
 /// The ring for `size`-byte messages: room for 16 of them, a power of two between 64 KiB
 /// (the channel's default) and 2 MiB (about a core's L2 cache here), and at least twice the
 /// message. A ring much larger than what is in flight puts every message on memory that
@@ -125,7 +136,7 @@ impl Flavour {
 /// one way against 0.85 µs in a ring of 16 of them (quick run, same host), and 64 KiB
 /// messages moved at 3.6 against 12.5 GiB/s.
 fn ring_capacity(size: usize) -> usize {
-    let record = size.max(8) + 8;
+    let record = record_size(size);
     let twice = (2 * record + 16).next_power_of_two();
     (16 * record)
         .next_power_of_two()

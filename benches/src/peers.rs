@@ -74,9 +74,6 @@ fn failed(op: &'static str, err: impl std::fmt::Display) -> Error {
     Error::new(op, std::io::ErrorKind::Other, err.to_string())
 }
 
-/// Samples each subscriber may hold queued: as deep as the channel's ring at 4 KiB.
-const ICEORYX2_BUFFER: usize = 64;
-
 type Pub = Publisher<ipc::Service, [u8], ()>;
 type Sub = Subscriber<ipc::Service, [u8], ()>;
 
@@ -91,6 +88,9 @@ struct Iceoryx2End {
 impl Iceoryx2End {
     fn open(publish_to: &str, subscribe_to: &str, size: usize) -> Result<Iceoryx2End> {
         set_log_level(LogLevel::Error);
+        // Samples each subscriber may hold queued: as many as the channel's ring holds, so
+        // both run as far ahead on the same memory footprint.
+        let depth = crate::channels::ring_depth(size);
         let node = NodeBuilder::new()
             .create::<ipc::Service>()
             .map_err(|e| failed("NodeBuilder::create", e))?;
@@ -102,7 +102,7 @@ impl Iceoryx2End {
                 .publish_subscribe::<[u8]>()
                 .enable_safe_overflow(false)
                 .history_size(0)
-                .subscriber_max_buffer_size(ICEORYX2_BUFFER)
+                .subscriber_max_buffer_size(depth)
                 .open_or_create()
                 .map_err(|e| failed("publish_subscribe::open_or_create", e))
         };
@@ -114,7 +114,7 @@ impl Iceoryx2End {
             .map_err(|e| failed("publisher_builder::create", e))?;
         let subscriber = service(subscribe_to)?
             .subscriber_builder()
-            .buffer_size(ICEORYX2_BUFFER)
+            .buffer_size(depth)
             .create()
             .map_err(|e| failed("subscriber_builder::create", e))?;
         Ok(Iceoryx2End {

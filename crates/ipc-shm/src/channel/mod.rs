@@ -56,9 +56,10 @@
 //! process that watches it, so an end holds one descriptor of its own, its segment (test
 //! `a_thousand_channels_fit_under_the_default_descriptor_limit_and_share_one_pidfd_per_peer`);
 //! an end that a poller watches adds three (its wake FIFO, a timer, and the descriptor of
-//! the segment's second mapping that the poller's hook holds). Waits check it at least every 20 ms, so a dead peer (or a claimant
-//! that died half-way through attaching) is reported within that bound, and a clean close
-//! is seen at once (a state word plus a wake-up). A call that does not wait (an empty
+//! the segment's second mapping that the poller's hook holds). Waits check it at least
+//! every 20 ms, so a dead peer (or a claimant that died half-way through attaching) is
+//! reported within that bound, and a clean close is seen at once (a state word plus a
+//! wake-up). A call that does not wait (an empty
 //! `try_recv`, a full `try_loan`) looks at the pidfd at most once a millisecond of the
 //! coarse clock, so a death is reported by such calls within a few milliseconds and a
 //! program polling many channels does not pay a `poll` per look (`idle` bench: an empty
