@@ -26,7 +26,7 @@ pub use crate::named::{
 pub use crate::process::{
     PeerProcess, pidfd_open, process_is_alive, process_start_time, process_state, this_process,
 };
-pub use crate::relay::{Relay, RelayTarget, relay_fd};
+pub use crate::relay::{Relay, RelayTarget, relay_fds};
 pub use crate::select::{readable_only, writable_only};
 pub use crate::watcher::WordWaiter;
 

@@ -162,11 +162,12 @@ unsafe impl SharedRegion for SharedMemory {
 }
 
 /// A channel segment and the addresses of its control words, looked up and checked once,
-/// then used on every operation without further checks. Owning the segment is what keeps
-/// the addresses valid.
+/// then used on every operation without further checks. Owning (a share of) the segment is
+/// what keeps the addresses valid; the share is lent to the side's poller waiter, so that
+/// a polled side holds one mapping and one descriptor of it, not two.
 #[derive(Debug)]
 pub(crate) struct Control {
-    segment: SharedMemory,
+    segment: std::sync::Arc<SharedMemory>,
     words32: [std::ptr::NonNull<AtomicU32>; 5],
     words64: [std::ptr::NonNull<AtomicU64>; 4],
 }
@@ -194,7 +195,7 @@ impl Control {
             *slot = std::ptr::NonNull::from(segment.atomic_u64(offset)?);
         }
         Ok(Control {
-            segment,
+            segment: std::sync::Arc::new(segment),
             words32,
             words64,
         })
@@ -204,6 +205,11 @@ impl Control {
     #[inline]
     pub(crate) fn segment(&self) -> &SharedMemory {
         &self.segment
+    }
+
+    /// A share of the segment, which keeps it mapped as long as it lives.
+    pub(crate) fn share_segment(&self) -> std::sync::Arc<SharedMemory> {
+        std::sync::Arc::clone(&self.segment)
     }
 
     /// 32-bit word `i` (of the `offsets32` given at construction).

@@ -171,10 +171,10 @@ impl LeakGuard {
             // The process's cancellation token, once made (a shutdown handler makes it),
             // keeps its descriptor for the life of the process: no leak.
             let token = ipc_core::internal::process_token_fd();
-            // So does the relay thread's epoll set, once started.
-            let relay = ipc_core::internal::relay_fd();
+            // So do the relay thread's epoll set and timer, once started.
+            let relay = ipc_core::internal::relay_fds();
             for (fd, target) in open_fds().difference(&before.fds) {
-                if !kit.contains(fd) && token != Some(*fd) && relay != Some(*fd) {
+                if !kit.contains(fd) && token != Some(*fd) && !relay.contains(fd) {
                     leaks.push(Leak::Fd(*fd, target.clone()));
                 }
             }

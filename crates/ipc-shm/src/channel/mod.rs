@@ -55,8 +55,10 @@
 //! whatever the way. One pidfd per peer process is shared by every channel end of this
 //! process that watches it, so an end holds one descriptor of its own, its segment (test
 //! `a_thousand_channels_fit_under_the_default_descriptor_limit_and_share_one_pidfd_per_peer`);
-//! an end that a poller watches adds three (its wake FIFO, a timer, and the descriptor of
-//! the segment's second mapping that the poller's hook holds). Waits check it at least
+//! an end that a poller watches adds one, its wake FIFO (its timer is kept by the process's
+//! relay thread, on one timerfd for all; test
+//! `a_polled_end_adds_one_descriptor_its_wake_fifo`), besides the duplicate the poller
+//! keeps of whatever it watches. Waits check it at least
 //! every 20 ms, so a dead peer (or a claimant that died half-way through attaching) is
 //! reported within that bound, and a clean close is seen at once (a state word plus a
 //! wake-up). A call that does not wait (an empty

@@ -403,7 +403,7 @@ impl Ring {
             return Ok(Arc::clone(waiter));
         }
         let waiter = Waiter::new(
-            self.segment(),
+            self.control.share_segment(),
             role,
             (self.own, self.peer),
             self.capacity,

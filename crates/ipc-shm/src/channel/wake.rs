@@ -7,9 +7,10 @@
 //! all: the same check as for a futex sleeper), opens the FIFO by the name it derives from
 //! the waiter's state word and the id, once, and writes a byte to it. The waiter's
 //! readiness descriptor is the FIFO's reading end. The process's relay (ipc-core's)
-//! thread writes to it too when the peer dies (it watches the peer's pidfd) and when the
-//! waiter's timer fires, for the cases no publish covers (a peer that is not attached yet,
-//! the first wait of a busy-polling endpoint).
+//! thread writes to it too when the peer dies (it watches the peer's pidfd, one per peer
+//! process) and when the waiter's timer, which the relay keeps, expires, for the cases no
+//! publish covers (a peer that is not attached yet, the first wait of a busy-polling
+//! endpoint). A waiter holds one descriptor, its FIFO, and shares its endpoint's mapping.
 //!
 //! Measured against the alternatives (`ipc-bench-readiness`, round trips between pinned
 //! processes against a plain futex wait): a FIFO write costs 1.11–1.13× the futex round
@@ -33,8 +34,6 @@ use std::sync::{Arc, Mutex};
 
 use ipc_core::internal::{PeerProcess, Relay, RelayTarget};
 use ipc_core::{Error, ReadinessHook, Result};
-use nix::sys::time::TimeSpec;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::SharedMemory;
 use crate::segment::SHM_DIR;
@@ -132,7 +131,8 @@ pub(super) enum Role {
 /// [`ReadinessHook`]. Shared between the endpoint and the pollers it was added to.
 #[derive(Debug)]
 pub(super) struct Waiter {
-    segment: SharedMemory,
+    /// The side's own mapping, shared.
+    segment: Arc<SharedMemory>,
     role: Role,
     own: usize,
     peer: usize,
@@ -147,9 +147,8 @@ pub(super) struct Waiter {
     relay: Arc<Relay>,
     /// What the relay writes to (`write`), and which of its watches fired.
     target: Arc<RelayTarget>,
-    /// This waiter's key in the relay.
+    /// This waiter's key in the relay, which also keeps its timer.
     key: u64,
-    timer: TimerFd,
     watch: Mutex<Watch>,
     /// Whether the timer may be running (so that a disarm leaves an idle one alone).
     timing: AtomicBool,
@@ -167,7 +166,7 @@ struct Watch {
     registered: Option<(SideState, Arc<PeerProcess>)>,
 }
 
-/// The relay's marks for the two watches of a waiter.
+/// The relay's marks for a waiter's timer and its peer's exit.
 const TIMER_MARK: u32 = 0;
 const PIDFD_MARK: u32 = 1;
 
@@ -175,30 +174,20 @@ impl Waiter {
     /// Makes the wake FIFO of the side at `own` (a consumer or a producer) and enrols it
     /// in the relay. The FIFO is writable by whoever may write the segment.
     pub(super) fn new(
-        segment: &SharedMemory,
+        segment: Arc<SharedMemory>,
         role: Role,
         (own, peer): (usize, usize),
         capacity: u64,
         max: usize,
     ) -> Result<Waiter> {
-        let segment = segment.try_clone()?;
         let (path, id, fifo) = make_fifo()?;
         // Until the waiter exists (whose drop removes the FIFO), this guard does.
         let mut guard = RemoveOnError(Some(path.clone()));
         share_like(&fifo, &segment);
         let fifo = Arc::new(fifo);
-        let timer = TimerFd::new(
-            ClockId::CLOCK_MONOTONIC,
-            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
-        )
-        .map_err(|e| Error::from_errno("timerfd_create", e))?;
         let relay = Relay::get()?;
         let target = RelayTarget::new(Arc::clone(&fifo));
         let key = relay.enrol(Arc::clone(&target));
-        if let Err(err) = relay.watch(&timer, key, TIMER_MARK) {
-            relay.withdraw(key);
-            return Err(err);
-        }
         guard.0 = None;
         Ok(Waiter {
             segment,
@@ -213,7 +202,6 @@ impl Waiter {
             relay,
             target,
             key,
-            timer,
             watch: Mutex::new(Watch::default()),
             timing: AtomicBool::new(false),
             lent_parks: AtomicBool::new(false),
@@ -268,17 +256,16 @@ impl Waiter {
         self.segment.atomic_u32(wait_line(self.own) + SLEEPING)
     }
 
-    /// Starts the timer for one liveness slice, or stops it (and empties it) if it may be
-    /// running: system calls only when the timer is used.
-    fn set_timer(&self, on: bool) {
-        if on {
-            self.timing.store(true, Ordering::Relaxed);
-            let slice = Expiration::OneShot(TimeSpec::from_duration(LIVENESS_SLICE));
-            let _ = self.timer.set(slice, TimerSetTimeFlags::empty());
-        } else if self.timing.swap(false, Ordering::Relaxed) {
-            let _ = self.timer.unset();
-            // A timer that fired stays readable until read.
-            let _ = nix::unistd::read(&self.timer, &mut [0u8; 8]);
+    /// Has the relay wake this waiter after one liveness slice.
+    fn start_timer(&self) -> Result<()> {
+        self.timing.store(true, Ordering::Relaxed);
+        self.relay.fire_after(self.key, TIMER_MARK, LIVENESS_SLICE)
+    }
+
+    /// Cancels the timer if it may be running (a lock, and only when the timer is used).
+    fn stop_timer(&self) {
+        if self.timing.swap(false, Ordering::Relaxed) {
+            self.relay.cancel_timer(self.key);
         }
     }
 
@@ -343,7 +330,11 @@ impl ReadinessHook for Waiter {
         if !was_parking {
             self.lent_parks.store(true, Ordering::Relaxed);
         }
-        self.set_timer(status == PeerStatus::NotYet || !was_parking);
+        if status == PeerStatus::NotYet || !was_parking {
+            self.start_timer()?;
+        } else {
+            self.stop_timer();
+        }
         self.segment
             .atomic_u64(wait_line(self.own) + WAKE)?
             .store(self.id, Ordering::Relaxed);
@@ -374,7 +365,7 @@ impl Waiter {
         if let Ok(sleeping) = self.sleeping() {
             sleeping.fetch_and(!ARMED, Ordering::Relaxed);
         }
-        self.set_timer(false);
+        self.stop_timer();
         if self.lent_parks.swap(false, Ordering::Relaxed) {
             if let Ok(parks) = self.segment.atomic_u32(identity(self.own) + PARKS) {
                 parks.store(0, Ordering::Relaxed);

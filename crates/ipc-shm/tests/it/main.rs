@@ -30,4 +30,5 @@ ipc_testkit::peer_roles! {
     "armed-consumer" => channel_select::armed_consumer_role,
     "many-consumers" => channel_many::many_consumers_role,
     "many-producers" => channel_many::many_producers_role,
+    "polled-consumers" => channel_many::polled_consumers_role,
 }
