@@ -125,6 +125,7 @@ fn record_size(size: usize) -> usize {
 
 /// How many `size`-byte messages the ring of this bench holds: how far a producer can run
 /// ahead of its consumer (a peer crate's queue is given the same depth).
+#[cfg(feature = "peers")]
 pub(crate) fn ring_depth(size: usize) -> usize {
     ring_capacity(size) / record_size(size)
 }
