@@ -54,7 +54,8 @@
 //! is never taken for the peer), and the pidfd becomes readable when the peer dies,
 //! whatever the way. One pidfd per peer process is shared by every channel end of this
 //! process that watches it, so an end holds one descriptor of its own, its segment (test
-//! `a_thousand_channels_fit_under_the_default_descriptor_limit_and_share_one_pidfd_per_peer`);
+//! `a_thousand_channels_fit_under_the_default_descriptor_limit_and_share_one_pidfd_per_peer`,
+//! and `ten_thousand_channels_fit_under_a_limit_raised_just_past_them`);
 //! an end that a poller watches adds one, its wake FIFO (its timer is kept by the process's
 //! relay thread, on one timerfd for all; test
 //! `a_polled_end_adds_one_descriptor_its_wake_fifo`), besides the duplicate the poller

@@ -36,13 +36,15 @@ fn names(ctx: &PeerContext) -> Result<Vec<IpcName>, Box<dyn std::error::Error + 
         .collect::<Result<_, _>>()?)
 }
 
-/// Lowers this process's soft descriptor limit to the default one.
-fn default_descriptor_limit() -> PeerResult {
+/// Sets this process's soft descriptor limit to the peer's arg 2, or to the default one
+/// (the hard limit is raised if it is lower: the tests run as root).
+fn descriptor_limit(ctx: &PeerContext) -> PeerResult {
+    let soft = ctx.arg(2).map_or(Ok(DEFAULT_NOFILE), str::parse)?;
     let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
     nix::sys::resource::setrlimit(
         nix::sys::resource::Resource::RLIMIT_NOFILE,
-        DEFAULT_NOFILE.min(hard),
-        hard,
+        soft,
+        hard.max(soft),
     )?;
     Ok(())
 }
@@ -51,12 +53,12 @@ fn open_descriptors() -> Result<usize, std::io::Error> {
     Ok(std::fs::read_dir("/proc/self/fd")?.count())
 }
 
-/// Under the default descriptor limit, creates the consumers of the peer's channels,
+/// Under the peer's descriptor limit, creates the consumers of its channels,
 /// reports ready and returns them once told "go".
 fn consumers_on_go(
     ctx: &mut PeerContext,
 ) -> Result<Vec<Consumer>, Box<dyn std::error::Error + Send + Sync>> {
-    default_descriptor_limit()?;
+    descriptor_limit(ctx)?;
     let consumers = names(ctx)?
         .iter()
         .map(|name| options().create_consumer(name))
@@ -66,7 +68,7 @@ fn consumers_on_go(
     Ok(consumers)
 }
 
-/// Under the default descriptor limit, creates the consumers of channels arg 0-0 … and
+/// Under the peer's descriptor limit, creates the consumers of channels arg 0-0 … and
 /// reports ready; on "go", receives one message on each and finds its producer alive
 /// (reporting the descriptors it then has open), then on "gone" waits on each until its producer is reported gone.
 pub fn many_consumers_role(ctx: &mut PeerContext) -> PeerResult {
@@ -80,7 +82,7 @@ pub fn many_consumers_role(ctx: &mut PeerContext) -> PeerResult {
     // each would run out of descriptors, which must not pass for a death either).
     for consumer in &mut consumers {
         let err = consumer
-            .recv_timeout(&mut buf, Duration::from_millis(1))
+            .recv_timeout(&mut buf, Duration::from_micros(100))
             .expect_err("nothing more was sent");
         assert!(err.is_timeout(), "{err}");
     }
@@ -96,7 +98,7 @@ pub fn many_consumers_role(ctx: &mut PeerContext) -> PeerResult {
     Ok(())
 }
 
-/// Under the default descriptor limit, creates the consumers of channels arg 0-0 … (arg 1
+/// Under the peer's descriptor limit, creates the consumers of channels arg 0-0 … (arg 1
 /// of them) and reports ready; on "go" (each has a message), empties each, adds them all to
 /// a selector and waits once, which arms every one (its wake FIFO, its timer, the watch of
 /// the producer's process), and reports how many descriptors that added and how many of
@@ -139,10 +141,10 @@ pub fn polled_consumers_role(ctx: &mut PeerContext) -> PeerResult {
     Ok(())
 }
 
-/// Under the default descriptor limit, opens the producers of channels arg 0-0 …, sends
+/// Under the peer's descriptor limit, opens the producers of channels arg 0-0 …, sends
 /// each its number, reports the descriptors it has open and waits to be killed.
 pub fn many_producers_role(ctx: &mut PeerContext) -> PeerResult {
-    default_descriptor_limit()?;
+    descriptor_limit(ctx)?;
     let mut producers = names(ctx)?
         .iter()
         .map(|name| options().open_producer(name))
@@ -156,31 +158,51 @@ pub fn many_producers_role(ctx: &mut PeerContext) -> PeerResult {
     }
 }
 
-#[test]
-fn a_thousand_channels_fit_under_the_default_descriptor_limit_and_share_one_pidfd_per_peer() {
+/// `count` channels between two processes whose soft descriptor limit is `limit`: each
+/// end holds one descriptor, the peer process is watched through one shared pidfd, and its
+/// death is seen on every channel.
+fn channels_between_two_processes(count: usize, limit: u64) {
     let guard = LeakGuard::new();
     let prefix = guard.name("many");
-    let mut consumers = Peer::builder("many-consumers")
-        .arg(prefix.as_str())
-        .timeout(test_timeout() + Duration::from_secs(60))
-        .spawn()
-        .unwrap();
-    let mut producers = Peer::builder("many-producers")
-        .arg(prefix.as_str())
-        .timeout(test_timeout() + Duration::from_secs(60))
-        .spawn()
-        .unwrap();
-    // A thousand segments and a few of the process's own; one pidfd for the consumers'
-    // process, not one per channel (which would not fit).
+    let (count_arg, limit_arg) = (count.to_string(), limit.to_string());
+    let spawn = |role| {
+        Peer::builder(role)
+            .arg(prefix.as_str())
+            .arg(count_arg.as_str())
+            .arg(limit_arg.as_str())
+            .timeout(test_timeout() + Duration::from_secs(120))
+            .spawn()
+            .unwrap()
+    };
+    let mut consumers = spawn("many-consumers");
+    let mut producers = spawn("many-producers");
+    // The segments and a few of the process's own; one pidfd for the consumers' process,
+    // not one per channel (which would not fit).
     let producer_fds: usize = producers.ready_payload().parse().unwrap();
-    assert!(producer_fds > CHANNELS, "{producer_fds}");
+    assert!(
+        (count..count + 16).contains(&producer_fds),
+        "{producer_fds}"
+    );
     consumers.send("go").unwrap();
     let consumer_fds: usize = consumers.recv().unwrap().parse().unwrap();
-    assert!(consumer_fds > CHANNELS, "{consumer_fds}");
+    assert!(
+        (count..count + 16).contains(&consumer_fds),
+        "{consumer_fds}"
+    );
     producers.kill().unwrap();
     consumers.send("gone").unwrap();
     assert_eq!(consumers.recv().unwrap(), "all saw it");
     consumers.wait_success().unwrap();
+}
+
+#[test]
+fn a_thousand_channels_fit_under_the_default_descriptor_limit_and_share_one_pidfd_per_peer() {
+    channels_between_two_processes(CHANNELS, DEFAULT_NOFILE);
+}
+
+#[test]
+fn ten_thousand_channels_fit_under_a_limit_raised_just_past_them() {
+    channels_between_two_processes(10_000, 10_064);
 }
 
 #[test]
