@@ -158,24 +158,26 @@ pub fn many_producers_role(ctx: &mut PeerContext) -> PeerResult {
     }
 }
 
+/// Starts peer `role` on channels `prefix`-0 … `prefix`-(count - 1), whose soft
+/// descriptor limit is `limit`.
+fn spawn(role: &str, prefix: &IpcName, count: usize, limit: u64) -> Peer {
+    Peer::builder(role)
+        .arg(prefix.as_str())
+        .arg(count.to_string())
+        .arg(limit.to_string())
+        .timeout(test_timeout() + Duration::from_secs(120))
+        .spawn()
+        .unwrap()
+}
+
 /// `count` channels between two processes whose soft descriptor limit is `limit`: each
 /// end holds one descriptor, the peer process is watched through one shared pidfd, and its
 /// death is seen on every channel.
 fn channels_between_two_processes(count: usize, limit: u64) {
     let guard = LeakGuard::new();
     let prefix = guard.name("many");
-    let (count_arg, limit_arg) = (count.to_string(), limit.to_string());
-    let spawn = |role| {
-        Peer::builder(role)
-            .arg(prefix.as_str())
-            .arg(count_arg.as_str())
-            .arg(limit_arg.as_str())
-            .timeout(test_timeout() + Duration::from_secs(120))
-            .spawn()
-            .unwrap()
-    };
-    let mut consumers = spawn("many-consumers");
-    let mut producers = spawn("many-producers");
+    let mut consumers = spawn("many-consumers", &prefix, count, limit);
+    let mut producers = spawn("many-producers", &prefix, count, limit);
     // The segments and a few of the process's own; one pidfd for the consumers' process,
     // not one per channel (which would not fit).
     let producer_fds: usize = producers.ready_payload().parse().unwrap();
@@ -209,17 +211,8 @@ fn ten_thousand_channels_fit_under_a_limit_raised_just_past_them() {
 fn a_polled_end_adds_one_descriptor_its_wake_fifo() {
     let guard = LeakGuard::new();
     let prefix = guard.name("polled");
-    let count = POLLED.to_string();
-    let spawn = |role| {
-        Peer::builder(role)
-            .arg(prefix.as_str())
-            .arg(count.as_str())
-            .timeout(test_timeout() + Duration::from_secs(60))
-            .spawn()
-            .unwrap()
-    };
-    let mut consumers = spawn("polled-consumers");
-    let mut producers = spawn("many-producers");
+    let mut consumers = spawn("polled-consumers", &prefix, POLLED, DEFAULT_NOFILE);
+    let mut producers = spawn("many-producers", &prefix, POLLED, DEFAULT_NOFILE);
     producers.ready_payload();
     consumers.send("go").unwrap();
     let report = consumers.recv().unwrap();
