@@ -14,6 +14,9 @@ use crate::{TEST_PREFIX, unique_name};
 
 const SHM_DIR: &str = "/dev/shm";
 const MQUEUE_DIR: &str = "/dev/mqueue";
+/// The wake FIFOs of `ipc-shm`'s polled channel ends, named after their creator the way
+/// [`IpcName::unique`] names are.
+const WAKE_PREFIX: &str = "ipcrs-wake-";
 
 /// Fails the test if it leaves anything behind: open descriptors, objects in `/dev/shm`
 /// (segments and semaphores), message queues, or files in its scratch directory. It also
@@ -35,14 +38,16 @@ const MQUEUE_DIR: &str = "/dev/mqueue";
 /// What it sees:
 ///
 /// - names made by [`LeakGuard::name`] or passed to [`LeakGuard::track`], whatever the
-///   process runs: no shared-memory object, semaphore or queue of that name may exist;
+///   process runs: no shared-memory object, semaphore or queue of that name may exist,
+///   nor an object in `/dev/shm` named after it (`{name}-0`, `{name}-1` …);
 /// - the guard's [`dir`](LeakGuard::dir), which must be empty;
 /// - when the process runs one test at a time (nextest's process-per-test mode, which
 ///   `cargo xtask test` uses, `RUST_TEST_THREADS=1`, or a peer process): descriptors
 ///   opened and not closed since the guard was made, and new objects in `/dev/shm` and a
-///   mounted `/dev/mqueue` whose [`IpcName::unique`] name says this process or one of its
-///   peers created them. With several tests in one process these are skipped, because
-///   other tests' descriptors and objects cannot be told apart.
+///   mounted `/dev/mqueue` (the wake FIFOs of polled channel ends among them) whose
+///   [`IpcName::unique`] name says this process or one of its peers created them. With
+///   several tests in one process these are skipped, because other tests' descriptors and
+///   objects cannot be told apart.
 ///
 /// Dropping the guard checks and panics with a [`LeakReport`], unless the thread is
 /// already panicking (it then only cleans up).
@@ -141,6 +146,20 @@ impl LeakGuard {
             }
             if queue_exists(name) {
                 leaks.push(Leak::Queue(name.clone()));
+            }
+        }
+        // Names a test derives from one of its own (`{name}-0`, `{name}-1` …).
+        let derived: Vec<String> = names
+            .iter()
+            .map(|name| format!("{}-", name.file_name()))
+            .collect();
+        for file in object_files() {
+            let Some(object) = file.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let object = object.strip_prefix("sem.").unwrap_or(object);
+            if derived.iter().any(|prefix| object.starts_with(prefix)) {
+                leaks.push(Leak::File(file));
             }
         }
         if let Some(dir) = self.dir.get() {
@@ -289,7 +308,7 @@ fn object_files() -> BTreeSet<PathBuf> {
             let name = entry.file_name();
             let name = name.to_string_lossy();
             let name = name.strip_prefix("sem.").unwrap_or(&name);
-            name.starts_with(TEST_PREFIX)
+            name.starts_with(TEST_PREFIX) || name.starts_with(WAKE_PREFIX)
         })
         .map(|entry| entry.path())
         .collect()

@@ -48,6 +48,8 @@ fn leaked_objects_fail_the_test_and_are_removed() {
     let semaphore_file = format!("/dev/shm/sem.{}", guard.name("sem").file_name());
     let queue = guard.name("queue");
     let socket = guard.dir().join("server.sock");
+    // A name the test derived from one of its own, as a channel's parts are.
+    let derived_file = format!("/dev/shm/{}-0", segment.file_name());
     drop(
         shm_open(
             segment.as_cstr(),
@@ -68,9 +70,11 @@ fn leaked_objects_fail_the_test_and_are_removed() {
     .unwrap();
     mq_close(mqd).unwrap();
     std::fs::write(&socket, b"").unwrap();
+    std::fs::write(&derived_file, b"").unwrap();
 
     let items = guard.check().unwrap_err().items();
-    assert_eq!(items.len(), 4, "{items:?}");
+    assert_eq!(items.len(), 5, "{items:?}");
+    assert!(items.iter().any(|i| i.contains(&derived_file)));
     assert!(
         items
             .iter()
@@ -87,10 +91,11 @@ fn leaked_objects_fail_the_test_and_are_removed() {
     let dir = guard.dir().to_owned();
     let panic = catch_unwind(AssertUnwindSafe(|| drop(guard))).unwrap_err();
     let message = panic.downcast_ref::<String>().unwrap();
-    assert!(message.contains("left 4 thing(s) behind"), "{message}");
+    assert!(message.contains("left 5 thing(s) behind"), "{message}");
     // Everything is gone even though the test "failed".
     assert!(!Path::new(&format!("/dev/shm/{}", segment.file_name())).exists());
     assert!(!Path::new(&semaphore_file).exists());
+    assert!(!Path::new(&derived_file).exists());
     assert_eq!(
         mq_open(queue.as_cstr(), MQ_OFlag::O_RDONLY, Mode::empty(), None).err(),
         Some(nix::errno::Errno::ENOENT)
