@@ -14,23 +14,30 @@ use crate::SharedMemory;
 use memmap2::MmapRaw;
 
 /// Checks that `len` bytes at `offset` lie inside `map`, and returns the end.
+///
+/// Inlined, with the error made out of line: on a channel's path this runs for every
+/// message, and a call that builds an `Error` on its stack stores to it even when it
+/// succeeds (see `Producer::reserve`).
+#[inline]
 pub(crate) fn check(map: &MmapRaw, offset: usize, len: usize, op: &'static str) -> Result<usize> {
-    offset
-        .checked_add(len)
-        .filter(|&end| end <= map.len())
-        .ok_or_else(|| {
-            Error::new(
-                op,
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "{len} bytes at offset {offset} do not fit a segment of {} bytes",
-                    map.len()
-                ),
-            )
-        })
+    match offset.checked_add(len) {
+        Some(end) if end <= map.len() => Ok(end),
+        _ => Err(outside(op, offset, len, map.len())),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn outside(op: &'static str, offset: usize, len: usize, size: usize) -> Error {
+    Error::new(
+        op,
+        std::io::ErrorKind::InvalidInput,
+        format!("{len} bytes at offset {offset} do not fit a segment of {size} bytes"),
+    )
 }
 
 /// Copies `buf.len()` bytes from offset `offset` of the mapping.
+#[inline]
 pub(crate) fn copy_out(map: &MmapRaw, offset: usize, buf: &mut [u8]) -> Result<()> {
     check(map, offset, buf.len(), "read_at")?;
     // SAFETY: the source range lies inside the mapping (checked above), which stays mapped
@@ -42,6 +49,7 @@ pub(crate) fn copy_out(map: &MmapRaw, offset: usize, buf: &mut [u8]) -> Result<(
 }
 
 /// Copies `data` to offset `offset` of the mapping.
+#[inline]
 pub(crate) fn copy_in(map: &MmapRaw, offset: usize, data: &[u8]) -> Result<()> {
     check(map, offset, data.len(), "write_at")?;
     // SAFETY: the destination range lies inside the mapping (checked above), which is
@@ -54,6 +62,7 @@ pub(crate) fn copy_in(map: &MmapRaw, offset: usize, data: &[u8]) -> Result<()> {
 }
 
 /// Reads a `T` at `offset` (any alignment).
+#[inline]
 pub(crate) fn read_value<T: ShmSafe>(map: &MmapRaw, offset: usize) -> Result<T> {
     check(map, offset, std::mem::size_of::<T>(), "read")?;
     // SAFETY: the bytes lie inside the mapping (checked above); `read_unaligned` accepts any
@@ -62,6 +71,7 @@ pub(crate) fn read_value<T: ShmSafe>(map: &MmapRaw, offset: usize) -> Result<T> 
 }
 
 /// Writes `value` at `offset` (any alignment).
+#[inline]
 pub(crate) fn write_value<T: ShmSafe>(map: &MmapRaw, offset: usize, value: &T) -> Result<()> {
     check(map, offset, std::mem::size_of::<T>(), "write")?;
     // SAFETY: the bytes lie inside the writable mapping (checked above, writability by the

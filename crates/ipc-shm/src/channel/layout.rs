@@ -88,6 +88,9 @@ pub(super) fn record(len: u32, kind: u32) -> u64 {
     ((u64::from(kind) << 32) | u64::from(len)).to_le()
 }
 
+/// Checks that `len` bytes at `offset` lie within a loaned message of `limit` bytes
+/// (inlined, the error out of line, as `sys::check`).
+#[inline]
 pub(super) fn check_within(
     offset: usize,
     len: usize,
@@ -97,10 +100,16 @@ pub(super) fn check_within(
     if offset.checked_add(len).is_some_and(|end| end <= limit) {
         Ok(())
     } else {
-        Err(Error::new(
-            op,
-            io::ErrorKind::InvalidInput,
-            format!("{len} bytes at {offset} do not fit a message of {limit} bytes"),
-        ))
+        Err(outside_message(op, offset, len, limit))
     }
+}
+
+#[cold]
+#[inline(never)]
+fn outside_message(op: &'static str, offset: usize, len: usize, limit: usize) -> Error {
+    Error::new(
+        op,
+        io::ErrorKind::InvalidInput,
+        format!("{len} bytes at {offset} do not fit a message of {limit} bytes"),
+    )
 }

@@ -103,6 +103,7 @@ impl Ring {
 
     /// Names `err` after this channel.
     #[cold]
+    #[inline(never)]
     pub(super) fn name_error(&self, err: Error) -> Error {
         err.with_subject(Arc::clone(&self.subject))
     }
@@ -312,12 +313,14 @@ impl Ring {
     }
 
     /// Whether the peer closed its end (a relaxed read: for the fast paths).
+    #[inline]
     pub(super) fn peer_closed(&self) -> bool {
         SideState(self.control.position(PEER_STATE).load(Ordering::Relaxed)).phase()
             == Phase::Closed
     }
 
     /// Wakes the peer if it sleeps (after publishing a position with release ordering).
+    #[inline]
     pub(super) fn wake_peer(&mut self) -> Result<()> {
         // A busy-polling peer never parks, so the fence (an `mfence` on x86, a good part of
         // a zero-copy message's cost) and the check are skipped. A successor that attaches

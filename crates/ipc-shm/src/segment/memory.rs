@@ -121,15 +121,12 @@ impl SharedMemory {
         self.map.as_mut_ptr()
     }
 
+    #[inline]
     fn check_writable(&self, op: &'static str) -> Result<()> {
         if self.writable {
             Ok(())
         } else {
-            Err(Error::new(
-                op,
-                io::ErrorKind::PermissionDenied,
-                "the segment is mapped read-only",
-            ))
+            Err(read_only(op))
         }
     }
 
@@ -138,6 +135,7 @@ impl SharedMemory {
     /// # Errors
     ///
     /// `InvalidInput` if the range does not lie inside the segment.
+    #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         sys::copy_out(&self.map, offset, buf)
     }
@@ -148,6 +146,7 @@ impl SharedMemory {
     ///
     /// `InvalidInput` if the range does not lie inside the segment; `PermissionDenied` if it
     /// is mapped read-only.
+    #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.check_writable("write_at")?;
         sys::copy_in(&self.map, offset, data)
@@ -159,6 +158,7 @@ impl SharedMemory {
     /// # Errors
     ///
     /// `InvalidInput` if it does not lie inside the segment.
+    #[inline]
     pub fn read<T: ShmSafe>(&self, offset: usize) -> Result<T> {
         sys::read_value(&self.map, offset)
     }
@@ -168,6 +168,7 @@ impl SharedMemory {
     /// # Errors
     ///
     /// As [`write_at`](SharedMemory::write_at).
+    #[inline]
     pub fn write<T: ShmSafe>(&self, offset: usize, value: &T) -> Result<()> {
         self.check_writable("write")?;
         sys::write_value(&self.map, offset, value)
@@ -431,4 +432,14 @@ impl SharedMemory {
         // SAFETY: forwarded to the caller.
         unsafe { sys::as_mut_slice(&mut self.map) }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn read_only(op: &'static str) -> Error {
+    Error::new(
+        op,
+        io::ErrorKind::PermissionDenied,
+        "the segment is mapped read-only",
+    )
 }
