@@ -320,8 +320,10 @@ impl Report {
             .iter()
             .filter(|r| r.baseline.is_some() && r.size == size)
             // Mechanisms between processes only: not the in-process copies, nor the
-            // extra rows that compare one mechanism with another.
+            // extra rows that compare one mechanism with another or with another crate
+            // (those have a section of their own: each mechanism is ranked once).
             .filter(|r| !r.case.contains("SharedMemory::") && !r.case.contains(" vs "))
+            .filter(|r| !self.against_peer(r))
             .filter(|r| matches!(r.metric, Metric::Latency(..)) == latency)
             .collect();
         // Settled rows first, in order; the unsettled after them, unranked.
@@ -335,6 +337,61 @@ impl Report {
             })
         });
         rows
+    }
+
+    /// Whether `row` is measured against another crate's mechanism (`--peers`) rather
+    /// than against a floor.
+    fn against_peer(&self, row: &Row) -> bool {
+        row.baseline
+            .and_then(|b| self.rows.get(b))
+            .is_some_and(|base| base.case.starts_with(PEER_PREFIX))
+    }
+
+    /// The rows measured against other crates (`--peers`), as a table of their own.
+    fn peers(&self, out: &mut String) {
+        let rows: Vec<&Row> = self.rows.iter().filter(|r| self.against_peer(r)).collect();
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "### Against other crates\n\n\
+             Each ipc-rs mechanism beside the nearest one of another crate, on the same work in \
+             the same run (`--peers`): a latency ratio below 1 and a throughput ratio above 1 \
+             favour ipc-rs.\n\n\
+             | ipc-rs | other crate | message | what | ipc-rs | other crate | ipc-rs ÷ other |\n\
+             |---|---|---:|---|---:|---:|---:|"
+        );
+        for row in rows {
+            let Some(base) = row.baseline.and_then(|b| self.rows.get(b)) else {
+                continue;
+            };
+            let (what, ours, theirs) = match (&row.metric, &base.metric) {
+                (Metric::Latency(l, _), Metric::Latency(b, _)) => {
+                    ("latency, median", ns(l.median), ns(b.median))
+                }
+                (Metric::Throughput(r), Metric::Throughput(b)) => {
+                    ("throughput", rate(median(r)), rate(median(b)))
+                }
+                _ => continue,
+            };
+            let ratio = self.ratio(row).map_or_else(String::new, |r| {
+                let interval = self
+                    .ratio_interval(row)
+                    .map(|(lo, hi)| format!(" ({lo:.2}–{hi:.2})"))
+                    .unwrap_or_default();
+                let unsettled = if self.settled(row) { "" } else { ", unsettled" };
+                format!("{r:.2}×{interval}{unsettled}")
+            });
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {what} | {ours} | {theirs} | {ratio} |",
+                row.case,
+                base.case.trim_start_matches(PEER_PREFIX).trim(),
+                size(row.size),
+            );
+        }
+        let _ = writeln!(out);
     }
 
     /// A ranked row's rank, or "–" for an unsettled one.
@@ -466,6 +523,7 @@ impl Report {
         let mut out = String::new();
         self.header(&mut out);
         self.summary(&mut out);
+        self.peers(&mut out);
         let _ = writeln!(out, "### One-way latency, every case\n");
         let _ = writeln!(
             out,
@@ -582,6 +640,9 @@ impl Report {
         serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
     }
 }
+
+/// How the rows of other crates' mechanisms (`--peers`) begin (`peers.rs` names them).
+pub(crate) const PEER_PREFIX: &str = "peer:";
 
 fn lat(row: &Row) -> &Summary {
     match &row.metric {
@@ -854,6 +915,32 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("pinned to CPU 0 and CPU 1"));
+    }
+
+    #[test]
+    fn rows_against_other_crates_have_their_own_table_and_are_not_ranked_twice() {
+        let mut r = report();
+        r.rows.push(row(
+            "peer: other crate",
+            64,
+            Metric::Latency(summary(200), vec![200.0, 200.0, 200.0]),
+            None,
+            None,
+        ));
+        r.rows.push(row(
+            "wrapper",
+            64,
+            Metric::Latency(summary(150), vec![150.0, 150.0, 150.0]),
+            Some(4),
+            None,
+        ));
+        assert!(r.ranked(true, 64).iter().all(|row| row.baseline != Some(4)));
+        let md = r.to_markdown();
+        assert!(md.contains("### Against other crates"), "{md}");
+        assert!(
+            md.contains("| wrapper | other crate | 64 B | latency, median | 150 ns | 200 ns | 0.75× (0.75–0.75) |"),
+            "{md}"
+        );
     }
 
     #[test]
