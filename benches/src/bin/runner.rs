@@ -340,8 +340,8 @@ fn latency_plan() -> Vec<(Case, usize, Option<Case>, Option<&'static str>)> {
         }
         for (flavour, target) in [
             (ShmFlavour::RawRing, None),
-            (ShmFlavour::Busy, Some("≤ 1.2")),
-            (ShmFlavour::Spin, Some("≤ 1.2")),
+            (ShmFlavour::Busy, Some("≤ 1.1")),
+            (ShmFlavour::Spin, Some("≤ 1.1")),
             (ShmFlavour::RawFutex, None),
             (ShmFlavour::Blocking, Some("≤ 1.1")),
         ] {
@@ -556,11 +556,11 @@ fn throughput_plan() -> Vec<Planned> {
                 ));
             }
         }
-        let big = size >= 64 * KIB;
+        let copy_target = (size >= 4 * KIB).then_some("≥ 0.90");
         for (flavour, target) in [
             (ShmFlavour::RawRing, None),
-            (ShmFlavour::Busy, if big { Some("≥ 0.90") } else { None }),
-            (ShmFlavour::Spin, if big { Some("≥ 0.90") } else { None }),
+            (ShmFlavour::Busy, copy_target),
+            (ShmFlavour::Spin, copy_target),
             (ShmFlavour::Blocking, None),
             (ShmFlavour::RawRingZeroCopy, None),
             (ShmFlavour::BusyZeroCopy, Some("≥ 0.80")),
