@@ -477,6 +477,12 @@ impl Report {
                 zero.metric.central() / 65536.0 / 1e6
             );
         }
+        if settled_fast.is_empty() && settled_bulk.is_empty() {
+            let _ = writeln!(
+                out,
+                "No row settled in this run (every one's rounds or ratio varied by more than 20%: the machine was busy, or the host moved the vCPUs), so none is recommended: run again on a quieter machine, or with more rounds."
+            );
+        }
         let _ = writeln!(
             out,
             "\n### Ranked: one-way latency, 64 B\n\n| rank | mechanism | median | p99 | p99.9 | × its floor |\n|---:|---|---:|---:|---:|---:|"
@@ -1009,6 +1015,14 @@ mod tests {
         assert!(md.contains("| – | noisy |"), "{md}");
         assert!(md.contains(", unsettled"), "{md}");
         assert!(md.contains("**Lowest latency**: steady"), "{md}");
+        assert!(!md.contains("No row settled"), "{md}");
+        // With nothing settled, the recommendation says so instead of being empty.
+        r.rows.truncate(2);
+        let md = r.to_markdown();
+        assert!(
+            md.contains("### Which mechanism should I use?\n\nNo row settled in this run"),
+            "{md}"
+        );
         let json: JsonReport = serde_json::from_str(&r.to_json()).unwrap();
         assert!(!json.rows[1].settled && json.rows[2].settled);
         assert!(json.rows[2].ratio_interval.is_some());

@@ -77,7 +77,10 @@ mod wait;
 pub use mutex::{Locked, MutexGuard, MutexOptions, OwnerDied, RobustMutex};
 pub use named::{NamedSemaphore, SEM_VALUE_MAX, SemaphoreOptions};
 pub use permit::{Permit, Release};
-pub use sysv::{SEMVMX, StaleUndoSet, UndoSemaphore, remove_stale_undo_sets, stale_undo_sets};
+pub use sysv::{
+    SEMVMX, StaleUndoSet, UndoSemaphore, UndoSetRecord, remove_stale_undo_sets, stale_undo_sets,
+    undo_set_record,
+};
 pub use unnamed::{SEMAPHORE_SIZE, Semaphore};
 
 #[cfg(feature = "tokio")]

@@ -484,17 +484,59 @@ pub fn stale_undo_sets() -> Result<Vec<StaleUndoSet>> {
         .collect())
 }
 
+/// What a System V set made by [`SemaphoreOptions::create_undo`] records about itself:
+/// read by tools that list every set on a machine (`ipc ls`), to tell this crate's sets
+/// from other programs' and a persisted set from one that is a crash's leftover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UndoSetRecord {
+    creator: u32,
+    persisted: bool,
+}
+
+impl UndoSetRecord {
+    /// The pid of the process that created the set.
+    pub fn creator_pid(&self) -> u32 {
+        self.creator
+    }
+
+    /// Whether its creator [`persist`](UndoSemaphore::persist)ed it: it is meant to outlive
+    /// its creator.
+    pub fn persisted(&self) -> bool {
+        self.persisted
+    }
+}
+
+/// The record of System V set `id` if this crate made it; `None` for another program's set
+/// or one this user may not read. The records are semaphores any process with write access
+/// could change: a tool may show them, and errs on the side of keeping a set.
+pub fn undo_set_record(id: i32) -> Option<UndoSetRecord> {
+    let persisted = match sys::sem_get(id, STAMP, SemGet::Value).ok()? {
+        STAMP_OWNED => false,
+        STAMP_PERSISTED => true,
+        _ => return None,
+    };
+    // A set of ours has exactly these semaphores: one past them does not exist.
+    if sys::sem_get(id, SET_SIZE, SemGet::Value).is_ok() {
+        return None;
+    }
+    let low = u32::try_from(sys::sem_get(id, CREATOR_LOW, SemGet::Value).ok()?).ok()?;
+    let high = u32::try_from(sys::sem_get(id, CREATOR_HIGH, SemGet::Value).ok()?).ok()?;
+    Some(UndoSetRecord {
+        creator: (high << 15) | low,
+        persisted,
+    })
+}
+
 /// Whether set `id` is a stale one of ours. Its pid records never change after creation;
 /// only `STAMP` can (to persisted, by a live creator), so reading it again after finding
 /// the creator gone makes the answer final.
 fn stale_set(key: i32, id: libc::c_int) -> Option<StaleUndoSet> {
     let owned = || sys::sem_get(id, STAMP, SemGet::Value).ok() == Some(STAMP_OWNED);
-    if !owned() {
+    let record = undo_set_record(id)?;
+    if record.persisted {
         return None;
     }
-    let low = u32::try_from(sys::sem_get(id, CREATOR_LOW, SemGet::Value).ok()?).ok()?;
-    let high = u32::try_from(sys::sem_get(id, CREATOR_HIGH, SemGet::Value).ok()?).ok()?;
-    let creator = (high << 15) | low;
+    let creator = record.creator;
     let gone = |pid: u32| pid == 0 || !ipc_core::internal::process_is_alive(pid);
     if creator == 0 || !gone(creator) {
         return None;

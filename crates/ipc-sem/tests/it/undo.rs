@@ -316,3 +316,17 @@ fn an_open_waits_for_a_set_its_creator_has_not_made_yet() {
     assert_eq!(opener.recv().unwrap(), "ok");
     opener.wait_success().unwrap();
 }
+
+#[test]
+fn a_set_records_its_creator_and_whether_it_was_persisted_for_tools() {
+    let guard = LeakGuard::new();
+    let name = guard.name("undo-record");
+    let mut set = SemaphoreOptions::new().create_undo(&name).unwrap();
+    let record = ipc_sem::undo_set_record(set.id()).expect("a set of ours");
+    assert_eq!(record.creator_pid(), std::process::id());
+    assert!(!record.persisted());
+    set.persist();
+    assert!(ipc_sem::undo_set_record(set.id()).unwrap().persisted());
+    set.unlink().unwrap();
+    assert_eq!(ipc_sem::undo_set_record(set.id()), None);
+}

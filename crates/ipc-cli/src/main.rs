@@ -1,0 +1,395 @@
+//! `ipc`: see, debug and clean every IPC object on a Linux machine.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use ipc_cli::{Kind, ListOptions, Listing, MqueueDir, Object, Removal, State};
+
+/// See, debug and clean every IPC object on this machine: POSIX shared memory, semaphores
+/// and message queues, System V sets, segments and queues, FIFOs and Unix sockets, with the
+/// processes that hold each of them.
+#[derive(Debug, Parser)]
+#[command(name = "ipc", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List objects: kind, name, owner, mode, size, creation time, creator, state and
+    /// holders.
+    #[command(visible_alias = "list")]
+    Ls(LsArgs),
+    /// Remove the named objects that no live process uses (a dry run unless --yes).
+    Rm(RmArgs),
+    /// Remove every stale object: those no live process uses (a dry run unless --yes).
+    Clean(CleanArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Which objects: the filters `ls` and `clean` share.
+#[derive(Debug, Args)]
+struct Filter {
+    /// Only objects of these kinds: shm, channel, sem, mq, sysv-sem, sysv-shm, sysv-msg,
+    /// fifo, socket (repeat, or separate with commas).
+    #[arg(long, short, value_delimiter = ',')]
+    kind: Vec<Kind>,
+    /// Only objects owned by this user (a name or a uid).
+    #[arg(long, short)]
+    user: Option<String>,
+    /// Only objects whose name starts with this (`/ipcrs-` for ipc-rs test objects).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Also look for FIFOs and sockets in this directory (and two levels below); the
+    /// temporary directory, /run and /dev/shm are always searched.
+    #[arg(long, value_name = "DIR")]
+    search: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct LsArgs {
+    #[command(flatten)]
+    filter: Filter,
+    /// Only stale objects: those no live process uses.
+    #[arg(long)]
+    stale: bool,
+    /// Print JSON (schema 1, in the crate's README) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct RmArgs {
+    /// The objects: `/name` for POSIX objects, a path for FIFOs and sockets, the id for
+    /// System V objects (as `ipc ls` shows them).
+    #[arg(required = true)]
+    names: Vec<String>,
+    /// The kind, when a name is taken by objects of several kinds.
+    #[arg(long, short)]
+    kind: Option<Kind>,
+    /// Remove for real; without it, only say what would be removed.
+    #[arg(long, short)]
+    yes: bool,
+}
+
+#[derive(Debug, Args)]
+struct CleanArgs {
+    #[command(flatten)]
+    filter: Filter,
+    /// Remove for real; without it, only say what would be removed.
+    #[arg(long, short)]
+    yes: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Queues are visible only in an mqueue file system; a private mount must be made while
+    // this process has one thread, before anything else runs.
+    let needs_queues = !matches!(cli.command, Command::Completions { .. });
+    let mqueue = needs_queues.then(MqueueDir::open);
+    let mut options = ListOptions::new();
+    let mut unseen = Vec::new();
+    match &mqueue {
+        Some(Ok(dir)) => {
+            options.mqueue_dir(dir.path());
+        }
+        Some(Err(err)) => unseen.push(format!("POSIX message queues: {err}")),
+        None => {}
+    }
+    let result = match cli.command {
+        Command::Ls(args) => ls(&args, options, unseen),
+        Command::Rm(args) => rm(&args, &options),
+        Command::Clean(args) => clean(&args, options),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ipc", &mut std::io::stdout());
+            Ok(true)
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("ipc: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Lists what `filter` selects.
+fn select(filter: &Filter, mut options: ListOptions) -> ipc_cli::Result<Listing> {
+    options.kinds(&filter.kind);
+    for dir in &filter.search {
+        options.search(dir);
+    }
+    let mut listing = ipc_cli::list(&options)?;
+    let uid = filter.user.as_deref().map(|user| {
+        user.parse::<u32>().ok().or_else(|| {
+            nix::unistd::User::from_name(user)
+                .ok()
+                .flatten()
+                .map(|u| u.uid.as_raw())
+        })
+    });
+    listing.objects.retain(|object| {
+        uid.is_none_or(|uid| Some(object.uid) == uid)
+            && filter
+                .prefix
+                .as_deref()
+                .is_none_or(|prefix| object.name.starts_with(prefix))
+    });
+    Ok(listing)
+}
+
+fn ls(args: &LsArgs, options: ListOptions, mut unseen: Vec<String>) -> ipc_cli::Result<bool> {
+    let mut listing = select(&args.filter, options)?;
+    if args.stale {
+        listing
+            .objects
+            .retain(|object| object.state == State::Stale);
+    }
+    unseen.append(&mut listing.unseen);
+    if args.json {
+        let document = serde_json::json!({
+            "schema": 1,
+            "objects": listing.objects,
+            "unseen": unseen,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document).unwrap_or_default()
+        );
+        return Ok(true);
+    }
+    print_table(&listing.objects);
+    for note in &unseen {
+        eprintln!("ipc: not seen: {note}");
+    }
+    Ok(true)
+}
+
+fn rm(args: &RmArgs, options: &ListOptions) -> ipc_cli::Result<bool> {
+    let mut all = options.clone();
+    if let Some(kind) = args.kind {
+        all.kinds(&[kind]);
+    }
+    for name in &args.names {
+        if let Some(parent) = std::path::Path::new(name).parent() {
+            all.search(parent);
+        }
+    }
+    let listing = ipc_cli::list(&all)?;
+    let mut ok = true;
+    for name in &args.names {
+        let matches: Vec<&Object> = listing
+            .objects
+            .iter()
+            .filter(|object| &object.name == name)
+            .collect();
+        match matches.as_slice() {
+            [] => {
+                eprintln!("ipc: {name}: no such object (see `ipc ls`)");
+                ok = false;
+            }
+            [object] => ok &= remove_one(object, options, args.yes),
+            several => {
+                let kinds: Vec<String> = several.iter().map(|o| o.kind.to_string()).collect();
+                eprintln!(
+                    "ipc: {name} names objects of several kinds ({}): say which with --kind",
+                    kinds.join(", ")
+                );
+                ok = false;
+            }
+        }
+    }
+    Ok(ok)
+}
+
+/// Removes (or in a dry run, judges) one object and says why; whether it was removable.
+fn remove_one(object: &Object, options: &ListOptions, yes: bool) -> bool {
+    let what = format!("{} {}", object.kind, object.name);
+    if !yes {
+        return match object.state {
+            State::Live => {
+                println!("would keep {what}: {}", object.reason);
+                false
+            }
+            _ => {
+                println!("would remove {what}: {}", object.reason);
+                true
+            }
+        };
+    }
+    match ipc_cli::remove(object, options) {
+        Ok(Removal::Removed(why)) => {
+            println!("removed {what}: {why}");
+            true
+        }
+        Ok(Removal::Kept(why)) => {
+            println!("kept {what}: {why}");
+            false
+        }
+        Err(err) => {
+            eprintln!("ipc: {err}");
+            false
+        }
+    }
+}
+
+fn clean(args: &CleanArgs, options: ListOptions) -> ipc_cli::Result<bool> {
+    let listing = select(&args.filter, options.clone())?;
+    let mut ok = true;
+    let (mut removed, mut kept) = (0, 0);
+    for object in &listing.objects {
+        let what = format!("{} {}", object.kind, object.name);
+        if object.state != State::Stale {
+            println!("keep {what}: {}", object.reason);
+            kept += 1;
+            continue;
+        }
+        if !args.yes {
+            println!("would remove {what}: {}", object.reason);
+            removed += 1;
+            continue;
+        }
+        match ipc_cli::remove(object, &options) {
+            Ok(Removal::Removed(why)) => {
+                println!("removed {what}: {why}");
+                removed += 1;
+            }
+            Ok(Removal::Kept(why)) => {
+                println!("keep {what}: {why}");
+                kept += 1;
+            }
+            Err(err) => {
+                eprintln!("ipc: {err}");
+                ok = false;
+            }
+        }
+    }
+    let verb = if args.yes { "removed" } else { "would remove" };
+    println!("ipc clean: {removed} {verb}, {kept} kept");
+    if !args.yes && removed > 0 {
+        println!("(a dry run: add --yes to remove them)");
+    }
+    for note in &listing.unseen {
+        eprintln!("ipc: not seen: {note}");
+    }
+    Ok(ok)
+}
+
+fn print_table(objects: &[Object]) {
+    let header = [
+        "KIND", "NAME", "OWNER", "MODE", "SIZE", "CREATED", "CREATOR", "STATE", "HELD BY",
+        "DETAILS",
+    ];
+    let rows: Vec<[String; 10]> = objects
+        .iter()
+        .map(|o| {
+            [
+                o.kind.to_string(),
+                o.name.clone(),
+                o.user.clone().unwrap_or_else(|| o.uid.to_string()),
+                format!("{:04o}", o.mode),
+                o.size.to_string(),
+                o.created.map(utc).unwrap_or_else(|| "-".to_owned()),
+                match (o.creator, o.creator_alive) {
+                    (Some(pid), Some(false)) => format!("{pid} (gone)"),
+                    (Some(pid), _) => pid.to_string(),
+                    (None, _) => "-".to_owned(),
+                },
+                match o.state {
+                    State::Live => "live",
+                    State::Stale => "stale",
+                    State::Kept => "kept",
+                }
+                .to_owned(),
+                holders(o),
+                o.summary.clone(),
+            ]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        out.trim_end().to_owned()
+    };
+    if std::io::stdout().is_terminal() || !rows.is_empty() {
+        println!("{}", line(header.to_vec()));
+    }
+    for row in &rows {
+        println!("{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
+fn holders(object: &Object) -> String {
+    let mut shown: Vec<String> = Vec::new();
+    for holder in &object.holders {
+        let text = format!("{}/{}", holder.pid, holder.command);
+        if !shown.contains(&text) {
+            shown.push(text);
+        }
+    }
+    match shown.len() {
+        0 => "-".to_owned(),
+        1..=3 => shown.join(","),
+        n => format!("{},+{}", shown[..3].join(","), n - 3),
+    }
+}
+
+/// `seconds` since the epoch as `YYYY-MM-DD HH:MM:SS` in UTC.
+fn utc(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let secs = seconds.rem_euclid(86_400);
+    // Days to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_796_417_340), "2026-12-04 20:49:00");
+    }
+
+    #[test]
+    fn every_subcommand_has_help() {
+        Cli::command().debug_assert();
+    }
+}
