@@ -12,31 +12,22 @@ fn main() -> ExitCode {
     let dry_run = std::env::args().skip(1).any(|a| a == "--dry-run");
     let temp = std::env::temp_dir();
     let mut dirs: Vec<PathBuf> = vec![PathBuf::from("/dev/shm"), temp];
-    // Message queues are only visible through an `mqueue` mount. Without one at
-    // /dev/mqueue, mount a private one in a mount namespace of our own (as root), which
-    // shows the same queues and disappears with this process.
-    let private_mount = if is_mqueue(Path::new("/dev/mqueue")) {
-        dirs.push(PathBuf::from("/dev/mqueue"));
-        None
-    } else {
-        match mount_private_mqueue() {
-            Ok(dir) => {
-                dirs.push(dir.clone());
-                Some(dir)
-            }
-            Err(err) => {
-                eprintln!("ipc-clean: message queues not checked: {err}");
-                None
-            }
+    // Message queues are only visible through an `mqueue` mount: /dev/mqueue, or one
+    // mounted for this process alone (as root), made while it has one thread.
+    let mqueue = match ipc_cli::MqueueDir::open() {
+        Ok(dir) => {
+            dirs.push(dir.path().to_path_buf());
+            Some(dir)
+        }
+        Err(err) => {
+            eprintln!("ipc-clean: message queues not checked: {err}");
+            None
         }
     };
     let dir_refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
     let result = clean_stale(&dir_refs, dry_run);
     let sets_ok = clean_undo_sets(dry_run);
-    if let Some(dir) = private_mount {
-        let _ = nix::mount::umount(&dir);
-        let _ = std::fs::remove_dir(&dir);
-    }
+    drop(mqueue);
     match result {
         Ok(report) => {
             print(&report, dry_run);
@@ -98,41 +89,4 @@ fn clean_undo_sets(dry_run: bool) -> bool {
             false
         }
     }
-}
-
-fn is_mqueue(dir: &Path) -> bool {
-    // The file system magic number of `mqueue`, which nix does not name.
-    const MQUEUE_MAGIC: u32 = 0x1980_0202;
-    nix::sys::statfs::statfs(dir)
-        .is_ok_and(|fs| u32::try_from(fs.filesystem_type().0) == Ok(MQUEUE_MAGIC))
-}
-
-fn mount_private_mqueue() -> Result<PathBuf, String> {
-    use nix::mount::{MsFlags, mount};
-    use nix::sched::{CloneFlags, unshare};
-    // This process is still single-threaded, which `unshare(CLONE_NEWNS)` requires.
-    unshare(CloneFlags::CLONE_NEWNS)
-        .map_err(|e| format!("unshare(CLONE_NEWNS): {e} (needs root)"))?;
-    // Keep our mount from propagating back into the host's namespace.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| format!("making / private: {e}"))?;
-    let dir = std::env::temp_dir().join(format!("ipc-clean-mqueue-{}", std::process::id()));
-    std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    if let Err(e) = mount(
-        Some("mqueue"),
-        &dir,
-        Some("mqueue"),
-        MsFlags::empty(),
-        None::<&str>,
-    ) {
-        let _ = std::fs::remove_dir(&dir);
-        return Err(format!("mount -t mqueue: {e}"));
-    }
-    Ok(dir)
 }
