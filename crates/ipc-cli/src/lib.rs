@@ -28,6 +28,7 @@
 #![deny(unsafe_code)]
 
 mod files;
+mod inspect;
 mod mqueue;
 mod object;
 mod posix;
@@ -39,6 +40,7 @@ mod sysv;
 
 use std::path::PathBuf;
 
+pub use inspect::inspect;
 pub use ipc_core::{Error, Result};
 pub use mqueue::MqueueDir;
 pub use object::{Kind, Object, State};

@@ -23,6 +23,9 @@ enum Command {
     /// holders.
     #[command(visible_alias = "list")]
     Ls(LsArgs),
+    /// Show what is inside an object: a channel's ring, positions and endpoints, a queue's
+    /// attributes, a semaphore's value and waiters, a System V set's values and pids.
+    Inspect(InspectArgs),
     /// Remove the named objects that no live process uses (a dry run unless --yes).
     Rm(RmArgs),
     /// Remove every stale object: those no live process uses (a dry run unless --yes).
@@ -61,6 +64,19 @@ struct LsArgs {
     #[arg(long)]
     stale: bool,
     /// Print JSON (schema 1, in the crate's README) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// The object: `/name` for POSIX objects, a path for FIFOs and sockets, the id for
+    /// System V objects (as `ipc ls` shows them).
+    name: String,
+    /// The kind, when the name is taken by objects of several kinds.
+    #[arg(long, short)]
+    kind: Option<Kind>,
+    /// Print JSON: the object as `ipc ls --json` shows it, and its `details`.
     #[arg(long)]
     json: bool,
 }
@@ -105,6 +121,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Ls(args) => ls(&args, options, unseen),
+        Command::Inspect(args) => inspect(&args, &options),
         Command::Rm(args) => rm(&args, &options),
         Command::Clean(args) => clean(&args, options),
         Command::Completions { shell } => {
@@ -174,36 +191,130 @@ fn ls(args: &LsArgs, options: ListOptions, mut unseen: Vec<String>) -> ipc_cli::
     Ok(true)
 }
 
-fn rm(args: &RmArgs, options: &ListOptions) -> ipc_cli::Result<bool> {
+/// The objects called `names` (of `kind`, if given), each looked up in one listing; an
+/// error message for a name that is missing or ambiguous.
+fn lookup(
+    names: &[String],
+    kind: Option<Kind>,
+    options: &ListOptions,
+) -> ipc_cli::Result<Vec<Result<Object, String>>> {
     let mut all = options.clone();
-    if let Some(kind) = args.kind {
+    if let Some(kind) = kind {
         all.kinds(&[kind]);
     }
-    for name in &args.names {
+    for name in names {
         if let Some(parent) = std::path::Path::new(name).parent() {
             all.search(parent);
         }
     }
     let listing = ipc_cli::list(&all)?;
-    let mut ok = true;
-    for name in &args.names {
-        let matches: Vec<&Object> = listing
-            .objects
-            .iter()
-            .filter(|object| &object.name == name)
-            .collect();
-        match matches.as_slice() {
-            [] => {
-                eprintln!("ipc: {name}: no such object (see `ipc ls`)");
-                ok = false;
+    Ok(names
+        .iter()
+        .map(|name| {
+            let matches: Vec<&Object> = listing
+                .objects
+                .iter()
+                .filter(|object| &object.name == name)
+                .collect();
+            match matches.as_slice() {
+                [] => Err(format!("{name}: no such object (see `ipc ls`)")),
+                [object] => Ok((*object).clone()),
+                several => {
+                    let kinds: Vec<String> = several.iter().map(|o| o.kind.to_string()).collect();
+                    Err(format!(
+                        "{name} names objects of several kinds ({}): say which with --kind",
+                        kinds.join(", ")
+                    ))
+                }
             }
-            [object] => ok &= remove_one(object, options, args.yes),
-            several => {
-                let kinds: Vec<String> = several.iter().map(|o| o.kind.to_string()).collect();
-                eprintln!(
-                    "ipc: {name} names objects of several kinds ({}): say which with --kind",
-                    kinds.join(", ")
-                );
+        })
+        .collect())
+}
+
+fn inspect(args: &InspectArgs, options: &ListOptions) -> ipc_cli::Result<bool> {
+    let found = lookup(std::slice::from_ref(&args.name), args.kind, options)?;
+    let object = match found.into_iter().next() {
+        Some(Ok(object)) => object,
+        Some(Err(message)) => {
+            eprintln!("ipc: {message}");
+            return Ok(false);
+        }
+        None => return Ok(false),
+    };
+    let details = ipc_cli::inspect(&object)?;
+    if args.json {
+        let details: serde_json::Map<String, serde_json::Value> = details
+            .into_iter()
+            .map(|(key, value)| (key, serde_json::Value::String(value)))
+            .collect();
+        let document = serde_json::json!({ "schema": 1, "object": object, "details": details });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document).unwrap_or_default()
+        );
+        return Ok(true);
+    }
+    let mut fields = vec![
+        ("kind".to_owned(), object.kind.to_string()),
+        ("name".to_owned(), object.name.clone()),
+    ];
+    if let Some(path) = &object.path {
+        fields.push(("path".to_owned(), path.display().to_string()));
+    }
+    if let Some(key) = object.key {
+        fields.push(("key".to_owned(), format!("{key:#010x}")));
+    }
+    fields.push((
+        "owner".to_owned(),
+        format!(
+            "{} (uid {}), mode {:04o}",
+            object.user.as_deref().unwrap_or("?"),
+            object.uid,
+            object.mode
+        ),
+    ));
+    fields.push(("size".to_owned(), format!("{} bytes", object.size)));
+    if let Some(created) = object.created {
+        fields.push(("created".to_owned(), format!("{} UTC", utc(created))));
+    }
+    if let Some(pid) = object.creator {
+        let alive = if object.creator_alive == Some(true) {
+            "alive"
+        } else {
+            "gone"
+        };
+        fields.push(("creator".to_owned(), format!("pid {pid}, {alive}")));
+    }
+    fields.push(("state".to_owned(), object.reason.clone()));
+    for holder in &object.holders {
+        let how = serde_json::to_value(holder.how)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        fields.push((
+            "held by".to_owned(),
+            format!("pid {} ({}), {how}", holder.pid, holder.command),
+        ));
+    }
+    fields.extend(details);
+    let width = fields
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (key, value) in fields {
+        println!("{:<width$}  {value}", format!("{key}:"), width = width + 1);
+    }
+    Ok(true)
+}
+
+fn rm(args: &RmArgs, options: &ListOptions) -> ipc_cli::Result<bool> {
+    let mut ok = true;
+    for found in lookup(&args.names, args.kind, options)? {
+        match found {
+            Ok(object) => ok &= remove_one(&object, options, args.yes),
+            Err(message) => {
+                eprintln!("ipc: {message}");
                 ok = false;
             }
         }

@@ -47,12 +47,41 @@ pub(crate) fn shm_objects(dir: &Path, procs: &Processes) -> Vec<Object> {
             object.summary = semaphore_summary(&path);
         }
         if kind == Kind::Channel {
-            object.summary = "ipc-shm channel".to_owned();
+            object.summary = channel_summary(&object.name);
         }
         object.decide(None);
         objects.push(object);
     }
     objects
+}
+
+/// A channel's fill level and sides, in a phrase.
+fn channel_summary(name: &str) -> String {
+    use ipc_shm::{ChannelStatus, EndpointState};
+    let Ok(status) = IpcName::new(name).and_then(|name| ChannelStatus::read(&name)) else {
+        return "ipc-shm channel (unreadable)".to_owned();
+    };
+    let side = |role: &str, side: ipc_shm::SideStatus| {
+        let state = match side.state() {
+            EndpointState::Never => return format!("no {role} yet"),
+            EndpointState::Attaching => "attaching",
+            EndpointState::Attached => "attached",
+            EndpointState::HandedOff => "handed off",
+            EndpointState::Closed => "closed",
+            EndpointState::Dead => "dead",
+        };
+        format!("{role} {} {state}", side.pid().unwrap_or_default())
+    };
+    let queued = status.queued().map_or_else(
+        || "impossible positions".to_owned(),
+        |q| format!("{q} B queued"),
+    );
+    format!(
+        "{queued} of {}; {}, {}",
+        status.capacity(),
+        side("producer", status.producer()),
+        side("consumer", status.consumer())
+    )
 }
 
 /// The message queues in `dir`, a mounted `mqueue` file system.

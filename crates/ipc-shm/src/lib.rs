@@ -109,7 +109,8 @@ mod stale;
 mod sys;
 
 pub use channel::{
-    CHANNEL_LAYOUT, ChannelOptions, Consumer, Producer, RecvLoan, SendLoan, WaitStrategy,
+    CHANNEL_LAYOUT, ChannelOptions, ChannelStatus, Consumer, EndpointState, Producer, RecvLoan,
+    SendLoan, SideStatus, WaitStrategy,
 };
 pub use header::{HEADER_FORMAT, HEADER_LEN, Layout};
 pub use segment::{MemfdOptions, ReceiveOptions, Seals, SharedMemory, ShmOptions};

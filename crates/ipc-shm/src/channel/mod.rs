@@ -81,6 +81,7 @@ mod options;
 mod producer;
 mod ring;
 mod side;
+mod status;
 mod wake;
 
 pub use consumer::{Consumer, RecvLoan};
@@ -88,3 +89,4 @@ pub use layout::CHANNEL_LAYOUT;
 pub use options::ChannelOptions;
 pub use producer::{Producer, SendLoan};
 pub use ring::WaitStrategy;
+pub use status::{ChannelStatus, EndpointState, SideStatus};

@@ -531,3 +531,43 @@ fn an_end_handed_off_and_never_attached_is_reported_gone_after_the_timeout() {
     assert!(err.is_peer_gone(), "{err}");
     assert!(started.elapsed() >= timeout);
 }
+
+/// A tool reads a channel's state without attaching: positions, fill level, each side's
+/// process and whether it lives, and reports impossible words instead of trusting them.
+#[test]
+fn a_channels_status_is_read_without_attaching_and_names_each_sides_process() {
+    use ipc_shm::{ChannelStatus, EndpointState};
+    let guard = LeakGuard::new();
+    let name = guard.name("status");
+    let mut consumer = options().create_consumer(&name).unwrap();
+    let fresh = ChannelStatus::read(&name).unwrap();
+    assert_eq!(fresh.capacity(), 64 * 1024);
+    assert_eq!(fresh.max_message(), 4096);
+    assert_eq!(fresh.producer().state(), EndpointState::Never);
+    assert_eq!(fresh.producer().pid(), None);
+    assert_eq!(fresh.consumer().state(), EndpointState::Attached);
+    assert_eq!(fresh.consumer().pid(), Some(std::process::id()));
+    assert_eq!(fresh.queued(), Some(0));
+
+    let mut producer = Peer::spawn("attach-and-hang", &[name.as_str()]);
+    let live = ChannelStatus::read(&name).unwrap();
+    assert_eq!(live.producer().state(), EndpointState::Attached);
+    assert_eq!(live.producer().pid(), Some(producer.pid()));
+    producer.kill().unwrap();
+    let dead = ChannelStatus::read(&name).unwrap();
+    assert_eq!(dead.producer().state(), EndpointState::Dead);
+    assert_eq!(dead.producer().pid(), Some(producer.pid()));
+
+    // A consumer position past the producer's is reported as impossible, not used.
+    Peer::spawn("poke", &[name.as_str(), &TAIL.to_string(), "4096"])
+        .wait_success()
+        .unwrap();
+    assert_eq!(ChannelStatus::read(&name).unwrap().queued(), None);
+    drop(consumer.try_recv(&mut [0u8; 16]));
+
+    // A segment that is not a channel is an error, not a misreading.
+    let other = guard.name("status-other");
+    let _segment = ShmOptions::new().size(8192).create(&other).unwrap();
+    let err = ChannelStatus::read(&other).unwrap_err();
+    assert!(err.is_corrupted(), "{err}");
+}
