@@ -1,11 +1,14 @@
 //! `ipc`: see, debug and clean every IPC object on a Linux machine.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod messages;
+
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use ipc_cli::{Kind, ListOptions, Listing, MqueueDir, Object, Removal, State};
+use messages::{Format, Rate, Received};
 
 /// See, debug and clean every IPC object on this machine: POSIX shared memory, semaphores
 /// and message queues, System V sets, segments and queues, FIFOs and Unix sockets, with the
@@ -30,6 +33,17 @@ enum Command {
     Rm(RmArgs),
     /// Remove every stale object: those no live process uses (a dry run unless --yes).
     Clean(CleanArgs),
+    /// Send messages to a queue, FIFO, Unix socket or channel: the arguments, or the lines
+    /// of standard input (all of it as one message with --format raw).
+    Send(SendArgs),
+    /// Receive messages (taking them: a queue's or channel's other consumers will not get
+    /// them) and print them.
+    Recv(RecvArgs),
+    /// Receive and print messages until interrupted (Ctrl-C).
+    Tail(TailArgs),
+    /// Receive messages and print messages and bytes per second, every second, until
+    /// interrupted.
+    Hz(HzArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -81,6 +95,67 @@ struct InspectArgs {
     json: bool,
 }
 
+/// The object messages go to or come from.
+#[derive(Debug, Args)]
+struct Target {
+    /// `/name` for a queue or a channel, a path (or `@name`) for a FIFO or a socket.
+    name: String,
+    /// Its kind (mq, channel, fifo or socket); looked up when not given.
+    #[arg(long, short)]
+    kind: Option<Kind>,
+    /// FIFOs and stream sockets: length-prefixed frames (ipc-rs framing), not bytes as
+    /// they come.
+    #[arg(long)]
+    framed: bool,
+}
+
+#[derive(Debug, Args)]
+struct SendArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The messages; without any, the lines of standard input.
+    messages: Vec<String>,
+    /// How the messages are written.
+    #[arg(long, short, value_enum, default_value_t = Format::Utf8)]
+    format: Format,
+    /// A queue message's priority.
+    #[arg(long, short, default_value_t = 0)]
+    priority: u32,
+}
+
+#[derive(Debug, Args)]
+struct RecvArgs {
+    #[command(flatten)]
+    target: Target,
+    /// How many messages to receive.
+    #[arg(long, short = 'n', default_value_t = 1)]
+    count: u64,
+    /// Give up (exit code 1) after this many seconds.
+    #[arg(long, short)]
+    timeout: Option<f64>,
+    /// How messages are printed.
+    #[arg(long, short, value_enum, default_value_t = Format::Utf8)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+struct TailArgs {
+    #[command(flatten)]
+    target: Target,
+    /// How messages are printed.
+    #[arg(long, short, value_enum, default_value_t = Format::Utf8)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+struct HzArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+}
+
 #[derive(Debug, Args)]
 struct RmArgs {
     /// The objects: `/name` for POSIX objects, a path for FIFOs and sockets, the id for
@@ -124,6 +199,22 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect(&args, &options),
         Command::Rm(args) => rm(&args, &options),
         Command::Clean(args) => clean(&args, options),
+        Command::Send(args) => send(&args, &options),
+        Command::Recv(args) => receive(
+            &args.target,
+            &options,
+            Some(args.count),
+            args.timeout,
+            Output::Print(args.format),
+        ),
+        Command::Tail(args) => receive(
+            &args.target,
+            &options,
+            None,
+            None,
+            Output::Print(args.format),
+        ),
+        Command::Hz(args) => receive(&args.target, &options, None, args.duration, Output::Rate),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ipc", &mut std::io::stdout());
             Ok(true)
@@ -306,6 +397,152 @@ fn inspect(args: &InspectArgs, options: &ListOptions) -> ipc_cli::Result<bool> {
         println!("{:<width$}  {value}", format!("{key}:"), width = width + 1);
     }
     Ok(true)
+}
+
+/// The kind of `target`: as given, or looked up.
+fn target_kind(target: &Target, options: &ListOptions) -> ipc_cli::Result<Option<Kind>> {
+    if let Some(kind) = target.kind {
+        return Ok(Some(kind));
+    }
+    let mut messaging = options.clone();
+    messaging.kinds(&[Kind::Mq, Kind::Channel, Kind::Fifo, Kind::Socket]);
+    match lookup(std::slice::from_ref(&target.name), None, &messaging)?.pop() {
+        Some(Ok(object)) => Ok(Some(object.kind)),
+        Some(Err(message)) => {
+            eprintln!("ipc: {message}");
+            Ok(None)
+        }
+        None => Ok(None),
+    }
+}
+
+fn send(args: &SendArgs, options: &ListOptions) -> ipc_cli::Result<bool> {
+    let Some(kind) = target_kind(&args.target, options)? else {
+        return Ok(false);
+    };
+    let mut messages = Vec::new();
+    if args.messages.is_empty() {
+        let mut input = Vec::new();
+        std::io::stdin().read_to_end(&mut input).map_err(|e| {
+            ipc_cli::Error::from(e)
+                .with_op("read")
+                .with_subject("standard input")
+        })?;
+        if args.format == Format::Raw {
+            messages.push(input);
+        } else {
+            for line in String::from_utf8_lossy(&input).lines() {
+                match messages::parse(line, args.format) {
+                    Ok(message) => messages.push(message),
+                    Err(why) => {
+                        eprintln!("ipc: {why}");
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    } else {
+        for text in &args.messages {
+            match messages::parse(text, args.format) {
+                Ok(message) => messages.push(message),
+                Err(why) => {
+                    eprintln!("ipc: {why}");
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    let mut endpoint = messages::open(&args.target.name, kind, true, args.target.framed)?;
+    for message in &messages {
+        endpoint.send(message, args.priority)?;
+    }
+    eprintln!(
+        "ipc: sent {} messages to {kind} {}",
+        messages.len(),
+        args.target.name
+    );
+    Ok(true)
+}
+
+/// What `receive` does with each message.
+#[derive(Clone, Copy, Debug)]
+enum Output {
+    Print(Format),
+    Rate,
+}
+
+/// Receives from `target` until `count` messages arrived (forever if `None`), `seconds`
+/// passed, the other side ended, or a shutdown signal came.
+fn receive(
+    target: &Target,
+    options: &ListOptions,
+    count: Option<u64>,
+    seconds: Option<f64>,
+    output: Output,
+) -> ipc_cli::Result<bool> {
+    let Some(kind) = target_kind(target, options)? else {
+        return Ok(false);
+    };
+    // Ctrl-C and SIGTERM end the loop (and cancel a wait in progress), so that a channel
+    // end is closed, not left to a dead process.
+    let shutdown = ipc_signal::ShutdownOptions::new().install()?;
+    let mut endpoint = messages::open(&target.name, kind, false, target.framed)?;
+    let deadline =
+        seconds.map(|s| std::time::Instant::now() + std::time::Duration::from_secs_f64(s.max(0.0)));
+    let mut buf = Vec::new();
+    let mut received = 0u64;
+    let mut rate = Rate::new();
+    let mut out = std::io::stdout().lock();
+    let finished = loop {
+        if count.is_some_and(|count| received >= count) {
+            break true;
+        }
+        if shutdown.is_requested() {
+            break count.is_none();
+        }
+        if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
+            // A duration ends `hz` normally; a timeout fails `recv`.
+            break count.is_none();
+        }
+        match endpoint.recv(&mut buf) {
+            Ok(Received::Message(len, priority)) => {
+                received += 1;
+                match output {
+                    Output::Print(format) => {
+                        let printed =
+                            messages::print(&mut out, received, &buf[..len], priority, format)
+                                .and_then(|()| out.flush());
+                        // A closed pipe (`ipc tail … | head`): stop quietly.
+                        if printed.is_err() {
+                            break true;
+                        }
+                    }
+                    Output::Rate => rate.count(len),
+                }
+            }
+            Ok(Received::Nothing) => {}
+            Ok(Received::Ended(why)) => {
+                eprintln!("ipc: {kind} {}: {why}", target.name);
+                break count.is_none_or(|count| received >= count);
+            }
+            Err(err) if err.is_cancelled() => break count.is_none(),
+            Err(err) => return Err(err),
+        }
+        if let (Output::Rate, Some(line)) = (output, rate.tick()) {
+            let _ = writeln!(out, "{line}");
+        }
+    };
+    if let Output::Rate = output {
+        let _ = writeln!(out, "{}", rate.total());
+    }
+    if !finished {
+        eprintln!(
+            "ipc: {kind} {}: {received} of {} messages received",
+            target.name,
+            count.unwrap_or_default()
+        );
+    }
+    Ok(finished)
 }
 
 fn rm(args: &RmArgs, options: &ListOptions) -> ipc_cli::Result<bool> {

@@ -110,14 +110,14 @@ fn sysv_segment_and_queue() -> std::io::Result<(i32, i32)> {
 }
 
 /// Runs `ipc` with `args`.
-fn ipc(args: &[&str]) -> Output {
+pub fn ipc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ipc"))
         .args(args)
         .output()
         .expect("run ipc")
 }
 
-fn stdout(output: &Output) -> String {
+pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 

@@ -2,6 +2,7 @@
 //! processes left, and another user's objects.
 
 mod cli;
+mod messages;
 
 ipc_testkit::peer_roles! {
     "hold" => cli::hold,
