@@ -29,6 +29,7 @@ pub mod peers;
 pub mod pipes;
 pub mod queues;
 pub mod report;
+pub mod runner;
 pub mod sems;
 pub mod shm;
 pub mod signals;

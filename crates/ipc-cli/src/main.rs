@@ -44,6 +44,10 @@ enum Command {
     /// Receive messages and print messages and bytes per second, every second, until
     /// interrupted.
     Hz(HzArgs),
+    /// Measure this machine: every mechanism against its raw floor, between two pinned
+    /// processes (the runner of `cargo xtask bench`), written to ipc-report/.
+    #[cfg(feature = "bench")]
+    Bench(BenchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -156,6 +160,54 @@ struct HzArgs {
     duration: Option<f64>,
 }
 
+#[cfg(feature = "bench")]
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Small rounds, added until every ratio is settled or 110 s have passed.
+    #[arg(long)]
+    quick: bool,
+    /// Also measure iceoryx2, ipc-channel and interprocess on the same work (needs the
+    /// `peers` feature at install time).
+    #[arg(long)]
+    peers: bool,
+    /// Only the cases whose name contains this (such as `shm:`), with their floors.
+    #[arg(long, value_name = "S")]
+    only: Option<String>,
+    /// Where to write report.md, report.json and report.svg.
+    #[arg(long, value_name = "DIR", default_value = "ipc-report")]
+    out: PathBuf,
+    /// Also keep the report as the baseline DIR/baselines/NAME.json.
+    #[arg(long, value_name = "NAME")]
+    save: Option<String>,
+    /// Compare two reports (paths, or names of saved baselines) instead of measuring.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+    compare: Option<Vec<String>>,
+}
+
+#[cfg(feature = "bench")]
+impl BenchArgs {
+    /// The runner's arguments.
+    fn runner_args(&self) -> Vec<String> {
+        let mut args = vec!["--out".to_owned(), self.out.display().to_string()];
+        if self.quick {
+            args.push("--quick".to_owned());
+        }
+        if self.peers {
+            args.push("--peers".to_owned());
+        }
+        for (flag, value) in [("--only", &self.only), ("--save", &self.save)] {
+            if let Some(value) = value {
+                args.extend([flag.to_owned(), value.clone()]);
+            }
+        }
+        if let Some(reports) = &self.compare {
+            args.push("--compare".to_owned());
+            args.extend(reports.iter().cloned());
+        }
+        args
+    }
+}
+
 #[derive(Debug, Args)]
 struct RmArgs {
     /// The objects: `/name` for POSIX objects, a path for FIFOs and sockets, the id for
@@ -180,7 +232,18 @@ struct CleanArgs {
 }
 
 fn main() -> ExitCode {
+    // A benchmark's peer is this executable started again in a role: it runs that, not
+    // the command line.
+    #[cfg(feature = "bench")]
+    if ipc_bench::peer::role().is_some() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        return ipc_bench::runner::main(&args);
+    }
     let cli = Cli::parse();
+    #[cfg(feature = "bench")]
+    if let Command::Bench(args) = &cli.command {
+        return ipc_bench::runner::main(&args.runner_args());
+    }
     // Queues are visible only in an mqueue file system; a private mount must be made while
     // this process has one thread, before anything else runs.
     let needs_queues = !matches!(cli.command, Command::Completions { .. });
@@ -215,6 +278,8 @@ fn main() -> ExitCode {
             Output::Print(args.format),
         ),
         Command::Hz(args) => receive(&args.target, &options, None, args.duration, Output::Rate),
+        #[cfg(feature = "bench")]
+        Command::Bench(_) => Ok(true),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ipc", &mut std::io::stdout());
             Ok(true)

@@ -512,3 +512,33 @@ fn every_subcommand_has_help_that_changes_nothing() {
         assert!(ipc(&["rm", name, "--kind", kind, "--yes"]).status.success());
     }
 }
+
+/// `ipc bench` is the workspace's runner: its peers are the `ipc` binary started again, and
+/// it writes the report where asked, showing a progress bar meanwhile.
+#[cfg(feature = "bench")]
+#[test]
+fn bench_measures_with_the_runner_and_writes_the_report() {
+    let guard = LeakGuard::new();
+    let out = guard.dir().join("report");
+    let output = ipc(&[
+        "bench",
+        "--quick",
+        "--only",
+        "signal:",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("[#") || stderr.contains("[-"),
+        "a progress bar: {stderr}"
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("| signal: send + SignalFd |"), "{report}");
+    assert!(stdout(&output).contains("## ipc-rs benchmark"));
+    for file in ["report.md", "report.json", "report.svg"] {
+        std::fs::remove_file(out.join(file)).unwrap();
+    }
+    std::fs::remove_dir(&out).unwrap();
+}
