@@ -25,10 +25,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// Where bindgen looks for libclang when `LIBCLANG_PATH` is not set (Debian's layout).
 const LIBCLANG_DIRS: &[&str] = &["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"];
 
-/// Makes sure bindgen will find libclang: `LIBCLANG_PATH`, an LLVM install or the
+/// Makes sure bindgen will find libclang (for `--peers`, and for every build with all
+/// features, which include them): `LIBCLANG_PATH`, an LLVM install or the
 /// system library directory; otherwise installs Debian's `libclang-dev` with apt (this
 /// needs root), and says what to install when that fails.
-fn ensure_libclang() -> Result<(), String> {
+pub fn ensure_libclang() -> Result<(), String> {
     if libclang_present() {
         return Ok(());
     }

@@ -17,6 +17,8 @@ const SUITE_LIMIT: Duration = Duration::from_secs(30 * 60);
 pub fn run_steps() -> Result<(), String> {
     crate::tidy::run_checks().map_err(|problems| format!("step `tidy` failed: {problems}"))?;
     step("fmt", &mut cargo(&["fmt", "--all", "--check"]))?;
+    // Every feature includes the benchmarks' `peers`: iceoryx2, whose bindings need libclang.
+    crate::bench::ensure_libclang()?;
     step(
         "check without features",
         &mut cargo(&["check", "--workspace", "--all-targets"]),

@@ -76,9 +76,10 @@ fn unlink(object: &Object) -> Result<()> {
         Kind::SysvSem => sysv(SysvKind::Sem),
         Kind::SysvShm => sysv(SysvKind::Shm),
         Kind::SysvMsg => sysv(SysvKind::Msg),
-        // A named semaphore is its file in /dev/shm (what `sem_unlink` removes); FIFOs and
-        // sockets are files.
+        // A named semaphore is its file in /dev/shm (what `sem_unlink` removes); FIFOs are
+        // files; a listener's lock file goes with its socket.
         Kind::Sem | Kind::Fifo | Kind::Socket => match &object.path {
+            Some(path) if object.kind == Kind::Socket => ipc_socket::remove_socket_file(path),
             Some(path) => std::fs::remove_file(path).map_err(|e| Error::from(e).with_op("unlink")),
             None => Err(Error::new(
                 "unlink",

@@ -74,3 +74,32 @@ pub fn is_stale(path: &Path, file_name: &str, prefix: &str, in_use: &BTreeSet<Pa
         && !in_use.iter().any(|used| used.starts_with(path))
         && !in_use.contains(Path::new(&format!("/{file_name}")))
 }
+
+/// The entries of `dir` that [`is_stale`] finds to be stale leftovers for `prefix`, among
+/// those `wanted` accepts (by file name and type), as their paths and file names: the
+/// search behind each crate's `stale_*` function.
+///
+/// # Errors
+///
+/// If `dir` or `/proc` cannot be read.
+pub fn stale_entries(
+    dir: &Path,
+    prefix: &str,
+    wanted: impl Fn(&str, fs::FileType) -> bool,
+) -> io::Result<Vec<(PathBuf, String)>> {
+    let in_use = objects_in_use()?;
+    let mut stale = Vec::new();
+    for entry in fs::read_dir(dir)?.flatten() {
+        let (Ok(file_type), Some(name)) = (
+            entry.file_type(),
+            entry.file_name().to_str().map(str::to_owned),
+        ) else {
+            continue;
+        };
+        let path = entry.path();
+        if wanted(&name, file_type) && is_stale(&path, &name, prefix, &in_use) {
+            stale.push((path, name));
+        }
+    }
+    Ok(stale)
+}

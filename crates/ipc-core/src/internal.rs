@@ -16,7 +16,7 @@ pub use crate::cancel::{
     CANCEL_SLICE, cancellation_watched, check_cancelled, process_token_fd, sliced_wait,
     watched_tokens,
 };
-pub use crate::cleanup::{is_stale, objects_in_use};
+pub use crate::cleanup::{is_stale, objects_in_use, stale_entries};
 pub use crate::deadline::{Backoff, retry_eintr};
 pub use crate::error::{SyscallReturn, cvt};
 pub use crate::futex::{ThreadIdentity, futex_wait, futex_wake};

@@ -60,6 +60,7 @@ mod limits;
 mod notify;
 mod options;
 mod queue;
+mod stale;
 #[allow(unsafe_code)]
 mod sys;
 
@@ -67,6 +68,7 @@ pub use limits::SystemLimits;
 pub use notify::Notification;
 pub use options::{Direction, QueueOptions};
 pub use queue::{MAX_PRIORITY, Message, MessageQueue, QueueAttributes};
+pub use stale::{remove_stale_queues, stale_queues};
 
 pub use ipc_core::{
     Access, Cancel, CreationMode, Deadline, Error, Interest, IpcName, Key, MessageReceiver,

@@ -79,6 +79,7 @@ mod duplex;
 mod end;
 mod fifo;
 mod pipe;
+mod stale;
 #[allow(unsafe_code)]
 mod sys;
 mod zerocopy;
@@ -87,6 +88,7 @@ pub use child::ChildFds;
 pub use duplex::{Duplex, duplex};
 pub use fifo::{Fifo, FifoOptions};
 pub use pipe::{PipeReader, PipeWriter, pipe};
+pub use stale::{remove_stale_fifos, stale_fifos};
 pub use zerocopy::{VmspliceWriter, splice, splice_timeout, tee, tee_timeout, try_splice, try_tee};
 
 #[cfg(feature = "tokio")]

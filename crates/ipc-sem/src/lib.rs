@@ -68,6 +68,7 @@ mod mutex;
 mod named;
 mod permit;
 mod ready;
+mod stale;
 #[allow(unsafe_code)]
 mod sys;
 mod sysv;
@@ -77,6 +78,7 @@ mod wait;
 pub use mutex::{Locked, MutexGuard, MutexOptions, OwnerDied, RobustMutex};
 pub use named::{NamedSemaphore, SEM_VALUE_MAX, SemaphoreOptions};
 pub use permit::{Permit, Release};
+pub use stale::{remove_stale_named_semaphores, stale_named_semaphores};
 pub use sysv::{
     SEMVMX, StaleUndoSet, UndoSemaphore, UndoSetRecord, remove_stale_undo_sets, stale_undo_sets,
     undo_set_record,

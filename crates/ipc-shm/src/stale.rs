@@ -1,6 +1,5 @@
 //! Finding and removing segments that crashed processes left in `/dev/shm`.
 
-use std::fs;
 use std::path::Path;
 
 use ipc_core::{Error, IpcName, Result};
@@ -17,31 +16,14 @@ use crate::segment::SHM_DIR;
 ///
 /// If `/dev/shm` or `/proc` cannot be read.
 pub fn stale_segments(prefix: &str) -> Result<Vec<IpcName>> {
-    let in_use = ipc_core::internal::objects_in_use()
-        .map_err(|e| Error::from(e).with_op("read_dir").with_subject("/proc"))?;
-    let entries = fs::read_dir(SHM_DIR)
-        .map_err(|e| Error::from(e).with_op("read_dir").with_subject(SHM_DIR))?;
-    let mut stale = Vec::new();
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(file_name) = file_name.to_str() else {
-            continue;
-        };
-        if file_name.starts_with("sem.") {
-            continue;
-        }
-        if ipc_core::internal::is_stale(
-            &Path::new(SHM_DIR).join(file_name),
-            file_name,
-            prefix,
-            &in_use,
-        ) {
-            if let Ok(name) = IpcName::new(format!("/{file_name}")) {
-                stale.push(name);
-            }
-        }
-    }
-    Ok(stale)
+    let found = ipc_core::internal::stale_entries(Path::new(SHM_DIR), prefix, |name, kind| {
+        kind.is_file() && !name.starts_with("sem.")
+    })
+    .map_err(|e| Error::from(e).with_op("read_dir").with_subject(SHM_DIR))?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(_, name)| IpcName::new(format!("/{name}")).ok())
+        .collect())
 }
 
 /// Removes the segments [`stale_segments`] finds, and returns their names.

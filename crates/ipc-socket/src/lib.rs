@@ -126,6 +126,7 @@ mod message_server;
 mod reserve;
 mod seqpacket;
 mod server;
+mod stale;
 mod stream;
 #[allow(unsafe_code)]
 mod sys;
@@ -139,6 +140,7 @@ pub use message::{DEFAULT_MAX_MESSAGE_SIZE, RecvBatch};
 pub use message_server::{Client, MessageServer, MessageServerOptions, ServerListener};
 pub use seqpacket::{Seqpacket, SeqpacketListener};
 pub use server::Server;
+pub use stale::{remove_socket_file, remove_stale_sockets, stale_sockets};
 pub use stream::{StreamListener, connect_stream, connect_stream_timeout};
 
 #[cfg(feature = "tokio")]

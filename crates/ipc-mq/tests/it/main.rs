@@ -6,6 +6,7 @@ mod queue;
 
 ipc_testkit::peer_roles! {
     "mq-create-and-die" => queue::create_and_die_role,
+    "mq-left-behind" => queue::left_behind_role,
     "mq-consume" => queue::consume_role,
     "mq-send" => queue::send_role,
     "mq-open" => queue::open_role,

@@ -703,3 +703,50 @@ fn a_cancelled_token_ends_waits_and_loses_nothing_queued() {
             .is_would_block()
     );
 }
+
+/// Creates a queue under a name of its own (tagged arg 0, naming this process), reports
+/// the name and waits to be killed, leaving it behind.
+pub fn left_behind_role(ctx: &mut PeerContext) -> PeerResult {
+    let name = ipc_testkit::unique_name(ctx.arg(0)?);
+    let _queue = small().create(&name)?;
+    ctx.ready_with(name.as_str())?;
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Queues are listed through /dev/mqueue: with none mounted, the search says how to
+/// mount one; with one mounted (in a mount namespace of the test's own), a killed
+/// creator's queue is stale and a live one is not.
+#[test]
+fn a_killed_creators_queue_is_stale_and_a_live_ones_is_not() {
+    let guard = LeakGuard::new();
+    let mut peer = Peer::spawn("mq-left-behind", &["mq-stale"]);
+    let left = IpcName::new(peer.ready_payload()).unwrap();
+    guard.track(&left);
+    let live = small().create(&guard.name("mq-stale")).unwrap();
+    peer.kill().unwrap();
+    let mounted = std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .any(|line| line.split_whitespace().nth(1) == Some("/dev/mqueue"));
+    if !mounted {
+        let err = ipc_mq::stale_queues("ipcrs-test-mq-stale").unwrap_err();
+        assert!(err.to_string().contains("mount -t mqueue"), "{err}");
+        // Removed here, since nothing else can list it.
+        nix::mqueue::mq_unlink(left.as_cstr()).unwrap();
+        drop(live);
+        return;
+    }
+    let stale = ipc_mq::stale_queues("ipcrs-test-mq-stale").unwrap();
+    assert_eq!(
+        stale,
+        vec![left.clone()],
+        "the live one ({}) is kept",
+        live.name()
+    );
+    assert_eq!(
+        ipc_mq::remove_stale_queues("ipcrs-test-mq-stale").unwrap(),
+        vec![left]
+    );
+}

@@ -279,3 +279,40 @@ fn early_reader_waits_for_the_first_writer_instead_of_seeing_eof() {
     // The writer came and went: now it is end of file.
     assert_eq!((&reader).read(&mut buf).unwrap(), 0);
 }
+
+/// Creates a FIFO in directory arg 0 under a name of its own (tagged arg 1, naming this
+/// process), holds it open, reports its path and waits to be killed, leaving it behind.
+pub fn left_behind_role(ctx: &mut PeerContext) -> PeerResult {
+    let name = ipc_testkit::unique_name(ctx.arg(1)?);
+    let path = std::path::Path::new(ctx.arg(0)?).join(name.file_name());
+    let mut fifo = FifoOptions::new().create(&path)?;
+    fifo.persist();
+    let _reader = fifo.open_reader()?;
+    ctx.ready_with(&path.display().to_string())?;
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn a_killed_creators_fifo_is_stale_and_one_held_open_is_not() {
+    let guard = LeakGuard::new();
+    let dir = guard.dir();
+    let mut peer = Peer::spawn("fifo-left-behind", &[dir.to_str().unwrap(), "fifo-stale"]);
+    let left = std::path::PathBuf::from(peer.ready_payload());
+    assert!(
+        ipc_pipe::stale_fifos(dir, "ipcrs-test-fifo-stale")
+            .unwrap()
+            .is_empty()
+    );
+    peer.kill().unwrap();
+    assert_eq!(
+        ipc_pipe::stale_fifos(dir, "ipcrs-test-fifo-stale").unwrap(),
+        vec![left.clone()]
+    );
+    assert_eq!(
+        ipc_pipe::remove_stale_fifos(dir, "ipcrs-test-fifo-stale").unwrap(),
+        vec![left.clone()]
+    );
+    assert!(!left.exists());
+}

@@ -11,6 +11,7 @@ mod zerocopy;
 ipc_testkit::peer_roles! {
     "sigpipe-default" => sigpipe::sigpipe_default_role,
     "fifo-reader" => fifo::fifo_reader_role,
+    "fifo-left-behind" => fifo::left_behind_role,
     "fifo-open-foreign" => fifo::open_foreign_role,
     "fifo-open-late" => fifo::open_late_role,
     "frame-then-die" => framing::frame_then_die_role,

@@ -9,6 +9,7 @@ mod unnamed;
 
 ipc_testkit::peer_roles! {
     "named-wait" => named::wait_role,
+    "named-left-behind" => named::left_behind_role,
     "named-hold" => named::hold_role,
     "named-poster" => named::poster_role,
     "named-open" => named::open_role,

@@ -384,3 +384,43 @@ fn a_semaphore_another_program_made_takes_the_openers_bound() {
         libc::sem_unlink(name.as_cstr().as_ptr());
     }
 }
+
+/// Creates a semaphore under a name of its own (tagged arg 0, naming this process),
+/// reports the name and waits to be killed, leaving it behind.
+pub fn left_behind_role(ctx: &mut PeerContext) -> PeerResult {
+    let name = ipc_testkit::unique_name(ctx.arg(0)?);
+    let _sem = SemaphoreOptions::new().create(&name)?;
+    ctx.ready_with(name.as_str())?;
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn a_killed_creators_semaphore_is_stale_and_a_live_ones_is_not() {
+    let guard = LeakGuard::new();
+    let mut peer = Peer::spawn("named-left-behind", &["sem-stale"]);
+    let left = IpcName::new(peer.ready_payload()).unwrap();
+    guard.track(&left);
+    let live = SemaphoreOptions::new()
+        .create(&guard.name("sem-stale"))
+        .unwrap();
+    assert!(
+        !ipc_sem::stale_named_semaphores("ipcrs-test-sem-stale")
+            .unwrap()
+            .contains(&left)
+    );
+    peer.kill().unwrap();
+    let stale = ipc_sem::stale_named_semaphores("ipcrs-test-sem-stale").unwrap();
+    assert_eq!(
+        stale,
+        vec![left.clone()],
+        "the live one ({}) is kept",
+        live.name()
+    );
+    assert_eq!(
+        ipc_sem::remove_stale_named_semaphores("ipcrs-test-sem-stale").unwrap(),
+        vec![left.clone()]
+    );
+    assert!(!std::path::Path::new(&format!("/dev/shm/sem.{}", left.file_name())).exists());
+}

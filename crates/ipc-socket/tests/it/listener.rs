@@ -291,3 +291,41 @@ fn out_of_descriptors_a_listener_turns_a_client_away_at_once_and_serves_the_othe
     server.send("end").unwrap();
     server.wait_success().unwrap();
 }
+
+/// Binds a listener in directory arg 0 under a name of its own (tagged arg 1, naming this
+/// process), reports its path and waits to be killed, leaving the socket file behind.
+pub fn left_behind_role(ctx: &mut PeerContext) -> PeerResult {
+    let name = ipc_testkit::unique_name(ctx.arg(1)?);
+    let path = std::path::Path::new(ctx.arg(0)?).join(name.file_name());
+    let _listener = StreamListener::bind(&UnixAddr::path(&path))?;
+    ctx.ready_with(&path.display().to_string())?;
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn a_killed_listeners_socket_file_is_stale_and_a_bound_one_is_not() {
+    let guard = LeakGuard::new();
+    let dir = guard.dir();
+    let mut peer = Peer::spawn(
+        "listener-left-behind",
+        &[dir.to_str().unwrap(), "sock-stale"],
+    );
+    let left = std::path::PathBuf::from(peer.ready_payload());
+    assert!(
+        ipc_socket::stale_sockets(dir, "ipcrs-test-sock-stale")
+            .unwrap()
+            .is_empty()
+    );
+    peer.kill().unwrap();
+    assert_eq!(
+        ipc_socket::stale_sockets(dir, "ipcrs-test-sock-stale").unwrap(),
+        vec![left.clone()]
+    );
+    assert_eq!(
+        ipc_socket::remove_stale_sockets(dir, "ipcrs-test-sock-stale").unwrap(),
+        vec![left.clone()]
+    );
+    assert!(!left.exists());
+}

@@ -15,6 +15,7 @@ mod sigpipe;
 
 ipc_testkit::peer_roles! {
     "hold-listener" => listener::hold_listener_role,
+    "listener-left-behind" => listener::left_behind_role,
     "race-bind" => listener::race_bind_role,
     "starved-server" => listener::starved_server_role,
     "message-server" => message_server::message_server_role,
