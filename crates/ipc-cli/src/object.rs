@@ -179,21 +179,42 @@ impl Object {
         self.holders.dedup();
         if let Some(holder) = self.holders.first() {
             self.state = State::Live;
-            let others = self.holders.len() - 1;
+            let hows: Vec<crate::How> = self
+                .holders
+                .iter()
+                .filter(|h| h.pid == holder.pid)
+                .map(|h| h.how)
+                .collect();
+            let has = |how| hows.contains(&how);
+            let mut doing = Vec::new();
+            match (has(crate::How::Open), has(crate::How::Mapped)) {
+                (true, true) => doing.push("has it open and mapped"),
+                (true, false) => doing.push("has it open"),
+                (false, true) => doing.push("has it mapped"),
+                (false, false) => {}
+            }
+            if has(crate::How::LastUser) {
+                doing.push("used it last");
+            }
+            if has(crate::How::Waiting) {
+                doing.push("waits for it");
+            }
+            let mut others: Vec<u32> = self
+                .holders
+                .iter()
+                .map(|h| h.pid)
+                .filter(|&pid| pid != holder.pid)
+                .collect();
+            others.dedup();
             self.reason = format!(
                 "in use: {} ({}) {}{}",
                 holder.pid,
                 holder.command,
-                match holder.how {
-                    crate::How::Open => "has it open",
-                    crate::How::Mapped => "has it mapped",
-                    crate::How::LastUser => "used it last",
-                    crate::How::Waiting => "waits for it",
-                },
-                if others > 0 {
-                    format!(", and {others} more")
-                } else {
-                    String::new()
+                doing.join(" and "),
+                match others.len() {
+                    0 => String::new(),
+                    1 => ", and 1 other process".to_owned(),
+                    n => format!(", and {n} other processes"),
                 }
             );
         } else if self.creator_alive == Some(true) {
