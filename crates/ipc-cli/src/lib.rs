@@ -17,7 +17,8 @@
 //! socket, a System V attachment, a wait) or its recorded creator lives; *stale* when no
 //! live process is known to use it; *kept* when no process is known to use it but removing
 //! it would lose something the kernel cannot vouch for (a set its creator persisted, a
-//! System V object nobody has used yet, whose creator the kernel does not record).
+//! System V object nobody has used yet, whose creator the kernel does not record; for a
+//! user other than root, another user's object, whose holders are private).
 //! [`remove`] removes only what is not live, and decides again just before it does.
 //!
 //! What it cannot see: message queues without an `mqueue` mount it can make or find
@@ -165,6 +166,18 @@ pub fn list(options: &ListOptions) -> Result<Listing> {
             .extend(files::fifos_and_sockets(&options.dirs, &procs));
     }
     listing.objects.retain(|object| wants(object.kind));
+    // Another user's holders are invisible to this one: what looks unused may not be.
+    let euid = nix::unistd::Uid::effective();
+    if !euid.is_root() {
+        for object in &mut listing.objects {
+            if object.state == State::Stale && object.uid != euid.as_raw() {
+                object.state = State::Kept;
+                object.reason = "kept: another user's object, whose holders this user cannot \
+                                 see (run as root to decide)"
+                    .to_owned();
+            }
+        }
+    }
     listing
         .objects
         .sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));

@@ -249,16 +249,12 @@ fn main() -> ExitCode {
     let needs_queues = !matches!(cli.command, Command::Completions { .. });
     let mqueue = needs_queues.then(MqueueDir::open);
     let mut options = ListOptions::new();
-    let mut unseen = Vec::new();
-    match &mqueue {
-        Some(Ok(dir)) => {
-            options.mqueue_dir(dir.path());
-        }
-        Some(Err(err)) => unseen.push(format!("POSIX message queues: {err}")),
-        None => {}
+    // Without a directory, the listing says that queues were not seen, and why.
+    if let Some(Ok(dir)) = &mqueue {
+        options.mqueue_dir(dir.path());
     }
     let result = match cli.command {
-        Command::Ls(args) => ls(&args, options, unseen),
+        Command::Ls(args) => ls(&args, options),
         Command::Inspect(args) => inspect(&args, &options),
         Command::Rm(args) => rm(&args, &options),
         Command::Clean(args) => clean(&args, options),
@@ -320,19 +316,18 @@ fn select(filter: &Filter, mut options: ListOptions) -> ipc_cli::Result<Listing>
     Ok(listing)
 }
 
-fn ls(args: &LsArgs, options: ListOptions, mut unseen: Vec<String>) -> ipc_cli::Result<bool> {
+fn ls(args: &LsArgs, options: ListOptions) -> ipc_cli::Result<bool> {
     let mut listing = select(&args.filter, options)?;
     if args.stale {
         listing
             .objects
             .retain(|object| object.state == State::Stale);
     }
-    unseen.append(&mut listing.unseen);
     if args.json {
         let document = serde_json::json!({
             "schema": 1,
             "objects": listing.objects,
-            "unseen": unseen,
+            "unseen": listing.unseen,
         });
         println!(
             "{}",
@@ -341,7 +336,7 @@ fn ls(args: &LsArgs, options: ListOptions, mut unseen: Vec<String>) -> ipc_cli::
         return Ok(true);
     }
     print_table(&listing.objects);
-    for note in &unseen {
+    for note in &listing.unseen {
         eprintln!("ipc: not seen: {note}");
     }
     Ok(true)

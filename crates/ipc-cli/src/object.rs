@@ -89,7 +89,8 @@ pub enum State {
     /// No live process is known to use it: removed by `ipc clean --yes`.
     Stale,
     /// No live process is known to use it, but it is kept: its creator asked for it to
-    /// outlive it (a persisted ipc-sem set), or the kernel cannot name its users.
+    /// outlive it (a persisted ipc-sem set), or its users cannot be named (a System V
+    /// object nobody used yet; another user's object, to a user other than root).
     Kept,
 }
 

@@ -542,3 +542,67 @@ fn bench_measures_with_the_runner_and_writes_the_report() {
     }
     std::fs::remove_dir(&out).unwrap();
 }
+
+/// Run by a user who is not root, the tool still lists root's objects, says what it cannot
+/// see (other users' holders, queues without a mount) instead of failing, and calls another
+/// user's object whose holders it cannot see kept, never stale.
+#[test]
+fn an_unprivileged_user_sees_what_it_may_and_is_told_what_it_cannot() {
+    use std::os::unix::process::CommandExt;
+    let guard = LeakGuard::new();
+    let dir = guard.dir().to_str().unwrap().to_owned();
+    let mut holder = Peer::spawn("hold", &[&dir, "cli-unpriv", "posix-only"]);
+    let names: Vec<String> = holder
+        .ready_payload()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    for name in &names {
+        guard.track(&IpcName::new(name.as_str()).unwrap());
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_ipc"))
+        .args([
+            "ls",
+            "--json",
+            "--kind",
+            "shm",
+            "--prefix",
+            "/ipcrs-test-cli-unpriv",
+        ])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let unseen = document["unseen"].to_string();
+    assert!(unseen.contains("run as root to see them"), "{unseen}");
+    let segment = &document["objects"][0];
+    assert_eq!(segment["name"], names[0].as_str());
+    assert_eq!(segment["user"], "root");
+    // Its holder's descriptors are private, but its creator (named in it) lives.
+    assert_eq!(segment["state"], "live", "{segment:#}");
+    holder.kill().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ipc"))
+        .args([
+            "ls",
+            "--json",
+            "--kind",
+            "shm",
+            "--prefix",
+            "/ipcrs-test-cli-unpriv",
+        ])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(document["objects"][0]["state"], "kept", "{document:#}");
+    for (kind, name) in ["shm", "mq"].into_iter().zip(&names) {
+        assert!(ipc(&["rm", name, "--kind", kind, "--yes"]).status.success());
+    }
+}
