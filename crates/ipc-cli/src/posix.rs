@@ -19,19 +19,8 @@ const CHANNEL_MAGIC: &[u8; 8] = b"IPCRSCHN";
 
 /// The segments and named semaphores in `dir` (normally [`SHM_DIR`]).
 pub(crate) fn shm_objects(dir: &Path, procs: &Processes) -> Vec<Object> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
     let mut objects = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(meta) = fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if !meta.file_type().is_file() {
-            continue;
-        }
-        let file_name = entry.file_name().to_string_lossy().into_owned();
+    for (path, meta, file_name) in regular_files(dir) {
         let (kind, bare) = match file_name.strip_prefix("sem.") {
             Some(bare) => (Kind::Sem, bare.to_owned()),
             None if starts_with(&path, CHANNEL_MAGIC) => (Kind::Channel, file_name.clone()),
@@ -86,19 +75,8 @@ fn channel_summary(name: &str) -> String {
 
 /// The message queues in `dir`, a mounted `mqueue` file system.
 pub(crate) fn queues(dir: &Path, procs: &Processes) -> Vec<Object> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
     let mut objects = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(meta) = fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if !meta.file_type().is_file() {
-            continue;
-        }
-        let file_name = entry.file_name().to_string_lossy().into_owned();
+    for (path, meta, file_name) in regular_files(dir) {
         let name = format!("/{file_name}");
         let mut object = Object::new(Kind::Mq, name.clone());
         fill_from_file(&mut object, &path, &meta);
@@ -169,6 +147,23 @@ fn semaphore_summary(path: &Path) -> String {
     let value = data & u64::from(u32::MAX);
     let waiters = data >> 32;
     format!("value {value}, {waiters} waiting")
+}
+
+/// The regular files in `dir` (symbolic links are not followed), with their metadata and
+/// file names.
+fn regular_files(dir: &Path) -> Vec<(PathBuf, fs::Metadata, String)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).ok()?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            meta.file_type().is_file().then_some((path, meta, name))
+        })
+        .collect()
 }
 
 /// Owner, mode, size and creation time from the file's metadata.

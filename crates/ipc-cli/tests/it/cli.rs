@@ -155,6 +155,19 @@ fn held(peer: &Peer) -> Vec<(&'static str, String)> {
         .collect()
 }
 
+/// The segment and queue names a `posix-only` holder reported, watched by `guard`.
+fn posix_names(peer: &Peer, guard: &LeakGuard) -> Vec<String> {
+    let names: Vec<String> = peer
+        .ready_payload()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    for name in &names {
+        guard.track(&IpcName::new(name.as_str()).unwrap());
+    }
+    names
+}
+
 /// System V objects have no name a `LeakGuard` could watch: this removes those of a test
 /// that failed half-way, with the tool itself, once the peers (declared after it, so
 /// dropped first: killed and reaped) are gone.
@@ -434,14 +447,7 @@ fn another_users_objects_show_their_owner_and_only_a_dead_holders_are_removed() 
         .unprivileged()
         .spawn()
         .unwrap();
-    let names: Vec<String> = peer
-        .ready_payload()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    for name in &names {
-        guard.track(&IpcName::new(name.as_str()).unwrap());
-    }
+    let names = posix_names(&peer, &guard);
     let objects = ls_json(&["--user", "nobody", "--kind", "shm,mq"]);
     for (kind, name) in ["shm", "mq"].into_iter().zip(&names) {
         let object = find(&objects, kind, name);
@@ -475,14 +481,7 @@ fn every_subcommand_has_help_that_changes_nothing() {
     let guard = LeakGuard::new();
     let dir = guard.dir().to_str().unwrap().to_owned();
     let mut peer = Peer::spawn("hold", &[&dir, "cli-help", "posix-only"]);
-    let names: Vec<String> = peer
-        .ready_payload()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    for name in &names {
-        guard.track(&IpcName::new(name.as_str()).unwrap());
-    }
+    let names = posix_names(&peer, &guard);
     peer.kill().unwrap();
     for args in [
         &["--help"][..],
@@ -548,37 +547,34 @@ fn bench_measures_with_the_runner_and_writes_the_report() {
 /// user's object whose holders it cannot see kept, never stale.
 #[test]
 fn an_unprivileged_user_sees_what_it_may_and_is_told_what_it_cannot() {
-    use std::os::unix::process::CommandExt;
+    // `ipc ls --json` of this test's segments, run as nobody.
+    let ls_as_nobody = || -> Value {
+        use std::os::unix::process::CommandExt;
+        let output = Command::new(env!("CARGO_BIN_EXE_ipc"))
+            .args([
+                "ls",
+                "--json",
+                "--kind",
+                "shm",
+                "--prefix",
+                "/ipcrs-test-cli-unpriv",
+            ])
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
     let guard = LeakGuard::new();
     let dir = guard.dir().to_str().unwrap().to_owned();
     let mut holder = Peer::spawn("hold", &[&dir, "cli-unpriv", "posix-only"]);
-    let names: Vec<String> = holder
-        .ready_payload()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    for name in &names {
-        guard.track(&IpcName::new(name.as_str()).unwrap());
-    }
-    let output = Command::new(env!("CARGO_BIN_EXE_ipc"))
-        .args([
-            "ls",
-            "--json",
-            "--kind",
-            "shm",
-            "--prefix",
-            "/ipcrs-test-cli-unpriv",
-        ])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names = posix_names(&holder, &guard);
+    let document = ls_as_nobody();
     let unseen = document["unseen"].to_string();
     assert!(unseen.contains("run as root to see them"), "{unseen}");
     let segment = &document["objects"][0];
@@ -587,20 +583,7 @@ fn an_unprivileged_user_sees_what_it_may_and_is_told_what_it_cannot() {
     // Its holder's descriptors are private, but its creator (named in it) lives.
     assert_eq!(segment["state"], "live", "{segment:#}");
     holder.kill().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_ipc"))
-        .args([
-            "ls",
-            "--json",
-            "--kind",
-            "shm",
-            "--prefix",
-            "/ipcrs-test-cli-unpriv",
-        ])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
-    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let document = ls_as_nobody();
     assert_eq!(document["objects"][0]["state"], "kept", "{document:#}");
     for (kind, name) in ["shm", "mq"].into_iter().zip(&names) {
         assert!(ipc(&["rm", name, "--kind", kind, "--yes"]).status.success());
