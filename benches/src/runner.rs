@@ -25,8 +25,8 @@ pub const USAGE: &str =
     "usage: ipc-bench-runner [--quick] [--peers] [--out DIR] [--only S] [--save NAME]
        ipc-bench-runner --compare OLD NEW [--threshold PERCENT] [--out DIR]
 
-  --quick        small rounds, added (three at least) until every ratio is settled or
-                 110 s have passed
+  --quick        small rounds, added until every ratio is settled or 110 s have passed;
+                 past the first three, only unsettled cases and their floors are measured
   --peers        also measure iceoryx2, ipc-channel and interprocess on the same work,
                  each beside the nearest ipc-rs mechanism (needs the `peers` feature,
                  which `cargo xtask bench --peers` turns on)
@@ -752,6 +752,11 @@ fn run(options: &Options) -> Result<Report> {
         );
         let _ = std::io::Write::flush(&mut std::io::stderr());
     };
+    // Past the first rounds of a quick run, only the cases whose ratio is unsettled, and
+    // the floors they are measured against, are measured again: the budget goes where the
+    // noise is. A case left out is never taken up again, so that its rounds still pair one
+    // for one with its floor's (ratios are taken round by round).
+    let mut active = (vec![true; latency.len()], vec![true; bulk.len()]);
     let mut round = 0;
     while round < rounds {
         let round_started = std::time::Instant::now();
@@ -766,12 +771,18 @@ fn run(options: &Options) -> Result<Report> {
             }
         }
         for (i, case) in latency.iter_mut().enumerate() {
+            if !active.0[i] {
+                continue;
+            }
             progress(round, i, &case.name, case.size);
             case.round(peer_cpu)
                 .map_err(|e| e.with_subject(format!("{} at {} bytes", case.name, case.size)))?;
         }
         let offset = latency.len();
         for (i, case) in bulk.iter_mut().enumerate() {
+            if !active.1[i] {
+                continue;
+            }
             progress(round, offset + i, &case.name, case.size);
             let count = (bytes_per_round / case.size).max(16) as u64;
             let elapsed = throughput(case.case, case.size, case.capacity, count, peer_cpu)
@@ -787,11 +798,14 @@ fn run(options: &Options) -> Result<Report> {
         if round < plan.min {
             continue;
         }
+        let (rows, latency_row, bulk_row) =
+            rows_of_cases(&latency, &bulk, &copy_rates, &sem_ops, scale);
         let report = Report {
             machine: machine.clone(),
-            rows: rows(&latency, &bulk, &copy_rates, &sem_ops, scale),
+            rows,
             quick: true,
         };
+        let needed = still_needed(&report);
         let unsettled = report
             .rows
             .iter()
@@ -799,6 +813,12 @@ fn run(options: &Options) -> Result<Report> {
             .count();
         if unsettled == 0 || started.elapsed() + round_started.elapsed() > budget {
             break;
+        }
+        for (on, row) in active.0.iter_mut().zip(&latency_row) {
+            *on &= row.is_some_and(|row| needed[row]);
+        }
+        for (on, &row) in active.1.iter_mut().zip(&bulk_row) {
+            *on &= needed[row];
         }
     }
 
@@ -811,6 +831,29 @@ fn run(options: &Options) -> Result<Report> {
         rows: rows(&latency, &bulk, &copy_rates, &sem_ops, scale),
         quick: options.quick,
     })
+}
+
+/// Which rows another round must measure: those with an unsettled ratio, and the floors
+/// they are measured against, and theirs.
+fn still_needed(report: &Report) -> Vec<bool> {
+    let mut needed: Vec<bool> = report
+        .rows
+        .iter()
+        .map(|row| row.baseline.is_some() && !report.settled(row))
+        .collect();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (i, row) in report.rows.iter().enumerate() {
+            if let Some(floor) = row.baseline.filter(|_| needed[i]) {
+                if floor < needed.len() && !needed[floor] {
+                    needed[floor] = true;
+                    changed = true;
+                }
+            }
+        }
+    }
+    needed
 }
 
 /// How many rounds a run takes, and how much each measures.
@@ -830,10 +873,11 @@ struct Rounds {
 }
 
 impl Rounds {
-    /// `--quick`: small rounds, as many as settle the ratios in under two minutes.
+    /// `--quick`: small rounds, as many as settle the ratios in under two minutes (past
+    /// the first three, only the unsettled cases and their floors, so many more fit).
     const QUICK: Rounds = Rounds {
         min: 3,
-        max: 12,
+        max: 60,
         budget: Some(Duration::from_secs(110)),
         scale: 1,
         bytes_per_round: 24 * MIB,
@@ -856,21 +900,34 @@ fn rows(
     sem_ops: &[(SemFlavour, Vec<Duration>)],
     scale: usize,
 ) -> Vec<Row> {
-    let mut rows: Vec<Row> = latency
-        .iter()
-        .filter_map(|case| {
-            Some(Row {
-                case: case.name.clone(),
-                size: case.size,
-                metric: Metric::Latency(
-                    Summary::of(&mut case.samples.clone())?,
-                    case.round_medians.clone(),
-                ),
-                baseline: case.baseline,
-                target: case.target,
-            })
-        })
-        .collect();
+    rows_of_cases(latency, bulk, copy_rates, sem_ops, scale).0
+}
+
+/// The report's rows, and the row of each latency case (`None` before it has samples) and
+/// of each throughput case.
+fn rows_of_cases(
+    latency: &[LatencyCase],
+    bulk: &[ThroughputCase],
+    copy_rates: &[(Copy, Vec<f64>)],
+    sem_ops: &[(SemFlavour, Vec<Duration>)],
+    scale: usize,
+) -> (Vec<Row>, Vec<Option<usize>>, Vec<usize>) {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut latency_row = Vec::with_capacity(latency.len());
+    for case in latency {
+        let Some(summary) = Summary::of(&mut case.samples.clone()) else {
+            latency_row.push(None);
+            continue;
+        };
+        latency_row.push(Some(rows.len()));
+        rows.push(Row {
+            case: case.name.clone(),
+            size: case.size,
+            metric: Metric::Latency(summary, case.round_medians.clone()),
+            baseline: case.baseline,
+            target: case.target,
+        });
+    }
     // Throughput rows follow the latency rows; one extra row compares the zero-copy path
     // with a plain pipe, so map each case to its row before resolving baselines.
     let mut row_of = Vec::with_capacity(bulk.len());
@@ -945,5 +1002,5 @@ fn rows(
             target: (floor != *flavour).then_some("≤ 1.05"),
         });
     }
-    rows
+    (rows, latency_row, row_of)
 }

@@ -163,7 +163,8 @@ struct HzArgs {
 #[cfg(feature = "bench")]
 #[derive(Debug, Args)]
 struct BenchArgs {
-    /// Small rounds, added until every ratio is settled or 110 s have passed.
+    /// Small rounds, added until every ratio is settled or 110 s have passed (past the first
+    /// three, only for the unsettled cases and their floors).
     #[arg(long)]
     quick: bool,
     /// Also measure iceoryx2, ipc-channel and interprocess on the same work (needs the
