@@ -103,9 +103,16 @@ impl Consumer {
                 self.validate_head(head)?;
             }
             if self.cached_head == self.tail {
-                // Empty: a producer that closed or died will send nothing more.
+                // Empty: a producer that closed will send nothing more. Its position is
+                // read again after its close: a producer that published its last messages
+                // and closed since the read above leaves them to be received first.
                 if self.ring.peer_closed() {
-                    return Err(Error::peer_gone(op, "the producer closed the channel"));
+                    let head = self.ring.control.position(HEAD_POS).load(Ordering::Acquire);
+                    self.validate_head(head)?;
+                    if self.cached_head == self.tail {
+                        return Err(Error::peer_gone(op, "the producer closed the channel"));
+                    }
+                    continue;
                 }
                 let tail = self.tail;
                 let mut seen = tail;

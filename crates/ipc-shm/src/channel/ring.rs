@@ -312,10 +312,12 @@ impl Ring {
         }
     }
 
-    /// Whether the peer closed its end (a relaxed read: for the fast paths).
+    /// Whether the peer closed its end. An acquire read (a plain load on x86, so the fast
+    /// paths pay nothing for it): the positions the peer published before it closed are
+    /// visible once its close is.
     #[inline]
     pub(super) fn peer_closed(&self) -> bool {
-        SideState(self.control.position(PEER_STATE).load(Ordering::Relaxed)).phase()
+        SideState(self.control.position(PEER_STATE).load(Ordering::Acquire)).phase()
             == Phase::Closed
     }
 
@@ -419,7 +421,7 @@ impl Ring {
     }
 
     /// Waits until `ready()` holds, as the wait strategy and `wait` say. `ready` reads the
-    /// peer's position; `gone` says what to report if the peer is gone while not ready.
+    /// peer's position.
     pub(super) fn wait_for(
         &mut self,
         wait: Wait,
@@ -431,7 +433,9 @@ impl Ring {
         }
         let deadline = match wait {
             Wait::Try => {
-                self.ensure_peer_lately(op)?;
+                if let Err(err) = self.ensure_peer_lately(op) {
+                    return self.gone_unless_ready(err, &mut ready);
+                }
                 return Err(Error::would_block(op));
             }
             Wait::Block => Deadline::NEVER,
@@ -466,7 +470,9 @@ impl Ring {
                     let started = *started.get_or_insert(now);
                     let check = *next_check.get_or_insert(now + LIVENESS_SLICE);
                     if now >= check {
-                        self.ensure_peer(op)?;
+                        if let Err(err) = self.ensure_peer(op) {
+                            return self.gone_unless_ready(err, &mut ready);
+                        }
                         ipc_core::internal::check_cancelled(op)?;
                         next_check = Some(now + LIVENESS_SLICE);
                     }
@@ -487,14 +493,15 @@ impl Ring {
                 sleeping.fetch_and(!PARKED, Ordering::Relaxed);
                 return Ok(());
             }
-            if let Err(err) = self
-                .ensure_peer(op)
-                .and_then(|()| ipc_core::internal::check_cancelled(op))
-            {
+            let checked = match self.ensure_peer(op) {
+                Err(err) => self.gone_unless_ready(err, &mut ready).map(|()| true),
+                Ok(()) => ipc_core::internal::check_cancelled(op).map(|()| false),
+            };
+            if !matches!(checked, Ok(false)) {
                 self.control
                     .word(OWN_SLEEPING)
                     .fetch_and(!PARKED, Ordering::Relaxed);
-                return Err(err);
+                return checked.map(|_| ());
             }
             let slice = deadline
                 .remaining()
@@ -509,7 +516,18 @@ impl Ring {
         }
     }
 
-    /// Fails with peer-gone if the peer closed its end or died.
+    /// What a wait that found its peer gone (`err`) returns: nothing, if the peer made this
+    /// side ready before it went (published its last messages, freed space) after `ready`
+    /// last looked; `err` otherwise. The peer's close is read with acquire ordering, and a
+    /// death is seen through the kernel, so what the peer wrote before is visible now.
+    fn gone_unless_ready(
+        &mut self,
+        err: Error,
+        ready: &mut impl FnMut(&Ring) -> Result<bool>,
+    ) -> Result<()> {
+        if ready(self)? { Ok(()) } else { Err(err) }
+    }
+
     /// [`ensure_peer`](Self::ensure_peer) for a call that does not wait: at most once per
     /// `IDLE_LIVENESS_NS`, unless a poller watches this side: it calls after a wake-up
     /// (which may be the peer's death), not in a loop.
@@ -529,6 +547,7 @@ impl Ring {
         Ok(())
     }
 
+    /// Fails with peer-gone if the peer closed its end or died.
     pub(super) fn ensure_peer(&mut self, op: &'static str) -> Result<()> {
         match self.peer_watch.status(self.control.segment(), self.peer)? {
             PeerStatus::Alive | PeerStatus::NotYet => Ok(()),

@@ -472,3 +472,55 @@ fn a_cancelled_token_ends_waits_and_loses_nothing_sent() {
         assert!(consumer.try_recv(&mut buf).unwrap_err().is_would_block());
     }
 }
+
+/// A producer that sends its last message and closes at once, racing a consumer that has
+/// just found the ring empty: the consumer receives that message before it is told the
+/// producer closed, whether it waits (each strategy) or polls with `try_recv`.
+#[test]
+fn the_last_messages_before_a_close_are_received_before_it() {
+    const ROUNDS: u64 = 1_000;
+    for (wait, poll) in [
+        (WaitStrategy::BusyPoll, false),
+        (WaitStrategy::default(), false),
+        (WaitStrategy::Blocking, false),
+        (WaitStrategy::BusyPoll, true),
+    ] {
+        for round in 0..ROUNDS {
+            let (mut producer, mut consumer) = ChannelOptions::new()
+                .capacity(4096)
+                .max_message_size(64)
+                .wait_strategy(wait)
+                .channel()
+                .unwrap();
+            let count = 1 + round % 3;
+            let sender = std::thread::spawn(move || {
+                for i in 0..count {
+                    producer.send(&i.to_le_bytes()).unwrap();
+                }
+            });
+            let mut buf = [0u8; 64];
+            let mut received = 0u64;
+            let err = loop {
+                let got = if poll {
+                    consumer.try_recv(&mut buf)
+                } else {
+                    consumer.recv_timeout(&mut buf, test_timeout())
+                };
+                match got {
+                    Ok(n) => {
+                        assert_eq!(&buf[..n], &received.to_le_bytes()[..]);
+                        received += 1;
+                    }
+                    Err(err) if err.is_would_block() => std::hint::spin_loop(),
+                    Err(err) => break err,
+                }
+            };
+            sender.join().unwrap();
+            assert!(err.is_peer_gone(), "{wait:?}, round {round}: {err}");
+            assert_eq!(
+                received, count,
+                "{wait:?} (try_recv: {poll}), round {round}"
+            );
+        }
+    }
+}
